@@ -1,0 +1,76 @@
+// The installation's one configuration file (INI syntax, parsed by inih), and a
+// typed reader per section. Each program reads its own section into a plain struct
+// in its own config.cpp; a bad value or an unknown key is a ConfigError that names
+// the file, line, section and key.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace wsmtp::common {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ConfigEntry {
+  std::string value;
+  int line = 0;
+};
+
+class ConfigFile {
+ public:
+  // Reads and parses path. Throws ConfigError naming the file and line for
+  // unreadable files, syntax errors and duplicate keys.
+  static ConfigFile load(const std::string& path);
+  // Parses text as if it were the file `name` (for tests).
+  static ConfigFile parse(const std::string& text, const std::string& name);
+  // An empty configuration: every key takes its default.
+  static ConfigFile empty();
+
+  const std::string& name() const { return name_; }
+  const std::map<std::string, ConfigEntry>* section(const std::string& section) const;
+
+ private:
+  friend struct ConfigParser;
+  std::string name_;
+  std::map<std::string, std::map<std::string, ConfigEntry>> sections_;
+};
+
+// Typed access to one section. Every getter takes the key's default and its
+// bounds; finish() rejects keys nobody asked for (typos do not pass silently).
+class SectionReader {
+ public:
+  SectionReader(const ConfigFile& file, std::string section);
+
+  std::string get_string(const std::string& key, const std::string& fallback);
+  std::int64_t get_int(const std::string& key, std::int64_t fallback, std::int64_t min, std::int64_t max);
+  bool get_bool(const std::string& key, bool fallback);
+  // "30", "30s", "5m", "2h", "7d"
+  std::chrono::seconds get_duration(const std::string& key, std::chrono::seconds fallback,
+                                    std::chrono::seconds min, std::chrono::seconds max);
+  // "1048576", "512k", "50M", "1G"
+  std::uint64_t get_size(const std::string& key, std::uint64_t fallback, std::uint64_t min, std::uint64_t max);
+  // Comma- or space-separated list.
+  std::vector<std::string> get_list(const std::string& key, const std::vector<std::string>& fallback);
+
+  // Throws ConfigError for the first key of the section that was never read.
+  void finish() const;
+  // A ConfigError for key's value, with file, line and section.
+  [[noreturn]] void fail(const std::string& key, const std::string& problem) const;
+
+ private:
+  const ConfigEntry* find(const std::string& key);
+
+  const ConfigFile& file_;
+  std::string section_;
+  std::set<std::string> used_;
+};
+
+}  // namespace wsmtp::common

@@ -1,0 +1,29 @@
+#include "pg/body.h"
+
+namespace wsmtp::common::pg {
+
+namespace {
+constexpr int kChunksPerFetch = 8;
+}
+
+void append_body_chunk(pqxx::transaction_base& tx, std::int64_t msg_id, int seq, std::string_view data) {
+  pqxx::binarystring bytes(data.data(), data.size());
+  tx.exec_params0("INSERT INTO body_chunks (message_id, seq, data) VALUES ($1, $2, $3)", msg_id, seq, bytes);
+}
+
+void read_body(pqxx::transaction_base& tx, std::int64_t msg_id, const std::function<void(std::string_view)>& sink) {
+  int next = 0;
+  for (;;) {
+    auto rows = tx.exec_params(
+        "SELECT seq, data FROM body_chunks WHERE message_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3", msg_id, next,
+        kChunksPerFetch);
+    for (const auto& row : rows) {
+      pqxx::binarystring bytes(row[1]);
+      sink(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      next = row[0].as<int>() + 1;
+    }
+    if (rows.size() < static_cast<std::size_t>(kChunksPerFetch)) return;
+  }
+}
+
+}  // namespace wsmtp::common::pg

@@ -1,0 +1,19 @@
+// Message bodies as numbered chunks: appended while DATA arrives, read back one
+// small batch at a time, so neither the listener nor the deliverer ever holds a
+// whole message in memory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+#include <pqxx/pqxx>
+
+namespace wsmtp::common::pg {
+
+void append_body_chunk(pqxx::transaction_base& tx, std::int64_t msg_id, int seq, std::string_view data);
+
+// Calls sink for each chunk in order. Memory: a few chunks at a time.
+void read_body(pqxx::transaction_base& tx, std::int64_t msg_id, const std::function<void(std::string_view)>& sink);
+
+}  // namespace wsmtp::common::pg

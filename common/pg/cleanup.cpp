@@ -1,0 +1,33 @@
+#include "pg/cleanup.h"
+
+#include <fmt/format.h>
+
+#include "log.h"
+
+namespace wsmtp::common::pg {
+namespace {
+
+int delete_in_state(pqxx::connection& conn, int state, std::chrono::seconds older_than, int limit, const char* why) {
+  pqxx::work tx(conn);
+  // SKIP LOCKED: several reapers split the work instead of waiting on each other.
+  auto rows = tx.exec_params(
+      "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE state = $1 "
+      "  AND state_changed_at < now() - make_interval(secs => $2) "
+      "  ORDER BY state_changed_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id",
+      state, static_cast<double>(older_than.count()), limit);
+  tx.commit();
+  for (const auto& row : rows) log::info("msg={} deleted ({})", row[0].as<std::int64_t>(), why);
+  return static_cast<int>(rows.size());
+}
+
+}  // namespace
+
+int delete_aborted(pqxx::connection& conn, std::chrono::seconds older_than, int limit) {
+  return delete_in_state(conn, 0, older_than, limit, "aborted receipt");
+}
+
+int delete_done(pqxx::connection& conn, std::chrono::seconds older_than, int limit) {
+  return delete_in_state(conn, 5, older_than, limit, "retention expired");
+}
+
+}  // namespace wsmtp::common::pg

@@ -1,0 +1,18 @@
+// Deleting finished and abandoned messages (the reaper's housekeeping). Not state
+// transitions: a deleted message has left the machine. Batched by an index so a
+// pass never holds long locks or bloats the tables at millions of rows.
+#pragma once
+
+#include <chrono>
+
+#include <pqxx/pqxx>
+
+namespace wsmtp::common::pg {
+
+// State-0 messages older than `older_than` (receipts that were aborted and whose
+// listener died before cleaning up). Returns how many were deleted.
+int delete_aborted(pqxx::connection& conn, std::chrono::seconds older_than, int limit);
+// State-5 messages done for longer than `older_than`, with body and deliveries.
+int delete_done(pqxx::connection& conn, std::chrono::seconds older_than, int limit);
+
+}  // namespace wsmtp::common::pg

@@ -1,0 +1,24 @@
+// Opening PostgreSQL connections. Daemons never exit for a database outage: they
+// call connect_with_backoff(), which retries with exponential backoff until the
+// server answers or the daemon is asked to stop.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <pqxx/pqxx>
+
+namespace wsmtp::common::pg {
+
+// Throws pqxx::broken_connection if the server cannot be reached.
+std::unique_ptr<pqxx::connection> connect(const std::string& conninfo);
+
+// Retries from 100 ms up to 10 s between attempts, logging each failure once.
+// Returns nullptr only when stop becomes true.
+std::unique_ptr<pqxx::connection> connect_with_backoff(const std::string& conninfo, const std::atomic<bool>& stop);
+
+// True for the errors that mean "the connection is gone, reconnect".
+bool is_connection_error(const std::exception& e);
+
+}  // namespace wsmtp::common::pg

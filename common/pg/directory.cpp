@@ -1,0 +1,51 @@
+#include "pg/directory.h"
+
+namespace wsmtp::common::pg {
+
+RecipientVerdict check_recipient(pqxx::transaction_base& tx, const std::string& address, const std::string& domain) {
+  // One round trip: is the domain ours, and does the address exist in it?
+  auto row = tx.exec_params1(
+      "SELECT EXISTS (SELECT 1 FROM domains WHERE name = $2), "
+      "       EXISTS (SELECT 1 FROM mailboxes WHERE address = $1) "
+      "       OR EXISTS (SELECT 1 FROM aliases WHERE address = $1)",
+      address, domain);
+  if (!row[0].as<bool>()) return RecipientVerdict::remote;
+  return row[1].as<bool>() ? RecipientVerdict::known_local : RecipientVerdict::unknown_local;
+}
+
+bool is_local_domain(pqxx::transaction_base& tx, const std::string& domain) {
+  return tx.exec_params1("SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)", domain)[0].as<bool>();
+}
+
+std::optional<MailboxRoute> find_mailbox(pqxx::transaction_base& tx, const std::string& address) {
+  auto rows = tx.exec_params("SELECT address, maildir, transport FROM mailboxes WHERE address = $1", address);
+  if (rows.empty()) return std::nullopt;
+  return MailboxRoute{rows[0][0].as<std::string>(), rows[0][1].as<std::string>(), rows[0][2].as<std::string>()};
+}
+
+std::vector<std::string> alias_targets(pqxx::transaction_base& tx, const std::string& address) {
+  std::vector<std::string> out;
+  for (const auto& row : tx.exec_params("SELECT target FROM aliases WHERE address = $1 ORDER BY target", address))
+    out.push_back(row[0].as<std::string>());
+  return out;
+}
+
+bool add_domain(pqxx::transaction_base& tx, const std::string& domain) {
+  return tx.exec_params("INSERT INTO domains (name) VALUES ($1) ON CONFLICT DO NOTHING", domain).affected_rows() == 1;
+}
+
+bool add_mailbox(pqxx::transaction_base& tx, const std::string& address, const std::string& domain,
+                 const std::string& maildir) {
+  return tx.exec_params("INSERT INTO mailboxes (address, domain, maildir) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        address, domain, maildir)
+             .affected_rows() == 1;
+}
+
+bool add_alias(pqxx::transaction_base& tx, const std::string& address, const std::string& domain,
+               const std::string& target) {
+  return tx.exec_params("INSERT INTO aliases (address, domain, target) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        address, domain, target)
+             .affected_rows() == 1;
+}
+
+}  // namespace wsmtp::common::pg

@@ -1,0 +1,23 @@
+// Read-only views of the queue for operators (wsmtpctl queue).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "msg_state.h"
+
+namespace wsmtp::common::pg {
+
+struct StateSummary {
+  MsgState state;
+  std::int64_t count = 0;
+  std::int64_t held = 0;
+  double oldest_age_seconds = 0;  // time in this state of the oldest message; 0 if none
+};
+
+// One entry per state 0-5, including empty ones.
+std::vector<StateSummary> queue_summary(pqxx::transaction_base& tx);
+
+}  // namespace wsmtp::common::pg

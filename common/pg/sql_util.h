@@ -1,0 +1,21 @@
+// Small helpers for building SQL parameters that libpqxx 6.4 cannot express
+// directly (arrays, nullable text).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace wsmtp::common::pg {
+
+// "{1,2,3}" for a bigint[] parameter ($1::bigint[]).
+std::string bigint_array(const std::vector<std::int64_t>& values);
+// '{"a","b"}' for a text[] parameter ($1::text[]), with quotes and backslashes escaped.
+std::string text_array(const std::vector<std::string>& values);
+// nullptr (SQL NULL) for nullopt.
+inline const char* nullable(const std::optional<std::string>& value) {
+  return value ? value->c_str() : nullptr;
+}
+
+}  // namespace wsmtp::common::pg

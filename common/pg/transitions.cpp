@@ -1,0 +1,357 @@
+// SQL for every state change. Rules kept here (DESIGN.md, STYLE §9):
+//  * each transition names the state it expects (compare-and-set), and leased
+//    states also the lease token, so a worker that stalled past its lease can
+//    never commit over the worker that took the message after it;
+//  * claims lock candidate rows with FOR UPDATE SKIP LOCKED, so concurrent
+//    claimers partition the queue instead of blocking on each other;
+//  * the schema trigger refuses any other move, stamps state times and NOTIFYs.
+#include "pg/transitions.h"
+
+#include <map>
+
+#include <fmt/format.h>
+
+#include "log.h"
+#include "pg/sql_util.h"
+
+namespace wsmtp::common::pg {
+namespace {
+
+std::string interval(std::chrono::seconds s) { return fmt::format("{} seconds", s.count()); }
+
+std::map<std::int64_t, std::vector<std::string>> load_recipients(pqxx::transaction_base& tx,
+                                                                 const std::vector<std::int64_t>& ids) {
+  std::map<std::int64_t, std::vector<std::string>> out;
+  auto rows = tx.exec_params(
+      "SELECT message_id, address FROM recipients WHERE message_id = ANY($1::bigint[]) "
+      "ORDER BY message_id, seq",
+      bigint_array(ids));
+  for (const auto& row : rows) out[row[0].as<std::int64_t>()].push_back(row[1].as<std::string>());
+  return out;
+}
+
+// Holds messages in `state` whose lease expired and that reached the expiry
+// limit, moving them back one state so a release makes them claimable again.
+int hold_exhausted(pqxx::transaction_base& tx, MsgState state, int max_expired_claims, int limit) {
+  auto back = reset_target(state);
+  auto rows = tx.exec_params(
+      "UPDATE messages m SET state = $2, held = true, expired_claims = m.expired_claims + 1, "
+      "  held_reason = format('lease expired %s times (last holder %s)', m.expired_claims + 1, m.lease_owner), "
+      "  lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
+      "WHERE m.id IN (SELECT id FROM messages WHERE state = $1 AND NOT held AND lease_expires < now() "
+      "               AND expired_claims + 1 >= $3 ORDER BY lease_expires LIMIT $4 FOR UPDATE SKIP LOCKED) "
+      "RETURNING m.id, m.held_reason",
+      static_cast<int>(state), static_cast<int>(*back), max_expired_claims, limit);
+  for (const auto& row : rows)
+    log::warn("msg={} held in state {}: {}", row[0].as<std::int64_t>(), state_name(*back), row[1].as<std::string>());
+  return static_cast<int>(rows.size());
+}
+
+}  // namespace
+
+// --- listener ---------------------------------------------------------------
+
+std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& m) {
+  auto id = tx.exec_params1(
+                  "INSERT INTO messages (envelope_from, client_addr, client_helo, received_by) "
+                  "VALUES ($1, NULLIF($2, '')::inet, $3, $4) RETURNING id",
+                  m.envelope_from, m.client_addr, m.client_helo, m.received_by)[0]
+                .as<std::int64_t>();
+  tx.exec_params0(
+      "INSERT INTO recipients (message_id, seq, address) "
+      "SELECT $1, r.ord - 1, r.address FROM unnest($2::text[]) WITH ORDINALITY AS r(address, ord)",
+      id, text_array(m.recipients));
+  return id;
+}
+
+bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64_t size) {
+  auto r = tx.exec_params("UPDATE messages SET state = 1, size = $2 WHERE id = $1 AND state = 0", msg_id, size);
+  if (r.affected_rows() == 1) log::info("msg={} state RECEIVING->RECEIVED size={}", msg_id, size);
+  return r.affected_rows() == 1;
+}
+
+bool discard_receiving(pqxx::transaction_base& tx, std::int64_t msg_id) {
+  auto r = tx.exec_params("DELETE FROM messages WHERE id = $1 AND state = 0", msg_id);
+  return r.affected_rows() == 1;
+}
+
+// --- router -----------------------------------------------------------------
+
+std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimOptions& o) {
+  pqxx::work tx(conn);
+  hold_exhausted(tx, MsgState::routing, o.max_expired_claims, o.limit);
+  // Expired leases first: they have waited longest. Then fresh arrivals in order.
+  auto rows = tx.exec_params(
+      "UPDATE messages m SET lease_owner = $1, lease_token = gen_random_uuid(), "
+      "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + 1 "
+      "WHERE m.id IN (SELECT id FROM messages WHERE state = 2 AND NOT held AND lease_expires < now() "
+      "               ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED) "
+      "RETURNING m.id, m.lease_token, m.envelope_from, m.expired_claims",
+      o.owner, interval(o.lease_time), o.limit);
+  std::vector<RoutingClaim> claims;
+  for (const auto& row : rows) {
+    claims.push_back({{row[0].as<std::int64_t>(), row[1].as<std::string>()}, row[2].as<std::string>(), {},
+                      row[3].as<int>()});
+    log::warn("msg={} re-claimed for routing after an expired lease (expiry {})", claims.back().lease.msg_id,
+              claims.back().expired_claims);
+  }
+  int room = o.limit - static_cast<int>(claims.size());
+  if (room > 0) {
+    auto fresh = tx.exec_params(
+        "UPDATE messages m SET state = 2, lease_owner = $1, lease_token = gen_random_uuid(), "
+        "  lease_expires = now() + $2::interval "
+        "WHERE m.id IN (SELECT id FROM messages WHERE state = 1 AND NOT held "
+        "               ORDER BY received_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+        "RETURNING m.id, m.lease_token, m.envelope_from, m.expired_claims",
+        o.owner, interval(o.lease_time), room);
+    for (const auto& row : fresh)
+      claims.push_back({{row[0].as<std::int64_t>(), row[1].as<std::string>()}, row[2].as<std::string>(), {},
+                        row[3].as<int>()});
+  }
+  std::vector<std::int64_t> ids;
+  for (const auto& c : claims) ids.push_back(c.lease.msg_id);
+  if (!ids.empty()) {
+    auto recipients = load_recipients(tx, ids);
+    for (auto& c : claims) c.recipients = std::move(recipients[c.lease.msg_id]);
+  }
+  tx.commit();
+  for (const auto& c : claims) log::info("msg={} state RECEIVED->ROUTING owner={}", c.lease.msg_id, o.owner);
+  return claims;
+}
+
+bool finish_routing(pqxx::transaction_base& tx, const Lease& lease, const std::vector<PlannedDelivery>& plan) {
+  // Lock our row first and verify the lease: everything below happens only if we still own it.
+  auto owned = tx.exec_params("SELECT 1 FROM messages WHERE id = $1 AND state = 2 AND lease_token = $2::uuid FOR UPDATE",
+                              lease.msg_id, lease.token);
+  if (owned.empty()) return false;
+  std::vector<std::string> rcpt, orig, transport, dest, bounce;
+  std::vector<std::string> is_bounce;
+  for (const auto& p : plan) {
+    rcpt.push_back(p.recipient);
+    orig.push_back(p.original_rcpt);
+    transport.push_back(p.transport);
+    dest.push_back(p.destination);
+    bounce.push_back(p.bounce_reason.value_or(""));
+    is_bounce.push_back(p.bounce_reason ? "t" : "f");
+  }
+  // One statement for the whole plan: a 10,000-member list costs one round trip.
+  tx.exec_params0(
+      "INSERT INTO deliveries (message_id, recipient, original_rcpt, transport, destination, status, last_error, final_at) "
+      "SELECT $1, r, o, t, d, CASE WHEN b THEN 'bounced' ELSE 'pending' END, NULLIF(e, ''), "
+      "       CASE WHEN b THEN now() END "
+      "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[]) AS p(r, o, t, d, e, b) "
+      "ON CONFLICT (message_id, recipient, transport, destination) DO NOTHING",
+      lease.msg_id, text_array(rcpt), text_array(orig), text_array(transport), text_array(dest), text_array(bounce),
+      text_array(is_bounce));
+  auto r = tx.exec_params(
+      "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+      "  expired_claims = 0, next_attempt_at = now() "
+      "WHERE id = $1 AND state = 2 AND lease_token = $2::uuid",
+      lease.msg_id, lease.token);
+  if (r.affected_rows() != 1) return false;
+  log::info("msg={} state ROUTING->ROUTED deliveries={}", lease.msg_id, plan.size());
+  return true;
+}
+
+// --- deliverer --------------------------------------------------------------
+
+std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const ClaimOptions& o,
+                                              const std::vector<std::string>& transports) {
+  pqxx::work tx(conn);
+  hold_exhausted(tx, MsgState::delivering, o.max_expired_claims, o.limit);
+  const std::string want = text_array(transports);
+  // A message is ours to claim if one of its due deliveries uses our transports,
+  // or if nothing is pending at all (any deliverer may finish it).
+  const char* kWorkFor =
+      "(EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.status = 'pending' "
+      "         AND d.transport = ANY($4::text[]) AND d.next_attempt_at <= now()) "
+      " OR NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.status = 'pending'))";
+  auto expired = tx.exec_params(
+      fmt::format("UPDATE messages m SET lease_owner = $1, lease_token = gen_random_uuid(), "
+                  "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + 1 "
+                  "WHERE m.id IN (SELECT id FROM messages WHERE state = 4 AND NOT held AND lease_expires < now() "
+                  "               AND {} ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED) "
+                  "RETURNING m.id, m.lease_token, m.envelope_from, "
+                  "  extract(epoch FROM m.received_at)::bigint, m.expired_claims",
+                  kWorkFor),
+      o.owner, interval(o.lease_time), o.limit, want);
+  std::vector<DeliveryClaim> claims;
+  auto add = [&claims](const pqxx::row& row) {
+    DeliveryClaim c;
+    c.lease = {row[0].as<std::int64_t>(), row[1].as<std::string>()};
+    c.envelope_from = row[2].as<std::string>();
+    c.received_epoch = row[3].as<std::int64_t>();
+    claims.push_back(std::move(c));
+  };
+  for (const auto& row : expired) {
+    add(row);
+    log::warn("msg={} re-claimed for delivery after an expired lease (expiry {})", claims.back().lease.msg_id,
+              row[4].as<int>());
+  }
+  int room = o.limit - static_cast<int>(claims.size());
+  if (room > 0) {
+    auto fresh = tx.exec_params(
+        fmt::format("UPDATE messages m SET state = 4, lease_owner = $1, lease_token = gen_random_uuid(), "
+                    "  lease_expires = now() + $2::interval "
+                    "WHERE m.id IN (SELECT id FROM messages WHERE state = 3 AND NOT held AND next_attempt_at <= now() "
+                    "               AND {} ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+                    "RETURNING m.id, m.lease_token, m.envelope_from, "
+                    "  extract(epoch FROM m.received_at)::bigint, m.expired_claims",
+                    kWorkFor),
+        o.owner, interval(o.lease_time), room, want);
+    for (const auto& row : fresh) add(row);
+  }
+  if (!claims.empty()) {
+    std::map<std::int64_t, DeliveryClaim*> by_id;
+    std::vector<std::int64_t> ids;
+    for (auto& c : claims) {
+      by_id[c.lease.msg_id] = &c;
+      ids.push_back(c.lease.msg_id);
+    }
+    auto tasks = tx.exec_params(
+        "SELECT message_id, id, recipient, original_rcpt, transport, destination, attempts FROM deliveries "
+        "WHERE message_id = ANY($1::bigint[]) AND status = 'pending' AND transport = ANY($2::text[]) "
+        "  AND next_attempt_at <= now() ORDER BY message_id, id",
+        bigint_array(ids), want);
+    for (const auto& row : tasks)
+      by_id[row[0].as<std::int64_t>()]->tasks.push_back({row[1].as<std::int64_t>(), row[2].as<std::string>(),
+                                                         row[3].as<std::string>(), row[4].as<std::string>(),
+                                                         row[5].as<std::string>(), row[6].as<int>()});
+  }
+  tx.commit();
+  for (const auto& c : claims)
+    log::info("msg={} state ROUTED->DELIVERING owner={} tasks={}", c.lease.msg_id, o.owner, c.tasks.size());
+  return claims;
+}
+
+FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
+                              const std::vector<DeliveryResult>& results) {
+  auto owned = tx.exec_params("SELECT 1 FROM messages WHERE id = $1 AND state = 4 AND lease_token = $2::uuid FOR UPDATE",
+                              lease.msg_id, lease.token);
+  if (owned.empty()) return FinishOutcome::lost_lease;
+  for (const auto& r : results) {
+    const char* status = r.status == DeliveryStatus::delivered ? "delivered"
+                         : r.status == DeliveryStatus::bounced ? "bounced"
+                                                               : "pending";
+    tx.exec_params0(
+        "UPDATE deliveries SET status = $3, attempts = attempts + 1, last_error = NULLIF($4, ''), "
+        "  final_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END, "
+        "  next_attempt_at = CASE WHEN $3 = 'pending' THEN now() + $5::interval ELSE next_attempt_at END "
+        "WHERE id = $1 AND message_id = $2 AND status = 'pending'",
+        r.delivery_id, lease.msg_id, status, r.detail, interval(r.retry_after));
+  }
+  auto pending = tx.exec_params1(
+      "SELECT count(*), min(next_attempt_at) FROM deliveries WHERE message_id = $1 AND status = 'pending'",
+      lease.msg_id);
+  if (pending[0].as<std::int64_t>() == 0) {
+    tx.exec_params0(
+        "UPDATE messages SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
+        "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
+        lease.msg_id, lease.token);
+    log::info("msg={} state DELIVERING->DONE", lease.msg_id);
+    return FinishOutcome::done;
+  }
+  tx.exec_params0(
+      "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+      "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
+      "                                         WHERE message_id = $1 AND status = 'pending') "
+      "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
+      lease.msg_id, lease.token);
+  log::info("msg={} state DELIVERING->ROUTED pending={} (deferred)", lease.msg_id, pending[0].as<std::int64_t>());
+  return FinishOutcome::deferred;
+}
+
+// --- reaper and operator ----------------------------------------------------
+
+ResetCounts reset_expired_leases(pqxx::connection& conn, MsgState from, int max_expired_claims, int limit) {
+  auto back = reset_target(from);
+  if (!back) log::fatal("reset_expired_leases called for state {}", state_name(from));
+  pqxx::work tx(conn);
+  ResetCounts counts;
+  counts.held = hold_exhausted(tx, from, max_expired_claims, limit);
+  auto rows = tx.exec_params(
+      "UPDATE messages m SET state = $2, expired_claims = m.expired_claims + 1, "
+      "  lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
+      "WHERE m.id IN (SELECT id FROM messages WHERE state = $1 AND lease_expires < now() "
+      "               ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED) "
+      "RETURNING m.id, m.expired_claims",
+      static_cast<int>(from), static_cast<int>(*back), limit);
+  tx.commit();
+  for (const auto& row : rows)
+    log::info("msg={} state {}->{} (lease expired, expiry {})", row[0].as<std::int64_t>(), state_name(from),
+              state_name(*back), row[1].as<int>());
+  counts.reset = static_cast<int>(rows.size());
+  return counts;
+}
+
+namespace {
+
+// WHERE clause shared by reset_candidates and reset_messages: $1 id, $2 state,
+// $3 age in seconds, $4 force.
+constexpr const char* kResetWhere =
+    "state IN (2, 4) AND ($1::bigint IS NULL OR id = $1) AND ($2::smallint IS NULL OR state = $2) "
+    "AND ($3::bigint IS NULL OR state_changed_at < now() - make_interval(secs => $3)) "
+    "AND ($4 OR lease_expires IS NULL OR lease_expires < now())";
+
+const char* opt_int(const std::optional<std::int64_t>& v, std::string& storage) {
+  if (!v) return nullptr;
+  storage = std::to_string(*v);
+  return storage.c_str();
+}
+
+}  // namespace
+
+std::vector<ResetCandidate> reset_candidates(pqxx::transaction_base& tx, const ResetFilter& f) {
+  std::string id_s, state_s, age_s;
+  auto rows = tx.exec_params(
+      fmt::format("SELECT id, state, COALESCE(lease_owner, ''), COALESCE(lease_expires > now(), false) "
+                  "FROM messages WHERE {} ORDER BY id LIMIT $5",
+                  kResetWhere),
+      opt_int(f.id, id_s),
+      opt_int(f.state ? std::optional<std::int64_t>(static_cast<int>(*f.state)) : std::nullopt, state_s),
+      opt_int(f.older_than ? std::optional<std::int64_t>(f.older_than->count()) : std::nullopt, age_s), f.force,
+      f.limit);
+  std::vector<ResetCandidate> out;
+  for (const auto& row : rows)
+    out.push_back({row[0].as<std::int64_t>(), static_cast<MsgState>(row[1].as<int>()), row[2].as<std::string>(),
+                   row[3].as<bool>()});
+  return out;
+}
+
+std::vector<std::int64_t> reset_messages(pqxx::transaction_base& tx, const ResetFilter& f) {
+  std::string id_s, state_s, age_s;
+  auto rows = tx.exec_params(
+      fmt::format("UPDATE messages m SET state = m.state - 1, lease_owner = NULL, lease_token = NULL, "
+                  "  lease_expires = NULL, expired_claims = 0 "
+                  "WHERE m.id IN (SELECT id FROM messages WHERE {} ORDER BY id LIMIT $5 FOR UPDATE) "
+                  "RETURNING m.id, m.state",
+                  kResetWhere),
+      opt_int(f.id, id_s),
+      opt_int(f.state ? std::optional<std::int64_t>(static_cast<int>(*f.state)) : std::nullopt, state_s),
+      opt_int(f.older_than ? std::optional<std::int64_t>(f.older_than->count()) : std::nullopt, age_s), f.force,
+      f.limit);
+  std::vector<std::int64_t> ids;
+  for (const auto& row : rows) {
+    ids.push_back(row[0].as<std::int64_t>());
+    auto to = static_cast<MsgState>(row[1].as<int>());
+    log::info("msg={} state {}->{} (operator reset)", ids.back(),
+              state_name(static_cast<MsgState>(static_cast<int>(to) + 1)), state_name(to));
+  }
+  return ids;
+}
+
+bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::string& reason) {
+  auto r = tx.exec_params("UPDATE messages SET held = true, held_reason = $2 WHERE id = $1 AND state < 5 AND NOT held",
+                          msg_id, reason);
+  if (r.affected_rows()) log::info("msg={} held: {}", msg_id, reason);
+  return r.affected_rows() == 1;
+}
+
+bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id) {
+  auto r = tx.exec_params(
+      "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0 WHERE id = $1 AND held", msg_id);
+  if (r.affected_rows()) log::info("msg={} released", msg_id);
+  return r.affected_rows() == 1;
+}
+
+}  // namespace wsmtp::common::pg

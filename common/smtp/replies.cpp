@@ -1,0 +1,71 @@
+// Codes follow RFC 5321 §4.2.2-§4.2.3 and enhanced codes RFC 3463; wording follows
+// common practice (Postfix) so admins recognise the messages in their logs.
+#include "smtp/replies.h"
+
+#include <fmt/format.h>
+
+namespace wsmtp::common::smtp::replies {
+
+namespace {
+Reply r(int code, int c, int s, int d, std::string text) { return Reply{code, {c, s, d}, std::move(text)}; }
+}  // namespace
+
+// The greeting and EHLO's first line carry no enhanced code (RFC 2034 §3).
+Reply greeting(std::string_view hostname) { return Reply{220, {}, fmt::format("{} ESMTP WSMTP", hostname)}; }
+Reply helo_ok(std::string_view hostname, std::string_view) { return Reply{250, {}, std::string(hostname)}; }
+Reply ehlo(std::string_view hostname, const std::vector<std::string>& extensions) {
+  std::string text(hostname);
+  for (const auto& e : extensions) text += "\n" + e;
+  return Reply{250, {}, text};
+}
+Reply ok() { return r(250, 2, 0, 0, "Ok"); }
+Reply sender_ok() { return r(250, 2, 1, 0, "Sender ok"); }
+Reply recipient_ok() { return r(250, 2, 1, 5, "Recipient ok"); }
+Reply start_data() { return Reply{354, {}, "End data with <CR><LF>.<CR><LF>"}; }
+Reply queued(std::int64_t msg_id) { return r(250, 2, 0, 0, fmt::format("Ok: queued as {}", msg_id)); }
+Reply reset_ok() { return r(250, 2, 0, 0, "Ok"); }
+Reply noop_ok() { return r(250, 2, 0, 0, "Ok"); }
+Reply bye(std::string_view hostname) { return r(221, 2, 0, 0, fmt::format("{} closing connection", hostname)); }
+// RFC 5321 §3.5.3: 252 when we will accept but will not verify (no user enumeration).
+Reply vrfy_cannot_verify() { return r(252, 2, 0, 0, "Cannot VRFY user, but will accept message and attempt delivery"); }
+Reply expn_refused() { return r(502, 5, 5, 1, "EXPN not available"); }
+Reply help() { return r(214, 2, 0, 0, "See RFC 5321"); }
+
+Reply unknown_command() { return r(500, 5, 5, 1, "Error: command not recognized"); }
+Reply line_too_long() { return r(500, 5, 5, 2, "Error: line too long"); }
+Reply bad_sequence(std::string_view why) { return r(503, 5, 5, 1, fmt::format("Error: {}", why)); }
+Reply syntax_error(std::string_view why) { return r(501, 5, 5, 4, fmt::format("Syntax: {}", why)); }
+Reply bad_sender_syntax() { return r(501, 5, 1, 7, "Bad sender address syntax"); }
+Reply bad_recipient_syntax() { return r(501, 5, 1, 3, "Bad recipient address syntax"); }
+Reply unknown_parameter(std::string_view param) {
+  return r(555, 5, 5, 4, fmt::format("Unsupported option: {}", param));
+}
+Reply need_helo() { return bad_sequence("send HELO/EHLO first"); }
+Reply nested_mail() { return bad_sequence("nested MAIL command"); }
+Reply need_mail() { return bad_sequence("need MAIL command"); }
+Reply need_rcpt() { return bad_sequence("need RCPT command"); }
+
+Reply unknown_user() { return r(550, 5, 1, 1, "Recipient address rejected: User unknown"); }
+Reply relay_denied() { return r(554, 5, 7, 1, "Relay access denied"); }
+Reply too_many_recipients(std::size_t limit) {
+  return r(452, 4, 5, 3, fmt::format("Error: too many recipients (limit {})", limit));
+}
+Reply message_too_big(std::uint64_t limit) {
+  return r(552, 5, 3, 4, fmt::format("Error: message exceeds fixed maximum message size of {} bytes", limit));
+}
+Reply bare_newline_rejected() { return r(554, 5, 5, 2, "Error: bare <LF> received in message data"); }
+Reply try_again_later() { return r(451, 4, 3, 0, "Error: queue file write error, try again later"); }
+Reply too_many_errors(std::string_view hostname) {
+  return r(421, 4, 7, 0, fmt::format("{} Error: too many errors", hostname));
+}
+Reply timeout(std::string_view hostname) {
+  return r(421, 4, 4, 2, fmt::format("{} Error: timeout exceeded", hostname));
+}
+Reply shutting_down(std::string_view hostname) {
+  return r(421, 4, 3, 2, fmt::format("{} Service shutting down, closing transmission channel", hostname));
+}
+Reply too_many_connections(std::string_view hostname) {
+  return r(421, 4, 7, 0, fmt::format("{} Error: too many connections", hostname));
+}
+
+}  // namespace wsmtp::common::smtp::replies

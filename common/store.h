@@ -1,0 +1,38 @@
+// What the listener needs from the queue, as an interface free of PostgreSQL
+// types, so the SMTP session and its worker pool can be tested against a fake.
+// Implemented for real by pg/pg_store.cpp. All methods are blocking and throw
+// on failure (the caller maps any exception to 451 4.3.0 and nothing is accepted).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wsmtp::common {
+
+enum class RecipientVerdict { known_local, unknown_local, remote };
+
+struct NewMessage {
+  std::string envelope_from;  // "" for the null sender
+  std::string client_addr;    // textual IP, may be empty
+  std::string client_helo;
+  std::string received_by;
+  std::vector<std::string> recipients;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // address is a lookup key (lower-case local@domain), domain lower-case.
+  virtual RecipientVerdict check_recipient(const std::string& address, const std::string& domain) = 0;
+  // Creates the message in state 0 and returns its id.
+  virtual std::int64_t begin_message(const NewMessage& message) = 0;
+  virtual void append_body(std::int64_t msg_id, int seq, std::string_view data) = 0;
+  // Moves the message 0 -> 1 and commits; throws if that did not happen.
+  virtual void commit_message(std::int64_t msg_id, std::int64_t size) = 0;
+  // Deletes a message still in state 0 (best effort; the reaper catches the rest).
+  virtual void abort_message(std::int64_t msg_id) = 0;
+};
+
+}  // namespace wsmtp::common
