@@ -139,6 +139,13 @@ bool split_unit(std::string_view text, std::string_view units, const std::uint64
 
 }  // namespace
 
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+  static constexpr std::uint64_t kMult[] = {1, 60, 3600, 86400};
+  std::uint64_t n = 0, mult = 1;
+  if (!split_unit(text, "smhd", kMult, n, mult) || n > std::numeric_limits<std::uint32_t>::max()) return std::nullopt;
+  return std::chrono::seconds(static_cast<std::int64_t>(n * mult));
+}
+
 std::int64_t SectionReader::get_int(const std::string& key, std::int64_t fallback, std::int64_t min,
                                     std::int64_t max) {
   const auto* e = find(key);
@@ -161,11 +168,9 @@ std::chrono::seconds SectionReader::get_duration(const std::string& key, std::ch
                                                  std::chrono::seconds min, std::chrono::seconds max) {
   const auto* e = find(key);
   if (!e) return fallback;
-  static constexpr std::uint64_t kMult[] = {1, 60, 3600, 86400};
-  std::uint64_t n = 0, mult = 1;
-  if (!split_unit(e->value, "smhd", kMult, n, mult) || n > std::numeric_limits<std::uint32_t>::max())
-    fail(key, fmt::format("expected a duration such as 30s, 5m, 2h or 7d, got '{}'", e->value));
-  std::chrono::seconds v(static_cast<std::int64_t>(n * mult));
+  auto parsed = parse_duration(e->value);
+  if (!parsed) fail(key, fmt::format("expected a duration such as 30s, 5m, 2h or 7d, got '{}'", e->value));
+  auto v = *parsed;
   if (v < min || v > max)
     fail(key, fmt::format("{}s is out of range [{}s, {}s]", v.count(), min.count(), max.count()));
   return v;

@@ -7,12 +7,17 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <string_view>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace wsmtp::common {
+
+// "30", "30s", "5m", "2h", "7d" -> seconds; nullopt if malformed.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 
 class ConfigError : public std::runtime_error {
  public:

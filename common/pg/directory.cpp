@@ -48,4 +48,29 @@ bool add_alias(pqxx::transaction_base& tx, const std::string& address, const std
              .affected_rows() == 1;
 }
 
+std::vector<std::string> list_domains(pqxx::transaction_base& tx) {
+  std::vector<std::string> out;
+  for (const auto& row : tx.exec("SELECT name FROM domains ORDER BY name")) out.push_back(row[0].as<std::string>());
+  return out;
+}
+
+// domain "" lists all domains.
+std::vector<MailboxTarget> list_mailboxes(pqxx::transaction_base& tx, const std::string& domain) {
+  std::vector<MailboxTarget> out;
+  for (const auto& row : tx.exec_params("SELECT address, maildir, transport FROM mailboxes "
+                                        "WHERE $1 = '' OR domain = $1 ORDER BY address",
+                                        domain))
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>()});
+  return out;
+}
+
+std::vector<AliasRow> list_aliases(pqxx::transaction_base& tx, const std::string& domain) {
+  std::vector<AliasRow> out;
+  for (const auto& row : tx.exec_params("SELECT address, target FROM aliases WHERE $1 = '' OR domain = $1 "
+                                        "ORDER BY address, target",
+                                        domain))
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>()});
+  return out;
+}
+
 }  // namespace wsmtp::common::pg

@@ -10,6 +10,7 @@
 
 #include <pqxx/pqxx>
 
+#include "directory_lookup.h"
 #include "store.h"
 
 namespace wsmtp::common::pg {
@@ -20,13 +21,25 @@ RecipientVerdict check_recipient(pqxx::transaction_base& tx, const std::string& 
 
 bool is_local_domain(pqxx::transaction_base& tx, const std::string& domain);
 
-struct MailboxRoute {
-  std::string address;
-  std::string maildir;
-  std::string transport;
-};
+using MailboxRoute = MailboxTarget;
 std::optional<MailboxRoute> find_mailbox(pqxx::transaction_base& tx, const std::string& address);
 std::vector<std::string> alias_targets(pqxx::transaction_base& tx, const std::string& address);
+
+// DirectoryLookup answered inside a transaction (the router's routing transaction).
+class PgDirectoryLookup final : public DirectoryLookup {
+ public:
+  explicit PgDirectoryLookup(pqxx::transaction_base& tx) : tx_(tx) {}
+  bool is_local_domain(const std::string& domain) override { return pg::is_local_domain(tx_, domain); }
+  std::optional<MailboxTarget> find_mailbox(const std::string& address) override {
+    return pg::find_mailbox(tx_, address);
+  }
+  std::vector<std::string> alias_targets(const std::string& address) override {
+    return pg::alias_targets(tx_, address);
+  }
+
+ private:
+  pqxx::transaction_base& tx_;
+};
 
 // Administrative writes. Each returns false if the row already existed.
 bool add_domain(pqxx::transaction_base& tx, const std::string& domain);
@@ -34,5 +47,13 @@ bool add_mailbox(pqxx::transaction_base& tx, const std::string& address, const s
                  const std::string& maildir);
 bool add_alias(pqxx::transaction_base& tx, const std::string& address, const std::string& domain,
                const std::string& target);
+
+struct AliasRow {
+  std::string address;
+  std::string target;
+};
+std::vector<std::string> list_domains(pqxx::transaction_base& tx);
+std::vector<MailboxTarget> list_mailboxes(pqxx::transaction_base& tx, const std::string& domain);
+std::vector<AliasRow> list_aliases(pqxx::transaction_base& tx, const std::string& domain);
 
 }  // namespace wsmtp::common::pg

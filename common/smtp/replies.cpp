@@ -68,4 +68,9 @@ Reply too_many_connections(std::string_view hostname) {
   return r(421, 4, 7, 0, fmt::format("{} Error: too many connections", hostname));
 }
 
+Reply no_valid_recipients() { return r(554, 5, 5, 1, "Error: no valid recipients"); }
+// 221 rather than 5xx: we are closing the channel (RFC 5321 §3.8) and a browser
+// shows nothing anyway.
+Reply non_smtp_command() { return r(221, 2, 7, 0, "Error: this is an SMTP server, closing connection"); }
+
 }  // namespace wsmtp::common::smtp::replies

@@ -50,4 +50,9 @@ Reply timeout(std::string_view hostname);
 Reply shutting_down(std::string_view hostname);
 Reply too_many_connections(std::string_view hostname);
 
+// DATA after RCPTs that were all refused (as opposed to no RCPT at all: need_rcpt).
+Reply no_valid_recipients();
+// A line such as "GET / HTTP/1.1": the peer is not an SMTP client; we hang up.
+Reply non_smtp_command();
+
 }  // namespace wsmtp::common::smtp::replies

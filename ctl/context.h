@@ -1,0 +1,45 @@
+// What every wsmtpctl command shares: the global options, a lazily opened
+// database connection, and the action chosen on the command line (run after
+// parsing, so errors become messages and exit codes, not exceptions in CLI11).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <pqxx/pqxx>
+
+#include "cli.h"
+
+namespace wsmtp::ctl {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;     // the command ran and could not do what was asked
+inline constexpr int kExitUsage = 2;      // bad arguments or configuration
+inline constexpr int kExitDatabase = 3;   // the database is unreachable
+
+// A refusal the operator must see ("no message 42"): printed, exit kExitFailed.
+class CommandError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Context {
+ public:
+  common::CommonOptions options;
+  bool json = false;
+  std::function<int()> action;
+
+  // Opens the connection on first use (configuration's conninfo or PG* variables).
+  pqxx::connection& db();
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+void add_db_commands(CLI::App& app, Context& ctx);
+void add_queue_commands(CLI::App& app, Context& ctx);
+void add_directory_commands(CLI::App& app, Context& ctx);
+
+}  // namespace wsmtp::ctl

@@ -1,0 +1,48 @@
+// wsmtpctl db migrate | status
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "context.h"
+#include "pg/migrate.h"
+
+namespace wsmtp::ctl {
+
+void add_db_commands(CLI::App& app, Context& ctx) {
+  auto* db = app.add_subcommand("db", "schema migrations");
+  db->require_subcommand(1);
+
+  auto* migrate = db->add_subcommand("migrate", "apply the missing schema migrations");
+  migrate->callback([&ctx] {
+    ctx.action = [&ctx] {
+      auto applied = common::pg::migrate(ctx.db(), common::pg::embedded_migrations());
+      auto status = common::pg::schema_status(ctx.db(), common::pg::embedded_migrations());
+      for (const auto& m : applied) std::cout << fmt::format("applied {:03} {}\n", m.version, m.name);
+      std::cout << fmt::format("schema at version {} ({} applied now)\n", status.database_version, applied.size());
+      return kExitOk;
+    };
+  });
+
+  auto* status = db->add_subcommand("status", "show the schema version of the database and of this binary");
+  status->callback([&ctx] {
+    ctx.action = [&ctx] {
+      auto s = common::pg::schema_status(ctx.db(), common::pg::embedded_migrations());
+      if (ctx.json) {
+        std::cout << fmt::format(R"({{"database_version":{},"binary_version":{},"pending":{}}})", s.database_version,
+                                 s.binary_version, s.pending.size())
+                  << "\n";
+      } else {
+        std::cout << fmt::format("database schema version: {}\nbinary schema version:   {}\npending migrations:      {}\n",
+                                 s.database_version, s.binary_version, s.pending.size());
+        for (const auto& m : s.pending) std::cout << fmt::format("  {:03} {}\n", m.version, m.name);
+      }
+      if (s.database_version > s.binary_version) {
+        std::cerr << "wsmtpctl: the database is newer than this binary\n";
+        return kExitFailed;
+      }
+      return kExitOk;
+    };
+  });
+}
+
+}  // namespace wsmtp::ctl

@@ -1,0 +1,135 @@
+// wsmtpctl domain | mailbox | alias  (add, list)
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "address.h"
+#include "context.h"
+#include "pg/directory.h"
+
+namespace wsmtp::ctl {
+namespace {
+
+common::Address require_address(const std::string& text) {
+  auto a = common::parse_mailbox(text, true);
+  if (!a || a->is_address_literal()) throw CommandError(fmt::format("'{}' is not a valid address (local@domain)", text));
+  return *a;
+}
+
+void require_local_domain(pqxx::transaction_base& tx, const std::string& domain) {
+  if (!common::pg::is_local_domain(tx, domain))
+    throw CommandError(fmt::format("domain '{}' is not a local domain; add it with 'wsmtpctl domain add {}'", domain,
+                                   domain));
+}
+
+struct Args {
+  std::string name;
+  std::string maildir;
+  std::vector<std::string> targets;
+  std::string domain;
+};
+
+void add_domain_commands(CLI::App& app, Context& ctx) {
+  auto* cmd = app.add_subcommand("domain", "local domains");
+  cmd->require_subcommand(1);
+  auto args = std::make_shared<Args>();  // co-owned by the callbacks below
+  auto* add = cmd->add_subcommand("add", "add a local domain");
+  add->add_option("domain", args->name, "domain name")->required();
+  add->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto name = common::to_lower_ascii(args->name);
+      if (!common::is_valid_domain(name, true)) throw CommandError(fmt::format("'{}' is not a valid domain", args->name));
+      pqxx::work tx(ctx.db());
+      bool added = common::pg::add_domain(tx, name);
+      tx.commit();
+      std::cout << (added ? "added domain " : "domain already present: ") << name << "\n";
+      return kExitOk;
+    };
+  });
+  auto* list = cmd->add_subcommand("list", "list local domains");
+  list->callback([&ctx] {
+    ctx.action = [&ctx] {
+      pqxx::read_transaction tx(ctx.db());
+      for (const auto& d : common::pg::list_domains(tx)) std::cout << d << "\n";
+      return kExitOk;
+    };
+  });
+}
+
+void add_mailbox_commands(CLI::App& app, Context& ctx) {
+  auto* cmd = app.add_subcommand("mailbox", "local mailboxes (Maildir)");
+  cmd->require_subcommand(1);
+  auto args = std::make_shared<Args>();
+  auto* add = cmd->add_subcommand("add", "add a mailbox delivered to a Maildir");
+  add->add_option("address", args->name, "mailbox address")->required();
+  add->add_option("--maildir", args->maildir, "absolute path of the Maildir")->required();
+  add->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto address = require_address(args->name);
+      if (args->maildir.empty() || args->maildir.front() != '/')
+        throw CommandError(fmt::format("--maildir {}: must be an absolute path", args->maildir));
+      auto domain = common::to_lower_ascii(address.domain);
+      pqxx::work tx(ctx.db());
+      require_local_domain(tx, domain);
+      bool added = common::pg::add_mailbox(tx, address.lookup_key(), domain, args->maildir);
+      tx.commit();
+      std::cout << (added ? "added mailbox " : "mailbox already present: ") << address.lookup_key() << "\n";
+      return kExitOk;
+    };
+  });
+  auto* list = cmd->add_subcommand("list", "list mailboxes");
+  list->add_option("--domain", args->domain, "only this domain");
+  list->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      pqxx::read_transaction tx(ctx.db());
+      for (const auto& m : common::pg::list_mailboxes(tx, common::to_lower_ascii(args->domain)))
+        std::cout << fmt::format("{} {} {}\n", m.address, m.transport, m.maildir);
+      return kExitOk;
+    };
+  });
+}
+
+void add_alias_commands(CLI::App& app, Context& ctx) {
+  auto* cmd = app.add_subcommand("alias", "aliases (one address to many)");
+  cmd->require_subcommand(1);
+  auto args = std::make_shared<Args>();
+  auto* add = cmd->add_subcommand("add", "add an alias and its targets");
+  add->add_option("address", args->name, "alias address (in a local domain)")->required();
+  add->add_option("targets", args->targets, "target addresses")->required();
+  add->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto address = require_address(args->name);
+      for (const auto& t : args->targets) require_address(t);
+      auto domain = common::to_lower_ascii(address.domain);
+      pqxx::work tx(ctx.db());
+      require_local_domain(tx, domain);
+      for (const auto& t : args->targets) {
+        bool added = common::pg::add_alias(tx, address.lookup_key(), domain, require_address(t).lookup_key());
+        std::cout << fmt::format("{} {} -> {}\n", added ? "added alias" : "alias already present:",
+                                 address.lookup_key(), t);
+      }
+      tx.commit();
+      return kExitOk;
+    };
+  });
+  auto* list = cmd->add_subcommand("list", "list aliases");
+  list->add_option("--domain", args->domain, "only this domain");
+  list->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      pqxx::read_transaction tx(ctx.db());
+      for (const auto& a : common::pg::list_aliases(tx, common::to_lower_ascii(args->domain)))
+        std::cout << fmt::format("{} -> {}\n", a.address, a.target);
+      return kExitOk;
+    };
+  });
+}
+
+}  // namespace
+
+void add_directory_commands(CLI::App& app, Context& ctx) {
+  add_domain_commands(app, ctx);
+  add_mailbox_commands(app, ctx);
+  add_alias_commands(app, ctx);
+}
+
+}  // namespace wsmtp::ctl

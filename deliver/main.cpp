@@ -1,0 +1,39 @@
+// wdeliver: claims routed messages (state 3) with deliveries on the transports it
+// serves, writes them to their Maildirs, and finishes them (state 5) or returns
+// them for a later retry (state 3).
+#include "cli.h"
+#include "config.h"
+#include "config/common_config.h"
+#include "deliver.h"
+#include "identity.h"
+#include "log.h"
+#include "pg/waiter.h"
+#include "pg/worker_loop.h"
+#include "signals.h"
+
+using namespace wsmtp;
+
+int main(int argc, char** argv) {
+  log::set_program("wdeliver");
+  CLI::App app{"wdeliver: the WSMTP delivery agent (state 3 -> 5)", "wdeliver"};
+  common::CommonOptions options;
+  bool check_only = false;
+  common::add_common_options(app, options);
+  app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  return common::run_main(app, argc, argv, [&] {
+    auto file = common::load_config(options);
+    auto db = common::read_database_config(file);
+    auto queue = common::read_queue_config(file);
+    auto config = deliver::read_deliver_config(file);
+    if (check_only) return 0;
+    const auto& stop = common::install_stop_signals();
+    const std::string owner = common::worker_identity();
+    const std::string host = common::host_name();
+    log::info("wdeliver starting as {} for transports {}", owner, fmt::join(config.transports, ","));
+    common::pg::run_worker_loop(
+        {db.conninfo, common::pg::kDeliverChannel, queue.poll_interval}, stop,
+        [&](pqxx::connection& conn) { return deliver::deliver_batch(conn, config, queue, owner, host); });
+    log::info("wdeliver stopped");
+    return 0;
+  });
+}

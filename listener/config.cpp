@@ -1,0 +1,80 @@
+// Each key's name, default, bounds and check sit together (STYLE §7). Bounds are
+// generous but catch unit mistakes (a timeout of "5" meant as minutes is 5s and
+// is refused because no client can work with it).
+#include "config.h"
+
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "address.h"
+#include "identity.h"
+
+namespace wsmtp::listener {
+
+std::string ListenAddress::str() const {
+  return address.family == IpAddress::Family::v6 ? fmt::format("[{}]:{}", address.str(), port)
+                                                 : fmt::format("{}:{}", address.str(), port);
+}
+
+bool ListenerConfig::is_trusted(const IpAddress& address) const {
+  for (const auto& network : trusted_networks)
+    if (network.contains(address)) return true;
+  return false;
+}
+
+bool parse_listen_address(const std::string& text, ListenAddress& out) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string_view host(text.data(), colon);
+  std::string_view port(text.data() + colon + 1, text.size() - colon - 1);
+  bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed) host = host.substr(1, host.size() - 2);
+  auto address = IpAddress::parse(host);
+  // An IPv6 host needs brackets, otherwise "::1:25" is ambiguous.
+  if (!address || (address->family == IpAddress::Family::v6) != bracketed) return false;
+  unsigned value = 0;
+  auto r = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || value == 0 || value > 65535)
+    return false;
+  out.address = *address;
+  out.port = static_cast<std::uint16_t>(value);
+  return true;
+}
+
+ListenerConfig read_listener_config(const common::ConfigFile& file) {
+  using std::chrono::seconds;
+  common::SectionReader s(file, "listener");
+  ListenerConfig c;
+
+  auto listen = s.get_string("listen", "127.0.0.1:2525");
+  if (!parse_listen_address(listen, c.listen))
+    s.fail("listen", fmt::format("expected IPv4:port or [IPv6]:port, got '{}'", listen));
+
+  c.hostname = s.get_string("hostname", common::host_name());
+  if (!common::is_valid_domain(c.hostname))
+    s.fail("hostname", fmt::format("'{}' is not a valid domain name; set hostname explicitly", c.hostname));
+
+  c.max_message_size = s.get_size("max_message_size", c.max_message_size, 1024, std::uint64_t(1) << 31);
+  c.max_recipients = static_cast<std::size_t>(s.get_int("max_recipients", 100, 1, 100000));
+  // RFC 5321 §4.5.3.2 sets minimums of several minutes; below 10s no real client copes.
+  c.command_timeout = s.get_duration("command_timeout", c.command_timeout, seconds(10), seconds(3600));
+  c.data_timeout = s.get_duration("data_timeout", c.data_timeout, seconds(10), seconds(3600));
+  c.max_connections = static_cast<int>(s.get_int("max_connections", 1000, 1, 1000000));
+  c.max_connections_per_client =
+      static_cast<int>(s.get_int("max_connections_per_client", 20, 1, c.max_connections));
+  c.max_errors = static_cast<int>(s.get_int("max_errors", 10, 1, 1000));
+  c.store_connections = static_cast<int>(s.get_int("store_connections", 4, 1, 256));
+
+  for (const auto& text : s.get_list("trusted_networks", {})) {
+    auto cidr = Cidr::parse(text);
+    if (!cidr)
+      s.fail("trusted_networks", fmt::format("'{}' is not an address or network such as 192.0.2.0/24", text));
+    c.trusted_networks.push_back(*cidr);
+  }
+
+  s.finish();
+  return c;
+}
+
+}  // namespace wsmtp::listener

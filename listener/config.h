@@ -1,0 +1,47 @@
+// The [listener] section of the configuration file as a plain struct: where to
+// listen, how big and how many, how long to wait, who may relay. Everything is
+// checked here, before a socket is bound or the database is opened.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cidr.h"
+#include "config/config_file.h"
+
+namespace wsmtp::listener {
+
+struct ListenAddress {
+  IpAddress address;
+  std::uint16_t port = 0;
+  std::string str() const;
+};
+
+struct ListenerConfig {
+  ListenAddress listen;                      // "127.0.0.1:2525" or "[::1]:2525"
+  std::string hostname;                      // our name in the greeting and Received:
+  std::uint64_t max_message_size = 25ull << 20;
+  std::size_t max_recipients = 100;          // RFC 5321 §4.5.3.1.8: at least 100
+  std::chrono::seconds command_timeout{300}; // RFC 5321 §4.5.3.2.7: 5 minutes
+  std::chrono::seconds data_timeout{600};    // per data block; §4.5.3.2.6 allows 10 minutes at the end
+  int max_connections = 1000;
+  int max_connections_per_client = 20;
+  int max_errors = 10;
+  int store_connections = 4;                 // database worker threads, one connection each
+  std::vector<Cidr> trusted_networks;        // may relay; empty: nobody may
+
+  // True if address may relay (is inside one of trusted_networks).
+  bool is_trusted(const IpAddress& address) const;
+};
+
+// Parses "host:port" with an IPv4 host or a bracketed IPv6 host.
+// Returns false (leaving out untouched) on any syntax error.
+bool parse_listen_address(const std::string& text, ListenAddress& out);
+
+// Reads [listener]. Throws common::ConfigError naming the file, line and key for a
+// bad value or an unknown key.
+ListenerConfig read_listener_config(const common::ConfigFile& file);
+
+}  // namespace wsmtp::listener

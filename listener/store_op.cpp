@@ -1,0 +1,54 @@
+// Executes one StoreOp. Kept apart from the thread pool so the mapping from op to
+// Store call is unit-testable against a fake store.
+#include "store_op.h"
+
+#include <exception>
+
+#include <fmt/format.h>
+
+namespace wsmtp::listener {
+
+namespace {
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+}  // namespace
+
+StoreResult run_store_op(common::Store& store, const StoreOp& op) noexcept {
+  StoreResult result;
+  try {
+    std::visit(Overloaded{
+                   [&](const CheckRecipient& o) { result.verdict = store.check_recipient(o.address, o.domain); },
+                   [&](const BeginMessage& o) { result.msg_id = store.begin_message(o.message); },
+                   [&](const AppendBody& o) { store.append_body(o.msg_id, o.seq, o.bytes); },
+                   [&](const CommitMessage& o) { store.commit_message(o.msg_id, o.size); },
+                   [&](const AbortMessage& o) { store.abort_message(o.msg_id); },
+               },
+               op);
+    result.ok = true;
+  } catch (const std::exception& e) {
+    result.ok = false;
+    result.error = e.what();
+  } catch (...) {
+    // Not swallowed: the failure is reported as a failed op, so the client gets 451.
+    result.ok = false;
+    result.error = "unknown exception";
+  }
+  return result;
+}
+
+std::string describe(const StoreOp& op) {
+  return std::visit(Overloaded{
+                        [](const CheckRecipient& o) { return fmt::format("check_recipient {}", o.address); },
+                        [](const BeginMessage&) { return std::string("begin_message"); },
+                        [](const AppendBody& o) { return fmt::format("msg={} append_body seq={}", o.msg_id, o.seq); },
+                        [](const CommitMessage& o) { return fmt::format("msg={} commit", o.msg_id); },
+                        [](const AbortMessage& o) { return fmt::format("msg={} abort", o.msg_id); },
+                    },
+                    op);
+}
+
+}  // namespace wsmtp::listener

@@ -1,0 +1,50 @@
+// The requests a session makes of the queue, as values. The session only names
+// what it needs; store_worker runs it on a Store in another thread and hands the
+// StoreResult back. Pure: no threads, no libevent, no SQL.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "store.h"
+
+namespace wsmtp::listener {
+
+struct CheckRecipient {
+  std::string address;  // lookup key, lower-case local@domain
+  std::string domain;   // lower-case
+};
+struct BeginMessage {
+  common::NewMessage message;
+};
+struct AppendBody {
+  std::int64_t msg_id = 0;
+  int seq = 0;
+  std::string bytes;
+};
+struct CommitMessage {
+  std::int64_t msg_id = 0;
+  std::int64_t size = 0;
+};
+struct AbortMessage {
+  std::int64_t msg_id = 0;
+};
+
+using StoreOp = std::variant<CheckRecipient, BeginMessage, AppendBody, CommitMessage, AbortMessage>;
+
+struct StoreResult {
+  bool ok = false;
+  common::RecipientVerdict verdict = common::RecipientVerdict::unknown_local;  // CheckRecipient
+  std::int64_t msg_id = 0;                                                     // BeginMessage
+  std::string error;                                                           // when !ok, for the log
+};
+
+// Runs op on store. Never throws: any exception becomes {ok = false, error = what()}
+// (STYLE §4: the listener catches per unit of work and answers 451).
+StoreResult run_store_op(common::Store& store, const StoreOp& op) noexcept;
+
+// "append_body msg=42" and the like, for log lines; never includes body bytes.
+std::string describe(const StoreOp& op);
+
+}  // namespace wsmtp::listener

@@ -1,0 +1,25 @@
+// One reaper pass: return expired leases (2->1, 4->3; holding crash loops),
+// delete aborted receipts (state 0) and finished messages past retention
+// (state 5). Each step runs in bounded batches with SKIP LOCKED, so several
+// reapers at once split the work, and a reaper killed mid-pass leaves only
+// whole batches done.
+#pragma once
+
+#include <pqxx/pqxx>
+
+#include "config.h"
+#include "config/common_config.h"
+
+namespace wsmtp::reaper {
+
+struct PassSummary {
+  int routing_reset = 0;
+  int delivering_reset = 0;
+  int held = 0;
+  int aborted_deleted = 0;
+  int done_deleted = 0;
+};
+
+PassSummary reap_once(pqxx::connection& conn, const ReaperConfig& config, const common::QueueConfig& queue);
+
+}  // namespace wsmtp::reaper

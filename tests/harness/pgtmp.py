@@ -1,0 +1,116 @@
+"""A throwaway PostgreSQL server for tests.
+
+initdb + pg_ctl in a fresh temporary directory, listening on 127.0.0.1 on a
+free port and on a Unix socket inside that directory. PostgreSQL refuses to run
+as root, so when the tests run as root the server runs as the unprivileged user
+`nobody`. Everything is removed on stop().
+
+As a command:  pgtmp.py -- COMMAND ARGS...
+runs COMMAND with WSMTP_TEST_PG set to an admin connection string (database
+`postgres`), then stops the server and returns COMMAND's exit status.
+"""
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def _pg_bindir():
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                        key=lambda p: int(p.split("/")[4]))
+    if not candidates:
+        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
+    return os.path.dirname(candidates[-1])
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PgServer:
+    def __init__(self, base_dir=None):
+        self.bindir = _pg_bindir()
+        self.tmp = tempfile.mkdtemp(prefix="wsmtp-pg-", dir=base_dir)
+        self.datadir = os.path.join(self.tmp, "data")
+        self.port = free_port()
+        self.as_root = os.geteuid() == 0
+        self.logfile = os.path.join(self.tmp, "postgres.log")
+        os.chmod(self.tmp, 0o755)
+        if self.as_root:
+            shutil.chown(self.tmp, "nobody", "nogroup")
+        self._run("initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust",
+                  "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")
+        with open(os.path.join(self.datadir, "postgresql.conf"), "a") as conf:
+            conf.write(
+                "listen_addresses = '127.0.0.1'\n"
+                f"port = {self.port}\n"
+                f"unix_socket_directories = '{self.tmp}'\n"
+                "max_connections = 300\n"
+                # Test data needs no protection against OS crashes; commits
+                # stay synchronous so a server crash (pg_ctl -m immediate)
+                # loses nothing that was acknowledged.
+                "fsync = off\n"
+                "full_page_writes = off\n"
+                "shared_buffers = 128MB\n"
+            )
+        self.start()
+
+    def _run(self, tool, *args, check=True):
+        cmd = [os.path.join(self.bindir, tool), *args]
+        if self.as_root:
+            cmd = ["runuser", "-u", "nobody", "--", *cmd]
+        return subprocess.run(cmd, check=check, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, cwd=self.tmp)
+
+    def start(self):
+        self._run("pg_ctl", "-D", self.datadir, "-l", self.logfile, "-w", "-t", "60", "start")
+
+    def stop(self, mode="fast"):
+        self._run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop", check=False)
+
+    def restart(self, mode="fast"):
+        self._run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "-t", "60",
+                  "-l", self.logfile, "restart")
+
+    def conninfo(self, dbname="postgres"):
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+
+    def psql(self, sql, dbname="postgres"):
+        out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                              "-d", self.conninfo(dbname), "-c", sql],
+                             check=True, stdout=subprocess.PIPE, text=True)
+        return out.stdout.strip()
+
+    def create_database(self, name):
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.conninfo(name)
+
+    def destroy(self):
+        self.stop("immediate")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.destroy()
+
+
+def main(argv):
+    if "--" not in argv:
+        print("usage: pgtmp.py -- COMMAND [ARGS...]", file=sys.stderr)
+        return 2
+    cmd = argv[argv.index("--") + 1:]
+    with PgServer() as pg:
+        env = dict(os.environ, WSMTP_TEST_PG=pg.conninfo())
+        return subprocess.call(cmd, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,50 @@
+// The schema and the C++ state enum describe the same machine, migrations are
+// idempotent, and a database newer than the binary is refused.
+#include <catch2/catch.hpp>
+
+#include "msg_state.h"
+#include "pg/migrate.h"
+#include "test_database.h"
+
+using namespace wsmtp;
+
+TEST_CASE("msg_states and msg_transitions match MsgState") {
+  test::TestDatabase db;
+  auto states = db.query("SELECT state, name FROM msg_states ORDER BY state");
+  REQUIRE(states.size() == common::kAllStates.size());
+  for (const auto& row : states)
+    CHECK(std::string(common::state_name(static_cast<common::MsgState>(row[0].as<int>()))) == row[1].as<std::string>());
+  for (auto from : common::kAllStates)
+    for (auto to : common::kAllStates) {
+      if (from == to) continue;
+      auto r = db.query("SELECT count(*) FROM msg_transitions WHERE from_state = " +
+                        std::to_string(static_cast<int>(from)) + " AND to_state = " + std::to_string(static_cast<int>(to)));
+      INFO(static_cast<int>(from) << " -> " << static_cast<int>(to));
+      CHECK((r[0][0].as<int>() == 1) == common::transition_allowed(from, to));
+    }
+}
+
+TEST_CASE("the database refuses moves outside the state machine") {
+  test::TestDatabase db;
+  db.query("INSERT INTO messages (envelope_from) VALUES ('a@b')");
+  CHECK_THROWS_AS(db.query("UPDATE messages SET state = 3"), pqxx::sql_error);   // 0 -> 3
+  CHECK_THROWS_AS(db.query("UPDATE messages SET state = 9"), pqxx::sql_error);   // no such state
+  CHECK_THROWS_AS(db.query("INSERT INTO messages (envelope_from, state) VALUES ('a@b', 4)"), pqxx::sql_error);
+  db.query("UPDATE messages SET state = 1");
+  CHECK(db.query("SELECT received_at IS NOT NULL FROM messages")[0][0].as<bool>());
+  CHECK_THROWS_AS(db.query("UPDATE messages SET state = 0"), pqxx::sql_error);   // backwards
+}
+
+TEST_CASE("migrations are recorded, idempotent, and refuse a newer database") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  const auto& all = common::pg::embedded_migrations();
+  CHECK(common::pg::migrate(*conn, all).empty());
+  auto status = common::pg::schema_status(*conn, all);
+  CHECK(status.database_version == all.back().version);
+  CHECK(status.pending.empty());
+  CHECK_NOTHROW(common::pg::require_current_schema(*conn));
+  db.query("INSERT INTO schema_version (version, name) VALUES (999, 'from_the_future')");
+  CHECK_THROWS_AS(common::pg::migrate(*conn, all), common::pg::SchemaTooNew);
+  CHECK_THROWS_AS(common::pg::require_current_schema(*conn), common::pg::SchemaTooNew);
+}

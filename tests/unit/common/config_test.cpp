@@ -1,0 +1,44 @@
+#include "config/common_config.h"
+#include "config/config_file.h"
+
+#include <catch2/catch.hpp>
+
+using namespace wsmtp::common;
+using namespace std::chrono_literals;
+
+TEST_CASE("sections are read with defaults, units and bounds") {
+  auto f = ConfigFile::parse(
+      "# comment\n[queue]\nlease_time = 2m\nmax_expired_claims = 7\n\n[database]\nconninfo = host=/tmp dbname=x\n",
+      "t.conf");
+  auto q = read_queue_config(f);
+  CHECK(q.lease_time == 120s);
+  CHECK(q.max_expired_claims == 7);
+  CHECK(q.poll_interval == 5s);
+  CHECK(read_database_config(f).conninfo == "host=/tmp dbname=x");
+}
+
+TEST_CASE("errors name the file, line, section and key") {
+  auto bad_value = ConfigFile::parse("[queue]\n\nlease_time = soon\n", "t.conf");
+  REQUIRE_THROWS_WITH(read_queue_config(bad_value), Catch::Contains("t.conf:3: [queue] lease_time"));
+  auto out_of_range = ConfigFile::parse("[queue]\nmax_expired_claims = 0\n", "t.conf");
+  REQUIRE_THROWS_WITH(read_queue_config(out_of_range), Catch::Contains("t.conf:2: [queue] max_expired_claims"));
+  auto unknown = ConfigFile::parse("[queue]\nlease_time = 1m\nleese = 3\n", "t.conf");
+  REQUIRE_THROWS_WITH(read_queue_config(unknown), Catch::Contains("t.conf:3: [queue] leese: unknown key"));
+  REQUIRE_THROWS_WITH(ConfigFile::parse("[queue]\nthis line is wrong\n", "t.conf"), Catch::Contains("t.conf:2"));
+  REQUIRE_THROWS_WITH(ConfigFile::parse("[queue]\na = 1\na = 2\n", "t.conf"), Catch::Contains("duplicate key"));
+  auto password = ConfigFile::parse("[database]\nconninfo = host=x password=secret\n", "t.conf");
+  REQUIRE_THROWS_WITH(read_database_config(password), Catch::Contains("password"));
+  REQUIRE_THROWS_WITH(ConfigFile::load("/nonexistent/wsmtp.conf"), Catch::Contains("/nonexistent/wsmtp.conf"));
+}
+
+TEST_CASE("sizes, durations and lists") {
+  auto f = ConfigFile::parse("[x]\ns = 50M\nd = 7d\nl = a, b  c\nb = yes\n", "t.conf");
+  SectionReader r(f, "x");
+  CHECK(r.get_size("s", 0, 0, ~0ull) == 50ull * 1024 * 1024);
+  CHECK(r.get_duration("d", 0s, 0s, 30 * 24h) == 7 * 24h);
+  CHECK(r.get_list("l", {}) == std::vector<std::string>{"a", "b", "c"});
+  CHECK(r.get_bool("b", false));
+  CHECK_NOTHROW(r.finish());
+  CHECK(parse_duration("90") == 90s);
+  CHECK_FALSE(parse_duration("5 minutes"));
+}

@@ -1,0 +1,87 @@
+// ListenerConfig parsing: defaults, valid values, and errors that name the key and line.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "config.h"
+
+namespace wsmtp::listener {
+namespace {
+
+ListenerConfig parse(const std::string& text) {
+  return read_listener_config(common::ConfigFile::parse(text, "test.conf"));
+}
+
+}  // namespace
+
+TEST_CASE("listener config defaults", "[config]") {
+  auto c = read_listener_config(common::ConfigFile::empty());
+  CHECK(c.listen.str() == "127.0.0.1:2525");
+  CHECK_FALSE(c.hostname.empty());
+  CHECK(c.max_message_size == 25u << 20);
+  CHECK(c.max_recipients == 100);
+  CHECK(c.command_timeout == std::chrono::seconds(300));
+  CHECK(c.data_timeout == std::chrono::seconds(600));
+  CHECK(c.max_connections == 1000);
+  CHECK(c.max_connections_per_client == 20);
+  CHECK(c.max_errors == 10);
+  CHECK(c.store_connections == 4);
+  CHECK(c.trusted_networks.empty());
+  CHECK_FALSE(c.is_trusted(*IpAddress::parse("127.0.0.1")));
+}
+
+TEST_CASE("listener config values", "[config]") {
+  auto c = parse(
+      "[listener]\n"
+      "listen = [::1]:25\n"
+      "hostname = mx.example.org\n"
+      "max_message_size = 50M\n"
+      "max_recipients = 500\n"
+      "command_timeout = 5m\n"
+      "data_timeout = 20m\n"
+      "max_connections = 200\n"
+      "max_connections_per_client = 5\n"
+      "max_errors = 3\n"
+      "store_connections = 8\n"
+      "trusted_networks = 127.0.0.0/8, ::1 192.0.2.0/24\n");
+  CHECK(c.listen.str() == "[::1]:25");
+  CHECK(c.hostname == "mx.example.org");
+  CHECK(c.max_message_size == 50u << 20);
+  CHECK(c.max_recipients == 500);
+  CHECK(c.command_timeout == std::chrono::seconds(300));
+  CHECK(c.data_timeout == std::chrono::seconds(1200));
+  CHECK(c.max_connections == 200);
+  CHECK(c.max_connections_per_client == 5);
+  CHECK(c.max_errors == 3);
+  CHECK(c.store_connections == 8);
+  REQUIRE(c.trusted_networks.size() == 3);
+  CHECK(c.is_trusted(*IpAddress::parse("127.1.2.3")));
+  CHECK(c.is_trusted(*IpAddress::parse("::1")));
+  CHECK(c.is_trusted(*IpAddress::parse("::ffff:192.0.2.77")));
+  CHECK_FALSE(c.is_trusted(*IpAddress::parse("192.0.3.1")));
+}
+
+TEST_CASE("bad listener config names the key and the line", "[config]") {
+  struct Row {
+    const char* text;
+    const char* expected;
+  };
+  auto row = GENERATE(values<Row>({
+      {"[listener]\ntrusted_networks = 10.0.0.0/33\n", "test.conf:2: [listener] trusted_networks"},
+      {"[listener]\ntrusted_networks = 10.0.0.1/8\n", "test.conf:2: [listener] trusted_networks"},
+      {"[listener]\ntrusted_networks = example.org\n", "test.conf:2: [listener] trusted_networks"},
+      {"[listener]\nhostname = mx\nmax_recipents = 5\n", "test.conf:3: [listener] max_recipents: unknown key"},
+      {"[listener]\nlisten = localhost:25\n", "test.conf:2: [listener] listen"},
+      {"[listener]\nlisten = ::1:25\n", "test.conf:2: [listener] listen"},
+      {"[listener]\nlisten = 127.0.0.1:70000\n", "test.conf:2: [listener] listen"},
+      {"[listener]\nhostname = bad_name!\n", "test.conf:2: [listener] hostname"},
+      {"[listener]\ncommand_timeout = 5\n", "test.conf:2: [listener] command_timeout"},
+      {"[listener]\nmax_message_size = lots\n", "test.conf:2: [listener] max_message_size"},
+      {"[listener]\nmax_connections = 10\nmax_connections_per_client = 11\n",
+       "test.conf:3: [listener] max_connections_per_client"},
+  }));
+  INFO(row.text);
+  CHECK_THROWS_WITH(parse(row.text), Catch::Matchers::StartsWith(row.expected));
+}
+
+}  // namespace wsmtp::listener

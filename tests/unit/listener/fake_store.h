@@ -1,0 +1,75 @@
+// An in-memory Store for listener tests: a directory of local domains and users,
+// message rows with their body chunks, and switches that make calls fail.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "store.h"
+
+namespace wsmtp::listener::test {
+
+class FakeStore : public common::Store {
+ public:
+  struct Message {
+    common::NewMessage envelope;
+    std::string body;
+    int next_seq = 0;
+    bool committed = false;
+    bool aborted = false;
+    std::int64_t size = 0;
+  };
+
+  std::set<std::string> local_domains{"example.org"};
+  std::set<std::string> users{"alice@example.org", "bob@example.org", "postmaster@mx.example.org"};
+  bool fail_check = false, fail_begin = false, fail_append = false, fail_commit = false;
+  std::map<std::int64_t, Message> messages;
+  std::vector<std::string> calls;  // "check alice@example.org", "begin", "append 42 0", "commit 42", "abort 42"
+
+  common::RecipientVerdict check_recipient(const std::string& address, const std::string& domain) override {
+    calls.push_back("check " + address);
+    if (fail_check) throw std::runtime_error("database down");
+    if (!local_domains.count(domain)) return common::RecipientVerdict::remote;
+    return users.count(address) ? common::RecipientVerdict::known_local : common::RecipientVerdict::unknown_local;
+  }
+  std::int64_t begin_message(const common::NewMessage& message) override {
+    calls.push_back("begin");
+    if (fail_begin) throw std::runtime_error("database down");
+    auto id = next_id_++;
+    messages[id].envelope = message;
+    return id;
+  }
+  void append_body(std::int64_t msg_id, int seq, std::string_view data) override {
+    calls.push_back("append " + std::to_string(msg_id) + " " + std::to_string(seq));
+    if (fail_append) throw std::runtime_error("disk full");
+    auto& m = messages.at(msg_id);
+    if (seq != m.next_seq++ || m.committed || m.aborted) throw std::logic_error("append out of order");
+    m.body.append(data);
+    max_chunk = std::max(max_chunk, data.size());
+  }
+  void commit_message(std::int64_t msg_id, std::int64_t size) override {
+    calls.push_back("commit " + std::to_string(msg_id));
+    if (fail_commit) throw std::runtime_error("serialization failure");
+    auto& m = messages.at(msg_id);
+    if (m.aborted) throw std::logic_error("commit after abort");
+    m.committed = true;
+    m.size = size;
+  }
+  void abort_message(std::int64_t msg_id) override {
+    calls.push_back("abort " + std::to_string(msg_id));
+    auto& m = messages.at(msg_id);
+    if (!m.committed) m.aborted = true;
+  }
+
+  std::size_t max_chunk = 0;
+
+ private:
+  std::int64_t next_id_ = 42;
+};
+
+}  // namespace wsmtp::listener::test
