@@ -173,7 +173,8 @@ void Session::cmd_rcpt(std::string_view arg) {
   arg = trim(arg.substr(3));
   common::Address address;
   std::string_view params;
-  // RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted; it means us.
+  // RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted; it means
+  // postmaster@hostname, so hostname should be a local domain with that mailbox.
   if (iequals_prefix(arg, "<POSTMASTER>")) {
     address = common::Address{"postmaster", config_.hostname};
     params = trim(arg.substr(12));

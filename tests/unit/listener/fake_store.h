@@ -25,7 +25,7 @@ class FakeStore : public common::Store {
     std::int64_t size = 0;
   };
 
-  std::set<std::string> local_domains{"example.org"};
+  std::set<std::string> local_domains{"example.org", "mx.example.org"};
   std::set<std::string> users{"alice@example.org", "bob@example.org", "postmaster@mx.example.org"};
   bool fail_check = false, fail_begin = false, fail_append = false, fail_commit = false;
   std::map<std::int64_t, Message> messages;

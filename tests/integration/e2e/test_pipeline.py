@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""End-to-end: the four daemons on a throwaway PostgreSQL, mail sent with
+Python's smtplib to two mailboxes and one alias, read back from the Maildirs.
+
+Asserts each message lands exactly once in the right Maildir with the trace
+headers and the exact body (a dot-stuffed line, a lone-dot line, 8-bit text),
+that an unknown local user is refused at RCPT with 550 5.1.1, and that
+`wsmtpctl queue` then shows every message in state 5 (DONE).
+"""
+import os
+import smtplib
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
+from pipeline import Pipeline, wait_until  # noqa: E402
+
+SENDER = "sender@client.example"
+
+
+def message(subject, body_lines, extra_headers=()):
+    lines = [f"From: {SENDER}", "To: someone", f"Subject: {subject}",
+             f"Message-ID: <{subject}@client.example>", *extra_headers, "", *body_lines]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def check_delivered(p, user, original, subject):
+    files = [f for f in p.maildir_files(user) if f"Subject: {subject}".encode() in read(f)]
+    assert len(files) == 1, f"{user}: expected exactly one copy of {subject}, found {len(files)}"
+    data = read(files[0])
+    expected_tail = original.replace("\r\n", "\n").encode()
+    head = f"Return-Path: <{SENDER}>\nDelivered-To: {user}@{p.domain}\n".encode()
+    assert data.startswith(head), f"{user}/{subject}: trace headers wrong: {data[:200]!r}"
+    assert data.endswith(expected_tail), f"{user}/{subject}: body differs:\n{data!r}\nexpected tail\n{expected_tail!r}"
+    between = data[len(head):len(data) - len(expected_tail)]
+    assert between.startswith(b"Received: from "), f"{user}/{subject}: no Received header: {between!r}"
+    assert b"by mx.example.test" in between, between
+    assert b"\r" not in data, f"{user}/{subject}: Maildir files use LF line ends"
+
+
+def main():
+    with Pipeline() as p:
+        p.add_domain()
+        p.add_mailbox("alice")
+        p.add_mailbox("bob")
+        p.add_alias("team", f"alice@{p.domain}", f"Bob@{p.domain}")
+        p.start_all()
+
+        plain = message("dots", ["first line", ".leading dot must survive", ".", "..two dots", "last line"])
+        eight_bit = message("eightbit", ["Grüße aus Köln — ½ € ✓", "naïve café"],
+                            ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
+                             "Content-Transfer-Encoding: 8bit"])
+        alias_msg = message("alias", ["to the whole team"])
+
+        with p.smtp() as s:
+            s.ehlo("client.example")
+            assert s.has_extn("8bitmime") and s.has_extn("pipelining")
+            s.sendmail(SENDER, [f"alice@{p.domain}"], plain)
+            s.sendmail(SENDER, [f"bob@{p.domain}"], eight_bit.encode("utf-8"), mail_options=["BODY=8BITMIME"])
+            s.sendmail(SENDER, [f"team@{p.domain}"], alias_msg)
+            try:
+                s.sendmail(SENDER, [f"nobody@{p.domain}"], message("unknown", ["x"]))
+                raise AssertionError("unknown local user was accepted")
+            except smtplib.SMTPRecipientsRefused as e:
+                code, text = e.recipients[f"nobody@{p.domain}"]
+                assert code == 550 and text.startswith(b"5.1.1"), (code, text)
+            # The session goes on after a refusal.
+            assert s.noop()[0] == 250
+
+        wait_until(lambda: len(p.maildir_files("alice")) >= 2 and len(p.maildir_files("bob")) >= 2, 30,
+                   what="delivery to alice and bob")
+        check_delivered(p, "alice", plain, "dots")
+        check_delivered(p, "bob", eight_bit, "eightbit")
+        check_delivered(p, "alice", alias_msg, "alias")
+        check_delivered(p, "bob", alias_msg, "alias")
+        assert len(p.maildir_files("alice")) == 2 and len(p.maildir_files("bob")) == 2
+
+        wait_until(lambda: p.queue()["DONE"]["count"] == 3, 30, what="state 5 for all three messages")
+        q = p.queue()
+        for name in ("RECEIVING", "RECEIVED", "ROUTING", "ROUTED", "DELIVERING"):
+            assert q[name]["count"] == 0, (name, q[name])
+        text = p.ctl("queue").stdout
+        assert "5 DONE" in text and " 3 " in text, text
+
+        # Each accepted message is logged with its queue id in every program.
+        for prog, word in (("wsmtp", "accepted"), ("wroute", "ROUTING->ROUTED"), ("wdeliver", "delivered rcpt=")):
+            assert word in p.log(prog), f"{prog} log lacks '{word}'"
+        print("e2e pipeline: 3 messages accepted, 4 Maildir copies verified, queue drained to DONE")
+
+
+if __name__ == "__main__":
+    main()
