@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "pg/body.h"
 #include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {
@@ -68,6 +69,24 @@ bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64
   auto r = tx.exec_params("UPDATE messages SET state = 1, size = $2 WHERE id = $1 AND state = 0", msg_id, size);
   if (r.affected_rows() == 1) log::info("msg={} state RECEIVING->RECEIVED size={}", msg_id, size);
   return r.affected_rows() == 1;
+}
+
+std::int64_t create_generated_message(pqxx::transaction_base& tx, const NewMessage& m, std::string_view body) {
+  auto id = tx.exec_params1(
+                  "INSERT INTO messages (state, envelope_from, client_addr, client_helo, received_by, size, received_at) "
+                  "VALUES (1, $1, NULL, $2, $3, $4, now()) RETURNING id",
+                  m.envelope_from, m.client_helo, m.received_by, static_cast<std::int64_t>(body.size()))[0]
+                .as<std::int64_t>();
+  tx.exec_params0(
+      "INSERT INTO recipients (message_id, seq, address) "
+      "SELECT $1, r.ord - 1, r.address FROM unnest($2::text[]) WITH ORDINALITY AS r(address, ord)",
+      id, text_array(m.recipients));
+  constexpr std::size_t kChunk = 64 * 1024;
+  for (std::size_t off = 0, seq = 0; off < body.size() || seq == 0; off += kChunk, ++seq)
+    append_body_chunk(tx, id, static_cast<int>(seq), body.substr(off, kChunk));
+  log::info("msg={} created in state RECEIVED by {} size={} rcpts={}", id, m.received_by, body.size(),
+            m.recipients.size());
+  return id;
 }
 
 bool discard_receiving(pqxx::transaction_base& tx, std::int64_t msg_id) {

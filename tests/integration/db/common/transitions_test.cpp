@@ -305,3 +305,23 @@ TEST_CASE("racing claimers each take a message exactly once") {
   CHECK(db.query("SELECT count(*) FROM messages WHERE state = 5")[0][0].as<int>() == kMessages);
   CHECK(db.query("SELECT count(*) FROM deliveries WHERE status = 'delivered' AND attempts = 1")[0][0].as<int>() == kMessages);
 }
+
+TEST_CASE("generated messages (bounces, auto-replies) enter at state 1 with their body") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  std::string body = "Subject: bounce\r\n\r\n" + std::string(150000, 'x') + "\r\n";
+  {
+    pqxx::work tx(*conn);
+    create_generated_message(tx, {"", "", "wdeliver", "wdeliver@host", {"sender@x.org"}}, body);
+    tx.commit();
+  }
+  auto r = db.query("SELECT state, envelope_from, size, received_at IS NOT NULL FROM messages");
+  CHECK(r[0][0].as<int>() == 1);
+  CHECK(r[0][1].as<std::string>().empty());
+  CHECK(r[0][2].as<std::size_t>() == body.size());
+  CHECK(r[0][3].as<bool>());
+  CHECK(db.query("SELECT count(*) FROM body_chunks")[0][0].as<int>() == 3);
+  auto claims = claim_for_routing(*conn, opts("r"));
+  REQUIRE(claims.size() == 1);
+  CHECK(claims[0].recipients == std::vector<std::string>{"sender@x.org"});
+}
