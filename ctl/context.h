@@ -41,5 +41,6 @@ class Context {
 void add_db_commands(CLI::App& app, Context& ctx);
 void add_queue_commands(CLI::App& app, Context& ctx);
 void add_directory_commands(CLI::App& app, Context& ctx);
+void add_message_commands(CLI::App& app, Context& ctx);
 
 }  // namespace wsmtp::ctl

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", ctx.json, "machine-readable output where supported");
   ctl::add_db_commands(app, ctx);
   ctl::add_queue_commands(app, ctx);
+  ctl::add_message_commands(app, ctx);
   ctl::add_directory_commands(app, ctx);
   return common::run_main(app, argc, argv, [&]() -> int {
     try {

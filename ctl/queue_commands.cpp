@@ -4,7 +4,10 @@
 #include <fmt/format.h>
 
 #include "context.h"
+#include "json.h"
+#include "pg/message_view.h"
 #include "pg/queue_report.h"
+#include "reap/reap_pass.h"
 #include "pg/transitions.h"
 
 namespace wsmtp::ctl {
@@ -19,9 +22,17 @@ std::string age(double seconds) {
   return fmt::format("{}d", s / 86400);
 }
 
-int show_queue(Context& ctx) {
+std::string pairs_json(const std::vector<std::pair<std::string, std::int64_t>>& pairs, const char* key) {
+  std::string out;
+  for (const auto& [name, count] : pairs)
+    out += fmt::format(R"({}{{"{}":{},"count":{}}})", out.empty() ? "" : ",", key, json_str(name), count);
+  return out;
+}
+
+int show_queue(Context& ctx, int top) {
   pqxx::read_transaction tx(ctx.db());
   auto summary = common::pg::queue_summary(tx);
+  auto backlog = common::pg::backlog(tx, top);
   if (ctx.json) {
     std::string out = R"({"states":[)";
     for (std::size_t i = 0; i < summary.size(); ++i) {
@@ -30,13 +41,24 @@ int show_queue(Context& ctx) {
                          static_cast<int>(s.state), common::state_name(s.state), s.count, s.held,
                          s.oldest_age_seconds);
     }
-    std::cout << out << "]}\n";
+    out += fmt::format(R"(],"deferred":{},"top_senders":[{}],"top_destinations":[{}]}})", backlog.deferred_messages,
+                       pairs_json(backlog.top_senders, "sender"), pairs_json(backlog.top_destinations, "domain"));
+    std::cout << out << "\n";
     return kExitOk;
   }
   std::cout << fmt::format("{:<14} {:>9} {:>7} {:>8}\n", "STATE", "COUNT", "HELD", "OLDEST");
   for (const auto& s : summary)
     std::cout << fmt::format("{} {:<12} {:>9} {:>7} {:>8}\n", static_cast<int>(s.state), common::state_name(s.state),
                              s.count, s.held, age(s.oldest_age_seconds));
+  std::cout << fmt::format("deferred (state 3 with failed attempts): {}\n", backlog.deferred_messages);
+  if (!backlog.top_senders.empty()) {
+    std::cout << "top senders in the backlog:\n";
+    for (const auto& [sender, n] : backlog.top_senders) std::cout << fmt::format("  {:>9} {}\n", n, sender);
+  }
+  if (!backlog.top_destinations.empty()) {
+    std::cout << "top destinations of pending deliveries:\n";
+    for (const auto& [domain, n] : backlog.top_destinations) std::cout << fmt::format("  {:>9} {}\n", n, domain);
+  }
   return kExitOk;
 }
 
@@ -50,6 +72,7 @@ struct ResetArgs {
   std::int64_t id = 0;
   std::string state;
   std::string older_than;
+  std::string sender;
   bool dry_run = false;
   bool force = false;
   int limit = 10000;
@@ -67,12 +90,16 @@ int reset(Context& ctx, const ResetArgs& a) {
     f.older_than = common::parse_duration(a.older_than);
     if (!f.older_than) throw CommandError(fmt::format("--older-than {}: expected a duration like 90s, 10m, 2h", a.older_than));
   }
-  if (!f.id && !f.state && !f.older_than) throw CommandError("reset needs --id, --state or --older-than");
+  if (!a.sender.empty()) f.sender = a.sender == "<>" ? std::string() : a.sender;
+  if (!f.id && !f.state && !f.older_than && !f.sender)
+    throw CommandError("reset needs --id, --state, --older-than or --sender");
   f.force = a.force;
   f.limit = a.limit;
   pqxx::work tx(ctx.db());
   // Candidates including live leases, to explain what --force would add.
-  auto all = common::pg::reset_candidates(tx, {f.id, f.state, f.older_than, true, f.limit});
+  auto all_filter = f;
+  all_filter.force = true;
+  auto all = common::pg::reset_candidates(tx, all_filter);
   int live_skipped = 0;
   for (const auto& c : all) {
     if (c.lease_live && !f.force) {
@@ -99,14 +126,37 @@ int reset(Context& ctx, const ResetArgs& a) {
 }  // namespace
 
 void add_queue_commands(CLI::App& app, Context& ctx) {
-  auto* queue = app.add_subcommand("queue", "message counts and oldest age per state");
-  queue->callback([&ctx] { ctx.action = [&ctx] { return show_queue(ctx); }; });
+  auto top = std::make_shared<int>(10);
+  auto* queue = app.add_subcommand("queue", "counts, held and oldest age per state; deferred; top senders and destinations");
+  queue->add_option("--top", *top, "how many top senders/destinations")->check(CLI::Range(1, 1000));
+  queue->callback([&ctx, top] { ctx.action = [&ctx, top] { return show_queue(ctx, *top); }; });
+
+  auto once = std::make_shared<bool>(false);
+  auto* reap = app.add_subcommand("reap", "run one reaper pass now (expired leases, expired mail, old messages)");
+  reap->add_flag("--once", *once, "one pass, then exit (the only mode; wreaper is the daemon)")->required();
+  reap->callback([&ctx, once] {
+    ctx.action = [&ctx] {
+      auto file = common::load_config(ctx.options);
+      auto s = common::reap::reap_once(ctx.db(), common::reap::read_reaper_config(file), common::read_queue_config(file));
+      if (ctx.json)
+        std::cout << fmt::format(
+            R"({{"routing_reset":{},"delivering_reset":{},"held":{},"expired_bounced":{},"aborted_deleted":{},"done_deleted":{}}})"
+            "\n",
+            s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted);
+      else
+        std::cout << fmt::format(
+            "leases returned: routing {} delivering {}; held {}; expired and bounced {}; deleted: aborted {} done {}\n",
+            s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted);
+      return kExitOk;
+    };
+  });
 
   auto args = std::make_shared<ResetArgs>();  // co-owned by the subcommand's callbacks
   auto* rs = app.add_subcommand("reset", "move stuck messages back one state (2->1, 4->3) to be reprocessed");
   rs->add_option("--id", args->id, "message id")->check(CLI::PositiveNumber);
   rs->add_option("--state", args->state, "ROUTING (2) or DELIVERING (4)");
   rs->add_option("--older-than", args->older_than, "only messages in their state longer than this (e.g. 10m)");
+  rs->add_option("--sender", args->sender, "only messages from this envelope sender ('<>' for the null sender)");
   rs->add_flag("--dry-run,-n", args->dry_run, "show what would change, change nothing");
   rs->add_flag("--force", args->force, "also reset messages whose lease is still live");
   rs->add_option("--limit", args->limit, "at most this many messages")->check(CLI::Range(1, 1000000));

@@ -3,12 +3,12 @@
 #include <thread>
 
 #include "cli.h"
-#include "config.h"
+#include "reap/reaper_config.h"
 #include "config/common_config.h"
 #include "log.h"
 #include "pg/connection.h"
 #include "pg/migrate.h"
-#include "reap.h"
+#include "reap/reap_pass.h"
 #include "signals.h"
 
 using namespace wsmtp;
@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     auto file = common::load_config(options);
     auto db = common::read_database_config(file);
     auto queue = common::read_queue_config(file);
-    auto config = reaper::read_reaper_config(file);
+    auto config = common::reap::read_reaper_config(file);
     if (check_only) return 0;
     const auto& stop = common::install_stop_signals();
     std::unique_ptr<pqxx::connection> conn;
@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
           if (!conn) break;
           common::pg::require_current_schema(*conn);
         }
-        reaper::reap_once(*conn, config, queue);
+        common::reap::reap_once(*conn, config, queue);
         if (once) return 0;
       } catch (const common::pg::SchemaTooNew& e) {
         log::fatal("{}", e.what());

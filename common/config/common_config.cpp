@@ -23,6 +23,7 @@ QueueConfig read_queue_config(const ConfigFile& file) {
   c.max_expired_claims = static_cast<int>(s.get_int("max_expired_claims", c.max_expired_claims, 1, 1000));
   // NOTIFY wakes idle workers at once; the poll is only the fallback.
   c.poll_interval = s.get_duration("poll_interval", c.poll_interval, 1s, 1h);
+  c.queue_lifetime = s.get_duration("queue_lifetime", c.queue_lifetime, 60s, 60 * 24h);
   s.finish();
   return c;
 }

@@ -306,11 +306,11 @@ ResetCounts reset_expired_leases(pqxx::connection& conn, MsgState from, int max_
 namespace {
 
 // WHERE clause shared by reset_candidates and reset_messages: $1 id, $2 state,
-// $3 age in seconds, $4 force.
+// $3 age in seconds, $4 force, ($5 limit,) $6 sender.
 constexpr const char* kResetWhere =
     "state IN (2, 4) AND ($1::bigint IS NULL OR id = $1) AND ($2::smallint IS NULL OR state = $2) "
     "AND ($3::bigint IS NULL OR state_changed_at < now() - make_interval(secs => $3)) "
-    "AND ($4 OR lease_expires IS NULL OR lease_expires < now())";
+    "AND ($4 OR lease_expires IS NULL OR lease_expires < now()) AND ($6::text IS NULL OR envelope_from = $6)";
 
 const char* opt_int(const std::optional<std::int64_t>& v, std::string& storage) {
   if (!v) return nullptr;
@@ -329,7 +329,7 @@ std::vector<ResetCandidate> reset_candidates(pqxx::transaction_base& tx, const R
       opt_int(f.id, id_s),
       opt_int(f.state ? std::optional<std::int64_t>(static_cast<int>(*f.state)) : std::nullopt, state_s),
       opt_int(f.older_than ? std::optional<std::int64_t>(f.older_than->count()) : std::nullopt, age_s), f.force,
-      f.limit);
+      f.limit, f.sender ? f.sender->c_str() : nullptr);
   std::vector<ResetCandidate> out;
   for (const auto& row : rows)
     out.push_back({row[0].as<std::int64_t>(), static_cast<MsgState>(row[1].as<int>()), row[2].as<std::string>(),
@@ -348,7 +348,7 @@ std::vector<std::int64_t> reset_messages(pqxx::transaction_base& tx, const Reset
       opt_int(f.id, id_s),
       opt_int(f.state ? std::optional<std::int64_t>(static_cast<int>(*f.state)) : std::nullopt, state_s),
       opt_int(f.older_than ? std::optional<std::int64_t>(f.older_than->count()) : std::nullopt, age_s), f.force,
-      f.limit);
+      f.limit, f.sender ? f.sender->c_str() : nullptr);
   std::vector<std::int64_t> ids;
   for (const auto& row : rows) {
     ids.push_back(row[0].as<std::int64_t>());

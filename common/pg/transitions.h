@@ -131,6 +131,7 @@ struct ResetFilter {
   std::optional<std::chrono::seconds> older_than;  // time in the current state
   bool force = false;                            // also messages whose lease is live
   int limit = 10000;
+  std::optional<std::string> sender;             // exact envelope sender
 };
 
 struct ResetCandidate {

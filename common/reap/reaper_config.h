@@ -5,7 +5,7 @@
 
 #include "config/config_file.h"
 
-namespace wsmtp::reaper {
+namespace wsmtp::common::reap {
 
 struct ReaperConfig {
   std::chrono::seconds interval{60};            // between passes
@@ -14,6 +14,6 @@ struct ReaperConfig {
   int batch_size = 1000;                        // rows per statement
 };
 
-ReaperConfig read_reaper_config(const common::ConfigFile& file);
+ReaperConfig read_reaper_config(const ConfigFile& file);
 
-}  // namespace wsmtp::reaper
+}  // namespace wsmtp::common::reap

@@ -1,11 +1,11 @@
-#include "config.h"
+#include "reap/reaper_config.h"
 
-namespace wsmtp::reaper {
+namespace wsmtp::common::reap {
 
 using namespace std::chrono_literals;
 
-ReaperConfig read_reaper_config(const common::ConfigFile& file) {
-  common::SectionReader s(file, "reaper");
+ReaperConfig read_reaper_config(const ConfigFile& file) {
+  SectionReader s(file, "reaper");
   ReaperConfig c;
   c.interval = s.get_duration("interval", c.interval, 1s, 24h);
   // Must exceed the listener's data_timeout, or a slow but live upload is deleted under it.
@@ -16,4 +16,4 @@ ReaperConfig read_reaper_config(const common::ConfigFile& file) {
   return c;
 }
 
-}  // namespace wsmtp::reaper
+}  // namespace wsmtp::common::reap

@@ -1,0 +1,97 @@
+#include "pg/operator_actions.h"
+
+#include <fmt/format.h>
+
+#include "log.h"
+#include "pg/sql_util.h"
+#include "pg/waiter.h"
+
+namespace wsmtp::common::pg {
+
+int hold_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids, const std::string& reason) {
+  auto rows = tx.exec_params(
+      "UPDATE messages SET held = true, held_reason = $2 WHERE id = ANY($1::bigint[]) AND state < 5 AND NOT held "
+      "RETURNING id",
+      bigint_array(ids), reason);
+  for (const auto& r : rows) log::info("msg={} held by operator: {}", r[0].as<std::int64_t>(), reason);
+  return static_cast<int>(rows.size());
+}
+
+int release_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
+  auto rows = tx.exec_params(
+      "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0 "
+      "WHERE id = ANY($1::bigint[]) AND held RETURNING id, state",
+      bigint_array(ids));
+  for (const auto& r : rows) log::info("msg={} released by operator", r[0].as<std::int64_t>());
+  // Released work must not wait for the next poll.
+  tx.exec("SELECT pg_notify('" + std::string(kRouteChannel) + "', ''), pg_notify('" + kDeliverChannel + "', '')");
+  return static_cast<int>(rows.size());
+}
+
+int delete_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
+  auto rows = tx.exec_params("DELETE FROM messages WHERE id = ANY($1::bigint[]) RETURNING id, state", bigint_array(ids));
+  for (const auto& r : rows)
+    log::info("msg={} deleted by operator (was in state {})", r[0].as<std::int64_t>(), r[1].as<int>());
+  return static_cast<int>(rows.size());
+}
+
+int retry_now(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
+  auto n = tx.exec_params(
+                 "UPDATE deliveries SET next_attempt_at = now() WHERE message_id = ANY($1::bigint[]) "
+                 "AND status = 'pending'",
+                 bigint_array(ids))
+               .affected_rows();
+  tx.exec_params("UPDATE messages SET next_attempt_at = now() WHERE id = ANY($1::bigint[]) AND state = 3",
+                 bigint_array(ids));
+  tx.exec(std::string("SELECT pg_notify('") + kDeliverChannel + "', '')");
+  for (auto id : ids) log::info("msg={} retry requested by operator", id);
+  return static_cast<int>(n);
+}
+
+namespace {
+
+// Bounces the pending deliveries of the given state-3 messages, whose rows the
+// caller has locked, and makes the messages due so a deliverer finishes them.
+int bounce_locked(pqxx::transaction_base& tx, const std::string& ids, const std::string& reason) {
+  auto rows = tx.exec_params(
+      "UPDATE deliveries SET status = 'bounced', final_at = now(), "
+      "  last_error = $2 || COALESCE(' (last attempt: ' || last_error || ')', '') "
+      "WHERE message_id = ANY($1::bigint[]) AND status = 'pending' RETURNING message_id, recipient",
+      ids, reason);
+  tx.exec_params("UPDATE messages SET next_attempt_at = now() WHERE id = ANY($1::bigint[])", ids);
+  tx.exec(std::string("SELECT pg_notify('") + kDeliverChannel + "', '')");
+  for (const auto& r : rows)
+    log::info("msg={} rcpt={} bounced: {}", r[0].as<std::int64_t>(), r[1].as<std::string>(), reason);
+  return static_cast<int>(rows.size());
+}
+
+}  // namespace
+
+int bounce_pending(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids, const std::string& reason) {
+  // Only routed messages nobody is working on: a live delivery attempt would
+  // otherwise race with us. SKIP LOCKED leaves the busy ones for a later try.
+  auto locked = tx.exec_params(
+      "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND state = 3 FOR UPDATE SKIP LOCKED", bigint_array(ids));
+  std::vector<std::int64_t> ours;
+  for (const auto& r : locked) ours.push_back(r[0].as<std::int64_t>());
+  if (ours.empty()) return 0;
+  return bounce_locked(tx, bigint_array(ours), reason);
+}
+
+int expire_queue_lifetime(pqxx::connection& conn, std::chrono::seconds lifetime, int limit) {
+  pqxx::work tx(conn);
+  auto locked = tx.exec_params(
+      "SELECT m.id FROM messages m WHERE m.state = 3 AND m.received_at < now() - make_interval(secs => $1) "
+      "AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id AND d.status = 'pending') "
+      "ORDER BY m.received_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+      static_cast<double>(lifetime.count()), limit);
+  std::vector<std::int64_t> ids;
+  for (const auto& r : locked) ids.push_back(r[0].as<std::int64_t>());
+  int n = ids.empty() ? 0
+                      : bounce_locked(tx, bigint_array(ids),
+                                      fmt::format("4.4.7 message expired: not delivered within {}h", lifetime.count() / 3600));
+  tx.commit();
+  return n;
+}
+
+}  // namespace wsmtp::common::pg
