@@ -6,6 +6,7 @@
 #include "address.h"
 #include "context.h"
 #include "pg/directory.h"
+#include "pg/directory_admin.h"
 
 namespace wsmtp::ctl {
 namespace {
@@ -26,6 +27,7 @@ struct Args {
   std::string name;
   std::string maildir;
   std::vector<std::string> targets;
+  std::string target;
   std::string domain;
 };
 
@@ -43,6 +45,31 @@ void add_domain_commands(CLI::App& app, Context& ctx) {
       bool added = common::pg::add_domain(tx, name);
       tx.commit();
       std::cout << (added ? "added domain " : "domain already present: ") << name << "\n";
+      return kExitOk;
+    };
+  });
+  auto* rm = cmd->add_subcommand("remove", "remove a local domain with its mailboxes and aliases");
+  rm->add_option("domain", args->name, "domain name")->required();
+  rm->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto name = common::to_lower_ascii(args->name);
+      pqxx::work tx(ctx.db());
+      auto counts = common::pg::domain_counts(tx, name);
+      if (!common::pg::remove_domain(tx, name)) throw CommandError(fmt::format("no local domain '{}'", name));
+      tx.commit();
+      std::cout << fmt::format("removed domain {} ({} mailboxes, {} aliases)\n", name, counts.mailboxes, counts.aliases);
+      return kExitOk;
+    };
+  });
+  auto* show = cmd->add_subcommand("show", "show a local domain");
+  show->add_option("domain", args->name, "domain name")->required();
+  show->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto name = common::to_lower_ascii(args->name);
+      pqxx::read_transaction tx(ctx.db());
+      auto counts = common::pg::domain_counts(tx, name);
+      if (!counts.exists) throw CommandError(fmt::format("no local domain '{}'", name));
+      std::cout << fmt::format("domain {}\nmailboxes {}\naliases {}\n", name, counts.mailboxes, counts.aliases);
       return kExitOk;
     };
   });
@@ -74,6 +101,30 @@ void add_mailbox_commands(CLI::App& app, Context& ctx) {
       bool added = common::pg::add_mailbox(tx, address.lookup_key(), domain, args->maildir);
       tx.commit();
       std::cout << (added ? "added mailbox " : "mailbox already present: ") << address.lookup_key() << "\n";
+      return kExitOk;
+    };
+  });
+  auto* rm = cmd->add_subcommand("remove", "remove a mailbox (its Maildir stays on disk)");
+  rm->add_option("address", args->name, "mailbox address")->required();
+  rm->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto address = require_address(args->name).lookup_key();
+      pqxx::work tx(ctx.db());
+      if (!common::pg::remove_mailbox(tx, address)) throw CommandError(fmt::format("no mailbox '{}'", address));
+      tx.commit();
+      std::cout << "removed mailbox " << address << "\n";
+      return kExitOk;
+    };
+  });
+  auto* show = cmd->add_subcommand("show", "show a mailbox");
+  show->add_option("address", args->name, "mailbox address")->required();
+  show->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto address = require_address(args->name).lookup_key();
+      pqxx::read_transaction tx(ctx.db());
+      auto m = common::pg::find_mailbox(tx, address);
+      if (!m) throw CommandError(fmt::format("no mailbox '{}'", address));
+      std::cout << fmt::format("mailbox {}\ntransport {}\nmaildir {}\n", m->address, m->transport, m->maildir);
       return kExitOk;
     };
   });
@@ -109,6 +160,33 @@ void add_alias_commands(CLI::App& app, Context& ctx) {
                                  address.lookup_key(), t);
       }
       tx.commit();
+      return kExitOk;
+    };
+  });
+  auto* rm = cmd->add_subcommand("remove", "remove an alias, or one of its targets");
+  rm->add_option("address", args->name, "alias address")->required();
+  rm->add_option("target", args->target, "only this target");
+  rm->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto address = require_address(args->name).lookup_key();
+      auto target = args->target.empty() ? std::string() : require_address(args->target).lookup_key();
+      pqxx::work tx(ctx.db());
+      int n = common::pg::remove_alias(tx, address, target);
+      if (!n) throw CommandError(fmt::format("no alias '{}'{}", address, target.empty() ? "" : " -> " + target));
+      tx.commit();
+      std::cout << fmt::format("removed {} target(s) of alias {}\n", n, address);
+      return kExitOk;
+    };
+  });
+  auto* show = cmd->add_subcommand("show", "show the targets of an alias");
+  show->add_option("address", args->name, "alias address")->required();
+  show->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto address = require_address(args->name).lookup_key();
+      pqxx::read_transaction tx(ctx.db());
+      auto targets = common::pg::alias_targets(tx, address);
+      if (targets.empty()) throw CommandError(fmt::format("no alias '{}'", address));
+      for (const auto& t : targets) std::cout << address << " -> " << t << "\n";
       return kExitOk;
     };
   });
