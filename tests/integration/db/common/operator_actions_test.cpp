@@ -1,4 +1,7 @@
 // Operator selections and bulk actions, and the reaper pass, on a real database.
+#include <atomic>
+#include <thread>
+
 #include <catch2/catch.hpp>
 
 #include "pg/message_filter.h"
@@ -148,4 +151,25 @@ TEST_CASE("a reaper pass returns leases, deletes old messages and reports it") {
   CHECK(db.query("SELECT count(*) FROM messages")[0][0].as<int>() == 1);
   auto again = common::reap::reap_once(*conn, config, queue);
   CHECK(again.routing_reset + again.aborted_deleted + again.done_deleted == 0);
+}
+
+TEST_CASE("several reapers at once never do the same work twice") {
+  test::TestDatabase db;
+  constexpr int kMessages = 3000;
+  db.query("INSERT INTO messages (envelope_from, state_changed_at) SELECT 'x@y', now() FROM generate_series(1, " +
+           std::to_string(kMessages) + ")");
+  db.query("UPDATE messages SET state_changed_at = now() - interval '1 day'");
+  common::reap::ReaperConfig config;
+  config.batch_size = 100;
+  common::QueueConfig queue;
+  std::atomic<int> deleted{0};
+  std::vector<std::thread> reapers;
+  for (int i = 0; i < 3; ++i)
+    reapers.emplace_back([&] {
+      auto conn = db.connect();
+      for (int pass = 0; pass < 20; ++pass) deleted += common::reap::reap_once(*conn, config, queue).aborted_deleted;
+    });
+  for (auto& t : reapers) t.join();
+  CHECK(deleted == kMessages);
+  CHECK(db.query("SELECT count(*) FROM messages")[0][0].as<int>() == 0);
 }
