@@ -16,12 +16,73 @@ struct MailboxTarget {
   std::string transport;
 };
 
+enum class PostingPolicy { anyone, members, moderated };
+
+// A mailing list (schema 003): who may post, where bounces go, and the values
+// of its RFC 2369/2919 headers.
+struct MailingList {
+  std::string address;
+  std::string owner;
+  std::string bounce_address;
+  PostingPolicy policy = PostingPolicy::members;
+  std::string list_id;      // RFC 2919 list-id, without brackets
+  std::string description;  // List-Id phrase
+  std::string unsubscribe;  // List-Unsubscribe value; "" -> mailto the owner
+};
+
+// Everything the router needs to know about one address, in one answer (the
+// PostgreSQL implementation makes it one round trip).
+struct AddressInfo {
+  bool local_domain = false;
+  std::string delimiter;                    // plus-addressing separator of the domain, "" for none
+  std::vector<std::string> alias_targets;
+  std::optional<MailboxTarget> mailbox;
+  std::vector<std::string> forward_targets;  // when mailbox: forwarding
+  bool forward_keep_copy = false;
+  bool autoreply_active = false;             // when mailbox: a vacation reply is active now
+  std::optional<MailingList> list;
+  std::optional<std::string> catchall;       // the domain's catch-all target
+};
+
 class DirectoryLookup {
  public:
   virtual ~DirectoryLookup() = default;
   virtual bool is_local_domain(const std::string& domain) = 0;
   virtual std::optional<MailboxTarget> find_mailbox(const std::string& address) = 0;
   virtual std::vector<std::string> alias_targets(const std::string& address) = 0;
+
+  // Schema 003 (router rule book). The defaults describe a directory without
+  // those features, so older implementations keep working.
+  virtual std::string recipient_delimiter(const std::string& /*domain*/) { return "+"; }
+  virtual std::optional<std::string> catchall_target(const std::string& /*domain*/) { return std::nullopt; }
+  virtual std::vector<std::string> forward_targets(const std::string& /*mailbox*/, bool& keep_copy) {
+    keep_copy = false;
+    return {};
+  }
+  virtual bool autoreply_active(const std::string& /*mailbox*/) { return false; }
+  virtual std::optional<MailingList> find_list(const std::string& /*address*/) { return std::nullopt; }
+  virtual bool is_list_member(const std::string& /*list*/, const std::string& /*address*/) { return false; }
+  // Members of a list that the bulk expansion (one INSERT ... SELECT) cannot
+  // route by itself: local addresses that are not plain mailboxes (aliases,
+  // lists, plus-addresses, mailboxes with forwarding).
+  virtual std::vector<std::string> list_members_to_expand(const std::string& /*list*/) { return {}; }
+
+  // All of the above for one address. Implementations may answer in one query.
+  virtual AddressInfo describe(const std::string& address, const std::string& domain) {
+    AddressInfo info;
+    info.local_domain = is_local_domain(domain);
+    info.alias_targets = alias_targets(address);
+    if (!info.local_domain) return info;
+    info.delimiter = recipient_delimiter(domain);
+    info.mailbox = find_mailbox(address);
+    if (info.mailbox) {
+      info.forward_targets = forward_targets(address, info.forward_keep_copy);
+      info.autoreply_active = autoreply_active(address);
+    }
+    info.list = find_list(address);
+    info.catchall = catchall_target(domain);
+    return info;
+  }
 };
 
 }  // namespace wsmtp::common

@@ -21,6 +21,12 @@ struct NewMessage {
   std::vector<std::string> recipients;
 };
 
+// A message received whole before anything was written (it fit in one chunk).
+struct CompleteMessage {
+  NewMessage envelope;
+  std::string body;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -33,6 +39,17 @@ class Store {
   virtual void commit_message(std::int64_t msg_id, std::int64_t size) = 0;
   // Deletes a message still in state 0 (best effort; the reaper catches the rest).
   virtual void abort_message(std::int64_t msg_id) = 0;
+
+  // Stores several complete small messages (envelope and whole body) and moves
+  // each to state 1, all in ONE transaction: one commit (one WAL flush) for the
+  // lot, so concurrent sessions share the cost of durability (group commit).
+  // All or nothing: returns the new ids in order once committed, or throws and
+  // none exists.
+  virtual std::vector<std::int64_t> store_messages(const std::vector<CompleteMessage>& messages) = 0;
+
+  // SMTP AUTH (RFC 4954): true only for an enabled user whose password matches.
+  // Slow on purpose (argon2id); never called on an event loop.
+  virtual bool verify_user(const std::string& username, const std::string& password) = 0;
 };
 
 }  // namespace wsmtp::common

@@ -1,13 +1,30 @@
 #include "config.h"
 
+#include <pwd.h>
+
 #include <algorithm>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "address.h"
+#include "identity.h"
 
 namespace wsmtp::deliver {
 
 using namespace std::chrono_literals;
 
 namespace {
-const std::vector<std::string> kKnownTransports = {"maildir"};
+// An octal permission such as "0700"; only permission bits.
+unsigned read_mode(common::SectionReader& s, const std::string& key, unsigned fallback) {
+  auto text = s.get_string(key, fmt::format("{:04o}", fallback));
+  char* end = nullptr;
+  unsigned long mode = std::strtoul(text.c_str(), &end, 8);
+  if (text.empty() || *end != '\0' || mode > 0777) s.fail(key, "must be an octal mode such as 0700");
+  return static_cast<unsigned>(mode);
+}
+
+const std::vector<std::string> kKnownTransports = {"maildir", "mbox", "relay", "lmtp"};
 }
 
 DeliverConfig read_deliver_config(const common::ConfigFile& file) {
@@ -17,18 +34,45 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
   if (c.transports.empty()) s.fail("transports", "must name at least one transport");
   for (const auto& t : c.transports)
     if (std::find(kKnownTransports.begin(), kKnownTransports.end(), t) == kKnownTransports.end())
-      s.fail("transports", "unknown transport '" + t + "' (known: maildir)");
+      s.fail("transports", "unknown transport '" + t + "' (known: maildir, mbox, relay, lmtp)");
   c.batch_size = static_cast<int>(s.get_int("batch_size", c.batch_size, 1, 1000));
   c.retry_base = s.get_duration("retry_base", c.retry_base, 1s, 24h);
+  c.retry_factor = static_cast<int>(s.get_int("retry_factor", c.retry_factor, 1, 10));
   c.retry_max = s.get_duration("retry_max", c.retry_max, 1s, 7 * 24h);
   if (c.retry_max < c.retry_base) s.fail("retry_max", "must not be shorter than retry_base");
+  c.max_queue_lifetime = s.get_duration("max_queue_lifetime", c.max_queue_lifetime, 1s, 60 * 24h);
+  c.delay_warning_after = s.get_duration("delay_warning_after", c.delay_warning_after, 0s, 60 * 24h);
+  if (c.delay_warning_after.count() > 0 && c.delay_warning_after >= c.max_queue_lifetime)
+    s.fail("delay_warning_after", "must be shorter than max_queue_lifetime (or 0 to disable)");
+  c.maildir_owner = s.get_string("maildir_owner", c.maildir_owner);
+  if (!c.maildir_owner.empty() && !::getpwnam(c.maildir_owner.c_str()))
+    s.fail("maildir_owner", "no such user '" + c.maildir_owner + "'");
+  c.maildir_dir_mode = read_mode(s, "maildir_dir_mode", c.maildir_dir_mode);
+  c.maildir_file_mode = read_mode(s, "maildir_file_mode", c.maildir_file_mode);
+  if ((c.maildir_dir_mode & 0700) != 0700) s.fail("maildir_dir_mode", "the owner needs rwx (0700 at least)");
+  if ((c.maildir_file_mode & 0600) != 0600) s.fail("maildir_file_mode", "the owner needs rw (0600 at least)");
+  c.mbox_lock_timeout = s.get_duration("mbox_lock_timeout", c.mbox_lock_timeout, 1s, 1h);
+  c.mbox_stale_lock_age = s.get_duration("mbox_stale_lock_age", c.mbox_stale_lock_age, 10s, 24h);
+  c.relay_connect_timeout = s.get_duration("relay_connect_timeout", c.relay_connect_timeout, 1s, 10min);
+  c.relay_command_timeout = s.get_duration("relay_command_timeout", c.relay_command_timeout, 1s, 1h);
+  c.relay_ca_file = s.get_string("relay_ca_file", c.relay_ca_file);
+  c.lmtp_server = s.get_string("lmtp_server", c.lmtp_server);
+  if (!c.lmtp_server.empty() && c.lmtp_server[0] != '/') {
+    auto colon = c.lmtp_server.rfind(':');
+    bool ok = colon != std::string::npos && colon > 0 && colon + 1 < c.lmtp_server.size() &&
+              c.lmtp_server.find_first_not_of("0123456789", colon + 1) == std::string::npos &&
+              c.lmtp_server.size() - colon - 1 <= 5;
+    if (!ok) s.fail("lmtp_server", "must be host:port or an absolute Unix socket path");
+  }
+  c.hostname = s.get_string("hostname", common::host_name());
+  if (!common::is_valid_domain(c.hostname)) s.fail("hostname", "'" + c.hostname + "' is not a valid domain name");
   s.finish();
   return c;
 }
 
 std::chrono::seconds retry_delay(const DeliverConfig& config, int attempt) {
   auto delay = config.retry_base;
-  for (int i = 1; i < attempt && delay < config.retry_max; ++i) delay *= 2;
+  for (int i = 1; i < attempt && delay < config.retry_max; ++i) delay *= config.retry_factor;
   return std::min(delay, config.retry_max);
 }
 

@@ -1,4 +1,5 @@
-// [deliver] settings.
+// [deliver] settings: which transports this deliverer serves, the retry schedule,
+// the queue lifetime and delay warnings, and the per-transport knobs.
 #pragma once
 
 #include <chrono>
@@ -11,16 +12,41 @@ namespace wsmtp::deliver {
 
 struct DeliverConfig {
   // Transports this deliverer serves; a mailbox host serves "maildir", a
-  // relay-facing host its relay pools.
+  // relay-facing host "relay".
   std::vector<std::string> transports{"maildir"};
   int batch_size = 20;
-  std::chrono::seconds retry_base{60};      // first retry delay; doubles per attempt
-  std::chrono::seconds retry_max{4 * 3600};  // cap of the backoff
+  // Backoff: retry_base * retry_factor^(attempt-1), capped at retry_max.
+  std::chrono::seconds retry_base{60};
+  int retry_factor = 2;
+  std::chrono::seconds retry_max{4 * 3600};
+  // Deferred deliveries of a message older than this bounce (4.4.7).
+  std::chrono::seconds max_queue_lifetime{5 * 24 * 3600};
+  // One delay warning to the sender after this long; 0 disables it.
+  std::chrono::seconds delay_warning_after{0};
+  // Maildir: owner (a user name; empty keeps the deliverer's own) and modes of
+  // the directories a delivery creates and of the message files.
+  std::string maildir_owner;
+  unsigned maildir_dir_mode = 0700;
+  unsigned maildir_file_mode = 0600;
+  // mbox spools: how long to wait for the fcntl and dot locks (then defer), and
+  // the age at which a dot-lock counts as left behind by a crash.
+  std::chrono::seconds mbox_lock_timeout{30};
+  std::chrono::seconds mbox_stale_lock_age{600};
+  // Relay pools (transport "relay"): SMTP client timeouts and the roots used to
+  // verify relays of pools whose tls_policy is 'required' (empty: the system's).
+  std::chrono::seconds relay_connect_timeout{30};
+  std::chrono::seconds relay_command_timeout{300};
+  std::string relay_ca_file;
+  // LMTP: the server for every "lmtp" delivery, "host:port" or a Unix socket
+  // path; empty: each delivery's destination is the server's socket path.
+  std::string lmtp_server;
+  // Our name in DSNs (Reporting-MTA), Maildir file names and EHLO.
+  std::string hostname;
 };
 
 DeliverConfig read_deliver_config(const common::ConfigFile& file);
 
-// Backoff for the attempt-th failure (1-based): base * 2^(attempt-1), capped.
+// Backoff for the attempt-th failure (1-based), capped at retry_max.
 std::chrono::seconds retry_delay(const DeliverConfig& config, int attempt);
 
 }  // namespace wsmtp::deliver

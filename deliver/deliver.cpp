@@ -1,8 +1,14 @@
 #include "deliver.h"
 
+#include <pwd.h>
+
+#include <ctime>
+#include <map>
+
 #include "compose.h"
 #include "log.h"
 #include "maildir.h"
+#include "mbox.h"
 #include "pg/body.h"
 #include "pg/transitions.h"
 
@@ -12,42 +18,61 @@ namespace {
 using common::pg::DeliveryResult;
 using common::pg::DeliveryStatus;
 
-// Writes one recipient's copy into its Maildir, streaming the body from the
-// database in its own read-only transaction.
-DeliveryResult deliver_maildir(pqxx::connection& conn, const common::pg::DeliveryClaim& claim,
+// Streams one recipient's local copy: the trace headers, then the body from the
+// database (outside any transaction: the chunks of a received message never
+// change) with CRLF turned into LF.
+void produce_local_copy(pqxx::connection& conn, const common::pg::DeliveryClaim& claim,
+                        const common::pg::DeliveryTask& task, const std::function<void(std::string_view)>& sink) {
+  sink(local_trace_headers(claim.envelope_from, task.recipient));
+  pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
+  CrlfToLf convert;
+  std::string out;
+  common::pg::read_body(tx, claim.lease.msg_id, [&](std::string_view chunk) {
+    out.clear();
+    convert.feed(chunk, out);
+    sink(out);
+  });
+  out.clear();
+  convert.finish(out);
+  sink(out);
+}
+
+DeliveryResult deliver_maildir(pqxx::connection& conn, MaildirBatch& batch, const common::pg::DeliveryClaim& claim,
                                const common::pg::DeliveryTask& task, const std::string& host) {
   auto name = maildir_unique_name(claim.received_epoch, claim.lease.msg_id, task.delivery_id, host);
-  auto outcome = deliver_to_maildir(task.destination, name, [&](const ByteSink& sink) {
-    sink(local_trace_headers(claim.envelope_from, task.recipient));
-    pqxx::read_transaction tx(conn);
-    CrlfToLf convert;
-    std::string out;
-    common::pg::read_body(tx, claim.lease.msg_id, [&](std::string_view chunk) {
-      out.clear();
-      convert.feed(chunk, out);
-      sink(out);
-    });
-    out.clear();
-    convert.finish(out);
-    sink(out);
+  auto outcome = batch.stage(task.destination, name, [&](const ByteSink& sink) {
+    produce_local_copy(conn, claim, task, sink);
   });
   if (outcome == MaildirOutcome::already_present)
     log::info("msg={} rcpt={} already in {} (earlier attempt); not written again", claim.lease.msg_id, task.recipient,
               task.destination);
+  // A staged copy is final only after batch.sync(); the caller downgrades
+  // this result if that fails.
   return {task.delivery_id, DeliveryStatus::delivered, "maildir " + task.destination + "/new/" + name, {}};
 }
 
-DeliveryResult run_task(pqxx::connection& conn, const DeliverConfig& config, const common::pg::DeliveryClaim& claim,
-                        const common::pg::DeliveryTask& task, const std::string& host) {
+DeliveryResult deliver_mbox(pqxx::connection& conn, const DeliverConfig& config,
+                            const common::pg::DeliveryClaim& claim, const common::pg::DeliveryTask& task) {
+  deliver_to_mbox(
+      task.destination, claim.envelope_from, std::time(nullptr),
+      [&](const MboxSink& sink) { produce_local_copy(conn, claim, task, sink); },
+      {config.mbox_lock_timeout, config.mbox_stale_lock_age});
+  return {task.delivery_id, DeliveryStatus::delivered, "mbox " + task.destination, {}};
+}
+
+DeliveryResult run_local_task(pqxx::connection& conn, MaildirBatch& batch, const DeliverConfig& config,
+                              const common::pg::DeliveryClaim& claim, const common::pg::DeliveryTask& task,
+                              const std::string& host) {
   try {
-    if (task.transport == "maildir") return deliver_maildir(conn, claim, task, host);
+    if (task.transport == "maildir") return deliver_maildir(conn, batch, claim, task, host);
+    if (task.transport == "mbox") return deliver_mbox(conn, config, claim, task);
     return {task.delivery_id, DeliveryStatus::deferred, "no agent for transport " + task.transport,
             retry_delay(config, task.attempts + 1)};
   } catch (const pqxx::broken_connection&) {
     throw;
   } catch (const std::exception& e) {
-    // Local failures (disk full, permissions, I/O errors) are temporary: an admin
-    // can fix them, and the message must not bounce meanwhile.
+    // Local failures (disk full, permissions, lock timeouts) are temporary: an
+    // admin can fix them, and the message must not bounce meanwhile.
     auto delay = retry_delay(config, task.attempts + 1);
     log::warn("msg={} rcpt={} deferred: {}; retry in {}s", claim.lease.msg_id, task.recipient, e.what(),
               delay.count());
@@ -55,36 +80,117 @@ DeliveryResult run_task(pqxx::connection& conn, const DeliverConfig& config, con
   }
 }
 
+void log_result(const common::pg::DeliveryClaim& claim, const common::pg::DeliveryTask& task,
+                const DeliveryResult& result) {
+  if (result.status == DeliveryStatus::delivered)
+    log::info("msg={} delivered rcpt={} orig={} via {}: {}", claim.lease.msg_id, task.recipient, task.original_rcpt,
+              task.transport, result.detail);
+  else if (result.status == DeliveryStatus::bounced)
+    log::info("msg={} bounced rcpt={} orig={} via {}: {}", claim.lease.msg_id, task.recipient, task.original_rcpt,
+              task.transport, result.detail);
+}
+
+// Records one message's results with its transition, inside the batch's
+// transaction: a savepoint per message, so one message's failure (or lost
+// lease) rolls back only its own part.
+void finish_claim(pqxx::work& tx, const common::pg::DeliveryClaim& claim,
+                  const std::vector<DeliveryResult>& results, const common::pg::FinishOptions& finish) {
+  pqxx::subtransaction sub(tx, "finish");
+  auto outcome = common::pg::finish_delivery(sub, claim.lease, results, finish);
+  if (outcome == common::pg::FinishOutcome::lost_lease) {
+    log::warn("msg={} lease lost before delivery results were recorded; the new owner will redo them "
+              "(Maildir copies are not duplicated)",
+              claim.lease.msg_id);
+    sub.abort();
+    return;
+  }
+  sub.commit();
+}
+
+// Makes the batch's Maildir copies durable together; a copy that failed turns
+// its result into a deferral.
+void sync_maildirs(MaildirBatch& batch, const std::vector<std::pair<std::int64_t, std::size_t>>& staged,
+                   std::map<std::int64_t, std::vector<DeliveryResult>>& results, const DeliverConfig& config) {
+  auto errors = batch.sync();
+  std::size_t next = 0;
+  for (const auto& [msg_id, index] : staged) {
+    const auto& error = errors.at(next++);
+    if (error.empty()) continue;
+    auto& r = results[msg_id][index];
+    log::warn("msg={} Maildir copy not durable: {}; deferred", msg_id, error);
+    r = {r.delivery_id, DeliveryStatus::deferred, error, retry_delay(config, 1)};
+  }
+}
+
 }  // namespace
 
-int deliver_batch(pqxx::connection& conn, const DeliverConfig& config, const common::QueueConfig& queue,
-                  const std::string& owner, const std::string& host) {
-  common::pg::ClaimOptions options{owner, queue.lease_time, config.batch_size, queue.max_expired_claims};
-  auto claims = common::pg::claim_for_delivery(conn, options, config.transports);
+Deliverer::Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner,
+                     std::string host)
+    : config_(config), queue_(queue), owner_(std::move(owner)), host_(std::move(host)), relays_(config), lmtp_(config) {
+  maildir_owner_.dir_mode = static_cast<mode_t>(config.maildir_dir_mode);
+  maildir_owner_.file_mode = static_cast<mode_t>(config.maildir_file_mode);
+  if (!config.maildir_owner.empty()) {
+    // Checked by read_deliver_config; resolved once, not per delivery.
+    const passwd* pw = ::getpwnam(config.maildir_owner.c_str());
+    if (!pw) log::fatal("maildir_owner {} vanished after the configuration check", config.maildir_owner);
+    maildir_owner_.uid = pw->pw_uid;
+    maildir_owner_.gid = pw->pw_gid;
+  }
+}
+
+int Deliverer::run_batch(pqxx::connection& conn) {
+  common::pg::ClaimOptions options{owner_, queue_.lease_time, config_.batch_size, queue_.max_expired_claims};
+  const common::pg::FinishOptions finish{config_.max_queue_lifetime, config_.delay_warning_after, config_.hostname};
+  auto claims = common::pg::claim_for_delivery(conn, options, config_.transports);
+  std::map<std::int64_t, std::vector<DeliveryResult>> results;
+  // Relay deliveries of all claimed messages, grouped by pool: one connection
+  // then carries the whole batch.
+  std::map<std::string, std::vector<RelayJob>> by_pool, by_lmtp_server;
+  auto add_job = [](std::vector<RelayJob>& jobs, const common::pg::DeliveryClaim& claim,
+                    const common::pg::DeliveryTask& task) {
+    if (jobs.empty() || jobs.back().claim != &claim) jobs.push_back({&claim, {}});
+    jobs.back().tasks.push_back(&task);
+  };
+  MaildirBatch maildirs(maildir_owner_);
+  std::vector<std::pair<std::int64_t, std::size_t>> staged;  // (msg, index in its results) per staged copy
+  for (const auto& claim : claims) {
+    auto& mine = results[claim.lease.msg_id];
+    for (const auto& task : claim.tasks) {
+      if (task.transport == "relay") add_job(by_pool[task.destination], claim, task);
+      else if (task.transport == "lmtp") add_job(by_lmtp_server[lmtp_.server_for(task.destination)], claim, task);
+      else {
+        auto before = maildirs.size();
+        mine.push_back(run_local_task(conn, maildirs, config_, claim, task, host_));
+        if (maildirs.size() > before) staged.emplace_back(claim.lease.msg_id, mine.size() - 1);
+      }
+    }
+  }
+  sync_maildirs(maildirs, staged, results, config_);
+  auto collect = [&results](const std::vector<RelayJob>& jobs, const std::vector<DeliveryResult>& out) {
+    std::size_t next = 0;
+    for (const auto& job : jobs)
+      for (std::size_t i = 0; i < job.tasks.size(); ++i) results[job.claim->lease.msg_id].push_back(out[next++]);
+  };
+  for (const auto& [pool, jobs] : by_pool) collect(jobs, relays_.deliver(conn, pool, jobs));
+  for (const auto& [server, jobs] : by_lmtp_server) collect(jobs, lmtp_.deliver(conn, server, jobs));
+  if (claims.empty()) return 0;
+  pqxx::work tx(conn);
   for (const auto& claim : claims) {
     try {
-      std::vector<DeliveryResult> results;
-      for (const auto& task : claim.tasks) {
-        results.push_back(run_task(conn, config, claim, task, host));
-        if (results.back().status == DeliveryStatus::delivered)
-          log::info("msg={} delivered rcpt={} orig={} via {}: {}", claim.lease.msg_id, task.recipient,
-                    task.original_rcpt, task.transport, results.back().detail);
-      }
-      pqxx::work tx(conn);
-      auto outcome = common::pg::finish_delivery(tx, claim.lease, results);
-      if (outcome == common::pg::FinishOutcome::lost_lease) {
-        log::warn("msg={} lease lost before delivery results were recorded; the new owner will redo them "
-                  "(Maildir copies are not duplicated)",
-                  claim.lease.msg_id);
-        continue;
-      }
-      tx.commit();
+      const auto& mine = results[claim.lease.msg_id];
+      std::map<std::int64_t, const common::pg::DeliveryTask*> tasks;
+      for (const auto& task : claim.tasks) tasks[task.delivery_id] = &task;
+      for (const auto& result : mine) log_result(claim, *tasks.at(result.delivery_id), result);
+      finish_claim(tx, claim, mine, finish);
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {
-      log::error("msg={} delivery pass failed: {}; will retry after the lease expires", claim.lease.msg_id, e.what());
+      log::error("msg={} recording delivery results failed: {}; will retry after the lease expires",
+                 claim.lease.msg_id, e.what());
     }
   }
+  // One commit (one WAL flush) for the whole batch.
+  tx.commit();
   return static_cast<int>(claims.size());
 }
 

@@ -1,6 +1,8 @@
 // One delivery pass: claim messages with due deliveries on our transports, run
-// each delivery, and record the results with the 4->5 (all final) or 4->3 (some
-// deferred) transition in one transaction per message.
+// the local deliveries (Maildir, mbox) per message, and the relay deliveries per
+// pool and LMTP deliveries per server (batched over kept connections), then record each message's results with
+// its 4->5 (all final, DSN queued) or 4->3 (some deferred) transition in one
+// transaction per message.
 #pragma once
 
 #include <string>
@@ -9,11 +11,27 @@
 
 #include "config.h"
 #include "config/common_config.h"
+#include "lmtp.h"
+#include "maildir.h"
+#include "relay.h"
 
 namespace wsmtp::deliver {
 
-// Returns the number of messages claimed.
-int deliver_batch(pqxx::connection& conn, const DeliverConfig& config, const common::QueueConfig& queue,
-                  const std::string& owner, const std::string& host);
+class Deliverer {
+ public:
+  Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner, std::string host);
+
+  // Returns the number of messages claimed. Throws for database connection loss.
+  int run_batch(pqxx::connection& conn);
+
+ private:
+  const DeliverConfig& config_;
+  const common::QueueConfig& queue_;
+  std::string owner_;
+  std::string host_;
+  MaildirOwner maildir_owner_;
+  RelaySessions relays_;
+  LmtpSessions lmtp_;
+};
 
 }  // namespace wsmtp::deliver

@@ -5,10 +5,15 @@
 // a second copy.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "unique_fd.h"
 
 namespace wsmtp::deliver {
 
@@ -21,10 +26,57 @@ enum class MaildirOutcome { written, already_present };
 
 using ByteSink = std::function<void(std::string_view)>;
 
+// Who owns what a delivery creates: the directories it has to create (a new
+// mailbox) and the message files. uid/gid -1: keep the deliverer's own.
+struct MaildirOwner {
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+  mode_t dir_mode = 0700;
+  mode_t file_mode = 0600;
+};
+
+// A batch of Maildir deliveries that pays the fsyncs together: each message
+// is written to tmp/ as it comes (stage), then sync() fsyncs all the tmp files
+// in parallel, renames each into new/ and fsyncs each new/ directory once.
+// The order per file is the Maildir one (data durable before the rename, the
+// rename durable before the caller commits), only the waiting overlaps.
+class MaildirBatch {
+ public:
+  explicit MaildirBatch(MaildirOwner owner = {}) : owner_(owner) {}
+  ~MaildirBatch();
+  MaildirBatch(const MaildirBatch&) = delete;
+  MaildirBatch& operator=(const MaildirBatch&) = delete;
+
+  // Creates maildir/{tmp,new,cur} if missing and writes the message into tmp/.
+  // Returns already_present (nothing staged) or written (staged; final after
+  // sync()). Throws like deliver_to_maildir; a failed stage leaves no tmp file.
+  MaildirOutcome stage(const std::string& maildir, const std::string& unique_name,
+                       const std::function<void(const ByteSink&)>& produce);
+
+  // Makes every staged message durable in new/. Returns one entry per staged
+  // message, in stage order: empty on success, else the error (that message is
+  // not delivered, or not durably: the caller retries it; the retry finds it).
+  std::vector<std::string> sync();
+
+  // Messages staged and not yet synced.
+  std::size_t size() const;
+
+ private:
+  struct Staged {
+    common::UniqueFd fd;
+    std::string tmp;
+    std::string dst;
+    std::string new_dir;
+    std::string error;
+  };
+  MaildirOwner owner_;
+  std::vector<Staged> staged_;
+};
+
 // Creates maildir/{tmp,new,cur} if missing, then streams the message produced by
 // `produce` (which calls the sink it is given) into it. Throws std::system_error
 // (or whatever produce throws); a failed attempt removes its tmp file.
 MaildirOutcome deliver_to_maildir(const std::string& maildir, const std::string& unique_name,
-                                  const std::function<void(const ByteSink&)>& produce);
+                                  const std::function<void(const ByteSink&)>& produce, MaildirOwner owner = {});
 
 }  // namespace wsmtp::deliver

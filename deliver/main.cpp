@@ -1,5 +1,5 @@
 // wdeliver: claims routed messages (state 3) with deliveries on the transports it
-// serves, writes them to their Maildirs, and finishes them (state 5) or returns
+// serves, delivers them (Maildir, mbox, relay pools), and finishes them (state 5) or returns
 // them for a later retry (state 3).
 #include "cli.h"
 #include "config.h"
@@ -30,9 +30,9 @@ int main(int argc, char** argv) {
     const std::string owner = common::worker_identity();
     const std::string host = common::host_name();
     log::info("wdeliver starting as {} for transports {}", owner, fmt::join(config.transports, ","));
-    common::pg::run_worker_loop(
-        {db.conninfo, common::pg::kDeliverChannel, queue.poll_interval}, stop,
-        [&](pqxx::connection& conn) { return deliver::deliver_batch(conn, config, queue, owner, host); });
+    deliver::Deliverer deliverer(config, queue, owner, host);
+    common::pg::run_worker_loop({db.conninfo, common::pg::kDeliverChannel, queue.poll_interval}, stop,
+                                [&](pqxx::connection& conn) { return deliverer.run_batch(conn); });
     log::info("wdeliver stopped");
     return 0;
   });

@@ -3,11 +3,14 @@
 // is refused because no client can work with it).
 #include "config.h"
 
+#include <algorithm>
 #include <charconv>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "address.h"
+#include "tls.h"
 #include "identity.h"
 
 namespace wsmtp::listener {
@@ -42,14 +45,53 @@ bool parse_listen_address(const std::string& text, ListenAddress& out) {
   return true;
 }
 
+namespace {
+
+void read_protection_keys(common::SectionReader& s, ListenerConfig& c) {
+  using std::chrono::seconds;
+  // Below 1000 even RFC-conforming mail would be refused.
+  c.max_line_length = static_cast<std::size_t>(s.get_int("max_line_length", 1000, 1000, 1 << 20));
+  c.max_received_headers = static_cast<int>(s.get_int("max_received_headers", 50, 10, 1000));
+  c.max_auth_failures = static_cast<int>(s.get_int("max_auth_failures", 3, 1, 100));
+  c.tarpit_after_errors = static_cast<int>(s.get_int("tarpit_after_errors", 3, 1, 1000));
+  c.tarpit_delay = s.get_duration("tarpit_delay", c.tarpit_delay, seconds(0), seconds(60));
+  c.max_connection_rate = static_cast<int>(s.get_int("max_connection_rate", 60, 0, 1000000));
+  c.shutdown_grace = s.get_duration("shutdown_grace", c.shutdown_grace, seconds(0), seconds(600));
+  auto cores = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  c.loops = static_cast<int>(s.get_int("loops", cores, 1, 256));
+}
+
+// The files are read here too, so a typo or a key that does not match its
+// certificate is a configuration error at start (and a refused reload), not a
+// failed handshake later.
+void read_tls_keys(common::SectionReader& s, ListenerConfig& c) {
+  c.tls_cert_file = s.get_string("tls_cert_file", "");
+  c.tls_key_file = s.get_string("tls_key_file", "");
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    s.fail(c.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file",
+           "tls_cert_file and tls_key_file must be set together");
+  if (!c.tls_enabled()) return;
+  try {
+    make_tls_context(c);
+  } catch (const std::exception& e) {
+    s.fail("tls_cert_file", e.what());
+  }
+}
+
+}  // namespace
+
 ListenerConfig read_listener_config(const common::ConfigFile& file) {
   using std::chrono::seconds;
   common::SectionReader s(file, "listener");
   ListenerConfig c;
 
-  auto listen = s.get_string("listen", "127.0.0.1:2525");
-  if (!parse_listen_address(listen, c.listen))
-    s.fail("listen", fmt::format("expected IPv4:port or [IPv6]:port, got '{}'", listen));
+  for (const auto& text : s.get_list("listen", {"127.0.0.1:2525"})) {
+    ListenAddress address;
+    if (!parse_listen_address(text, address))
+      s.fail("listen", fmt::format("expected IPv4:port or [IPv6]:port, got '{}'", text));
+    c.listen.push_back(address);
+  }
+  if (c.listen.empty()) s.fail("listen", "at least one address is needed");
 
   c.hostname = s.get_string("hostname", common::host_name());
   if (!common::is_valid_domain(c.hostname))
@@ -73,6 +115,8 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
     c.trusted_networks.push_back(*cidr);
   }
 
+  read_protection_keys(s, c);
+  read_tls_keys(s, c);
   s.finish();
   return c;
 }

@@ -1,6 +1,6 @@
 // wsmtp: the SMTP listener. Reads the configuration, binds, and runs the event
-// loop until SIGTERM/SIGINT. Everything protocol-related is in session.cpp,
-// everything network-related in server.cpp.
+// loops until SIGTERM/SIGINT (SIGHUP reloads). Everything protocol-related is in
+// session*.cpp, everything network-related in loop.cpp and server.cpp.
 #include <csignal>
 #include <exception>
 #include <memory>
@@ -29,14 +29,18 @@ int main(int argc, char** argv) {
     auto database = common::read_database_config(file);
     auto config = listener::read_listener_config(file);
     if (check_config) {
-      log::info("configuration OK: listen {} hostname {}", config.listen.str(), config.hostname);
+      log::info("configuration OK: listen {} hostname {}", config.listen.front().str(), config.hostname);
       return 0;
     }
     // A client that resets the connection must not kill us with SIGPIPE; write
-    // errors are reported by the socket calls instead.
+    // errors are reported by the socket calls instead. SIGHUP is handled by the
+    // server's signal loop, but must not kill us before it is installed.
     std::signal(SIGPIPE, SIG_IGN);
     try {
-      listener::Server server(config, [conninfo = database.conninfo] { return common::pg::make_pg_store(conninfo); });
+      // SIGHUP reads the same file again; the database settings need a restart.
+      auto reload = [&options] { return listener::read_listener_config(common::load_config(options)); };
+      listener::Server server(
+          std::move(config), [conninfo = database.conninfo] { return common::pg::make_pg_store(conninfo); }, reload);
       server.bind();
       server.run();
     } catch (const std::exception& e) {

@@ -1,5 +1,5 @@
 // The command side of the SMTP conversation (RFC 5321 §4.1) and the handling of
-// store results. The DATA side (dot-unstuffing, line endings, chunking) is in
+// store results. STARTTLS and AUTH are in session_auth.cpp, DATA and BDAT in
 // session_data.cpp. Replies come from the catalogue (smtp/replies.h), never literals.
 #include "session.h"
 
@@ -39,18 +39,32 @@ bool printable(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
 }
 
+bool is_ascii(std::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x80; });
+}
+
+// Local parts that ask a later hop to route elsewhere: "user%other", "other!user",
+// and a quoted "user@other". Honouring them for an untrusted client would make
+// us an open relay through any MTA that still interprets them (Postfix refuses
+// them too: allow_untrusted_routing = no).
+bool has_routing_syntax(std::string_view local) {
+  return local.find_first_of("%!@") != std::string_view::npos;
+}
+
 }  // namespace
 
-Session::Session(const ListenerConfig& config, SessionContext context)
-    : config_(config), context_(std::move(context)) {
+Session::Session(std::shared_ptr<const ListenerConfig> config, SessionContext context)
+    : config_owner_(std::move(config)), config_(*config_owner_), context_(std::move(context)) {
   client_ip_ = context_.client.str();
-  relay_allowed_ = config_.is_trusted(context_.client);
+  trusted_ = config_.is_trusted(context_.client);
+  filter_.reset(config_.max_line_length);
   reply(replies::greeting(config_.hostname));
 }
 
 void Session::on_line(std::string_view bytes, bool complete) {
   if (close_) return;
-  if (waiting()) log::fatal("session fed input while a store op is outstanding (server bug)");
+  if (waiting() || wants_tls() || raw_remaining() > 0)
+    log::fatal("session fed a line while it cannot take one (server bug)");
   if (phase_ == Phase::data) return data_piece(bytes, complete);
 
   if (!complete) {
@@ -58,11 +72,21 @@ void Session::on_line(std::string_view bytes, bool complete) {
     discarding_line_ = true;
     return;
   }
-  if (std::exchange(discarding_line_, false)) return error(replies::line_too_long());
+  if (std::exchange(discarding_line_, false)) {
+    if (phase_ == Phase::auth) {
+      auth_step_ = AuthStep::none;
+      phase_ = Phase::ready;
+    }
+    return error(replies::line_too_long());
+  }
   command_crlf_ = !bytes.empty() && bytes.back() == '\r';
   if (command_crlf_) bytes.remove_suffix(1);
+  if (phase_ == Phase::auth) return auth_line(bytes);  // never logged: it carries credentials
   if (bytes.size() + 2 > kMaxCommandLine) return error(replies::line_too_long());
-  log::debug("client={} < {}", client_ip_, bytes);
+  if (iequals_prefix(bytes, "AUTH "))
+    log::debug("client={} < AUTH (arguments not logged)", client_ip_);
+  else
+    log::debug("client={} < {}", client_ip_, bytes);
   command_line(bytes);
 }
 
@@ -75,32 +99,43 @@ void Session::command_line(std::string_view line) {
   if (verb == "MAIL") return cmd_mail(arg);
   if (verb == "RCPT") return cmd_rcpt(arg);
   if (verb == "DATA") return cmd_data(arg);
-  if (verb == "RSET") {
-    if (!arg.empty()) return error(replies::syntax_error("RSET"));
-    reset_transaction();
-    return reply(replies::reset_ok());
-  }
-  if (verb == "NOOP") return reply(replies::noop_ok());
-  if (verb == "QUIT") {
-    reply(replies::bye(config_.hostname));
-    close_ = true;
-    phase_ = Phase::closed;
-    return;
-  }
-  // RFC 5321 §3.5.3: 252 without looking anything up (no address harvesting).
-  if (verb == "VRFY") return arg.empty() ? error(replies::syntax_error("VRFY address")) : reply(replies::vrfy_cannot_verify());
-  if (verb == "EXPN") return error(replies::expn_refused());
-  if (verb == "HELP") return reply(replies::help());
+  if (verb == "BDAT") return cmd_bdat(arg);
+  if (verb == "STARTTLS") return cmd_starttls(arg);
+  if (verb == "AUTH") return cmd_auth(arg);
+  if (other_command(verb, arg)) return;
   // A web browser tricked into talking to port 25 (cross-protocol attack): its
   // request lines must not be interpreted as SMTP, so hang up at once.
   if (verb == "GET" || verb == "POST" || verb == "CONNECT") {
     log::info("client={} non-SMTP command {}, disconnecting", client_ip_, verb);
-    reply(replies::non_smtp_command());
-    close_ = true;
-    phase_ = Phase::closed;
-    return;
+    return close_with(replies::non_smtp_command());
   }
   error(replies::unknown_command());
+}
+
+// The commands without a transaction of their own. Returns false for an unknown verb.
+bool Session::other_command(const std::string& verb, std::string_view arg) {
+  if (verb == "RSET") {
+    if (!arg.empty()) {
+      error(replies::syntax_error("RSET"));
+    } else {
+      reset_transaction();
+      reply(replies::reset_ok());
+    }
+  } else if (verb == "NOOP") {
+    reply(replies::noop_ok());
+  } else if (verb == "QUIT") {
+    close_with(replies::bye(config_.hostname));
+  } else if (verb == "VRFY") {
+    // RFC 5321 §3.5.3: 252 without looking anything up (no address harvesting).
+    arg.empty() ? error(replies::syntax_error("VRFY address")) : reply(replies::vrfy_cannot_verify());
+  } else if (verb == "EXPN") {
+    error(replies::expn_refused());
+  } else if (verb == "HELP") {
+    reply(replies::help());
+  } else {
+    return false;
+  }
+  return true;
 }
 
 void Session::cmd_helo(std::string_view arg, bool extended) {
@@ -111,9 +146,15 @@ void Session::cmd_helo(std::string_view arg, bool extended) {
   esmtp_ = extended;
   phase_ = Phase::ready;
   if (!extended) return reply(replies::helo_ok(config_.hostname, helo_));
-  // Only what is implemented is advertised (RFC 5321 §4.1.1.1).
-  reply(replies::ehlo(config_.hostname, {"PIPELINING", fmt::format("SIZE {}", config_.max_message_size), "8BITMIME",
-                                         "ENHANCEDSTATUSCODES"}));
+  // Only what is implemented is advertised (RFC 5321 §4.1.1.1); AUTH only under
+  // TLS (RFC 4954 §4: no plaintext passwords on the wire).
+  std::vector<std::string> extensions{"PIPELINING", fmt::format("SIZE {}", config_.max_message_size), "8BITMIME"};
+  if (config_.tls_enabled() && !tls_active()) extensions.emplace_back("STARTTLS");
+  if (tls_active() && !authenticated()) extensions.emplace_back("AUTH PLAIN LOGIN");
+  extensions.emplace_back("ENHANCEDSTATUSCODES");
+  extensions.emplace_back("SMTPUTF8");
+  extensions.emplace_back("CHUNKING");
+  reply(replies::ehlo(config_.hostname, extensions));
 }
 
 void Session::cmd_mail(std::string_view arg) {
@@ -121,18 +162,23 @@ void Session::cmd_mail(std::string_view arg) {
   if (has_mail_) return error(replies::nested_mail());
   if (!iequals_prefix(arg, "FROM:")) return error(replies::syntax_error("MAIL FROM:<address>"));
   // "FROM: <a@b>" is not RFC syntax but common enough that refusing it only hurts.
-  auto path = common::parse_path(trim(arg.substr(5)), /*allow_null=*/true, /*allow_utf8=*/false);
+  auto path = common::parse_path(trim(arg.substr(5)), /*allow_null=*/true, /*allow_utf8=*/true);
   if (path.error != common::PathError::none) return error(replies::bad_sender_syntax());
-  if (!parse_mail_params(path.params)) return;
+  bool smtputf8 = false;
+  if (!parse_mail_params(path.params, smtputf8)) return;
+  // RFC 6531 §3.4: UTF-8 in the envelope only in a transaction that asked for it.
+  if (!smtputf8 && !is_ascii(path.address.str())) return error(replies::utf8_needs_smtputf8());
   has_mail_ = true;
+  smtputf8_ = smtputf8;
   envelope_from_ = path.is_null ? std::string() : path.address.str();
   reply(replies::sender_ok());
 }
 
-// RFC 1870 SIZE=n and RFC 6152 BODY=7BIT|8BITMIME; anything else is 555 (RFC 5321
-// §4.1.1.11). Sends the error reply itself and returns false on a problem.
-bool Session::parse_mail_params(std::string_view params) {
-  bool seen_size = false, seen_body = false;
+// RFC 1870 SIZE=n, RFC 6152 BODY=7BIT|8BITMIME, RFC 6531 SMTPUTF8 and RFC 4954
+// AUTH=<mailbox> (accepted and not relayed further); anything else is 555 (RFC
+// 5321 §4.1.1.11). Sends the error reply itself and returns false on a problem.
+bool Session::parse_mail_params(std::string_view params, bool& smtputf8) {
+  bool seen_size = false, seen_body = false, seen_auth = false;
   while (!(params = trim(params)).empty()) {
     auto end = params.find(' ');
     std::string_view param = params.substr(0, end);
@@ -159,6 +205,10 @@ bool Session::parse_mail_params(std::string_view params) {
         error(replies::syntax_error("BODY=7BIT or BODY=8BITMIME"));
         return false;
       }
+    } else if (keyword == "SMTPUTF8" && !smtputf8 && eq == std::string_view::npos) {
+      smtputf8 = true;
+    } else if (keyword == "AUTH" && !seen_auth && !value.empty()) {
+      seen_auth = true;
     } else {
       error(replies::unknown_parameter(param.substr(0, eq)));
       return false;
@@ -169,6 +219,7 @@ bool Session::parse_mail_params(std::string_view params) {
 
 void Session::cmd_rcpt(std::string_view arg) {
   if (!has_mail_) return error(replies::need_mail());
+  if (body_started_) return error(replies::bad_sequence("RCPT after BDAT"));
   if (!iequals_prefix(arg, "TO:")) return error(replies::syntax_error("RCPT TO:<address>"));
   arg = trim(arg.substr(3));
   common::Address address;
@@ -179,28 +230,24 @@ void Session::cmd_rcpt(std::string_view arg) {
     address = common::Address{"postmaster", config_.hostname};
     params = trim(arg.substr(12));
   } else {
-    auto path = common::parse_path(arg, /*allow_null=*/false, /*allow_utf8=*/false);
+    auto path = common::parse_path(arg, /*allow_null=*/false, /*allow_utf8=*/true);
     if (path.error != common::PathError::none) return error(replies::bad_recipient_syntax());
     address = path.address;
     params = path.params;
   }
   if (!params.empty()) return error(replies::unknown_parameter(params.substr(0, params.find_first_of(" ="))));
+  if (!smtputf8_ && !is_ascii(address.str())) return error(replies::utf8_needs_smtputf8());
   // RFC 5321 §4.5.3.1.10: 452 asks the client to send the rest in a later transaction.
   if (recipients_.size() >= config_.max_recipients) return reply(replies::too_many_recipients(config_.max_recipients));
   pending_recipient_ = address.str();
+  bool relay_allowed = trusted_ || authenticated();
+  if (!relay_allowed && has_routing_syntax(address.local)) {
+    recipient_rejected_ = true;
+    log_rejected_recipient("routing syntax in local part");
+    return error(replies::relay_denied());
+  }
   auto key = address.lookup_key();
   issue(CheckRecipient{key, key.substr(key.rfind('@') + 1)}, Pending::recipient);
-}
-
-void Session::cmd_data(std::string_view arg) {
-  if (!has_mail_) return error(replies::need_mail());
-  if (!arg.empty()) return error(replies::syntax_error("DATA"));
-  if (recipients_.empty()) return error(recipient_rejected_ ? replies::no_valid_recipients() : replies::need_rcpt());
-  // The row is created before 354, so a database outage is a clean 451 here,
-  // before the client has spent its bandwidth, and the Received: header can carry
-  // the queue id.
-  issue(BeginMessage{common::NewMessage{envelope_from_, client_ip_, helo_, context_.received_by, recipients_}},
-        Pending::begin);
 }
 
 void Session::on_store_result(const StoreResult& result) {
@@ -212,36 +259,14 @@ void Session::on_store_result(const StoreResult& result) {
   switch (was) {
     case Pending::recipient:
       return recipient_result(result);
+    case Pending::verify:
+      return verify_result(result);
     case Pending::begin:
-      if (!result.ok) {
-        reset_transaction();
-        return reply(replies::try_again_later());
-      }
-      return start_data(result.msg_id);
     case Pending::append:
-      // The client is still sending; the answer waits for the end of the data.
-      if (!result.ok) {
-        outcome_ = DataOutcome::store_failed;
-        chunk_.clear();
-        abort_message_if_any();
-      }
-      return;
     case Pending::append_last:
-      if (!result.ok) {
-        reply(replies::try_again_later());
-        abort_message_if_any();
-        return reset_transaction();
-      }
-      return issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_)}, Pending::commit);
     case Pending::commit:
-      // DESIGN: 250 only once the transaction that set state 1 has committed.
-      if (result.ok) {
-        accepted();
-      } else {
-        reply(replies::try_again_later());
-        abort_message_if_any();
-      }
-      return reset_transaction();
+    case Pending::store_whole:
+      return append_result(was, result);
     case Pending::abort:
     case Pending::none:
       return;
@@ -259,7 +284,7 @@ void Session::recipient_result(const StoreResult& result) {
       log_rejected_recipient("unknown user");
       return error(replies::unknown_user());
     case common::RecipientVerdict::remote:
-      if (relay_allowed_) break;
+      if (trusted_ || authenticated()) break;
       recipient_rejected_ = true;
       log_rejected_recipient("relay denied");
       return error(replies::relay_denied());
@@ -272,19 +297,19 @@ void Session::recipient_result(const StoreResult& result) {
 // client cannot be told about; only a commit already under way may complete.
 void Session::result_while_closing(Pending was, const StoreResult& result) {
   if (was == Pending::begin && result.ok) msg_id_ = result.msg_id;
-  if (was == Pending::commit) {
-    if (result.ok) {
-      if (!disconnected_) accepted();
-      msg_id_ = 0;
-    }
+  if ((was == Pending::commit || was == Pending::store_whole) && result.ok) {
+    if (was == Pending::store_whole) msg_id_ = result.msg_id;
+    if (!disconnected_) accepted();
+    msg_id_ = 0;
   }
   if (close_) return abort_message_if_any();
   shut_down_now();
 }
 
 void Session::accepted() {
-  log::info("msg={} accepted from=<{}> rcpts={} size={} client={}", msg_id_, envelope_from_, recipients_.size(),
-            stored_size_, client_ip_);
+  log::info("msg={} accepted id={} from=<{}> rcpts={} size={} client={}{}{}", msg_id_, queue_id(), envelope_from_,
+            recipients_.size(), stored_size_, client_ip_, tls_active() ? " tls" : "",
+            authenticated() ? " auth=" + auth_user_ : std::string());
   reply(replies::queued(msg_id_));
   msg_id_ = 0;
 }
@@ -292,9 +317,7 @@ void Session::accepted() {
 void Session::on_timeout() {
   if (close_) return;
   log::info("client={} timeout{}", client_ip_, in_data() ? " during DATA" : "");
-  reply(replies::timeout(config_.hostname));
-  close_ = true;
-  phase_ = Phase::closed;
+  close_with(replies::timeout(config_.hostname));
   abort_message_if_any();
 }
 
@@ -309,9 +332,7 @@ void Session::on_shutdown() {
 
 void Session::shut_down_now() {
   abort_message_if_any();
-  reply(replies::shutting_down(config_.hostname));
-  close_ = true;
-  phase_ = Phase::closed;
+  close_with(replies::shutting_down(config_.hostname));
 }
 
 void Session::on_disconnect() {
@@ -319,6 +340,12 @@ void Session::on_disconnect() {
   close_ = true;
   phase_ = Phase::closed;
   abort_message_if_any();
+}
+
+void Session::close_with(const common::smtp::Reply& r) {
+  reply(r);
+  close_ = true;
+  phase_ = Phase::closed;
 }
 
 std::string Session::take_output() { return std::exchange(output_, {}); }
@@ -338,17 +365,22 @@ void Session::abort_message_if_any() {
 }
 
 void Session::reset_transaction() {
+  if (has_mail_) ++transactions_;
   has_mail_ = false;
+  smtputf8_ = false;
   envelope_from_.clear();
   recipients_.clear();
   recipient_rejected_ = false;
   pending_recipient_.clear();
+  body_started_ = false;
   std::string().swap(chunk_);  // give a 64 KiB buffer back between messages
   carry_.clear();
   seq_ = 0;
   body_size_ = stored_size_ = 0;
   outcome_ = DataOutcome::ok;
-  if (phase_ == Phase::data) phase_ = Phase::ready;
+  bdat_done_pending_ = false;
+  filter_.reset(config_.max_line_length);
+  if (phase_ == Phase::data || phase_ == Phase::bdat) phase_ = Phase::ready;
 }
 
 void Session::reply(const common::smtp::Reply& r) {
@@ -361,12 +393,13 @@ void Session::reply(const common::smtp::Reply& r) {
 void Session::error(const common::smtp::Reply& r) {
   reply(r);
   // Counting every refusal also limits directory harvesting through RCPT.
-  if (++errors_ >= config_.max_errors && !close_) {
+  ++errors_;
+  if (errors_ >= config_.max_errors && !close_) {
     log::info("client={} too many errors ({}), disconnecting", client_ip_, errors_);
-    reply(replies::too_many_errors(config_.hostname));
-    close_ = true;
-    phase_ = Phase::closed;
+    return close_with(replies::too_many_errors(config_.hostname));
   }
+  // Postfix-style tarpit: past a few errors every further one costs the client time.
+  if (errors_ >= config_.tarpit_after_errors) tarpit_ = config_.tarpit_delay;
 }
 
 void Session::log_rejected_recipient(std::string_view reason) {

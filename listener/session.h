@@ -1,18 +1,22 @@
-// One SMTP conversation (RFC 5321 with PIPELINING, SIZE, 8BITMIME and
-// ENHANCEDSTATUSCODES) as a pure state machine: lines in, reply bytes and store
-// requests out. It knows no sockets, no SQL and no event loop, so every dialogue is
-// unit-testable against a fake store; server.cpp moves the bytes and store_worker
-// runs the requests.
+// One SMTP conversation (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+// ENHANCEDSTATUSCODES, STARTTLS, AUTH, SMTPUTF8 and CHUNKING) as a pure state
+// machine: lines (or, inside BDAT, raw bytes) in, reply bytes and store requests
+// out. It knows no sockets, no TLS library, no SQL and no event loop, so every
+// dialogue is unit-testable against a fake store; server.cpp moves the bytes,
+// performs the TLS handshake it asks for, and store_worker runs the requests.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "body_filter.h"
 #include "cidr.h"
 #include "config.h"
 #include "smtp/reply.h"
@@ -23,31 +27,42 @@ namespace wsmtp::listener {
 struct SessionContext {
   IpAddress client;         // the peer's address
   std::string received_by;  // this listener's identity (host:pid), stored with the message
-  // Injected so tests need no wall clock; used for the Received: date only.
+  // Injected so tests need no wall clock; used for the Received: and Date: headers only.
   std::function<std::chrono::system_clock::time_point()> clock = [] { return std::chrono::system_clock::now(); };
+  std::uint64_t session_number = 0;  // unique within this process: names the session in queue ids
 };
 
 class Session {
  public:
   // RFC 5321 §4.5.3.1.4: a command line is at most 512 octets including CRLF.
   static constexpr std::size_t kMaxCommandLine = 512;
+  // RFC 4954 §4: an AUTH response line may be up to 12288 octets; ours (PLAIN and
+  // LOGIN with names and passwords of at most 255) fit in far less.
+  static constexpr std::size_t kMaxAuthLine = 1000;
   // Body bytes are handed to the store in chunks of about this size, which bounds
-  // the memory a connection holds whatever the message size.
+  // the memory a connection holds whatever the message size. A message that ends
+  // within the first chunk is stored in one transaction (StoreWhole).
   static constexpr std::size_t kBodyChunkSize = 64 * 1024;
-  // The largest piece of input the server passes in one on_line() call.
+  // The largest piece of input the server passes in one on_line()/on_raw() call.
   static constexpr std::size_t kCommandPiece = 1024;
   static constexpr std::size_t kDataPiece = 16 * 1024;
 
-  // Queues the 220 greeting. config must outlive the session.
-  Session(const ListenerConfig& config, SessionContext context);
+  // Queues the 220 greeting. The session co-owns config, so a configuration
+  // reloaded by SIGHUP applies to new sessions while this one keeps its own.
+  Session(std::shared_ptr<const ListenerConfig> config, SessionContext context);
 
   // One line of input without its LF (a trailing CR is the CR of CRLF), with
   // complete = true; or, with complete = false, a piece of a line whose LF has not
   // arrived yet (at most max_piece() bytes; the server splits overlong lines).
-  // Must not be called while waiting() or after closing().
+  // Must not be called while waiting(), raw_remaining() > 0, wants_tls() or closing().
   void on_line(std::string_view bytes, bool complete);
+  // BDAT chunk bytes (RFC 3030), at most raw_remaining() of them, no line splitting.
+  void on_raw(std::string_view bytes);
   // The result of the op last returned by take_store_op(); resumes the session.
   void on_store_result(const StoreResult& result);
+  // The TLS handshake the session asked for (wants_tls()) completed; cipher names
+  // protocol and cipher for the Received: header. Restarts the session (RFC 3207 §4.2).
+  void on_tls_started(std::string cipher);
   // The client was silent for too long: 421, abort any message, close.
   void on_timeout();
   // The server is stopping: 421 now if idle, else after the outstanding op.
@@ -61,49 +76,84 @@ class Session {
   // The next store request, if any. While it is outstanding waiting() is true and
   // the server must feed no input (pipelined commands stay buffered, in order).
   std::optional<StoreOp> take_store_op();
+  // How long to hold back the replies just taken before sending them and reading
+  // on (tarpit after errors); zero most of the time. Resets on reading.
+  std::chrono::seconds take_tarpit() { return std::exchange(tarpit_, std::chrono::seconds(0)); }
 
   bool waiting() const { return pending_ != Pending::none; }
   // Send what take_output() returns, then close the connection.
   bool closing() const { return close_; }
-  bool in_data() const { return phase_ == Phase::data; }
+  // STARTTLS was accepted: once the 220 is sent, discard every byte already
+  // received (CVE-2011-0411: plaintext pipelined behind STARTTLS must not be
+  // executed inside the TLS session), start the handshake and report it.
+  bool wants_tls() const { return phase_ == Phase::starttls; }
+  bool tls_active() const { return !tls_cipher_.empty(); }
+  bool in_data() const { return phase_ == Phase::data || phase_ == Phase::bdat; }
+  std::uint64_t raw_remaining() const { return phase_ == Phase::bdat ? bdat_remaining_ : 0; }
   std::size_t max_piece() const { return in_data() ? kDataPiece : kCommandPiece; }
+  bool authenticated() const { return !auth_user_.empty(); }
 
  private:
-  enum class Phase { need_helo, ready, data, closed };
-  enum class Pending { none, recipient, begin, append, append_last, commit, abort };
-  enum class DataOutcome { ok, too_big, store_failed };
+  enum class Phase { need_helo, ready, data, bdat, auth, starttls, closed };
+  enum class Pending { none, recipient, begin, append, append_last, commit, store_whole, verify, abort };
+  enum class DataOutcome { ok, too_big, line_too_long, loop, store_failed };
+  enum class AuthStep { none, plain, login_user, login_password };
 
+  // session.cpp: commands and results
   void command_line(std::string_view line);
+  bool other_command(const std::string& verb, std::string_view arg);
   void cmd_helo(std::string_view arg, bool extended);
   void cmd_mail(std::string_view arg);
   void cmd_rcpt(std::string_view arg);
-  void cmd_data(std::string_view arg);
-  bool parse_mail_params(std::string_view params);
-
-  void data_piece(std::string_view bytes, bool complete);
-  void body_bytes(std::string_view bytes);
-  void end_of_data();
-  void flush_chunk(bool last);
-  void start_data(std::int64_t msg_id);
-  std::string received_header() const;
-
+  bool parse_mail_params(std::string_view params, bool& smtputf8);
   void recipient_result(const StoreResult& result);
   void result_while_closing(Pending was, const StoreResult& result);
   void accepted();
+
+  // session_auth.cpp: STARTTLS and AUTH
+  void cmd_starttls(std::string_view arg);
+  void cmd_auth(std::string_view arg);
+  void auth_line(std::string_view line);
+  void auth_plain(std::string_view base64);
+  void verify(std::string username, std::string password);
+  void verify_result(const StoreResult& result);
+  void auth_failed_once();
+
+  // session_data.cpp: DATA and BDAT
+  void cmd_data(std::string_view arg);
+  void cmd_bdat(std::string_view arg);
+  void start_body();
+  void data_piece(std::string_view bytes, bool complete);
+  void body_content(std::string_view bytes);
+  void body_line_end();
+  bool over_size();
+  void end_of_data();
+  void bdat_chunk_done();
+  void finish_message();
+  void fail_message(const common::smtp::Reply& reply);
+  void flush_chunk(bool last);
+  void append_result(Pending was, const StoreResult& result);
+  std::string received_header() const;
+  std::string missing_headers() const;
+  std::string queue_id() const;
+  std::string with_protocol() const;
+
   void issue(StoreOp op, Pending pending);
   void abort_message_if_any();
   void reset_transaction();
   void shut_down_now();
+  void close_with(const common::smtp::Reply& reply);
 
   void reply(const common::smtp::Reply& reply);
-  // A reply to a client mistake: counts towards max_errors.
+  // A reply to a client mistake: counts towards max_errors and the tarpit.
   void error(const common::smtp::Reply& reply);
   void log_rejected_recipient(std::string_view reason);
 
+  std::shared_ptr<const ListenerConfig> config_owner_;
   const ListenerConfig& config_;
   SessionContext context_;
   std::string client_ip_;
-  bool relay_allowed_ = false;
+  bool trusted_ = false;  // in trusted_networks
 
   Phase phase_ = Phase::need_helo;
   Pending pending_ = Pending::none;
@@ -113,21 +163,31 @@ class Session {
   bool disconnected_ = false;
   bool shutdown_pending_ = false;
   int errors_ = 0;
+  std::chrono::seconds tarpit_{0};
   bool discarding_line_ = false;  // inside an overlong command line
   bool command_crlf_ = true;      // the last command line ended with CRLF
 
   std::string helo_;
   bool esmtp_ = false;
+  std::string tls_cipher_;  // non-empty once TLS is up
+  std::string auth_user_;   // non-empty once authenticated
+  AuthStep auth_step_ = AuthStep::none;
+  std::string auth_login_user_;
+  int auth_failures_ = 0;
 
-  // The mail transaction (RFC 5321 §3.3): MAIL, RCPTs, DATA.
+  // The mail transaction (RFC 5321 §3.3): MAIL, RCPTs, DATA or BDATs.
   bool has_mail_ = false;
+  bool smtputf8_ = false;
   std::string envelope_from_;
   std::vector<std::string> recipients_;
   bool recipient_rejected_ = false;
   std::string pending_recipient_;
+  std::uint64_t transactions_ = 0;  // numbers queue ids within the session
 
-  // DATA. msg_id_ is non-zero while a message exists in state 0 that we own.
+  // The body. msg_id_ is non-zero while a message exists in state 0 that we own.
+  bool body_started_ = false;
   std::int64_t msg_id_ = 0;
+  BodyFilter filter_;
   std::string chunk_;
   int seq_ = 0;
   std::uint64_t body_size_ = 0;    // bytes from the client, for max_message_size
@@ -136,6 +196,12 @@ class Session {
   bool at_line_start_ = true;
   bool prev_crlf_ = true;  // the previous line ended with CRLF (not a bare LF)
   std::string carry_;      // held back from a partial line: a trailing CR, or a lone leading dot
+  // BDAT
+  std::uint64_t bdat_remaining_ = 0;
+  std::uint64_t bdat_size_ = 0;
+  bool bdat_last_ = false;
+  bool bdat_done_pending_ = false;  // the chunk ended while its append was outstanding
+  std::optional<common::smtp::Reply> bdat_refusal_;  // consume the chunk, then say this
 };
 
 }  // namespace wsmtp::listener

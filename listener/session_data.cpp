@@ -1,13 +1,18 @@
-// The DATA phase of a session: the Received: header, dot-unstuffing (RFC 5321
-// §4.5.2), the end-of-data rule, and streaming the body to the store in chunks.
+// The message content of a session: DATA (dot-unstuffing, RFC 5321 §4.5.2, and
+// the end-of-data rule) and BDAT (RFC 3030 chunks of counted octets), both feeding
+// one BodyFilter (line endings, line length, header checks; see body_filter.h),
+// the Received: trace header, and streaming to the store.
 //
-// Line-ending policy (the SMTP smuggling class, CVE-2023-51764 and relatives):
-// only <CRLF>.<CRLF> ends the data. A "." line that ends in a bare LF, or that
-// follows a line ending in a bare LF, is ordinary content and is stored as ".".
-// Every bare LF is stored as CRLF, so the stored body has one line-ending
-// convention and a relay that copies it cannot be made to see a message boundary
-// that this listener did not see. A bare CR is content (it is not a line ending
-// anywhere in RFC 5321) and is stored as it came.
+// End of DATA: only <CRLF>.<CRLF>. A "." line that ends in a bare LF, or that
+// follows a line ending in a bare LF, is ordinary content (stored as "." + CRLF).
+//
+// Storage: a message that ends within its first chunk (the common case) is stored
+// in one transaction at the end (StoreWhole, which the store worker may batch with
+// other sessions'); a bigger one gets its state-0 row when the first chunk is
+// full and is appended chunk by chunk. Either way 250 comes only after the commit
+// that set state 1, and nothing is in state 1 for a message that was refused.
+#include <charconv>
+
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
@@ -19,20 +24,76 @@ namespace wsmtp::listener {
 
 namespace replies = common::smtp::replies;
 
-void Session::start_data(std::int64_t msg_id) {
-  msg_id_ = msg_id;
+void Session::cmd_data(std::string_view arg) {
+  if (!has_mail_) return error(replies::need_mail());
+  if (!arg.empty()) return error(replies::syntax_error("DATA"));
+  if (body_started_) return error(replies::bad_sequence("DATA after BDAT"));
+  if (recipients_.empty()) return error(recipient_rejected_ ? replies::no_valid_recipients() : replies::need_rcpt());
+  start_body();
   phase_ = Phase::data;
-  outcome_ = DataOutcome::ok;
-  seq_ = 0;
-  body_size_ = 0;
   at_line_start_ = true;
   // The DATA line's own ending is the "CRLF" in front of a "." on the first line.
   prev_crlf_ = command_crlf_;
   carry_.clear();
+  reply(replies::start_data());
+}
+
+// BDAT <size> [LAST]. The chunk's octets follow the command whatever we answer,
+// so a refused chunk is still read (and discarded) before the refusal is sent.
+void Session::cmd_bdat(std::string_view arg) {
+  auto space = arg.find(' ');
+  std::string_view size_text = arg.substr(0, space);
+  std::string_view rest = space == std::string_view::npos ? std::string_view() : arg.substr(space + 1);
+  std::uint64_t size = 0;
+  auto r = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
+  bool last = rest.size() == 4 && (rest == "LAST" || rest == "last" || rest == "Last");
+  if (size_text.empty() || size_text.size() > 20 || r.ec != std::errc() ||
+      r.ptr != size_text.data() + size_text.size() || (!rest.empty() && !last)) {
+    // Without a valid size the chunk's end is unknown: the rest of the input
+    // cannot be told from commands, so the session ends (RFC 3030 §4.3 leaves
+    // recovery to the server).
+    error(replies::syntax_error("BDAT <size> [LAST]"));
+    if (!close_) close_with(replies::too_many_errors(config_.hostname));
+    return;
+  }
+  bdat_refusal_.reset();
+  if (!has_mail_) {
+    bdat_refusal_ = replies::need_mail();
+  } else if (recipients_.empty()) {
+    bdat_refusal_ = recipient_rejected_ ? replies::no_valid_recipients() : replies::need_rcpt();
+  } else if (!body_started_) {
+    start_body();
+  }
+  bdat_remaining_ = size;
+  bdat_size_ = size;
+  bdat_last_ = last;
+  phase_ = Phase::bdat;
+  if (size == 0) bdat_chunk_done();
+}
+
+void Session::start_body() {
+  body_started_ = true;
+  outcome_ = DataOutcome::ok;
+  seq_ = 0;
+  body_size_ = 0;
+  filter_.reset(config_.max_line_length);
+  filter_.on_end_of_headers([](const BodyFilter&, void* self) { return static_cast<Session*>(self)->missing_headers(); },
+                            this);
   chunk_ = received_header();
   chunk_.reserve(kBodyChunkSize + kDataPiece + 2);
   stored_size_ = chunk_.size();
-  reply(replies::start_data());
+}
+
+std::string Session::queue_id() const { return fmt::format("{:X}S{:X}", context_.session_number, transactions_); }
+
+// RFC 3848 / RFC 6531 §3.7.3 protocol names for the "with" clause.
+std::string Session::with_protocol() const {
+  std::string protocol = smtputf8_ ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
+  if (smtputf8_ || esmtp_) {
+    if (tls_active()) protocol += "S";
+    if (authenticated()) protocol += "A";
+  }
+  return protocol;
 }
 
 // RFC 5321 §4.4 trace header. The client is named by its HELO and its address
@@ -42,11 +103,29 @@ std::string Session::received_header() const {
   auto ip = context_.client.family == IpAddress::Family::v6 ? "IPv6:" + client_ip_ : client_ip_;
   auto date = fmt::format("{:%a, %d %b %Y %H:%M:%S} +0000",
                           fmt::gmtime(std::chrono::system_clock::to_time_t(context_.clock())));
-  std::string header = fmt::format("Received: from {} ([{}])\r\n\tby {} with {} id {}", helo_, ip, config_.hostname,
-                                   esmtp_ ? "ESMTP" : "SMTP", msg_id_);
+  std::string header = fmt::format("Received: from {} ([{}])\r\n\tby {}", helo_, ip, config_.hostname);
+  if (tls_active()) header += fmt::format(" ({})", tls_cipher_);
+  header += fmt::format(" with {} id {}", with_protocol(), queue_id());
   if (recipients_.size() == 1) header += fmt::format("\r\n\tfor <{}>", recipients_.front());
   header += fmt::format("; {}\r\n", date);
   return header;
+}
+
+// RFC 5322 requires Date: and (should) Message-ID:. Only for our own users'
+// submissions (trusted networks or AUTH): mail from elsewhere is passed on as sent.
+std::string Session::missing_headers() const {
+  if (!trusted_ && !authenticated()) return {};
+  auto now = std::chrono::system_clock::to_time_t(context_.clock());
+  std::string out;
+  if (!filter_.has_date()) out += fmt::format("Date: {:%a, %d %b %Y %H:%M:%S} +0000\r\n", fmt::gmtime(now));
+  if (!filter_.has_message_id()) {
+    std::string origin = context_.received_by;
+    for (auto& ch : origin)
+      if (ch == ':') ch = '.';
+    out += fmt::format("Message-ID: <{:%Y%m%d%H%M%S}.{}.{}@{}>\r\n", fmt::gmtime(now), queue_id(), origin,
+                       config_.hostname);
+  }
+  return out;
 }
 
 void Session::data_piece(std::string_view bytes, bool complete) {
@@ -68,7 +147,7 @@ void Session::data_piece(std::string_view bytes, bool complete) {
     // This line has more than one character, so a leading dot is a stuffed one.
     if (at_line_start_ && bytes.front() == '.') bytes.remove_prefix(1);
     at_line_start_ = false;
-    body_bytes(bytes);
+    body_content(bytes);
     return flush_chunk(false);
   }
 
@@ -77,28 +156,89 @@ void Session::data_piece(std::string_view bytes, bool complete) {
   if (at_line_start_ && bytes == "." && crlf && prev_crlf_) return end_of_data();
   // §4.5.2: the first character is deleted if it is a period and others follow.
   if (at_line_start_ && bytes.size() > 1 && bytes.front() == '.') bytes.remove_prefix(1);
-  body_bytes(bytes);
-  body_bytes("\r\n");
+  body_content(bytes);
+  body_line_end();
   at_line_start_ = true;
   prev_crlf_ = crlf;
   flush_chunk(false);
 }
 
-void Session::body_bytes(std::string_view bytes) {
-  if (outcome_ != DataOutcome::ok) return;  // doomed message: read on, store nothing
-  body_size_ += bytes.size();
-  if (body_size_ > config_.max_message_size) {
-    // The client cannot be interrupted mid-DATA (it reads no replies until the
-    // end), so the row is aborted now and the rest of the data is discarded.
-    log::info("msg={} rejected from=<{}> client={}: message larger than {} bytes", msg_id_, envelope_from_,
-              client_ip_, config_.max_message_size);
-    outcome_ = DataOutcome::too_big;
-    std::string().swap(chunk_);
-    abort_message_if_any();
+void Session::on_raw(std::string_view bytes) {
+  if (phase_ != Phase::bdat || bytes.size() > bdat_remaining_ || waiting())
+    log::fatal("session fed BDAT bytes it did not ask for (server bug)");
+  bdat_remaining_ -= bytes.size();
+  if (!bdat_refusal_) {
+    // Line ends inside the chunk; a CR at the end of a piece waits for the next
+    // byte (CRLF split across pieces or chunks).
+    std::string joined;
+    if (!carry_.empty()) {
+      joined = std::exchange(carry_, {});
+      joined.append(bytes);
+      bytes = joined;
+    }
+    for (auto lf = bytes.find('\n'); lf != std::string_view::npos; lf = bytes.find('\n')) {
+      auto line = bytes.substr(0, lf);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      body_content(line);
+      body_line_end();
+      bytes.remove_prefix(lf + 1);
+    }
+    if (!bytes.empty() && bytes.back() == '\r') {
+      carry_ = "\r";
+      bytes.remove_suffix(1);
+    }
+    body_content(bytes);
+    flush_chunk(false);
+  }
+  if (bdat_remaining_ > 0) return;
+  if (waiting()) {
+    bdat_done_pending_ = true;  // finished when the outstanding append returns
     return;
   }
-  chunk_.append(bytes);
-  stored_size_ += bytes.size();
+  bdat_chunk_done();
+}
+
+void Session::body_content(std::string_view bytes) {
+  if (outcome_ != DataOutcome::ok) return;  // doomed message: read on, store nothing
+  body_size_ += bytes.size();
+  if (over_size()) return;
+  auto before = chunk_.size();
+  filter_.content(bytes, chunk_);
+  stored_size_ += chunk_.size() - before;
+}
+
+void Session::body_line_end() {
+  if (outcome_ != DataOutcome::ok) return;
+  body_size_ += 2;
+  if (over_size()) return;
+  auto before = chunk_.size();
+  filter_.line_end(chunk_);
+  stored_size_ += chunk_.size() - before;
+  if (filter_.line_too_long()) {
+    log::info("client={} id={} rejected from=<{}>: line longer than {} octets", client_ip_, queue_id(), envelope_from_,
+              config_.max_line_length);
+    outcome_ = DataOutcome::line_too_long;
+  } else if (filter_.received_headers() > config_.max_received_headers) {
+    log::info("client={} id={} rejected from=<{}>: mail loop ({} Received: headers)", client_ip_, queue_id(),
+              envelope_from_, filter_.received_headers());
+    outcome_ = DataOutcome::loop;
+  }
+  if (outcome_ != DataOutcome::ok) {
+    std::string().swap(chunk_);
+    abort_message_if_any();
+  }
+}
+
+bool Session::over_size() {
+  if (body_size_ <= config_.max_message_size) return false;
+  // The client cannot be interrupted mid-DATA (it reads no replies until the
+  // end), so the row is aborted now and the rest of the data is discarded.
+  log::info("client={} id={} rejected from=<{}>: message larger than {} bytes", client_ip_, queue_id(), envelope_from_,
+            config_.max_message_size);
+  outcome_ = DataOutcome::too_big;
+  std::string().swap(chunk_);
+  abort_message_if_any();
+  return true;
 }
 
 // Hands a full chunk (or, at the end, the remainder) to the store and parks the
@@ -106,6 +246,16 @@ void Session::body_bytes(std::string_view bytes) {
 void Session::flush_chunk(bool last) {
   if (outcome_ != DataOutcome::ok || waiting()) return;
   if (!last && chunk_.size() < kBodyChunkSize) return;
+  if (msg_id_ == 0) {
+    if (last) {
+      common::NewMessage envelope{envelope_from_, client_ip_, helo_, context_.received_by, recipients_};
+      return issue(StoreWhole{common::CompleteMessage{std::move(envelope), std::exchange(chunk_, {})}},
+                   Pending::store_whole);
+    }
+    // A big message: its row exists from now on; the chunk waits for the id.
+    return issue(BeginMessage{common::NewMessage{envelope_from_, client_ip_, helo_, context_.received_by, recipients_}},
+                 Pending::begin);
+  }
   if (last && chunk_.empty()) {
     return issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_)}, Pending::commit);
   }
@@ -114,22 +264,80 @@ void Session::flush_chunk(bool last) {
   issue(std::move(op), last ? Pending::append_last : Pending::append);
 }
 
+void Session::append_result(Pending was, const StoreResult& result) {
+  if (!result.ok) {
+    if (was == Pending::begin || was == Pending::append) {
+      // The client is still sending; the answer waits for the end of the data.
+      outcome_ = DataOutcome::store_failed;
+      std::string().swap(chunk_);
+      abort_message_if_any();
+    } else {
+      reply(replies::try_again_later());
+      abort_message_if_any();
+      reset_transaction();
+    }
+  } else if (was == Pending::begin) {
+    msg_id_ = result.msg_id;
+    // Writes the chunk that was waiting for the id, and parks again.
+    flush_chunk(false);
+  } else if (was == Pending::append_last) {
+    issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_)}, Pending::commit);
+  } else if (was == Pending::commit || was == Pending::store_whole) {
+    // DESIGN: 250 only once the transaction that set state 1 has committed.
+    if (was == Pending::store_whole) msg_id_ = result.msg_id;
+    accepted();
+    reset_transaction();
+  }
+  if (!waiting() && std::exchange(bdat_done_pending_, false)) bdat_chunk_done();
+}
+
 void Session::end_of_data() {
   // The next line is a command again, whatever the outcome (RFC 5321 §4.1.1.4).
   phase_ = Phase::ready;
   carry_.clear();
+  finish_message();
+}
+
+void Session::bdat_chunk_done() {
+  phase_ = Phase::ready;
+  if (auto refusal = std::exchange(bdat_refusal_, std::nullopt)) return error(*refusal);
+  if (outcome_ != DataOutcome::ok || !bdat_last_) {
+    // RFC 3030 §2: a failed chunk is answered at once; the client then RSETs.
+    if (outcome_ != DataOutcome::ok) return finish_message();
+    return reply(replies::chunk_received(bdat_size_));
+  }
+  if (!carry_.empty()) {
+    carry_.clear();
+    body_content("\r");  // a bare CR at the very end: a line end, like any other
+  }
+  finish_message();
+}
+
+// The end of the message (final dot or BDAT LAST): the refusal, or the commit.
+void Session::finish_message() {
+  if (outcome_ == DataOutcome::ok) {
+    auto before = chunk_.size();
+    filter_.finish(chunk_);
+    stored_size_ += chunk_.size() - before;
+  }
   switch (outcome_) {
     case DataOutcome::too_big:
-      abort_message_if_any();
-      reply(replies::message_too_big(config_.max_message_size));
-      return reset_transaction();
+      return fail_message(replies::message_too_big(config_.max_message_size));
+    case DataOutcome::line_too_long:
+      return fail_message(replies::data_line_too_long(config_.max_line_length));
+    case DataOutcome::loop:
+      return fail_message(replies::mail_loop(filter_.received_headers()));
     case DataOutcome::store_failed:
-      abort_message_if_any();
-      reply(replies::try_again_later());
-      return reset_transaction();
+      return fail_message(replies::try_again_later());
     case DataOutcome::ok:
       return flush_chunk(true);
   }
+}
+
+void Session::fail_message(const common::smtp::Reply& r) {
+  abort_message_if_any();
+  reply(r);
+  reset_transaction();
 }
 
 }  // namespace wsmtp::listener

@@ -26,6 +26,8 @@ StoreResult run_store_op(common::Store& store, const StoreOp& op) noexcept {
                    [&](const AppendBody& o) { store.append_body(o.msg_id, o.seq, o.bytes); },
                    [&](const CommitMessage& o) { store.commit_message(o.msg_id, o.size); },
                    [&](const AbortMessage& o) { store.abort_message(o.msg_id); },
+                   [&](const StoreWhole& o) { result.msg_id = store.store_messages({o.message}).at(0); },
+                   [&](const VerifyUser& o) { result.verified = store.verify_user(o.username, o.password); },
                },
                op);
     result.ok = true;
@@ -47,6 +49,8 @@ std::string describe(const StoreOp& op) {
                         [](const AppendBody& o) { return fmt::format("msg={} append_body seq={}", o.msg_id, o.seq); },
                         [](const CommitMessage& o) { return fmt::format("msg={} commit", o.msg_id); },
                         [](const AbortMessage& o) { return fmt::format("msg={} abort", o.msg_id); },
+                        [](const StoreWhole&) { return std::string("store_whole"); },
+                        [](const VerifyUser&) { return std::string("verify_user"); },
                     },
                     op);
 }

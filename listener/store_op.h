@@ -30,13 +30,24 @@ struct CommitMessage {
 struct AbortMessage {
   std::int64_t msg_id = 0;
 };
+// A message that fit in one chunk: created, stored and moved to state 1 in one
+// transaction, possibly together with other sessions' (store_worker batches them).
+struct StoreWhole {
+  common::CompleteMessage message;
+};
+struct VerifyUser {
+  std::string username;
+  std::string password;  // never logged (describe() leaves it out)
+};
 
-using StoreOp = std::variant<CheckRecipient, BeginMessage, AppendBody, CommitMessage, AbortMessage>;
+using StoreOp =
+    std::variant<CheckRecipient, BeginMessage, AppendBody, CommitMessage, AbortMessage, StoreWhole, VerifyUser>;
 
 struct StoreResult {
   bool ok = false;
   common::RecipientVerdict verdict = common::RecipientVerdict::unknown_local;  // CheckRecipient
-  std::int64_t msg_id = 0;                                                     // BeginMessage
+  std::int64_t msg_id = 0;                                                     // BeginMessage, StoreWhole
+  bool verified = false;                                                       // VerifyUser
   std::string error;                                                           // when !ok, for the log
 };
 

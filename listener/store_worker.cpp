@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include <algorithm>
 #include <exception>
 
 #include "log.h"
@@ -48,32 +49,123 @@ void StoreWorkerPool::stop() {
   threads_.clear();
 }
 
+void StoreWorkerPool::cancel_queued() {
+  std::deque<Job> cancelled;
+  {
+    std::lock_guard lock(mutex_);
+    std::deque<Job> kept;
+    for (auto& job : jobs_)
+      (std::holds_alternative<AbortMessage>(job.op) ? kept : cancelled).push_back(std::move(job));
+    jobs_.swap(kept);
+  }
+  for (auto& job : cancelled) {
+    StoreResult result;
+    result.error = "cancelled: shutting down";
+    post(job.session_id, std::move(result));
+  }
+}
+
+bool StoreWorkerPool::runnable() const {
+  for (const auto& job : jobs_)
+    if (!std::holds_alternative<StoreWhole>(job.op) || !writing_ || stopping_) return true;
+  return false;
+}
+
+// Whole messages are committed by one worker at a time per pool, all that are
+// queued in one transaction: while that commit waits for its WAL flush, the
+// next batch grows, so under load each flush covers many messages. (Commits
+// that NOTIFY are serialised by PostgreSQL anyway, so parallel small commits
+// would only queue there.) Other ops run on the other workers meanwhile.
+std::vector<StoreWorkerPool::Job> StoreWorkerPool::take_batch() {
+  std::vector<Job> batch;
+  bool may_write = !writing_ || stopping_;
+  auto first = std::find_if(jobs_.begin(), jobs_.end(),
+                            [&](const Job& j) { return !std::holds_alternative<StoreWhole>(j.op) || may_write; });
+  if (first == jobs_.end()) return batch;
+  batch.push_back(std::move(*first));
+  jobs_.erase(first);
+  if (!std::holds_alternative<StoreWhole>(batch.front().op)) return batch;
+  writing_ = true;
+  // Sessions have one op each outstanding, so taking later StoreWholes ahead of
+  // other sessions' ops reorders nothing that depends on order.
+  for (auto it = jobs_.begin(); it != jobs_.end() && batch.size() < kMaxBatch;) {
+    if (std::holds_alternative<StoreWhole>(it->op)) {
+      batch.push_back(std::move(*it));
+      it = jobs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return batch;
+}
+
 void StoreWorkerPool::worker_main() {
   std::unique_ptr<common::Store> store;
   for (;;) {
-    Job job{};
+    std::vector<Job> batch;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      wake_.wait(lock, [this] { return stopping_ || runnable(); });
       // Queued jobs still run when stopping: they are the aborts of closing sessions.
       if (jobs_.empty()) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
+      batch = take_batch();
+      if (batch.empty()) continue;
     }
-    StoreResult result;
+    run_batch(store, batch);
+    if (std::holds_alternative<StoreWhole>(batch.front().op)) {
+      {
+        std::lock_guard lock(mutex_);
+        writing_ = false;
+      }
+      wake_.notify_all();
+    }
+  }
+}
+
+// Several whole messages go into one transaction: one commit, one WAL flush for
+// all of them. If that fails each is retried alone, so one bad message cannot
+// cost the others their acceptance.
+void StoreWorkerPool::run_batch(std::unique_ptr<common::Store>& store, std::vector<Job>& batch) {
+  std::string connect_error;
+  try {
+    if (!store) store = factory_();
+  } catch (const std::exception& e) {
+    connect_error = e.what();
+  }
+  if (store && batch.size() > 1) {
+    std::vector<common::CompleteMessage> messages;
+    messages.reserve(batch.size());
+    for (auto& job : batch) messages.push_back(std::move(std::get<StoreWhole>(job.op).message));
     try {
-      if (!store) store = factory_();
+      auto ids = store->store_messages(messages);
+      log::debug("group commit: {} messages in one transaction", batch.size());
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        StoreResult result;
+        result.ok = true;
+        result.msg_id = ids.at(i);
+        post(batch[i].session_id, std::move(result));
+      }
+      return;
     } catch (const std::exception& e) {
-      result.error = e.what();
+      log::warn("group commit of {} messages failed, storing them one by one: {}", batch.size(), e.what());
     }
+    for (std::size_t i = 0; i < batch.size(); ++i) std::get<StoreWhole>(batch[i].op).message = std::move(messages[i]);
+  }
+  for (auto& job : batch) {
+    StoreResult result;
+    result.error = connect_error;
     if (store) result = run_store_op(*store, job.op);
     if (!result.ok) log::error("{} failed: {}", describe(job.op), result.error);
-    {
-      std::lock_guard lock(mutex_);
-      done_.push_back(Done{job.session_id, std::move(result)});
-    }
-    event_active(done_event_.get(), EV_READ, 0);
+    post(job.session_id, std::move(result));
   }
+}
+
+void StoreWorkerPool::post(std::uint64_t session_id, StoreResult result) {
+  {
+    std::lock_guard lock(mutex_);
+    done_.push_back(Done{session_id, std::move(result)});
+  }
+  event_active(done_event_.get(), EV_READ, 0);
 }
 
 void StoreWorkerPool::on_done_event(evutil_socket_t, short, void* self) noexcept {

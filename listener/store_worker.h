@@ -39,6 +39,13 @@ class StoreWorkerPool {
   // Runs the jobs already queued, then joins the threads. Results that arrive
   // after the loop stopped are not delivered. Idempotent.
   void stop();
+  // Fails every queued job that has not started, except aborts (which only ever
+  // remove state-0 rows): used when the shutdown grace period is over, so no
+  // message is committed after its client was given up.
+  void cancel_queued();
+
+  // At most this many StoreWhole ops share one transaction (group commit).
+  static constexpr std::size_t kMaxBatch = 64;
 
  private:
   struct Job {
@@ -51,6 +58,12 @@ class StoreWorkerPool {
   };
 
   void worker_main();
+  // Takes the next job and, if it is a StoreWhole, every other queued StoreWhole
+  // (up to kMaxBatch) with it. Called with mutex_ held.
+  std::vector<Job> take_batch();
+  bool runnable() const;  // with mutex_ held
+  void run_batch(std::unique_ptr<common::Store>& store, std::vector<Job>& batch);
+  void post(std::uint64_t session_id, StoreResult result);
   static void on_done_event(evutil_socket_t, short, void* self) noexcept;
   void deliver_done();
 
@@ -63,6 +76,7 @@ class StoreWorkerPool {
   std::deque<Job> jobs_;
   std::deque<Done> done_;
   bool stopping_ = false;
+  bool writing_ = false;  // a StoreWhole batch is being committed
   std::vector<std::thread> threads_;
 };
 

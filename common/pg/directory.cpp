@@ -3,11 +3,19 @@
 namespace wsmtp::common::pg {
 
 RecipientVerdict check_recipient(pqxx::transaction_base& tx, const std::string& address, const std::string& domain) {
-  // One round trip: is the domain ours, and does the address exist in it?
+  // One round trip: is the domain ours, and does the address (or its base form
+  // without the +tag) name a mailbox, alias or list, or has the domain a catch-all?
   auto row = tx.exec_params1(
-      "SELECT EXISTS (SELECT 1 FROM domains WHERE name = $2), "
-      "       EXISTS (SELECT 1 FROM mailboxes WHERE address = $1) "
-      "       OR EXISTS (SELECT 1 FROM aliases WHERE address = $1)",
+      "WITH d AS (SELECT recipient_delimiter AS delim FROM domains WHERE name = $2), "
+      "k AS (SELECT $1::text AS key "
+      "      UNION ALL "
+      "      SELECT left($1, strpos($1, d.delim) - 1) || substring($1 from '@[^@]*$') FROM d "
+      "      WHERE d.delim <> '' AND strpos(substring($1 from '^(.*)@'), d.delim) > 1) "
+      "SELECT EXISTS (SELECT 1 FROM d), "
+      "       EXISTS (SELECT 1 FROM k WHERE EXISTS (SELECT 1 FROM mailboxes WHERE address = k.key) "
+      "                                  OR EXISTS (SELECT 1 FROM aliases WHERE address = k.key) "
+      "                                  OR EXISTS (SELECT 1 FROM lists WHERE address = k.key)) "
+      "       OR EXISTS (SELECT 1 FROM catchalls WHERE domain = $2)",
       address, domain);
   if (!row[0].as<bool>()) return RecipientVerdict::remote;
   return row[1].as<bool>() ? RecipientVerdict::known_local : RecipientVerdict::unknown_local;

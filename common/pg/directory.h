@@ -11,12 +11,15 @@
 #include <pqxx/pqxx>
 
 #include "directory_lookup.h"
+#include "pg/router_directory.h"
 #include "store.h"
 
 namespace wsmtp::common::pg {
 
-// RCPT-time check: a recipient in a local domain is known if it is a mailbox or
-// an alias; a recipient in any other domain is remote (relaying is policy).
+// RCPT-time check: a recipient in a local domain is known if it is a mailbox,
+// an alias or a mailing list, also in its plus-addressed form (user+tag@domain,
+// with the domain's delimiter), or if the domain has a catch-all; a recipient
+// in any other domain is remote (relaying is policy).
 RecipientVerdict check_recipient(pqxx::transaction_base& tx, const std::string& address, const std::string& domain);
 
 bool is_local_domain(pqxx::transaction_base& tx, const std::string& domain);
@@ -35,6 +38,15 @@ class PgDirectoryLookup final : public DirectoryLookup {
   }
   std::vector<std::string> alias_targets(const std::string& address) override {
     return pg::alias_targets(tx_, address);
+  }
+  AddressInfo describe(const std::string& address, const std::string& domain) override {
+    return pg::describe_address(tx_, address, domain);
+  }
+  bool is_list_member(const std::string& list, const std::string& address) override {
+    return pg::is_list_member(tx_, list, address);
+  }
+  std::vector<std::string> list_members_to_expand(const std::string& list) override {
+    return pg::list_members_to_expand(tx_, list);
   }
 
  private:

@@ -5,10 +5,12 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "pg/auth_users.h"
 #include "pg/body.h"
 #include "pg/connection.h"
 #include "pg/directory.h"
 #include "pg/transitions.h"
+#include "password.h"
 
 namespace wsmtp::common::pg {
 namespace {
@@ -39,6 +41,31 @@ class PgStore final : public Store {
 
   void abort_message(std::int64_t msg_id) override {
     with_tx([&](pqxx::work& tx) { return discard_receiving(tx, msg_id); });
+  }
+
+  std::vector<std::int64_t> store_messages(const std::vector<CompleteMessage>& messages) override {
+    return with_tx([&](pqxx::work& tx) {
+      std::vector<std::int64_t> ids;
+      ids.reserve(messages.size());
+      for (const auto& m : messages) {
+        auto id = create_message(tx, m.envelope);
+        append_body_chunk(tx, id, 0, m.body);
+        if (!commit_received(tx, id, static_cast<std::int64_t>(m.body.size())))
+          throw std::runtime_error(fmt::format("msg={} vanished before it was committed", id));
+        ids.push_back(id);
+      }
+      return ids;
+    });
+  }
+
+  bool verify_user(const std::string& username, const std::string& password) override {
+    // The hash is fetched in a short transaction; the slow comparison runs after it.
+    auto hash = with_tx([&](pqxx::work& tx) { return auth_user_hash(tx, username); });
+    if (hash.empty()) {
+      verify_password_dummy(password);
+      return false;
+    }
+    return verify_password(hash, password);
   }
 
  private:

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "pg/body.h"
+#include "pg/deliver_dsn.h"
 #include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {
@@ -99,7 +100,9 @@ bool discard_receiving(pqxx::transaction_base& tx, std::int64_t msg_id) {
 std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimOptions& o) {
   pqxx::work tx(conn);
   hold_exhausted(tx, MsgState::routing, o.max_expired_claims, o.limit);
-  // Expired leases first: they have waited longest. Then fresh arrivals in order.
+  // Expired leases first: they have waited longest. Then fresh arrivals in fair
+  // order (route_vtime: start-time fair queueing per sender and client, stamped
+  // by the schema 003 trigger), which the messages_route_fair index serves.
   auto rows = tx.exec_params(
       "UPDATE messages m SET lease_owner = $1, lease_token = gen_random_uuid(), "
       "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + 1 "
@@ -120,7 +123,7 @@ std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimO
         "UPDATE messages m SET state = 2, lease_owner = $1, lease_token = gen_random_uuid(), "
         "  lease_expires = now() + $2::interval "
         "WHERE m.id IN (SELECT id FROM messages WHERE state = 1 AND NOT held "
-        "               ORDER BY received_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+        "               ORDER BY route_vtime, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
         "RETURNING m.id, m.lease_token, m.envelope_from, m.expired_claims",
         o.owner, interval(o.lease_time), room);
     for (const auto& row : fresh)
@@ -138,13 +141,9 @@ std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimO
   return claims;
 }
 
-bool finish_routing(pqxx::transaction_base& tx, const Lease& lease, const std::vector<PlannedDelivery>& plan) {
-  // Lock our row first and verify the lease: everything below happens only if we still own it.
-  auto owned = tx.exec_params("SELECT 1 FROM messages WHERE id = $1 AND state = 2 AND lease_token = $2::uuid FOR UPDATE",
-                              lease.msg_id, lease.token);
-  if (owned.empty()) return false;
-  std::vector<std::string> rcpt, orig, transport, dest, bounce;
-  std::vector<std::string> is_bounce;
+bool finish_routing(pqxx::transaction_base& tx, const Lease& lease, const std::vector<PlannedDelivery>& plan,
+                    const std::vector<ListFanout>& fanouts) {
+  std::vector<std::string> rcpt, orig, transport, dest, bounce, is_bounce, prepend, env_from, has_env_from;
   for (const auto& p : plan) {
     rcpt.push_back(p.recipient);
     orig.push_back(p.original_rcpt);
@@ -152,23 +151,34 @@ bool finish_routing(pqxx::transaction_base& tx, const Lease& lease, const std::v
     dest.push_back(p.destination);
     bounce.push_back(p.bounce_reason.value_or(""));
     is_bounce.push_back(p.bounce_reason ? "t" : "f");
+    prepend.push_back(p.prepend_headers);
+    env_from.push_back(p.envelope_from_override.value_or(""));
+    has_env_from.push_back(p.envelope_from_override ? "t" : "f");
   }
-  // One statement for the whole plan: a 10,000-member list costs one round trip.
-  tx.exec_params0(
-      "INSERT INTO deliveries (message_id, recipient, original_rcpt, transport, destination, status, last_error, final_at) "
-      "SELECT $1, r, o, t, d, CASE WHEN b THEN 'bounced' ELSE 'pending' END, NULLIF(e, ''), "
-      "       CASE WHEN b THEN now() END "
-      "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[]) AS p(r, o, t, d, e, b) "
-      "ON CONFLICT (message_id, recipient, transport, destination) DO NOTHING",
-      lease.msg_id, text_array(rcpt), text_array(orig), text_array(transport), text_array(dest), text_array(bounce),
-      text_array(is_bounce));
-  auto r = tx.exec_params(
-      "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
-      "  expired_claims = 0, next_attempt_at = now() "
-      "WHERE id = $1 AND state = 2 AND lease_token = $2::uuid",
-      lease.msg_id, lease.token);
-  if (r.affected_rows() != 1) return false;
-  log::info("msg={} state ROUTING->ROUTED deliveries={}", lease.msg_id, plan.size());
+  // One statement, one round trip: the compare-and-set on state and lease token,
+  // and the whole plan inserted only if it succeeded. Nobody sees either before
+  // the caller commits, so a lost lease (false) simply rolls back.
+  auto r = tx.exec_params1(
+      "WITH moved AS ("
+      "  UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+      "    expired_claims = 0, next_attempt_at = now() "
+      "  WHERE id = $1 AND state = 2 AND lease_token = $2::uuid RETURNING id), "
+      "planned AS ("
+      "  INSERT INTO deliveries (message_id, recipient, original_rcpt, transport, destination, status, last_error, "
+      "                          final_at, prepend_headers, envelope_from_override) "
+      "  SELECT moved.id, r, o, t, d, CASE WHEN b THEN 'bounced' ELSE 'pending' END, NULLIF(e, ''), "
+      "         CASE WHEN b THEN now() END, h, CASE WHEN hf THEN f END "
+      "  FROM moved CROSS JOIN unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[], "
+      "                               $9::text[], $10::text[], $11::bool[]) AS p(r, o, t, d, e, b, h, f, hf) "
+      "  ON CONFLICT (message_id, recipient, transport, destination) DO NOTHING RETURNING 1) "
+      "SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM planned)",
+      lease.msg_id, lease.token, text_array(rcpt), text_array(orig), text_array(transport), text_array(dest),
+      text_array(bounce), text_array(is_bounce), text_array(prepend), text_array(env_from), text_array(has_env_from));
+  if (r[0].as<int>() != 1) return false;
+  // List fan-outs after the plan: a member the plan already has keeps its planned row.
+  int deliveries = r[1].as<int>();
+  for (const auto& f : fanouts) deliveries += insert_list_fanout(tx, lease.msg_id, f);
+  log::info("msg={} state ROUTING->ROUTED deliveries={}", lease.msg_id, deliveries);
   return true;
 }
 
@@ -243,24 +253,57 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   return claims;
 }
 
-FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
-                              const std::vector<DeliveryResult>& results) {
-  auto owned = tx.exec_params("SELECT 1 FROM messages WHERE id = $1 AND state = 4 AND lease_token = $2::uuid FOR UPDATE",
-                              lease.msg_id, lease.token);
-  if (owned.empty()) return FinishOutcome::lost_lease;
+namespace {
+
+const char* status_word(DeliveryStatus s) {
+  return s == DeliveryStatus::delivered ? "delivered" : s == DeliveryStatus::bounced ? "bounced" : "pending";
+}
+
+// Writes all results in one statement (a relay batch of 1,000 recipients is one
+// round trip). A deferral of an expired message becomes a bounce right here, in
+// the same statement that records it, so no later pass has to find it.
+void record_results(pqxx::transaction_base& tx, const Lease& lease, const std::vector<DeliveryResult>& results,
+                    bool expired, std::chrono::seconds lifetime) {
+  std::vector<std::int64_t> ids;
+  std::vector<std::string> statuses, details, delays;
   for (const auto& r : results) {
-    const char* status = r.status == DeliveryStatus::delivered ? "delivered"
-                         : r.status == DeliveryStatus::bounced ? "bounced"
-                                                               : "pending";
-    tx.exec_params0(
-        "UPDATE deliveries SET status = $3, attempts = attempts + 1, last_error = NULLIF($4, ''), "
-        "  final_at = CASE WHEN $3 = 'pending' THEN NULL ELSE now() END, "
-        "  next_attempt_at = CASE WHEN $3 = 'pending' THEN now() + $5::interval ELSE next_attempt_at END "
-        "WHERE id = $1 AND message_id = $2 AND status = 'pending'",
-        r.delivery_id, lease.msg_id, status, r.detail, interval(r.retry_after));
+    auto status = r.status;
+    std::string detail = r.detail;
+    if (status == DeliveryStatus::deferred && expired) {
+      status = DeliveryStatus::bounced;
+      detail = fmt::format("4.4.7 delivery time expired after {}h; last error: {}", lifetime.count() / 3600, detail);
+      log::info("msg={} delivery {} expired in the queue: {}", lease.msg_id, r.delivery_id, r.detail);
+    }
+    ids.push_back(r.delivery_id);
+    statuses.push_back(status_word(status));
+    details.push_back(detail);
+    delays.push_back(std::to_string(r.retry_after.count()));
   }
+  tx.exec_params0(
+      "UPDATE deliveries d SET status = r.s, attempts = d.attempts + 1, last_error = NULLIF(r.e, ''), "
+      "  final_at = CASE WHEN r.s = 'pending' THEN NULL ELSE now() END, "
+      "  next_attempt_at = CASE WHEN r.s = 'pending' THEN now() + make_interval(secs => r.w) "
+      "                         ELSE d.next_attempt_at END "
+      "FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) AS r(id, s, e, w) "
+      "WHERE d.id = r.id AND d.message_id = $1 AND d.status = 'pending'",
+      lease.msg_id, bigint_array(ids), text_array(statuses), text_array(details), text_array(delays));
+}
+
+}  // namespace
+
+FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
+                              const std::vector<DeliveryResult>& results, const FinishOptions& options) {
+  // Lock our row, verify the lease, and learn whether the message outlived the queue lifetime.
+  auto owned = tx.exec_params(
+      "SELECT received_at < now() - make_interval(secs => $3) FROM messages "
+      "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid FOR UPDATE",
+      lease.msg_id, lease.token, static_cast<double>(options.max_queue_lifetime.count()));
+  if (owned.empty()) return FinishOutcome::lost_lease;
+  if (!results.empty()) record_results(tx, lease, results, owned[0][0].as<bool>(false), options.max_queue_lifetime);
   auto pending = tx.exec_params1(
-      "SELECT count(*), min(next_attempt_at) FROM deliveries WHERE message_id = $1 AND status = 'pending'",
+      "SELECT count(*) FILTER (WHERE status = 'pending'), "
+      "       count(*) FILTER (WHERE status = 'bounced' AND dsn_message_id IS NULL) "
+      "FROM deliveries WHERE message_id = $1",
       lease.msg_id);
   if (pending[0].as<std::int64_t>() == 0) {
     tx.exec_params0(
@@ -268,6 +311,7 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
         "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
         lease.msg_id, lease.token);
     log::info("msg={} state DELIVERING->DONE", lease.msg_id);
+    if (pending[1].as<std::int64_t>() > 0) queue_failure_dsn(tx, lease.msg_id, options.reporting_mta);
     return FinishOutcome::done;
   }
   tx.exec_params0(
@@ -277,6 +321,8 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
       "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
       lease.msg_id, lease.token);
   log::info("msg={} state DELIVERING->ROUTED pending={} (deferred)", lease.msg_id, pending[0].as<std::int64_t>());
+  if (options.delay_warning_after.count() > 0)
+    queue_delay_warning(tx, lease.msg_id, options.reporting_mta, options.delay_warning_after);
   return FinishOutcome::deferred;
 }
 

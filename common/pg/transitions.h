@@ -17,6 +17,7 @@
 #include <pqxx/pqxx>
 
 #include "msg_state.h"
+#include "pg/router_lists.h"
 #include "store.h"
 
 namespace wsmtp::common::pg {
@@ -58,7 +59,9 @@ struct RoutingClaim {
 };
 
 // 1 -> 2 (ROUTING), and re-claims of state 2 whose lease expired. Runs its own
-// transaction; returns what this worker now holds.
+// transaction; returns what this worker now holds. Fresh messages are taken in
+// fair order (messages.route_vtime, schema 003): a flooding sender or client
+// cannot push everyone else's mail behind its backlog.
 std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimOptions& options);
 
 struct PlannedDelivery {
@@ -67,11 +70,16 @@ struct PlannedDelivery {
   std::string transport;
   std::string destination;
   std::optional<std::string> bounce_reason;  // set: the recipient is final-failed already
+  std::string prepend_headers{};                          // list mail: header lines for the deliverer to prepend
+  std::optional<std::string> envelope_from_override{};   // list mail: the list's bounce address
 };
 
-// 2 -> 3 (ROUTED) with the delivery rows, in the caller's transaction. False if
-// the lease is no longer ours (expired and taken by another router): roll back.
-bool finish_routing(pqxx::transaction_base& tx, const Lease& lease, const std::vector<PlannedDelivery>& plan);
+// 2 -> 3 (ROUTED) with the delivery rows, in the caller's transaction: first the
+// plan, then each list's bulk fan-out (a member already in the plan keeps its
+// planned row). False if the lease is no longer ours (expired and taken by
+// another router): roll back.
+bool finish_routing(pqxx::transaction_base& tx, const Lease& lease, const std::vector<PlannedDelivery>& plan,
+                    const std::vector<ListFanout>& fanouts = {});
 
 // --- deliverer --------------------------------------------------------------
 
@@ -108,11 +116,23 @@ struct DeliveryResult {
 
 enum class FinishOutcome { lost_lease, done, deferred };
 
+struct FinishOptions {
+  // A deferred delivery of a message older than this is final: bounced with
+  // 4.4.7 (RFC 3463 "delivery time expired") and reported.
+  std::chrono::seconds max_queue_lifetime{5 * 24 * 3600};
+  // A message still pending this long after arrival gets one delay warning; 0: never.
+  std::chrono::seconds delay_warning_after{0};
+  std::string reporting_mta = "localhost";  // host name written into DSNs
+};
+
 // Records the results and moves the message on, in the caller's transaction:
 // 4 -> 5 (DONE) when no delivery is pending any more, otherwise 4 -> 3 with the
-// earliest next attempt time. lost_lease: roll back, another worker owns it now.
+// earliest next attempt time. On 4 -> 5 the sender gets one DSN covering every
+// bounced delivery of the message (router refusals included), never when the
+// sender is <>; the DSN is a new message in state 1 of the same transaction.
+// lost_lease: roll back, another worker owns it now.
 FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
-                              const std::vector<DeliveryResult>& results);
+                              const std::vector<DeliveryResult>& results, const FinishOptions& options = {});
 
 // --- reaper and operator ----------------------------------------------------
 

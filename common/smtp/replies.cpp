@@ -73,4 +73,34 @@ Reply no_valid_recipients() { return r(554, 5, 5, 1, "Error: no valid recipients
 // shows nothing anyway.
 Reply non_smtp_command() { return r(221, 2, 7, 0, "Error: this is an SMTP server, closing connection"); }
 
+Reply starttls_ready() { return r(220, 2, 0, 0, "Ready to start TLS"); }
+Reply tls_not_available() { return r(454, 4, 7, 0, "TLS not available"); }
+Reply tls_already_active() { return bad_sequence("TLS already active"); }
+// RFC 4954 §4: "334 " followed by the base64 challenge, without an enhanced code.
+Reply auth_challenge(std::string_view base64_text) { return Reply{334, {}, std::string(base64_text)}; }
+Reply auth_ok() { return r(235, 2, 7, 0, "Authentication successful"); }
+Reply auth_failed() { return r(535, 5, 7, 8, "Error: authentication failed"); }
+Reply auth_temporary_failure() { return r(454, 4, 7, 0, "Temporary authentication failure"); }
+Reply auth_cancelled() { return r(501, 5, 7, 0, "Authentication aborted"); }
+Reply auth_bad_base64() { return r(501, 5, 5, 2, "Cannot decode response"); }
+// RFC 4954 §4 and RFC 3207: 530 5.7.0 asks for STARTTLS first.
+Reply auth_need_tls() { return r(530, 5, 7, 0, "Must issue a STARTTLS command first"); }
+Reply auth_not_enabled() { return bad_sequence("authentication not enabled"); }
+Reply auth_already_done() { return bad_sequence("already authenticated"); }
+Reply auth_unknown_mechanism() { return r(504, 5, 5, 4, "Unrecognized authentication type"); }
+Reply too_many_auth_failures(std::string_view hostname) {
+  return r(421, 4, 7, 0, fmt::format("{} Error: too many authentication failures", hostname));
+}
+Reply chunk_received(std::uint64_t octets) { return r(250, 2, 0, 0, fmt::format("{} octets received", octets)); }
+// RFC 6531 §3.5: a non-ASCII address in a transaction that did not ask for SMTPUTF8.
+Reply utf8_needs_smtputf8() { return r(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8"); }
+Reply mail_loop(int hops) { return r(554, 5, 4, 6, fmt::format("Error: too many hops ({} Received: headers)", hops)); }
+// RFC 5321 §4.5.3.1.10 names "500 Line too long" for this case.
+Reply data_line_too_long(std::size_t limit) {
+  return r(500, 5, 5, 2, fmt::format("Error: message has a line longer than {} octets", limit));
+}
+Reply connection_rate_exceeded(std::string_view hostname) {
+  return r(421, 4, 7, 0, fmt::format("{} Error: too many connections from your address, try again later", hostname));
+}
+
 }  // namespace wsmtp::common::smtp::replies

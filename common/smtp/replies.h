@@ -55,4 +55,28 @@ Reply no_valid_recipients();
 // A line such as "GET / HTTP/1.1": the peer is not an SMTP client; we hang up.
 Reply non_smtp_command();
 
+// --- STARTTLS (RFC 3207), AUTH (RFC 4954), CHUNKING (RFC 3030), SMTPUTF8 (RFC 6531)
+Reply starttls_ready();
+Reply tls_not_available();
+Reply tls_already_active();
+Reply auth_challenge(std::string_view base64_text);  // 334; text "" for an empty challenge
+Reply auth_ok();
+Reply auth_failed();
+// RFC 4954 §6: the credentials could not be checked right now (database down).
+Reply auth_temporary_failure();
+Reply auth_cancelled();
+Reply auth_bad_base64();
+Reply auth_need_tls();
+Reply auth_not_enabled();
+Reply auth_already_done();
+Reply auth_unknown_mechanism();
+Reply too_many_auth_failures(std::string_view hostname);
+Reply chunk_received(std::uint64_t octets);
+Reply utf8_needs_smtputf8();
+// The message carried more Received: headers than the hop limit (RFC 5321 §6.3).
+Reply mail_loop(int hops);
+// A text line in the message longer than the limit (RFC 5321 §4.5.3.1.6).
+Reply data_line_too_long(std::size_t limit);
+Reply connection_rate_exceeded(std::string_view hostname);
+
 }  // namespace wsmtp::common::smtp::replies

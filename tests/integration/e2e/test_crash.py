@@ -23,7 +23,8 @@ DAEMONS = ("wroute", "wdeliver", "wreaper")
 def main():
     rng = random.Random(int(os.environ.get("WSMTP_CRASH_SEED", "1")))
     # A short lease so messages held by a killed worker come back quickly.
-    with Pipeline(lease_time="2s") as p:
+    # Lines of up to 3,920 octets: over the listener's default 1000 (RFC 5321 §4.5.3.1.6).
+    with Pipeline(lease_time="2s", listener_extra="max_line_length = 8192") as p:
         p.add_domain()
         for u in USERS:
             p.add_mailbox(u)

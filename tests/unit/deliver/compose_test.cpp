@@ -1,8 +1,10 @@
 #include "deliver/compose.h"
 #include "deliver/config.h"
 #include "deliver/maildir.h"
+#include "deliver/mbox.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -82,4 +84,116 @@ TEST_CASE("Maildir delivery is atomic and idempotent") {
   CHECK(count_files(maildir + "/tmp") == 0);
   CHECK(count_files(maildir + "/new") == 0);
   std::filesystem::remove_all(root);
+}
+
+TEST_CASE("mboxrd quoting: ^>*From gains one '>', across chunk boundaries") {
+  auto quote = [](std::vector<std::string> chunks) {
+    MboxrdQuoter q;
+    std::string out;
+    for (const auto& c : chunks) q.feed(c, out);
+    q.finish(out);
+    return out;
+  };
+  CHECK(quote({"From me\nxFrom y\n>From z\n>>From w\nFrom\nFro\n"}) ==
+        ">From me\nxFrom y\n>>From z\n>>>From w\nFrom\nFro\n");
+  CHECK(quote({"a\nFr", "om x\n>", "From y"}) == "a\n>From x\n>>From y\n");
+  CHECK(quote({"\n", "From ", "\n"}) == "\n>From \n");
+  CHECK(quote({"last line"}) == "last line\n");
+  CHECK(quote({}) == "");
+  CHECK(mbox_from_line("", 0) == "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\n");
+  CHECK(mbox_from_line("\"a b\"@x", 0) == "From \"a_b\"@x Thu Jan  1 00:00:00 1970\n");
+}
+
+TEST_CASE("mbox append: separator, quoting, and a failed attempt leaves the spool as it was") {
+  auto dir = std::filesystem::temp_directory_path() / ("wsmtp-mbox-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto spool = (dir / "user").string();
+  MboxOptions options{std::chrono::milliseconds(2000), 600s};
+  deliver_to_mbox(spool, "s@x.org", 0, [](const MboxSink& sink) { sink("Subject: one\n\nFrom here\n"); }, options);
+  auto read = [&] {
+    std::ifstream in(spool, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  const std::string first = "From s@x.org Thu Jan  1 00:00:00 1970\nSubject: one\n\n>From here\n\n";
+  CHECK(read() == first);
+  CHECK_THROWS(deliver_to_mbox(
+      spool, "s@x.org", 0,
+      [](const MboxSink& sink) {
+        sink(std::string(100000, 'x'));
+        throw std::runtime_error("database went away");
+      },
+      options));
+  CHECK(read() == first);
+  CHECK_FALSE(std::filesystem::exists(spool + ".lock"));
+  deliver_to_mbox(spool, "", 0, [](const MboxSink& sink) { sink("Subject: two\n\nno newline"); }, options);
+  CHECK(read() == first + "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nSubject: two\n\nno newline\n\n");
+  // A held dot-lock makes the delivery a (temporary) failure after the timeout.
+  { std::ofstream(spool + ".lock") << "1\n"; }
+  MboxOptions quick{std::chrono::milliseconds(100), 600s};
+  CHECK_THROWS_AS(deliver_to_mbox(spool, "s@x.org", 0, [](const MboxSink& sink) { sink("x\n"); }, quick),
+                  std::system_error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a new mailbox gets the configured owner and modes; a batch syncs many copies at once") {
+  auto root = temp_dir();
+  auto produce = [](const ByteSink& sink) { sink("Subject: x\n\nbody\n"); };
+  MaildirOwner owner;
+  owner.dir_mode = 0750;
+  owner.file_mode = 0640;
+  if (::geteuid() == 0) {
+    owner.uid = 65534;  // nobody: only root may give files away
+    owner.gid = 65534;
+  }
+  MaildirBatch batch(owner);
+  std::vector<std::string> boxes;
+  for (int i = 0; i < 5; ++i) {
+    boxes.push_back((root / ("u" + std::to_string(i)) / "Maildir").string());
+    CHECK(batch.stage(boxes.back(), "n" + std::to_string(i), produce) == MaildirOutcome::written);
+    CHECK(batch.stage(boxes.back(), "m" + std::to_string(i), produce) == MaildirOutcome::written);
+  }
+  CHECK(count_files(boxes[0] + "/new") == 0);  // nothing is final before sync()
+  auto errors = batch.sync();
+  REQUIRE(errors.size() == 10);
+  for (const auto& e : errors) CHECK(e.empty());
+  for (const auto& box : boxes) {
+    CHECK(count_files(box + "/new") == 2);
+    CHECK(count_files(box + "/tmp") == 0);
+    struct stat st {};
+    REQUIRE(::stat((box + "/new").c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0750);
+    if (::geteuid() == 0) CHECK(st.st_uid == 65534u);
+  }
+  struct stat file {};
+  REQUIRE(::stat((boxes[0] + "/new/n0").c_str(), &file) == 0);
+  CHECK((file.st_mode & 0777) == 0640);
+  std::filesystem::remove_all(root);
+}
+
+TEST_CASE("[deliver] keys: defaults, checks, and the error names the key") {
+  auto parse = [](const std::string& text) {
+    return read_deliver_config(wsmtp::common::ConfigFile::parse("[deliver]\n" + text, "t.conf"));
+  };
+  auto c = parse("transports = maildir, mbox, relay, lmtp\nhostname = mx.example.test\n");
+  CHECK(c.max_queue_lifetime == 5 * 24h);
+  CHECK(c.delay_warning_after == 0s);
+  CHECK(c.maildir_dir_mode == 0700u);
+  CHECK(parse("hostname = a.b\nmaildir_dir_mode = 0750\nlmtp_server = 127.0.0.1:24\n").maildir_dir_mode == 0750u);
+  auto fails = [&](const std::string& text, const std::string& key) {
+    try {
+      parse("hostname = a.b\n" + text);
+    } catch (const wsmtp::common::ConfigError& e) {
+      return std::string(e.what()).find(key) != std::string::npos;
+    }
+    return false;
+  };
+  CHECK(fails("transports = smoke\n", "transports"));
+  CHECK(fails("maildir_dir_mode = 0999\n", "maildir_dir_mode"));
+  CHECK(fails("maildir_file_mode = 0400\n", "maildir_file_mode"));
+  CHECK(fails("maildir_owner = no-such-user-here\n", "maildir_owner"));
+  CHECK(fails("lmtp_server = nocolon\n", "lmtp_server"));
+  CHECK(fails("delay_warning_after = 6d\n", "delay_warning_after"));
+  CHECK(fails("retry_factor = 0\n", "retry_factor"));
 }

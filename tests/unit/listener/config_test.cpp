@@ -16,7 +16,13 @@ ListenerConfig parse(const std::string& text) {
 
 TEST_CASE("listener config defaults", "[config]") {
   auto c = read_listener_config(common::ConfigFile::empty());
-  CHECK(c.listen.str() == "127.0.0.1:2525");
+  REQUIRE(c.listen.size() == 1);
+  CHECK(c.listen[0].str() == "127.0.0.1:2525");
+  CHECK(c.max_line_length == 1000);
+  CHECK(c.max_received_headers == 50);
+  CHECK(c.max_connection_rate == 60);
+  CHECK(c.loops >= 1);
+  CHECK_FALSE(c.tls_enabled());
   CHECK_FALSE(c.hostname.empty());
   CHECK(c.max_message_size == 25u << 20);
   CHECK(c.max_recipients == 100);
@@ -33,7 +39,10 @@ TEST_CASE("listener config defaults", "[config]") {
 TEST_CASE("listener config values", "[config]") {
   auto c = parse(
       "[listener]\n"
-      "listen = [::1]:25\n"
+      "listen = [::1]:25, 127.0.0.1:25\n"
+      "max_line_length = 2000\n"
+      "tarpit_delay = 2s\n"
+      "loops = 3\n"
       "hostname = mx.example.org\n"
       "max_message_size = 50M\n"
       "max_recipients = 500\n"
@@ -44,7 +53,12 @@ TEST_CASE("listener config values", "[config]") {
       "max_errors = 3\n"
       "store_connections = 8\n"
       "trusted_networks = 127.0.0.0/8, ::1 192.0.2.0/24\n");
-  CHECK(c.listen.str() == "[::1]:25");
+  REQUIRE(c.listen.size() == 2);
+  CHECK(c.listen[0].str() == "[::1]:25");
+  CHECK(c.listen[1].str() == "127.0.0.1:25");
+  CHECK(c.max_line_length == 2000);
+  CHECK(c.tarpit_delay == std::chrono::seconds(2));
+  CHECK(c.loops == 3);
   CHECK(c.hostname == "mx.example.org");
   CHECK(c.max_message_size == 50u << 20);
   CHECK(c.max_recipients == 500);
@@ -74,6 +88,9 @@ TEST_CASE("bad listener config names the key and the line", "[config]") {
       {"[listener]\nlisten = localhost:25\n", "test.conf:2: [listener] listen"},
       {"[listener]\nlisten = ::1:25\n", "test.conf:2: [listener] listen"},
       {"[listener]\nlisten = 127.0.0.1:70000\n", "test.conf:2: [listener] listen"},
+      {"[listener]\nmax_line_length = 500\n", "test.conf:2: [listener] max_line_length"},
+      {"[listener]\ntls_cert_file = /nonexistent.pem\ntls_key_file = /nonexistent.key\n",
+       "test.conf:2: [listener] tls_cert_file"},
       {"[listener]\nhostname = bad_name!\n", "test.conf:2: [listener] hostname"},
       {"[listener]\ncommand_timeout = 5\n", "test.conf:2: [listener] command_timeout"},
       {"[listener]\nmax_message_size = lots\n", "test.conf:2: [listener] max_message_size"},

@@ -27,9 +27,11 @@ class FakeStore : public common::Store {
 
   std::set<std::string> local_domains{"example.org", "mx.example.org"};
   std::set<std::string> users{"alice@example.org", "bob@example.org", "postmaster@mx.example.org"};
-  bool fail_check = false, fail_begin = false, fail_append = false, fail_commit = false;
+  std::map<std::string, std::string> auth_users{{"carol", "s3cret"}};
+  bool fail_check = false, fail_begin = false, fail_append = false, fail_commit = false, fail_verify = false;
   std::map<std::int64_t, Message> messages;
-  std::vector<std::string> calls;  // "check alice@example.org", "begin", "append 42 0", "commit 42", "abort 42"
+  // "check alice@example.org", "begin", "append 42 0", "commit 42", "abort 42", "whole 42", "verify carol"
+  std::vector<std::string> calls;
 
   common::RecipientVerdict check_recipient(const std::string& address, const std::string& domain) override {
     calls.push_back("check " + address);
@@ -64,6 +66,34 @@ class FakeStore : public common::Store {
     calls.push_back("abort " + std::to_string(msg_id));
     auto& m = messages.at(msg_id);
     if (!m.committed) m.aborted = true;
+  }
+
+  std::vector<std::int64_t> store_messages(const std::vector<common::CompleteMessage>& batch) override {
+    // Like one transaction: either every message is stored or none.
+    if (fail_begin || fail_commit) {
+      calls.push_back("whole failed");
+      throw std::runtime_error("database down");
+    }
+    std::vector<std::int64_t> ids;
+    for (const auto& whole : batch) {
+      auto id = next_id_++;
+      calls.push_back("whole " + std::to_string(id));
+      auto& m = messages[id];
+      m.envelope = whole.envelope;
+      m.body = whole.body;
+      m.next_seq = 1;
+      m.committed = true;
+      m.size = static_cast<std::int64_t>(whole.body.size());
+      max_chunk = std::max(max_chunk, whole.body.size());
+      ids.push_back(id);
+    }
+    return ids;
+  }
+  bool verify_user(const std::string& username, const std::string& password) override {
+    calls.push_back("verify " + username);
+    if (fail_verify) throw std::runtime_error("database down");
+    auto it = auth_users.find(username);
+    return it != auth_users.end() && it->second == password;
   }
 
   std::size_t max_chunk = 0;

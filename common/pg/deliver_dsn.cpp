@@ -1,0 +1,118 @@
+#include "pg/deliver_dsn.h"
+
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "dsn.h"
+#include "log.h"
+#include "pg/sql_util.h"
+#include "pg/transitions.h"
+
+namespace wsmtp::common::pg {
+namespace {
+
+constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
+
+struct Original {
+  std::string envelope_from;
+  std::time_t arrival = 0;
+};
+
+Original load_original(pqxx::transaction_base& tx, std::int64_t msg_id) {
+  auto row = tx.exec_params1(
+      "SELECT envelope_from, extract(epoch FROM COALESCE(received_at, created_at))::bigint FROM messages WHERE id = $1",
+      msg_id);
+  return {row[0].as<std::string>(), static_cast<std::time_t>(row[1].as<std::int64_t>())};
+}
+
+// The first chunks only: the header section is at the start, and a report never
+// needs the body (RFC 3462 text/rfc822-headers).
+std::string load_headers(pqxx::transaction_base& tx, std::int64_t msg_id) {
+  auto rows = tx.exec_params(
+      "SELECT data FROM body_chunks WHERE message_id = $1 ORDER BY seq LIMIT 4", msg_id);
+  std::string start;
+  for (const auto& row : rows) {
+    pqxx::binarystring bytes(row[0]);
+    start.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (start.find("\r\n\r\n") != std::string::npos || start.size() >= kMaxHeaderBytes) break;
+  }
+  return dsn::header_section(start, kMaxHeaderBytes);
+}
+
+std::int64_t queue_report(pqxx::transaction_base& tx, dsn::Report& report, const Original& original,
+                          const std::string& reporting_mta) {
+  report.reporting_mta = reporting_mta;
+  report.recipient = original.envelope_from;
+  report.arrival = original.arrival;
+  report.now = std::time(nullptr);
+  report.original_headers = load_headers(tx, report.msg_id);
+  NewMessage m;
+  m.envelope_from = "";  // RFC 5321 §4.5.5: reports are sent with the null sender
+  m.client_helo = reporting_mta;
+  m.received_by = "wdeliver-dsn";
+  m.recipients = {original.envelope_from};
+  return create_generated_message(tx, m, dsn::compose(report));
+}
+
+}  // namespace
+
+std::optional<std::int64_t> queue_failure_dsn(pqxx::transaction_base& tx, std::int64_t msg_id,
+                                              const std::string& reporting_mta) {
+  auto original = load_original(tx, msg_id);
+  auto rows = tx.exec_params(
+      "SELECT id, recipient, original_rcpt, COALESCE(last_error, ''), attempts, "
+      "  extract(epoch FROM final_at)::bigint FROM deliveries "
+      "WHERE message_id = $1 AND status = 'bounced' AND dsn_message_id IS NULL ORDER BY id",
+      msg_id);
+  if (rows.empty()) return std::nullopt;
+  if (original.envelope_from.empty()) {
+    log::info("msg={} {} bounced deliveries not reported: the sender is <>", msg_id, rows.size());
+    return std::nullopt;
+  }
+  dsn::Report report;
+  report.action = dsn::Action::failed;
+  report.msg_id = msg_id;
+  std::vector<std::int64_t> ids;
+  for (const auto& row : rows) {
+    ids.push_back(row[0].as<std::int64_t>());
+    std::time_t attempted = row[4].as<int>() > 0 ? static_cast<std::time_t>(row[5].as<std::int64_t>()) : 0;
+    report.recipients.push_back({row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(),
+                                 attempted});
+  }
+  auto dsn_id = queue_report(tx, report, original, reporting_mta);
+  tx.exec_params0("UPDATE deliveries SET dsn_message_id = $2 WHERE message_id = $1 AND id = ANY($3::bigint[])",
+                  msg_id, dsn_id, bigint_array(ids));
+  log::info("msg={} DSN msg={} queued to <{}> for {} failed recipients", msg_id, dsn_id, original.envelope_from,
+            ids.size());
+  return dsn_id;
+}
+
+std::optional<std::int64_t> queue_delay_warning(pqxx::transaction_base& tx, std::int64_t msg_id,
+                                                const std::string& reporting_mta, std::chrono::seconds warn_after) {
+  // Claim the one warning first: the row is ours (locked by the finish), and the
+  // condition makes a second warning impossible.
+  auto due = tx.exec_params(
+      "UPDATE messages SET delay_warned_at = now() WHERE id = $1 AND delay_warned_at IS NULL "
+      "  AND envelope_from <> '' AND received_at < now() - make_interval(secs => $2) RETURNING id",
+      msg_id, static_cast<double>(warn_after.count()));
+  if (due.empty()) return std::nullopt;
+  auto original = load_original(tx, msg_id);
+  auto rows = tx.exec_params(
+      "SELECT recipient, original_rcpt, COALESCE(last_error, ''), extract(epoch FROM now())::bigint "
+      "FROM deliveries WHERE message_id = $1 AND status = 'pending' ORDER BY id",
+      msg_id);
+  if (rows.empty()) return std::nullopt;
+  dsn::Report report;
+  report.action = dsn::Action::delayed;
+  report.msg_id = msg_id;
+  for (const auto& row : rows)
+    report.recipients.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
+                                 static_cast<std::time_t>(row[3].as<std::int64_t>())});
+  auto dsn_id = queue_report(tx, report, original, reporting_mta);
+  log::info("msg={} delay warning msg={} queued to <{}> for {} recipients", msg_id, dsn_id, original.envelope_from,
+            rows.size());
+  return dsn_id;
+}
+
+}  // namespace wsmtp::common::pg

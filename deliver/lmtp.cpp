@@ -1,0 +1,101 @@
+#include "lmtp.h"
+
+#include <fmt/format.h>
+
+#include "log.h"
+#include "pg/body.h"
+
+namespace wsmtp::deliver {
+namespace {
+
+using common::pg::DeliveryResult;
+using common::pg::DeliveryStatus;
+
+std::pair<std::string, int> split_server(const std::string& server) {
+  if (!server.empty() && server[0] == '/') return {server, 0};
+  auto colon = server.rfind(':');
+  return {server.substr(0, colon), std::stoi(server.substr(colon + 1))};
+}
+
+}  // namespace
+
+LmtpSessions::LmtpSessions(const DeliverConfig& config) : config_(config) {}
+
+LmtpSessions::~LmtpSessions() {
+  for (auto& [server, client] : sessions_)
+    if (client) client->quit();
+}
+
+std::string LmtpSessions::server_for(const std::string& destination) const {
+  return config_.lmtp_server.empty() ? destination : config_.lmtp_server;
+}
+
+// The kept connection if it still answers, else a new one. Throws ClientError.
+common::smtp::SmtpClient& LmtpSessions::session(const std::string& server) {
+  auto& client = sessions_[server];
+  bool fresh_use = !std::exchange(used_this_pass_[server], true);
+  if (client && client->connected() && (!fresh_use || client->alive())) return *client;
+  common::smtp::ClientOptions options;
+  options.helo_name = config_.hostname;
+  options.connect_timeout = config_.relay_connect_timeout;
+  options.command_timeout = config_.relay_command_timeout;
+  options.tls = common::smtp::TlsPolicy::none;  // LMTP runs on the local network or a socket
+  options.lmtp = true;
+  client = std::make_unique<common::smtp::SmtpClient>(options);
+  auto [host, port] = split_server(server);
+  if (auto refusal = client->open(host, port))
+    throw common::smtp::ClientError(fmt::format("LMTP server {} refused: {}", server, reply_detail(*refusal)));
+  return *client;
+}
+
+std::vector<DeliveryResult> LmtpSessions::transact(pqxx::connection& conn, common::smtp::SmtpClient& client,
+                                                   const std::string& server, const RelayJob& job) {
+  const auto msg_id = job.claim->lease.msg_id;
+  common::smtp::Envelope envelope;
+  envelope.from = job.claim->envelope_from;
+  for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
+  envelope.declare_8bit = client.extensions().eightbitmime;
+  auto result = client.send(envelope, [&](const common::smtp::ChunkSink& sink) {
+    pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
+    common::pg::read_body(tx, msg_id, sink);
+  });
+  std::vector<DeliveryResult> out;
+  for (std::size_t i = 0; i < job.tasks.size(); ++i) {
+    const auto& reply = result.outcome(i);
+    const auto* task = job.tasks[i];
+    if (reply.is_positive())
+      out.push_back({task->delivery_id, DeliveryStatus::delivered,
+                     fmt::format("lmtp {}: {}", server, reply_detail(reply)), {}});
+    else if (reply.is_permanent())
+      out.push_back({task->delivery_id, DeliveryStatus::bounced, reply_detail(reply), {}});
+    else
+      out.push_back({task->delivery_id, DeliveryStatus::deferred, fmt::format("lmtp {}: {}", server, reply_detail(reply)),
+                     retry_delay(config_, task->attempts + 1)});
+  }
+  return out;
+}
+
+std::vector<DeliveryResult> LmtpSessions::deliver(pqxx::connection& conn, const std::string& server,
+                                                  const std::vector<RelayJob>& jobs) {
+  used_this_pass_.clear();
+  std::vector<DeliveryResult> results;
+  for (const auto& job : jobs) {
+    try {
+      auto& client = session(server);
+      for (auto& r : transact(conn, client, server, job)) results.push_back(std::move(r));
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const std::exception& e) {
+      // Unreachable server or a connection lost before the final replies: the
+      // server has not taken the message; retry later.
+      log::warn("msg={} LMTP to {} failed: {}", job.claim->lease.msg_id, server, e.what());
+      if (auto& client = sessions_[server]) client->quit();
+      for (const auto* t : job.tasks)
+        results.push_back({t->delivery_id, DeliveryStatus::deferred, std::string("4.4.1 ") + e.what(),
+                           retry_delay(config_, t->attempts + 1)});
+    }
+  }
+  return results;
+}
+
+}  // namespace wsmtp::deliver

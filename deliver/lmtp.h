@@ -1,0 +1,45 @@
+// The LMTP agent (RFC 2033): hands mailbox deliveries to an LMTP server such as
+// Dovecot's, one transaction per message with all its recipients for that
+// server, over a kept connection; each recipient gets its own final reply, so
+// partial success maps to per-delivery results. The server is the configured
+// lmtp_server (host:port or a Unix socket path) or, if none, the delivery's
+// destination (the socket path stored for the mailbox).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "config.h"
+#include "relay.h"
+#include "smtp/client.h"
+
+namespace wsmtp::deliver {
+
+class LmtpSessions {
+ public:
+  explicit LmtpSessions(const DeliverConfig& config);
+  ~LmtpSessions();
+
+  // The LMTP server for a delivery whose destination is `destination`.
+  std::string server_for(const std::string& destination) const;
+
+  // Delivers the jobs for `server`; one result per task, in job order.
+  // Throws only for database connection failures.
+  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& server,
+                                                  const std::vector<RelayJob>& jobs);
+
+ private:
+  common::smtp::SmtpClient& session(const std::string& server);
+  std::vector<common::pg::DeliveryResult> transact(pqxx::connection& conn, common::smtp::SmtpClient& client,
+                                                   const std::string& server, const RelayJob& job);
+
+  const DeliverConfig& config_;
+  std::map<std::string, std::unique_ptr<common::smtp::SmtpClient>> sessions_;
+  std::map<std::string, bool> used_this_pass_;
+};
+
+}  // namespace wsmtp::deliver

@@ -1,0 +1,213 @@
+#include "relay.h"
+
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "log.h"
+#include "pg/body.h"
+#include "smtp/dot_stuff.h"
+
+namespace wsmtp::deliver {
+namespace {
+
+using common::pg::DeliveryResult;
+using common::pg::DeliveryStatus;
+using common::smtp::Reply;
+
+common::smtp::TlsPolicy tls_policy(const std::string& name) {
+  if (name == "none") return common::smtp::TlsPolicy::none;
+  if (name == "required") return common::smtp::TlsPolicy::required;
+  return common::smtp::TlsPolicy::opportunistic;
+}
+
+std::string relay_name(const common::pg::RelayHost& r) { return fmt::format("{}:{}", r.host, r.port); }
+
+std::vector<DeliveryResult> all_tasks(const RelayJob& job, DeliveryStatus status, const std::string& detail,
+                                      const DeliverConfig& config) {
+  std::vector<DeliveryResult> out;
+  for (const auto* t : job.tasks)
+    out.push_back({t->delivery_id, status, detail,
+                   status == DeliveryStatus::deferred ? retry_delay(config, t->attempts + 1) : std::chrono::seconds(0)});
+  return out;
+}
+
+bool body_has_8bit(pqxx::connection& conn, std::int64_t msg_id) {
+  pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
+  bool found = false;
+  common::pg::read_body(tx, msg_id, [&](std::string_view chunk) { found = found || common::smtp::has_8bit(chunk); });
+  return found;
+}
+
+}  // namespace
+
+std::string reply_detail(const Reply& reply) {
+  std::string text = reply.text;
+  for (auto& c : text)
+    if (c == '\n') c = ' ';
+  if (reply.status.present()) return fmt::format("{} {} {}", reply.code, reply.status.str(), text);
+  return fmt::format("{} {}", reply.code, text);
+}
+
+int pick_relay(const std::vector<common::pg::RelayHost>& relays, const std::vector<bool>& tried, std::mt19937& rng) {
+  long total = 0;
+  for (std::size_t i = 0; i < relays.size(); ++i)
+    if (!tried[i] && !relays[i].down) total += relays[i].weight;
+  if (total <= 0) return -1;
+  long point = std::uniform_int_distribution<long>(0, total - 1)(rng);
+  for (std::size_t i = 0; i < relays.size(); ++i) {
+    if (tried[i] || relays[i].down) continue;
+    if (point < relays[i].weight) return static_cast<int>(i);
+    point -= relays[i].weight;
+  }
+  return -1;
+}
+
+RelaySessions::RelaySessions(const DeliverConfig& config) : config_(config), rng_(std::random_device{}()) {}
+
+RelaySessions::~RelaySessions() {
+  for (auto& [name, session] : sessions_)
+    if (session.client) session.client->quit();
+}
+
+// A session to a live relay of the pool: the kept one if it still answers,
+// otherwise a new connection to a relay chosen by weight; refusing relays are
+// marked down for everyone and the next is tried. nullptr if none is reachable.
+RelaySessions::Session* RelaySessions::connect(pqxx::connection& conn, const common::pg::RelayPool& pool,
+                                               std::vector<bool>& failed) {
+  auto& session = sessions_[pool.name];
+  if (session.client && session.client->connected() && session.messages < pool.max_messages_per_connection) {
+    // Kept from an earlier pass: it may have timed out while idle.
+    if (std::exchange(session.pass, pass_) == pass_ || session.client->alive()) return &session;
+  }
+  session.pass = pass_;
+  if (session.client) session.client->quit();
+  common::smtp::ClientOptions options;
+  options.helo_name = config_.hostname;
+  options.connect_timeout = config_.relay_connect_timeout;
+  options.command_timeout = config_.relay_command_timeout;
+  options.tls = tls_policy(pool.tls_policy);
+  options.ca_file = config_.relay_ca_file;
+  session.client = std::make_unique<common::smtp::SmtpClient>(options);
+  session.messages = 0;
+  // Relays that failed earlier in this pass stay excluded; each is tried once here.
+  std::vector<bool> excluded = failed;
+  for (int i; (i = pick_relay(pool.relays, excluded, rng_)) >= 0;) {
+    excluded[static_cast<std::size_t>(i)] = true;
+    const auto& relay = pool.relays[static_cast<std::size_t>(i)];
+    std::string problem;
+    try {
+      auto refusal = session.client->open(relay.host, relay.port);
+      if (!refusal) {
+        session.relay = relay;
+        log::debug("relay {} of pool {} connected (tls={})", relay_name(relay), pool.name,
+                   session.client->extensions().tls_active);
+        return &session;
+      }
+      problem = "refused: " + reply_detail(*refusal);
+    } catch (const common::smtp::ClientError& e) {
+      problem = e.what();
+    }
+    failed[static_cast<std::size_t>(i)] = true;
+    common::pg::mark_relay_down(conn, pool.name, relay, pool.down_time, problem);
+  }
+  session.client.reset();
+  return nullptr;
+}
+
+std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, const common::pg::RelayPool& pool,
+                                                    Session& session, const RelayJob& job) {
+  auto& client = *session.client;
+  const auto msg_id = job.claim->lease.msg_id;
+  common::smtp::Envelope envelope;
+  envelope.from = job.claim->envelope_from;
+  for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
+  {
+    pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
+    envelope.size = static_cast<std::uint64_t>(common::pg::message_size(tx, msg_id));
+  }
+  const auto& ext = client.extensions();
+  if (ext.size_limit > 0 && envelope.size > ext.size_limit)
+    return all_tasks(job, DeliveryStatus::bounced,
+                     fmt::format("5.3.4 message size {} exceeds the limit {} of relay {}", envelope.size,
+                                 ext.size_limit, relay_name(session.relay)),
+                     config_);
+  // RFC 6152: declaring BODY=8BITMIME for a 7-bit message is harmless, so a
+  // relay with 8BITMIME gets the declaration without a scan; only a relay
+  // without it makes us look at the body.
+  envelope.declare_8bit = ext.eightbitmime;
+  if (!ext.eightbitmime && pool.eightbit_policy == "bounce" && body_has_8bit(conn, msg_id))
+    return all_tasks(job, DeliveryStatus::bounced,
+                     fmt::format("5.6.3 relay {} does not support 8BITMIME and the message has 8-bit content",
+                                 relay_name(session.relay)),
+                     config_);
+  auto result = client.send(envelope, [&](const common::smtp::ChunkSink& sink) {
+    pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
+    common::pg::read_body(tx, msg_id, sink);
+  });
+  ++session.messages;
+  std::vector<DeliveryResult> out;
+  for (std::size_t i = 0; i < job.tasks.size(); ++i) {
+    const auto& reply = result.outcome(i);
+    const auto* task = job.tasks[i];
+    auto detail = fmt::format("relay {}: {}", relay_name(session.relay), reply_detail(reply));
+    if (reply.is_positive()) out.push_back({task->delivery_id, DeliveryStatus::delivered, detail, {}});
+    else if (reply.is_permanent()) out.push_back({task->delivery_id, DeliveryStatus::bounced, reply_detail(reply), {}});
+    else out.push_back({task->delivery_id, DeliveryStatus::deferred, detail, retry_delay(config_, task->attempts + 1)});
+  }
+  // 421: the server is closing the channel (RFC 5321 §3.8); don't reuse it.
+  if (result.mail.code == 421 || (result.data && result.data->code == 421)) client.quit();
+  return out;
+}
+
+std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const std::string& pool_name,
+                                                   const std::vector<RelayJob>& jobs) {
+  std::vector<DeliveryResult> results;
+  ++pass_;
+  auto pool = common::pg::load_relay_pool(conn, pool_name);
+  if (!pool) {
+    // A routing/config mismatch an operator can fix: keep the mail.
+    log::error("no relay pool named '{}'; {} messages deferred", pool_name, jobs.size());
+    for (const auto& job : jobs)
+      for (auto& r : all_tasks(job, DeliveryStatus::deferred, "4.3.5 no relay pool named " + pool_name, config_))
+        results.push_back(std::move(r));
+    return results;
+  }
+  std::vector<bool> failed(pool->relays.size(), false);
+  for (const auto& job : jobs) {
+    Session* session = connect(conn, *pool, failed);
+    if (!session) {
+      for (auto& r : all_tasks(job, DeliveryStatus::deferred, "4.4.1 no relay of pool " + pool_name + " is reachable",
+                               config_))
+        results.push_back(std::move(r));
+      continue;
+    }
+    try {
+      for (auto& r : transact(conn, *pool, *session, job)) results.push_back(std::move(r));
+    } catch (const common::smtp::ClientError& e) {
+      // The connection broke before the relay answered the final dot: the relay
+      // has not taken the message (RFC 5321 §6.1), so it is retried later.
+      log::warn("msg={} relay {} failed mid-transaction: {}", job.claim->lease.msg_id, relay_name(session->relay),
+                e.what());
+      common::pg::mark_relay_down(conn, pool_name, session->relay, pool->down_time, e.what());
+      for (std::size_t i = 0; i < pool->relays.size(); ++i)
+        if (pool->relays[i].host == session->relay.host && pool->relays[i].port == session->relay.port)
+          failed[i] = true;
+      session->client->quit();
+      for (auto& r : all_tasks(job, DeliveryStatus::deferred, std::string("4.4.2 ") + e.what(), config_))
+        results.push_back(std::move(r));
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const std::exception& e) {
+      // Reading the body failed: the client dropped the connection without the
+      // final dot, so the relay discards the half message; retry later.
+      log::error("msg={} relay transaction aborted: {}", job.claim->lease.msg_id, e.what());
+      session->client->quit();
+      for (auto& r : all_tasks(job, DeliveryStatus::deferred, std::string("4.3.0 ") + e.what(), config_))
+        results.push_back(std::move(r));
+    }
+  }
+  return results;
+}
+
+}  // namespace wsmtp::deliver

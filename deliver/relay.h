@@ -1,0 +1,65 @@
+// The relay-pool agent: hands the deliveries bound for a named pool to its
+// relays over SMTP (common/smtp/client.h). One connection carries many messages,
+// one transaction carries all of a message's recipients for the pool; relays are
+// chosen by weight among those not marked down, and a relay that refuses the
+// connection or answers 4xx/5xx to the greeting is marked down and the next one
+// tried. Remote replies map to per-delivery results (partial success is normal).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "config.h"
+#include "pg/deliver_relay.h"
+#include "pg/transitions.h"
+#include "smtp/client.h"
+
+namespace wsmtp::deliver {
+
+// One message's deliveries for one pool.
+struct RelayJob {
+  const common::pg::DeliveryClaim* claim = nullptr;
+  std::vector<const common::pg::DeliveryTask*> tasks;
+};
+
+// Open connections per pool, kept between delivery passes so a steady stream of
+// mail does not pay a handshake per batch.
+class RelaySessions {
+ public:
+  explicit RelaySessions(const DeliverConfig& config);
+  ~RelaySessions();
+
+  // Delivers the jobs bound for `pool`; returns one result per task, in job order.
+  // Throws only for database connection failures.
+  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& pool,
+                                                  const std::vector<RelayJob>& jobs);
+
+ private:
+  struct Session {
+    std::unique_ptr<common::smtp::SmtpClient> client;
+    common::pg::RelayHost relay;
+    int messages = 0;
+    long pass = 0;  // the deliver() call that last used it
+  };
+  Session* connect(pqxx::connection& conn, const common::pg::RelayPool& pool, std::vector<bool>& failed);
+  std::vector<common::pg::DeliveryResult> transact(pqxx::connection& conn, const common::pg::RelayPool& pool,
+                                                   Session& session, const RelayJob& job);
+
+  const DeliverConfig& config_;
+  std::map<std::string, Session> sessions_;
+  std::mt19937 rng_;
+  long pass_ = 0;
+};
+
+// Weighted choice among relays that are neither down nor excluded; -1 if none.
+int pick_relay(const std::vector<common::pg::RelayHost>& relays, const std::vector<bool>& excluded, std::mt19937& rng);
+
+// "550 5.1.1 text" (multi-line text joined), as stored in last_error and DSNs.
+std::string reply_detail(const common::smtp::Reply& reply);
+
+}  // namespace wsmtp::deliver

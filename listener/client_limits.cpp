@@ -1,0 +1,55 @@
+// The rate is counted in fixed one-minute windows per address: cheap, and at
+// worst lets a client make twice the rate across a window boundary, which is
+// fine for a limit meant to stop floods, not to meter.
+#include "client_limits.h"
+
+namespace wsmtp::listener {
+
+namespace {
+constexpr auto kWindow = std::chrono::minutes(1);
+}
+
+ClientLimits::Admit ClientLimits::admit(const std::string& client, Clock::time_point now, const Limits& limits) {
+  std::lock_guard lock(mutex_);
+  forget_idle(now);
+  auto& c = clients_[client];
+  if (now - c.window_start >= kWindow) {
+    c.window_start = now;
+    c.in_window = 0;
+  }
+  // Refused attempts count towards the rate too: hammering does not help.
+  ++c.in_window;
+  if (open_ >= limits.max_connections || c.open >= limits.max_per_client) return Admit::too_many_connections;
+  if (limits.max_rate_per_minute > 0 && c.in_window > limits.max_rate_per_minute) return Admit::rate_exceeded;
+  ++c.open;
+  ++open_;
+  return Admit::ok;
+}
+
+void ClientLimits::release(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  auto it = clients_.find(client);
+  if (it == clients_.end() || it->second.open == 0) return;
+  --it->second.open;
+  --open_;
+}
+
+int ClientLimits::open_connections() const {
+  std::lock_guard lock(mutex_);
+  return open_;
+}
+
+// Addresses with no open connection and an expired window carry no information:
+// dropping them keeps the map as small as the set of recent clients.
+void ClientLimits::forget_idle(Clock::time_point now) {
+  if (now - last_sweep_ < kWindow) return;
+  last_sweep_ = now;
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    if (it->second.open == 0 && now - it->second.window_start >= kWindow)
+      it = clients_.erase(it);
+    else
+      ++it;
+  }
+}
+
+}  // namespace wsmtp::listener

@@ -1,0 +1,44 @@
+// Admission control shared by all event loops: concurrent connections overall
+// and per client address, and the rate of new connections per address. Pure
+// (time is passed in) and thread-safe (one mutex; each call is a few map
+// operations), so the limits hold across loops whatever SO_REUSEPORT's hashing does.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace wsmtp::listener {
+
+class ClientLimits {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class Admit { ok, too_many_connections, rate_exceeded };
+
+  struct Limits {
+    int max_connections = 1000;
+    int max_per_client = 20;
+    int max_rate_per_minute = 60;  // 0: unlimited
+  };
+
+  // Counts the connection if admitted; every admitted one needs a release().
+  Admit admit(const std::string& client, Clock::time_point now, const Limits& limits);
+  void release(const std::string& client);
+  int open_connections() const;
+
+ private:
+  struct PerClient {
+    int open = 0;
+    Clock::time_point window_start{};
+    int in_window = 0;
+  };
+  void forget_idle(Clock::time_point now);
+
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, PerClient> clients_;
+  int open_ = 0;
+  Clock::time_point last_sweep_{};
+};
+
+}  // namespace wsmtp::listener

@@ -1,0 +1,121 @@
+// One event loop of wsmtp, run on its own thread: its listening sockets (bound
+// by Server, shared with the other loops through SO_REUSEPORT), one bufferevent
+// per client (wrapped in TLS after STARTTLS), its own store worker pool, timeouts,
+// the tarpit and shutdown. It moves bytes between sockets and Sessions and store
+// results back into them; it knows nothing of SMTP commands and never touches
+// the database. Other threads talk to it only through post_config() and
+// post_shutdown(), which are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "client_limits.h"
+#include "config.h"
+#include "handles.h"
+#include "session.h"
+#include "store_worker.h"
+#include "unique_fd.h"
+
+namespace wsmtp::listener {
+
+// What every loop shares: the current configuration and TLS context. The
+// shared_ptrs' co-owners are the Server, each Loop and (for the config) each
+// Session started under it, so a reload never pulls either from under a session.
+struct LoopSettings {
+  std::shared_ptr<const ListenerConfig> config;
+  std::shared_ptr<SSL_CTX> tls;  // null when STARTTLS is not configured
+};
+
+class Loop {
+ public:
+  // base must have been created after evthread_use_pthreads(). Starts
+  // store_threads store workers. limits is shared with the other loops.
+  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool::StoreFactory factory, int store_threads,
+       int index);
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // Serves on these listening sockets (already bound and listening) until
+  // shutdown. Call once, from the loop's thread.
+  void run(std::vector<common::UniqueFd> listeners);
+
+  // Thread-safe: takes effect for new sessions between events.
+  void post_config(LoopSettings settings);
+  // Thread-safe: graceful (stop accepting, let sessions finish within
+  // shutdown_grace) the first time, immediate the second.
+  void post_shutdown();
+
+ private:
+  struct Connection {
+    Connection(Loop* owner, std::uint64_t number, std::string ip, common::BufferEventPtr socket, Session s)
+        : loop(owner), id(number), client_ip(std::move(ip)), bev(std::move(socket)), session(std::move(s)) {}
+    Loop* loop;
+    std::uint64_t id;
+    std::string client_ip;
+    common::BufferEventPtr bev;  // null once the socket is closed
+    Session session;
+    common::EventPtr tarpit;      // created on first use
+    common::EventPtr linger;      // polls a TLS connection's unsent bytes before closing
+    std::string held_output;      // replies delayed by the tarpit
+    bool tarpitted = false;
+    bool op_in_flight = false;
+    bool data_timeouts = false;       // which timeouts are set on bev
+    bool paused_for_output = false;   // the client is not reading our replies
+  };
+
+  static void accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* self) noexcept;
+  static void accept_error_cb(evconnlistener*, void* self) noexcept;
+  static void read_cb(bufferevent*, void* conn) noexcept;
+  static void write_cb(bufferevent*, void* conn) noexcept;
+  static void event_cb(bufferevent*, short events, void* conn) noexcept;
+  static void control_cb(evutil_socket_t, short, void* self) noexcept;
+  static void resume_accept_cb(evutil_socket_t, short, void* self) noexcept;
+  static void grace_over_cb(evutil_socket_t, short, void* self) noexcept;
+  static void tarpit_cb(evutil_socket_t, short, void* conn) noexcept;
+  static void linger_cb(evutil_socket_t, short, void* conn) noexcept;
+
+  void accept(evutil_socket_t fd, const sockaddr* addr);
+  bool admitted(evutil_socket_t fd, const std::string& ip);
+  void process_input(Connection& c);
+  bool feed_once(Connection& c);
+  void emit(Connection& c);
+  void after_activity(Connection& c);
+  void start_tls(Connection& c);
+  void on_tls_event(Connection& c, short events);
+  void on_store_done(std::uint64_t id, StoreResult result);
+  void close_socket(Connection& c);
+  void fail_connection(Connection& c, const char* where, const std::exception& e) noexcept;
+  void handle_control();
+  void begin_shutdown();
+  void grace_over();
+  void forget_if_done(Connection& c);
+  void close_when_sent(Connection& c);
+
+  int index_;
+  LoopSettings settings_;
+  ClientLimits& limits_;
+  std::string identity_;
+  common::EventBasePtr base_;
+  std::unique_ptr<StoreWorkerPool> pool_;  // after base_: destroyed first
+  std::vector<common::ListenerPtr> listeners_;
+  common::EventPtr control_, resume_accept_, grace_timer_;
+
+  std::mutex control_mutex_;
+  std::unique_ptr<LoopSettings> posted_settings_;  // guarded by control_mutex_
+  int posted_shutdowns_ = 0;                       // guarded by control_mutex_
+  int shutdowns_seen_ = 0;
+
+  std::unordered_map<std::uint64_t, std::unique_ptr<Connection>> connections_;
+  std::uint64_t next_id_ = 1;  // 0 is "no session" for fire-and-forget ops
+  bool shutting_down_ = false;
+  bool grace_over_ = false;
+};
+
+}  // namespace wsmtp::listener

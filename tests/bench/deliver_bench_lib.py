@@ -1,0 +1,58 @@
+"""Shared pieces of the delivery benchmarks: a WSMTP pipeline with a durable
+PostgreSQL (fsync on, unlike the tests' scratch server: the comparison with
+Postfix, which fsyncs its queue, must be fair), a parallel SMTP sender, and
+timing helpers. Everything started here is stopped by PID or by its own stop.
+"""
+import os
+import smtplib
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until  # noqa: E402,F401
+
+
+def durable_pipeline(**kwargs):
+    p = Pipeline(**kwargs)
+    with open(os.path.join(p.pg.datadir, "postgresql.conf"), "a") as conf:
+        conf.write("fsync = on\nfull_page_writes = on\nsynchronous_commit = on\n")
+    p.pg.restart()
+    return p
+
+
+def body_of(i, size):
+    head = f"Subject: bench-{i:06d}\r\nMessage-ID: <bench-{i:06d}@bench>\r\n\r\n"
+    line = ("0123456789abcdef" * 4 + "\r\n")
+    return head + line * max(1, (size - len(head)) // len(line))
+
+
+def send_parallel(port, count, sessions, rcpt_of, size=4096, sender="bench@client.example", first=0):
+    """Sends `count` messages over `sessions` SMTP connections in parallel;
+    message i goes to rcpt_of(i). Returns seconds taken."""
+    errors = []
+
+    def worker(k):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=120) as s:
+                for i in range(first + k, first + count, sessions):
+                    s.sendmail(sender, [rcpt_of(i)], body_of(i, size))
+        except Exception as e:  # reported after join
+            errors.append(e)
+
+    start = time.time()
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.time() - start
+
+
+def timed_until(predicate, timeout, interval=0.05):
+    start = time.time()
+    wait_until(predicate, timeout, interval=interval, what="benchmark completion")
+    return time.time() - start

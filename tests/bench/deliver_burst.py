@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""End-to-end burst: the same burst (default 10,000 messages of 4 KiB to 100
+mailboxes over 20 SMTP sessions) sent into WSMTP (wsmtp, wroute, N wdeliver,
+PostgreSQL with fsync on) and into a throwaway Postfix delivering to Maildir
+with virtual(8), one after the other on the same machine. For each, the time
+from the first connection until the last message is in its Maildir's new/;
+reported as a ratio (target: WSMTP at least 2x faster).
+Usage: deliver_burst.py [messages] [wdeliver workers]  (defaults 10000, 4). Needs WSMTP_BIN.
+"""
+import os
+import sys
+import threading
+import time
+
+from deliver_bench_lib import HERE, durable_pipeline, send_parallel, set_section
+
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+from deliver_postfix import Postfix  # noqa: E402
+
+USERS = [f"b{i:03d}" for i in range(100)]
+SESSIONS = 20
+
+
+def count_new(maildirs):
+    n = 0
+    for d in maildirs:
+        try:
+            n += len(os.listdir(d))
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def burst(port, domain, n, maildirs, timeout=1800):
+    """Sends the burst; returns (seconds to accept all, seconds until all in Maildir)."""
+    start = time.time()
+    accepted = {}
+
+    def send():
+        accepted["t"] = send_parallel(port, n, SESSIONS, lambda i: f"{USERS[i % len(USERS)]}@{domain}")
+
+    t = threading.Thread(target=send)
+    t.start()
+    while count_new(maildirs) < n and time.time() - start < timeout:
+        time.sleep(0.05)
+    t.join()
+    if count_new(maildirs) < n:
+        raise RuntimeError(f"only {count_new(maildirs)} of {n} delivered")
+    return accepted["t"], time.time() - start
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    p = durable_pipeline(lease_time="60s")
+    try:
+        set_section(p, "deliver", transports="maildir", batch_size="100")
+        p.add_domain()
+        for u in USERS:
+            p.add_mailbox(u)
+        for name in ("wsmtp", "wroute", "wreaper"):
+            p.start(name)
+        for _ in range(workers):
+            p.start("wdeliver")
+        w_accept, w_total = burst(p.port, p.domain, n, [os.path.join(p.maildir(u), "new") for u in USERS])
+        print(f"WSMTP:   {n} messages accepted in {w_accept:6.1f}s, all in Maildir after {w_total:6.1f}s "
+              f"({n / w_total:6.0f} msg/s; {workers} wdeliver)", flush=True)
+    finally:
+        p.close()
+    import tempfile
+    root = tempfile.mkdtemp(prefix="wsmtp-bench-postfix-")
+    pf = Postfix(root, "bench.test", USERS)
+    try:
+        p_accept, p_total = burst(pf.port, "bench.test", n, [os.path.join(pf.mail, u, "Maildir", "new") for u in USERS])
+        print(f"Postfix: {n} messages accepted in {p_accept:6.1f}s, all in Maildir after {p_total:6.1f}s "
+              f"({n / p_total:6.0f} msg/s)")
+    finally:
+        pf.stop()
+        import shutil
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"ratio Postfix time / WSMTP time: {p_total / w_total:4.2f} (target >= 2)")
+
+
+if __name__ == "__main__":
+    main()

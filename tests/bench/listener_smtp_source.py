@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Acceptance throughput of wsmtp against Postfix's smtpd, same machine, same run.
+
+Drives each server with Postfix's smtp-source (-d: messages back to back on
+each connection) and reports accepted messages per second:
+  * 20 sessions, 4 KiB messages;  * 1 session, 4 KiB;  * 20 sessions, 64 KiB.
+wsmtp runs on a throwaway PostgreSQL with durable commits (fsync = on, unlike
+the test harness default); Postfix runs as a private instance (its own config
+and queue directory under /tmp, loopback port) that accepts into its queue and
+fsyncs queue files as it always does, then discards (no delivery work competes).
+Also runs pgbench with the same SQL the listener does per small message
+(insert message, recipient, body; move to state 1; commit) at 20 clients as
+the database's own ceiling. Usage: WSMTP_BIN=build-dir listener_smtp_source.py [messages]
+Bounded: a fixed message count per run (default 2000) and a 10 s pgbench.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+from pipeline import Pipeline  # noqa: E402
+from pgtmp import _pg_bindir, free_port  # noqa: E402
+
+MESSAGES = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+RUNS = [(20, 4096), (1, 4096), (20, 65536)]
+if os.environ.get("WSMTP_BENCH_QUICK"):
+    RUNS = RUNS[:1]
+
+
+def smtp_source(port, sessions, size, count):
+    cmd = ["smtp-source", "-d", "-s", str(sessions), "-l", str(size), "-m", str(count), "-f", "bench@client.example",
+           "-t", "alice@example.test", "-M", "bench.client.example", f"127.0.0.1:{port}"]
+    start = time.time()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    elapsed = time.time() - start
+    if r.returncode != 0:
+        raise RuntimeError(f"smtp-source failed: {r.stdout[-500:]}")
+    return count / elapsed
+
+
+class Postfix:
+    """A private Postfix instance on a loopback port, stopped by its master's PID."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="wsmtp-bench-postfix-")
+        self.port = free_port()
+        os.chmod(self.dir, 0o755)  # postfix daemons run as the postfix user
+        q = os.path.join(self.dir, "queue")
+        with open(os.path.join(self.dir, "main.cf"), "w") as f:
+            f.write(f"""compatibility_level = 3.6
+queue_directory = {q}
+data_directory = {self.dir}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = postfix.bench.example
+mydestination = example.test
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = discard
+default_transport = discard
+relay_transport = discard
+maillog_file_prefixes = /tmp
+maillog_file = {self.dir}/maillog
+smtpd_client_connection_rate_limit = 0
+smtpd_client_connection_count_limit = 0
+default_process_limit = 100
+""")
+        master = []
+        with open("/etc/postfix/master.cf") as f:
+            for line in f:
+                fields = line.split()
+                if not fields or line[0] in " \t#":
+                    continue
+                if fields[1] == "inet":
+                    continue  # our own smtpd line below replaces every network service
+                fields[4] = "n"  # no chroot: the queue lives under /tmp
+                master.append(" ".join(fields))
+        master.insert(0, f"127.0.0.1:{self.port} inet n - n - - smtpd")
+        if not any(line.startswith("postlog ") for line in master):
+            master.append("postlog unix-dgram n - n - 1 postlogd")
+        with open(os.path.join(self.dir, "master.cf"), "w") as f:
+            f.write("\n".join(master) + "\n")
+        os.makedirs(os.path.join(self.dir, "data"))
+        os.makedirs(q)
+        shutil.chown(os.path.join(self.dir, "data"), "postfix")
+        subprocess.run(["postfix", "-c", self.dir, "check"], check=True)
+        subprocess.run(["postfix", "-c", self.dir, "start"], check=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                import socket
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("postfix did not start")
+
+    def stop(self):
+        pid_file = os.path.join(self.dir, "queue", "pid", "master.pid")
+        try:
+            with open(pid_file) as f:
+                pid = int(f.read().split()[0])
+            os.kill(pid, 15)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.1)
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pgbench(p, clients, seconds=10):
+    script = os.path.join(p.root, "accept.sql")
+    with open(script, "w") as f:
+        f.write("BEGIN;\n"
+                "INSERT INTO messages (envelope_from, client_addr, client_helo, received_by) "
+                "VALUES ('bench@client.example', '127.0.0.1', 'h', 'pgbench') RETURNING id AS mid \\gset\n"
+                "INSERT INTO recipients (message_id, seq, address) VALUES (:mid, 0, 'alice@example.test');\n"
+                "INSERT INTO body_chunks (message_id, seq, data) VALUES (:mid, 0, decode(repeat('78', 4096), 'hex'));\n"
+                "UPDATE messages SET state = 1, size = 4096 WHERE id = :mid AND state = 0;\n"
+                "COMMIT;\n")
+    r = subprocess.run([os.path.join(_pg_bindir(), "pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds),
+                        "-f", script, "-h", "127.0.0.1", "-p", str(p.pg.port), "-U", "postgres", "wsmtp"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    for line in r.stdout.splitlines():
+        if line.startswith("tps ="):
+            return float(line.split()[2])
+    raise RuntimeError(r.stdout)
+
+
+def main():
+    extra = "max_connection_rate = 0\nmax_connections_per_client = 500\nmax_message_size = 100M\n"
+    extra += os.environ.get("WSMTP_BENCH_LISTENER", "").replace(";", "\n") + "\n"
+    with Pipeline(listener_extra=extra) as p:
+        # Durable commits for the benchmark: the harness turns fsync off for speed.
+        with open(os.path.join(p.pg.datadir, "postgresql.conf"), "a") as conf:
+            conf.write("fsync = on\nfull_page_writes = on\nsynchronous_commit = on\n")
+        p.pg.restart()
+        p.add_domain()
+        p.add_mailbox("alice")
+        p.start("wsmtp")
+        postfix = Postfix()
+        try:
+            print(f"{'run':<22} {'wsmtp msg/s':>12} {'postfix msg/s':>14} {'ratio':>7}")
+            for sessions, size in RUNS:
+                count = MESSAGES if size <= 4096 else MESSAGES // 4
+                if sessions == 1:
+                    count //= 4
+                w = smtp_source(p.port, sessions, size, count)
+                f = smtp_source(postfix.port, sessions, size, count)
+                print(f"{sessions:>2} sessions {size // 1024:>3} KiB    {w:>12.0f} {f:>14.0f} {w / f:>6.2f}x")
+            stored = int(p.pg.psql("SELECT count(*) FROM messages WHERE state = 1", dbname="wsmtp"))
+            print(f"wsmtp messages in state 1: {stored}")
+            tps = pgbench(p, 20)
+            print(f"pgbench, same SQL per message, 20 clients, durable: {tps:.0f} msg/s")
+        finally:
+            postfix.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Outbound peers for the delivery agent's relay tests: Postfix's smtp-sink
+(a real SMTP server that only receives) started on a loopback port, each behind a
+small counting TCP proxy so a test can see how many connections wdeliver opened
+(batching) and to which relay (weighting). Every dumped message is one file:
+X-Mail-Args / X-Rcpt-Args lines (the envelope) followed by the message.
+Processes are started and stopped by PID; sockets and files live under `root`.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+from pgtmp import free_port
+
+
+class CountingProxy:
+    """Accepts on a loopback port and pipes each connection to 127.0.0.1:backend."""
+
+    def __init__(self, backend_port):
+        self.backend_port = backend_port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.open = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.connections += 1
+                self.open += [client, backend]
+            for a, b in ((client, backend), (backend, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        """Stops accepting (new connections are refused) and cuts open ones."""
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            for s in self.open:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+            self.open = []
+
+
+class SmtpSink:
+    """One smtp-sink on a loopback port, dumping each message into dump_dir,
+    reachable through a CountingProxy at self.port."""
+
+    def __init__(self, root, name, *flags):
+        self.name = name
+        self.dump_dir = os.path.join(root, f"sink-{name}")
+        os.makedirs(self.dump_dir, exist_ok=True)
+        os.chmod(root, 0o755)
+        if os.geteuid() == 0:
+            shutil.chown(self.dump_dir, "nobody")
+        self.backend_port = free_port()
+        self.log = os.path.join(root, f"sink-{name}.log")
+        self.proc = None
+        self.start(*flags)
+        self.proxy = CountingProxy(self.backend_port)
+        self.port = self.proxy.port
+
+    def start(self, *flags):
+        """(Re)starts smtp-sink with extra flags, e.g. ("-r", "data") for 4xx to DATA."""
+        cmd = ["smtp-sink", *flags, "-d", os.path.join(self.dump_dir, "%Y%m%d%H%M%S."),
+               f"127.0.0.1:{self.backend_port}", "64"]
+        if os.geteuid() == 0:
+            cmd[1:1] = ["-u", "nobody"]
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.backend_port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"smtp-sink {self.name} did not start")
+
+    def stop_backend(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self):
+        """The relay goes away: connections refused, open ones cut."""
+        self.stop_backend()
+        self.proxy.close()
+
+    def messages(self):
+        """[(mail_from, [rcpts], message bytes)] for every dumped message."""
+        out = []
+        for name in sorted(os.listdir(self.dump_dir)):
+            with open(os.path.join(self.dump_dir, name), "rb") as f:
+                raw = f.read()
+            head, _, rest = raw.partition(b"\nReceived: ")
+            mail_from, rcpts = None, []
+            for line in head.decode(errors="replace").splitlines():
+                if line.startswith("X-Mail-Args: "):
+                    mail_from = line.split(" ", 1)[1].split(">")[0].lstrip("<")
+                elif line.startswith("X-Rcpt-Args: "):
+                    rcpts.append(line.split(" ", 1)[1].split(">")[0].lstrip("<"))
+            out.append((mail_from, rcpts, b"Received: " + rest))
+        return out

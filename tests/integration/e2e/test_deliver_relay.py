@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Relay pools against real peers: two Postfix smtp-sink relays in one weighted
+pool behind counting proxies. Checks batching (many messages per connection,
+all recipients of a message in one transaction), weighting (3:1 by
+connections), failover when one relay is stopped mid-run (it is marked down and
+nothing is lost or duplicated), retry after 4xx (smtp-sink's fault injection),
+and a DSN to the sender's mailbox after a 5xx. Bounded: ~250 messages, minutes.
+"""
+import os
+import re
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
+from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until  # noqa: E402
+from deliver_relays import SmtpSink  # noqa: E402
+
+REMOTE = ("r1@far.example", "r2@far.example")
+
+
+def subjects(sinks):
+    """Subject -> [(sink name, rcpts)] over every dumped message."""
+    seen = {}
+    for sink in sinks:
+        for _frm, rcpts, msg in sink.messages():
+            m = re.search(rb"Subject: (\S+)", msg)
+            # A dump still being written (or cut short when its relay was
+            # stopped before the final dot) is not a received message.
+            if m and b".leading dot" in msg:
+                seen.setdefault(m.group(1).decode(), []).append((sink.name, rcpts))
+    return seen
+
+
+def send(p, tokens, rcpts=REMOTE, sender="alice@example.test"):
+    with p.smtp() as s:
+        for t in tokens:
+            s.sendmail(sender, list(rcpts), f"Subject: {t}\r\nMessage-ID: <{t}@t>\r\n\r\nbody {t}\r\n.leading dot\r\n")
+
+
+def main():
+    with Pipeline(lease_time="20s", listener_extra="trusted_networks = 127.0.0.1/32\n") as p:
+        set_section(p, "deliver", transports="maildir, relay", retry_base="1s", retry_max="2s", batch_size="40",
+                    relay_connect_timeout="3s", relay_command_timeout="10s")
+        a = SmtpSink(p.root, "a")
+        b = SmtpSink(p.root, "b")
+        try:
+            run(p, a, b)
+        finally:
+            a.stop()
+            b.stop()
+
+
+def run(p, a, b):
+    p.add_domain()
+    p.add_mailbox("alice")
+    sql(p, "INSERT INTO relay_pools (name, max_messages_per_connection, down_time, tls_policy) "
+           "VALUES ('default', 5, '300 seconds', 'opportunistic')")
+    sql(p, f"INSERT INTO relays (pool, host, port, weight) VALUES ('default', '127.0.0.1', {a.port}, 3), "
+           f"('default', '127.0.0.1', {b.port}, 1)")
+    for name in ("wsmtp", "wroute", "wdeliver", "wreaper"):
+        p.start(name)
+
+    # 1. Batching and weighting.
+    phase1 = [f"batch-{i:03d}" for i in range(120)]
+    send(p, phase1)
+    wait_until(lambda: queue_counts(p)["DONE"] == 120, 90, interval=0.3, what="phase 1 DONE")
+    seen = subjects([a, b])
+    assert set(seen) == set(phase1), f"missing {set(phase1) - set(seen)}"
+    dups = {t: v for t, v in seen.items() if len(v) != 1}
+    assert not dups, f"duplicates: {list(dups.items())[:5]}"
+    assert all(sorted(v[0][1]) == sorted(REMOTE) for v in seen.values()), "recipients split over transactions"
+    conns = a.proxy.connections + b.proxy.connections
+    assert conns <= 120 // 5 + 6, f"{conns} connections for 120 messages: not batched"
+    assert a.proxy.connections > b.proxy.connections, (a.proxy.connections, b.proxy.connections)
+    for _f, _r, msg in a.messages()[:5]:
+        assert b"\n.leading dot" in msg.replace(b"\r\n", b"\n"), "dot-stuffing not undone by the relay"
+    print(f"phase 1: 120 messages over {conns} connections (a={a.proxy.connections}, b={b.proxy.connections})")
+
+    # 2. Failover: relay a goes away while mail flows.
+    phase2 = [f"failover-{i:03d}" for i in range(120)]
+    sender = threading.Thread(target=send, args=(p, phase2))
+    sender.start()
+    wait_until(lambda: len(subjects([a, b])) >= 140, 60, interval=0.05, what="phase 2 under way")
+    a.stop()
+    sender.join(timeout=60)
+    wait_until(lambda: queue_counts(p)["DONE"] == 240, 120, interval=0.3, what="phase 2 DONE")
+    seen = subjects([a, b])
+    assert set(phase2) <= set(seen), f"lost: {sorted(set(phase2) - set(seen))[:10]}"
+    dups = {t: v for t, v in seen.items() if len(v) != 1}
+    assert not dups, f"duplicates: {list(dups.items())[:5]}"
+    down = sql(p, f"SELECT count(*) FROM relays WHERE port = {a.port} AND down_until > now()")
+    assert down == "1", "the stopped relay was not marked down"
+    print(f"phase 2: a stopped mid-run; on b {sum(1 for v in seen.values() if v[0][0] == 'b')} messages in total")
+
+    # 3. 4xx: b answers DATA with a soft error, then recovers; the mail is retried.
+    b.stop_backend()
+    b.start("-r", "data")
+    send(p, ["soft-0", "soft-1"])
+    wait_until(lambda: sql(p, "SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempts >= 1 "
+                              "AND last_error ~ ': 4[0-9][0-9] '") == "4", 30, interval=0.2, what="4xx deferral")
+    assert "soft-0" not in subjects([b])
+    b.stop_backend()
+    b.start()
+    wait_until(lambda: queue_counts(p)["DONE"] == 242, 60, interval=0.3, what="retry after 4xx")
+    seen = subjects([a, b])
+    assert len(seen["soft-0"]) == 1 and len(seen["soft-1"]) == 1, seen.get("soft-0")
+
+    # 4. 5xx: b refuses the recipients; alice gets one DSN in her Maildir.
+    b.stop_backend()
+    b.start("-f", "rcpt")
+    send(p, ["hard-0"])
+    wait_until(lambda: len(p.maildir_files("alice")) == 1 and queue_counts(p)["DONE"] == 244, 60, interval=0.3,
+               what="DSN delivered to the sender")
+    with open(p.maildir_files("alice")[0], "rb") as f:
+        dsn = f.read().decode()
+    assert "Return-Path: <>" in dsn, dsn[:300]
+    assert "Content-Type: multipart/report; report-type=delivery-status" in dsn
+    for r in REMOTE:
+        assert f"Final-Recipient: rfc822; {r}\nAction: failed\nStatus: 5." in dsn, dsn
+    assert "Subject: hard-0" in dsn
+    assert "hard-0" not in subjects([b])
+    print("phases 3-4: 4xx retried and delivered once; 5xx gave one DSN to the sender")
+
+
+if __name__ == "__main__":
+    main()

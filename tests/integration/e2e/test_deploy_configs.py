@@ -1,0 +1,218 @@
+"""The shipped deployment files: example configurations and systemd units.
+
+- Every example in deploy/examples passes --check-config of each daemon that
+  runs on that host (TLS paths pointed at a throwaway certificate).
+- wsmtp.conf, the reference, documents every key each program reads (taken from
+  the config.cpp files, so a key added later without documentation fails here).
+- Each systemd unit has the required hardening, and `systemd-analyze verify`
+  accepts it where systemd-analyze exists.
+- A daemon whose unit reloads with SIGHUP survives SIGHUP.
+"""
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
+import deploy_hosts as dh  # noqa: E402
+from pgtmp import free_port  # noqa: E402
+from pipeline import bin_dir  # noqa: E402
+
+BINARIES = {"wsmtp": "listener/wsmtp", "wroute": "router/wroute", "wdeliver": "deliver/wdeliver",
+            "wreaper": "reaper/wreaper"}
+# Which daemons run with which example.
+EXAMPLES = {
+    "wsmtp.conf": ["wsmtp", "wroute", "wdeliver", "wreaper"],
+    "mx.conf": ["wsmtp"],
+    "router.conf": ["wroute", "wreaper"],
+    "mailbox.conf": ["wdeliver"],
+    "relay.conf": ["wdeliver"],
+}
+# Where each section's keys are read.
+KEY_SOURCES = {
+    "database": ("common/config/common_config.cpp", "database"),
+    "queue": ("common/config/common_config.cpp", "queue"),
+    "listener": ("listener/config.cpp", "listener"),
+    "router": ("router/config.cpp", "router"),
+    "deliver": ("deliver/config.cpp", "deliver"),
+    "reaper": ("common/reap/reaper_config.cpp", "reaper"),
+}
+UNIT_REQUIRED = ["Restart=on-failure", "User=wsmtp", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                 "PrivateTmp=yes", "ConditionPathExists=/etc/wsmtp/wsmtp.conf"]
+
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def binary(daemon):
+    return os.path.join(bin_dir(), BINARIES[daemon])
+
+
+def keys_read(source, section):
+    """Keys a config.cpp reads for one section. A file that reads one section
+    owns all its get_*("key", ...) calls (helpers may come before the reader is
+    declared); in a file with several, a key belongs to the SectionReader
+    declared last before it."""
+    with open(os.path.join(ROOT, source)) as f:
+        text = f.read()
+    sections = set(re.findall(r'SectionReader\s+\w+\(\s*\w+\s*,\s*"(\w+)"\s*\)', text))
+    keys, current = set(), None
+    # s.get_int("key", ...) and helpers that take the reader: read_mode(s, "key", ...).
+    pattern = r'SectionReader\s+\w+\(\s*\w+\s*,\s*"(\w+)"\s*\)|(?:\.get_\w+\(|\b\w+\(\s*s\s*,)\s*"(\w+)"'
+    for m in re.finditer(pattern, text):
+        if m.group(1):
+            current = m.group(1)
+        elif current == section or sections == {section}:
+            keys.add(m.group(2))
+    return keys
+
+
+def documented_keys(path):
+    """section -> keys present in the file, set or commented out as '# key = ...'."""
+    out, section = {}, None
+    with open(path) as f:
+        for line in f:
+            m = re.match(r"^\[(\w+)\]", line)
+            if m:
+                section = m.group(1)
+                out.setdefault(section, set())
+                continue
+            m = re.match(r"^#?\s*(\w+)\s*=", line)
+            if m and section:
+                out[section].add(m.group(1))
+    return out
+
+
+def check_examples(tmp):
+    ca = dh.make_ca(tmp)
+    cert = dh.make_cert(tmp, ca, "mx.example.net")
+    for name, daemons in EXAMPLES.items():
+        text = dh.example_config(name, {})
+        # Certificates named in the examples do not exist here: use the throwaway one.
+        text = re.sub(r"^tls_cert_file = .*$", f"tls_cert_file = {cert[0]}", text, flags=re.M)
+        text = re.sub(r"^tls_key_file = .*$", f"tls_key_file = {cert[1]}", text, flags=re.M)
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        for daemon in daemons:
+            r = subprocess.run([binary(daemon), "--config", path, "--check-config"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            check(r.returncode == 0, f"{daemon} --check-config {name} {r.stdout.strip()}")
+    # A typo must not pass: the MX example with a misspelt key is refused.
+    with open(os.path.join(tmp, "mx.conf"), "a") as f:
+        f.write("max_conections = 10\n")
+    r = subprocess.run([binary("wsmtp"), "--config", os.path.join(tmp, "mx.conf"), "--check-config"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    check(r.returncode != 0 and "max_conections" in r.stdout, "a misspelt key is refused")
+
+
+def check_reference():
+    documented = documented_keys(os.path.join(ROOT, "deploy", "examples", "wsmtp.conf"))
+    for section, (source, name) in KEY_SOURCES.items():
+        keys = keys_read(source, name)
+        check(bool(keys), f"found the keys of [{section}] in {source}")
+        missing = sorted(keys - documented.get(section, set()))
+        check(not missing, f"wsmtp.conf documents every key of [{section}] (missing: {missing})")
+
+
+def check_units(tmp):
+    units = sorted(glob.glob(os.path.join(ROOT, "deploy", "systemd", "*.service")))
+    check([os.path.basename(u) for u in units] == ["wdeliver.service", "wreaper.service", "wroute.service",
+                                                   "wsmtp.service"], "one unit per daemon")
+    for unit in units:
+        with open(unit) as f:
+            text = f.read()
+        name = os.path.basename(unit)
+        for line in UNIT_REQUIRED:
+            check(re.search(rf"^{re.escape(line)}$", text, re.M) is not None, f"{name}: {line}")
+        caps = re.findall(r"^AmbientCapabilities=(.*)$", text, re.M)
+        want = ["CAP_NET_BIND_SERVICE"] if name == "wsmtp.service" else []
+        check(caps == want, f"{name}: ambient capabilities {caps}")
+    with open(os.path.join(ROOT, "deploy", "systemd", "wsmtp.service")) as f:
+        # The listener reloads its limits and TLS certificate on SIGHUP.
+        check("ExecReload=/bin/kill -HUP $MAINPID" in f.read(), "wsmtp.service reloads with SIGHUP")
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        print("skip systemd-analyze verify: systemd-analyze is not installed")
+        return
+    # verify wants the ExecStart binaries to exist: point the units at the build.
+    for unit in units:
+        with open(unit) as f:
+            text = f.read()
+        for daemon, rel in BINARIES.items():
+            text = text.replace(f"/usr/sbin/{daemon} ", f"{os.path.join(bin_dir(), rel)} ")
+        path = os.path.join(tmp, os.path.basename(unit))
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run([analyze, "verify", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=60)
+        out = r.stdout.strip()
+        if r.returncode != 0 and re.search(r"System has not been booted with systemd|Failed to (connect|initialize)|"
+                                           r"Failed to setup working directory|not booted", out):
+            print(f"skip systemd-analyze verify: {out.splitlines()[-1] if out else 'unavailable'}")
+            return
+        # Ignore complaints about the example paths that do not exist on this machine.
+        problems = [l for l in out.splitlines() if l and "ConditionPathExists" not in l
+                    and "/etc/wsmtp" not in l and "Unknown key name" not in l]
+        check(r.returncode == 0 and not problems, f"systemd-analyze verify {os.path.basename(unit)}: {out}")
+
+
+def check_sighup(tmp):
+    """A daemon whose unit has ExecReload=kill -HUP must not die of SIGHUP."""
+    config = os.path.join(tmp, "hup.conf")
+    with open(config, "w") as f:
+        # An unreachable database: the daemons wait for it, which is enough here.
+        f.write(f"[database]\nconninfo = host=127.0.0.1 port={free_port()} dbname=none connect_timeout=1\n\n"
+                f"[listener]\nlisten = 127.0.0.1:{free_port()}\nhostname = mx.example.net\n")
+    for daemon in BINARIES:
+        with open(os.path.join(ROOT, "deploy", "systemd", f"{daemon}.service")) as f:
+            if "ExecReload=/bin/kill -HUP $MAINPID" not in f.read():
+                continue
+        p = subprocess.Popen([binary(daemon), "--config", config], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            time.sleep(1.5)
+            started = p.poll() is None
+            if started:
+                p.send_signal(signal.SIGHUP)
+                time.sleep(1.5)
+            check(started and p.poll() is None, f"{daemon} survives SIGHUP (systemctl reload)")
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait()
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="wsmtp-deploy-cfg-")
+    try:
+        check_examples(tmp)
+        check_reference()
+        check_units(tmp)
+        check_sighup(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        print(f"{len(failures)} check(s) failed")
+        sys.exit(1)
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()

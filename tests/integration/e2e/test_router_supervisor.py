@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""End-to-end: wroute's scaling supervisor (common/supervisor.cpp) on a real
+database. Starts wroute with min_workers=1, max_workers=3 and a small backlog
+per worker; asserts it starts with one worker, grows to three when a backlog
+of received messages appears, restarts a worker killed with SIGKILL, drains
+the queue, retires the surplus workers once idle, and on SIGTERM stops every
+worker and exits 0. Also: a worker never outlives a supervisor killed with
+SIGKILL (parent-death signal).
+"""
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
+from pipeline import Pipeline  # noqa: E402
+from router_harness import bulk_receive, count, pid_alive, set_router_options, wait_for, worker_pids  # noqa: E402
+
+
+def main():
+    with Pipeline() as p:
+        p.add_domain()
+        p.add_mailbox("ann")
+        set_router_options(p, min_workers=1, max_workers=3, backlog_per_worker=50, idle_time="2s")
+        wroute = p.start("wroute")
+        wait_for(lambda: len(worker_pids(wroute.pid)) == 1, 20, "the first worker")
+
+        # A backlog of 6,000 messages asks for max_workers; the routers drain it meanwhile.
+        bulk_receive(p, 6000, "bulk@client.example", [f"ann@{p.domain}"])
+        wait_for(lambda: len(worker_pids(wroute.pid)) == 3, 30, "three workers under backlog")
+
+        victim = worker_pids(wroute.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(worker_pids(wroute.pid)) == 3 and victim not in worker_pids(wroute.pid), 30,
+                 "the killed worker replaced")
+        assert "killed by signal 9" in p.log("wroute"), p.log("wroute")[-2000:]
+
+        wait_for(lambda: count(p, "SELECT count(*) FROM messages WHERE state IN (1, 2)") == 0, 120,
+                 "the backlog routed")
+        assert count(p, "SELECT count(*) FROM messages WHERE state = 3") == 6000
+        # Exactly one plan per message even though a worker died mid-stream.
+        assert count(p, "SELECT count(*) FROM deliveries") == 6000
+        wait_for(lambda: len(worker_pids(wroute.pid)) == 1, 30, "surplus workers retired when idle")
+
+        workers = worker_pids(wroute.pid)
+        wroute.send_signal(signal.SIGTERM)
+        assert wroute.wait(timeout=30) == 0
+        wait_for(lambda: not any(pid_alive(w) for w in workers), 10, "workers gone after SIGTERM")
+        p.procs["wroute"] = []
+
+        # A supervisor killed outright takes its workers with it.
+        wroute = p.start("wroute")
+        wait_for(lambda: len(worker_pids(wroute.pid)) == 1, 20, "a worker of the new supervisor")
+        workers = worker_pids(wroute.pid)
+        wroute.kill()
+        wroute.wait(timeout=10)
+        wait_for(lambda: not any(pid_alive(w) for w in workers), 20, "workers gone after the supervisor died")
+        p.procs["wroute"] = []
+        print("router supervisor: ok")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+// Admission control: overall and per-address concurrency, and the per-address
+// connection rate in one-minute windows (time is passed in: no wall clock).
+#include <catch2/catch.hpp>
+
+#include "client_limits.h"
+
+namespace wsmtp::listener {
+
+using Admit = ClientLimits::Admit;
+using std::chrono::seconds;
+
+TEST_CASE("concurrent connections overall and per client", "[limits]") {
+  ClientLimits limits;
+  ClientLimits::Limits l{3, 2, 0};
+  auto t = ClientLimits::Clock::time_point{} + seconds(1000);
+  CHECK(limits.admit("a", t, l) == Admit::ok);
+  CHECK(limits.admit("a", t, l) == Admit::ok);
+  CHECK(limits.admit("a", t, l) == Admit::too_many_connections);
+  CHECK(limits.admit("b", t, l) == Admit::ok);
+  CHECK(limits.admit("c", t, l) == Admit::too_many_connections);  // 3 overall
+  CHECK(limits.open_connections() == 3);
+  limits.release("a");
+  CHECK(limits.admit("c", t, l) == Admit::ok);
+  limits.release("unknown");  // harmless
+  CHECK(limits.open_connections() == 3);
+}
+
+TEST_CASE("connection rate per client, counting refused attempts", "[limits]") {
+  ClientLimits limits;
+  ClientLimits::Limits l{100, 100, 3};
+  auto t = ClientLimits::Clock::time_point{} + seconds(1000);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(limits.admit("a", t, l) == Admit::ok);
+    limits.release("a");
+  }
+  CHECK(limits.admit("a", t + seconds(10), l) == Admit::rate_exceeded);
+  CHECK(limits.admit("b", t + seconds(10), l) == Admit::ok);  // others are not affected
+  CHECK(limits.admit("a", t + seconds(59), l) == Admit::rate_exceeded);
+  CHECK(limits.admit("a", t + seconds(61), l) == Admit::ok);  // a new window
+}
+
+}  // namespace wsmtp::listener
