@@ -23,10 +23,12 @@ using common::pg::DeliveryStatus;
 // change) with CRLF turned into LF.
 void produce_local_copy(pqxx::connection& conn, const common::pg::DeliveryClaim& claim,
                         const common::pg::DeliveryTask& task, const std::function<void(std::string_view)>& sink) {
-  sink(local_trace_headers(claim.envelope_from, task.recipient));
+  sink(local_trace_headers(task.envelope_from, task.recipient));
   pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
   CrlfToLf convert;
   std::string out;
+  convert.feed(task.prepend_headers, out);  // list headers (List-Id, ...) go above the message's own
+  sink(out);
   common::pg::read_body(tx, claim.lease.msg_id, [&](std::string_view chunk) {
     out.clear();
     convert.feed(chunk, out);
@@ -54,7 +56,7 @@ DeliveryResult deliver_maildir(pqxx::connection& conn, MaildirBatch& batch, cons
 DeliveryResult deliver_mbox(pqxx::connection& conn, const DeliverConfig& config,
                             const common::pg::DeliveryClaim& claim, const common::pg::DeliveryTask& task) {
   deliver_to_mbox(
-      task.destination, claim.envelope_from, std::time(nullptr),
+      task.destination, task.envelope_from, std::time(nullptr),
       [&](const MboxSink& sink) { produce_local_copy(conn, claim, task, sink); },
       {config.mbox_lock_timeout, config.mbox_stale_lock_age});
   return {task.delivery_id, DeliveryStatus::delivered, "mbox " + task.destination, {}};
@@ -148,7 +150,11 @@ int Deliverer::run_batch(pqxx::connection& conn) {
   std::map<std::string, std::vector<RelayJob>> by_pool, by_lmtp_server;
   auto add_job = [](std::vector<RelayJob>& jobs, const common::pg::DeliveryClaim& claim,
                     const common::pg::DeliveryTask& task) {
-    if (jobs.empty() || jobs.back().claim != &claim) jobs.push_back({&claim, {}});
+    // One SMTP transaction carries the recipients of one message that share a
+    // sender and prepended headers (a list's copies differ from direct ones).
+    if (jobs.empty() || jobs.back().claim != &claim || jobs.back().tasks.front()->envelope_from != task.envelope_from ||
+        jobs.back().tasks.front()->prepend_headers != task.prepend_headers)
+      jobs.push_back({&claim, {}});
     jobs.back().tasks.push_back(&task);
   };
   MaildirBatch maildirs(maildir_owner_);

@@ -52,10 +52,11 @@ std::vector<DeliveryResult> LmtpSessions::transact(pqxx::connection& conn, commo
                                                    const std::string& server, const RelayJob& job) {
   const auto msg_id = job.claim->lease.msg_id;
   common::smtp::Envelope envelope;
-  envelope.from = job.claim->envelope_from;
+  envelope.from = job.tasks.front()->envelope_from;
   for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
   envelope.declare_8bit = client.extensions().eightbitmime;
   auto result = client.send(envelope, [&](const common::smtp::ChunkSink& sink) {
+    if (!job.tasks.front()->prepend_headers.empty()) sink(job.tasks.front()->prepend_headers);
     pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
     common::pg::read_body(tx, msg_id, sink);
   });

@@ -120,11 +120,12 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
   auto& client = *session.client;
   const auto msg_id = job.claim->lease.msg_id;
   common::smtp::Envelope envelope;
-  envelope.from = job.claim->envelope_from;
+  envelope.from = job.tasks.front()->envelope_from;
   for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
   {
     pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
-    envelope.size = static_cast<std::uint64_t>(common::pg::message_size(tx, msg_id));
+    envelope.size = static_cast<std::uint64_t>(common::pg::message_size(tx, msg_id)) +
+                    job.tasks.front()->prepend_headers.size();
   }
   const auto& ext = client.extensions();
   if (ext.size_limit > 0 && envelope.size > ext.size_limit)
@@ -142,6 +143,7 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
                                  relay_name(session.relay)),
                      config_);
   auto result = client.send(envelope, [&](const common::smtp::ChunkSink& sink) {
+    if (!job.tasks.front()->prepend_headers.empty()) sink(job.tasks.front()->prepend_headers);
     pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
     common::pg::read_body(tx, msg_id, sink);
   });

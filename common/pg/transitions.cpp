@@ -238,14 +238,18 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
       ids.push_back(c.lease.msg_id);
     }
     auto tasks = tx.exec_params(
-        "SELECT message_id, id, recipient, original_rcpt, transport, destination, attempts FROM deliveries "
+        "SELECT message_id, id, recipient, original_rcpt, transport, destination, attempts, "
+        "  COALESCE(prepend_headers, ''), envelope_from_override FROM deliveries "
         "WHERE message_id = ANY($1::bigint[]) AND status = 'pending' AND transport = ANY($2::text[]) "
         "  AND next_attempt_at <= now() ORDER BY message_id, id",
         bigint_array(ids), want);
-    for (const auto& row : tasks)
-      by_id[row[0].as<std::int64_t>()]->tasks.push_back({row[1].as<std::int64_t>(), row[2].as<std::string>(),
-                                                         row[3].as<std::string>(), row[4].as<std::string>(),
-                                                         row[5].as<std::string>(), row[6].as<int>()});
+    for (const auto& row : tasks) {
+      auto* claim = by_id[row[0].as<std::int64_t>()];
+      claim->tasks.push_back({row[1].as<std::int64_t>(), row[2].as<std::string>(), row[3].as<std::string>(),
+                              row[4].as<std::string>(), row[5].as<std::string>(), row[6].as<int>(),
+                              row[7].as<std::string>(),
+                              row[8].is_null() ? claim->envelope_from : row[8].as<std::string>()});
+    }
   }
   tx.commit();
   for (const auto& c : claims)

@@ -90,6 +90,8 @@ struct DeliveryTask {
   std::string transport;
   std::string destination;
   int attempts = 0;
+  std::string prepend_headers;  // list mail: CRLF-terminated header lines to put first
+  std::string envelope_from;    // the sender to use: the list's bounce address or the message's
 };
 
 struct DeliveryClaim {

@@ -63,6 +63,12 @@ def main():
                         f"WHERE message_id = {post} AND recipient = 'bo@{d}'")
         assert bo_row.startswith(f"team-bounces@{d}|List-Id: <team.{d}>"), bo_row
         assert f"X-Loop: team@{d}" in bo_row, bo_row
+        # The deliverer puts the list's headers on top and its bounce address in Return-Path.
+        bo_copy = next(open(f, "rb").read() for f in p.maildir_files("bo") if b"Subject: listpost" in open(f, "rb").read())
+        assert bo_copy.startswith(f"Return-Path: <team-bounces@{d}>\nDelivered-To: bo@{d}\n".encode()), bo_copy[:200]
+        assert f"List-Id: <team.{d}>".encode() in bo_copy.split(b"\nReceived:")[0], bo_copy[:400]
+        ann_copy = next(open(f, "rb").read() for f in p.maildir_files("ann") if b"Subject: listpost" in open(f, "rb").read())
+        assert b"List-Id:" not in ann_copy and ann_copy.startswith(f"Return-Path: <{SENDER}>".encode()), ann_copy[:200]
         # ann is a member and a direct recipient: one row, the direct (plain) copy.
         ann_rows = sql(p, f"SELECT coalesce(envelope_from_override, 'direct') FROM deliveries "
                           f"WHERE message_id = {post} AND recipient = 'ann@{d}'")
