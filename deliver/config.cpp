@@ -40,10 +40,7 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
   c.retry_factor = static_cast<int>(s.get_int("retry_factor", c.retry_factor, 1, 10));
   c.retry_max = s.get_duration("retry_max", c.retry_max, 1s, 7 * 24h);
   if (c.retry_max < c.retry_base) s.fail("retry_max", "must not be shorter than retry_base");
-  c.max_queue_lifetime = s.get_duration("max_queue_lifetime", c.max_queue_lifetime, 1s, 60 * 24h);
   c.delay_warning_after = s.get_duration("delay_warning_after", c.delay_warning_after, 0s, 60 * 24h);
-  if (c.delay_warning_after.count() > 0 && c.delay_warning_after >= c.max_queue_lifetime)
-    s.fail("delay_warning_after", "must be shorter than max_queue_lifetime (or 0 to disable)");
   c.maildir_owner = s.get_string("maildir_owner", c.maildir_owner);
   if (!c.maildir_owner.empty() && !::getpwnam(c.maildir_owner.c_str()))
     s.fail("maildir_owner", "no such user '" + c.maildir_owner + "'");
@@ -66,6 +63,11 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
   }
   c.hostname = s.get_string("hostname", common::host_name());
   if (!common::is_valid_domain(c.hostname)) s.fail("hostname", "'" + c.hostname + "' is not a valid domain name");
+  c.min_workers = static_cast<int>(s.get_int("min_workers", c.min_workers, 1, 256));
+  c.max_workers = static_cast<int>(s.get_int("max_workers", c.max_workers, 1, 256));
+  if (c.max_workers < c.min_workers) s.fail("max_workers", "must be at least min_workers");
+  c.backlog_per_worker = static_cast<int>(s.get_int("backlog_per_worker", c.backlog_per_worker, 1, 1000000));
+  c.idle_time = s.get_duration("idle_time", c.idle_time, 1s, 24h);
   s.finish();
   return c;
 }

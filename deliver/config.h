@@ -20,7 +20,7 @@ struct DeliverConfig {
   int retry_factor = 2;
   std::chrono::seconds retry_max{4 * 3600};
   // Deferred deliveries of a message older than this bounce (4.4.7).
-  std::chrono::seconds max_queue_lifetime{5 * 24 * 3600};
+
   // One delay warning to the sender after this long; 0 disables it.
   std::chrono::seconds delay_warning_after{0};
   // Maildir: owner (a user name; empty keeps the deliverer's own) and modes of
@@ -42,6 +42,12 @@ struct DeliverConfig {
   std::string lmtp_server;
   // Our name in DSNs (Reporting-MTA), Maildir file names and EHLO.
   std::string hostname;
+  // Scaling: the supervisor keeps min..max worker processes, one per
+  // backlog_per_worker due messages, retiring surplus ones after idle_time.
+  int min_workers = 1;
+  int max_workers = 4;
+  int backlog_per_worker = 200;
+  std::chrono::seconds idle_time{30};
 };
 
 DeliverConfig read_deliver_config(const common::ConfigFile& file);

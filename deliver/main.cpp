@@ -7,9 +7,11 @@
 #include "deliver.h"
 #include "identity.h"
 #include "log.h"
+#include "pg/backlog_probe.h"
 #include "pg/waiter.h"
 #include "pg/worker_loop.h"
 #include "signals.h"
+#include "supervisor.h"
 
 using namespace wsmtp;
 
@@ -27,12 +29,35 @@ int main(int argc, char** argv) {
     auto config = deliver::read_deliver_config(file);
     if (check_only) return 0;
     const auto& stop = common::install_stop_signals();
-    const std::string owner = common::worker_identity();
     const std::string host = common::host_name();
-    log::info("wdeliver starting as {} for transports {}", owner, fmt::join(config.transports, ","));
-    deliver::Deliverer deliverer(config, queue, owner, host);
-    common::pg::run_worker_loop({db.conninfo, common::pg::kDeliverChannel, queue.poll_interval}, stop,
-                                [&](pqxx::connection& conn) { return deliverer.run_batch(conn); });
+    log::info("wdeliver supervisor starting on {} for transports {}", host, fmt::join(config.transports, ","));
+    // Each worker is a forked process with its own identity, connections and relay sessions.
+    auto worker = [&] {
+      const std::string owner = common::worker_identity();
+      log::info("wdeliver worker starting as {}", owner);
+      deliver::Deliverer deliverer(config, queue, owner, host);
+      common::pg::run_worker_loop({db.conninfo, common::pg::kDeliverChannel, queue.poll_interval}, stop,
+                                  [&](pqxx::connection& conn) { return deliverer.run_batch(conn); });
+      log::info("wdeliver worker stopped");
+      return 0;
+    };
+    common::SupervisorOptions supervision;
+    supervision.min_workers = config.min_workers;
+    supervision.max_workers = config.max_workers;
+    supervision.backlog_per_worker = config.backlog_per_worker;
+    supervision.idle_time = config.idle_time;
+    supervision.stop_grace = queue.lease_time;  // past it our leases expire anyway
+    common::pg::BacklogProbe probe(db.conninfo, [&config](pqxx::transaction_base& tx) {
+      return common::pg::delivery_backlog(tx, config.transports);
+    });
+    do {
+      common::run_supervisor(supervision, stop, worker, [&probe] { return probe(); });
+    } while (common::handle_reload(argv, [&] {
+      auto next = common::load_config(options);
+      common::read_database_config(next);
+      common::read_queue_config(next);
+      deliver::read_deliver_config(next);
+    }));
     log::info("wdeliver stopped");
     return 0;
   });

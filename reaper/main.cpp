@@ -29,26 +29,34 @@ int main(int argc, char** argv) {
     if (check_only) return 0;
     const auto& stop = common::install_stop_signals();
     std::unique_ptr<pqxx::connection> conn;
-    while (!stop) {
-      try {
-        if (!conn || !conn->is_open()) {
-          conn = common::pg::connect_with_backoff(db.conninfo, stop);
-          if (!conn) break;
-          common::pg::require_current_schema(*conn);
+    do {
+      while (!stop) {
+        try {
+          if (!conn || !conn->is_open()) {
+            conn = common::pg::connect_with_backoff(db.conninfo, stop);
+            if (!conn) break;
+            common::pg::require_current_schema(*conn);
+          }
+          common::reap::reap_once(*conn, config, queue);
+          if (once) return 0;
+        } catch (const common::pg::SchemaTooNew& e) {
+          log::fatal("{}", e.what());
+        } catch (const std::exception& e) {
+          log::warn("reaper pass failed: {}", e.what());
+          if (once) return 1;
+          conn.reset();
         }
-        common::reap::reap_once(*conn, config, queue);
-        if (once) return 0;
-      } catch (const common::pg::SchemaTooNew& e) {
-        log::fatal("{}", e.what());
-      } catch (const std::exception& e) {
-        log::warn("reaper pass failed: {}", e.what());
-        if (once) return 1;
-        conn.reset();
+        for (auto waited = std::chrono::milliseconds(0); waited < config.interval && !stop;
+             waited += std::chrono::milliseconds(200))
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
-      for (auto waited = std::chrono::milliseconds(0); waited < config.interval && !stop;
-           waited += std::chrono::milliseconds(200))
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+      conn.reset();
+    } while (common::handle_reload(argv, [&] {
+      auto next = common::load_config(options);
+      common::read_database_config(next);
+      common::read_queue_config(next);
+      common::reap::read_reaper_config(next);
+    }));
     log::info("wreaper stopped");
     return 0;
   });

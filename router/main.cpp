@@ -16,38 +16,11 @@
 #include "pg/worker_loop.h"
 #include "route.h"
 #include "signals.h"
+#include "pg/backlog_probe.h"
 #include "supervisor.h"
 
 using namespace wsmtp;
 
-namespace {
-
-// The supervisor's backlog measure: its own connection, reopened after a
-// failure.
-class BacklogProbe {
-public:
-  explicit BacklogProbe(std::string conninfo)
-      : conninfo_(std::move(conninfo)) {}
-  std::optional<std::int64_t> operator()() {
-    try {
-      if (!conn_ || !conn_->is_open())
-        conn_ = common::pg::connect(conninfo_);
-      pqxx::read_transaction tx(*conn_);
-      return common::pg::routing_backlog(tx);
-    } catch (const std::exception &e) {
-      if (conn_)
-        log::warn("backlog query failed: {}", e.what());
-      conn_.reset();
-      return std::nullopt;
-    }
-  }
-
-private:
-  std::string conninfo_;
-  std::unique_ptr<pqxx::connection> conn_;
-};
-
-} // namespace
 
 int main(int argc, char **argv) {
   log::set_program("wroute");
@@ -84,9 +57,16 @@ int main(int argc, char **argv) {
     supervision.idle_time = config.idle_time;
     supervision.stop_grace =
         queue.lease_time; // past it our leases expire anyway
-    BacklogProbe probe(db.conninfo);
-    common::run_supervisor(supervision, stop, worker,
-                           [&probe] { return probe(); });
+    common::pg::BacklogProbe probe(
+        db.conninfo, [](pqxx::transaction_base &tx) { return common::pg::routing_backlog(tx); });
+    do {
+      common::run_supervisor(supervision, stop, worker, [&probe] { return probe(); });
+    } while (common::handle_reload(argv, [&] {
+      auto next = common::load_config(options);
+      common::read_database_config(next);
+      common::read_queue_config(next);
+      router::read_router_config(next);
+    }));
     log::info("wroute stopped");
     return 0;
   });

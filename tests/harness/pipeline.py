@@ -80,7 +80,9 @@ class Pipeline:
     def start(self, name, *extra):
         log = open(os.path.join(self.log_dir, f"{name}.log"), "a")
         cmd = [os.path.join(self.bindir, DAEMON_PATHS[name]), "--config", self.config, *extra]
-        self.procs.setdefault(name, []).append(subprocess.Popen(cmd, stdout=log, stderr=log))
+        # Each daemon in its own process group: wroute and wdeliver are supervisors
+        # with forked workers, and a crash (SIGKILL) must take the workers too.
+        self.procs.setdefault(name, []).append(subprocess.Popen(cmd, stdout=log, stderr=log, start_new_session=True))
         log.close()
         if name == "wsmtp":
             self.wait_for_port()
@@ -104,8 +106,11 @@ class Pipeline:
     def kill(self, name, sig=signal.SIGKILL):
         for p in self.procs.get(name, []):
             if p.poll() is None:
-                p.send_signal(sig)
-                p.wait(timeout=30)
+                if sig == signal.SIGKILL:
+                    os.killpg(p.pid, signal.SIGKILL)  # the whole daemon: supervisor and workers
+                else:
+                    p.send_signal(sig)  # the supervisor stops its workers gracefully
+                p.wait(timeout=90)
         self.procs[name] = []
 
     def alive(self, name):

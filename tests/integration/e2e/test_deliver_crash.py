@@ -42,7 +42,7 @@ def main():
             time.sleep(rng.uniform(0.1, 0.5))
             victim = victims.pop(rng.randrange(len(victims)))
             if victim.poll() is None:
-                victim.send_signal(signal.SIGKILL)
+                os.killpg(victim.pid, signal.SIGKILL)  # supervisor and its workers at once
                 victim.wait(timeout=10)
                 kills += 1
             victims.append(p.start("wdeliver"))

@@ -24,8 +24,8 @@ def main():
         wroute = p.start("wroute")
         wait_for(lambda: len(worker_pids(wroute.pid)) == 1, 20, "the first worker")
 
-        # A backlog of 6,000 messages asks for max_workers; the routers drain it meanwhile.
-        bulk_receive(p, 6000, "bulk@client.example", [f"ann@{p.domain}"])
+        # A backlog of 3,000 messages asks for max_workers; the routers drain it meanwhile.
+        bulk_receive(p, 3000, "bulk@client.example", [f"ann@{p.domain}"])
         wait_for(lambda: len(worker_pids(wroute.pid)) == 3, 30, "three workers under backlog")
 
         victim = worker_pids(wroute.pid)[0]
@@ -34,11 +34,11 @@ def main():
                  "the killed worker replaced")
         assert "killed by signal 9" in p.log("wroute"), p.log("wroute")[-2000:]
 
-        wait_for(lambda: count(p, "SELECT count(*) FROM messages WHERE state IN (1, 2)") == 0, 120,
+        wait_for(lambda: count(p, "SELECT count(*) FROM messages WHERE state IN (1, 2)") == 0, 240,
                  "the backlog routed")
-        assert count(p, "SELECT count(*) FROM messages WHERE state = 3") == 6000
+        assert count(p, "SELECT count(*) FROM messages WHERE state = 3") == 3000
         # Exactly one plan per message even though a worker died mid-stream.
-        assert count(p, "SELECT count(*) FROM deliveries") == 6000
+        assert count(p, "SELECT count(*) FROM deliveries") == 3000
         wait_for(lambda: len(worker_pids(wroute.pid)) == 1, 30, "surplus workers retired when idle")
 
         workers = worker_pids(wroute.pid)

@@ -1,0 +1,36 @@
+#include "pg/backlog_probe.h"
+
+#include "log.h"
+#include "pg/connection.h"
+#include "pg/sql_util.h"
+
+namespace wsmtp::common::pg {
+
+BacklogProbe::BacklogProbe(std::string conninfo, Query query)
+    : conninfo_(std::move(conninfo)), query_(std::move(query)) {}
+
+std::optional<std::int64_t> BacklogProbe::operator()() {
+  try {
+    if (!conn_ || !conn_->is_open()) conn_ = connect(conninfo_);
+    pqxx::read_transaction tx(*conn_);
+    return query_(tx);
+  } catch (const std::exception& e) {
+    if (conn_) log::warn("backlog query failed: {}", e.what());
+    conn_.reset();
+    return std::nullopt;
+  }
+}
+
+std::int64_t delivery_backlog(pqxx::transaction_base& tx, const std::vector<std::string>& transports,
+                              std::int64_t cap) {
+  // Bounded like the routing backlog: counting "enough" is as good as counting all.
+  return tx
+      .exec_params1(
+          "SELECT count(*) FROM (SELECT 1 FROM messages m WHERE m.state = 3 AND NOT m.held "
+          "AND m.next_attempt_at <= now() AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id "
+          "AND d.status = 'pending' AND d.transport = ANY($1::text[]) AND d.next_attempt_at <= now()) LIMIT $2) q",
+          text_array(transports), cap)[0]
+      .as<std::int64_t>();
+}
+
+}  // namespace wsmtp::common::pg
