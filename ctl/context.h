@@ -43,5 +43,6 @@ void add_queue_commands(CLI::App& app, Context& ctx);
 void add_directory_commands(CLI::App& app, Context& ctx);
 void add_message_commands(CLI::App& app, Context& ctx);
 void add_user_commands(CLI::App& app, Context& ctx);
+void add_routing_commands(CLI::App& app, Context& ctx);
 
 }  // namespace wsmtp::ctl

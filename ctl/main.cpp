@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   ctl::add_message_commands(app, ctx);
   ctl::add_directory_commands(app, ctx);
   ctl::add_user_commands(app, ctx);
+  ctl::add_routing_commands(app, ctx);
   return common::run_main(app, argc, argv, [&]() -> int {
     try {
       return ctx.action ? ctx.action() : ctl::kExitUsage;

@@ -13,7 +13,8 @@ from pipeline import Pipeline, wait_until  # noqa: E402
 
 COMMANDS = [[], ["db"], ["db", "migrate"], ["db", "status"], ["queue"], ["list"], ["show"], ["reset"], ["hold"],
             ["release"], ["delete"], ["retry"], ["bounce"], ["reap"], ["domain"], ["domain", "add"],
-            ["mailbox", "add"], ["alias", "add"]]
+            ["mailbox", "add"], ["alias", "add"], ["user", "add"], ["mailing-list", "add"], ["catchall", "set"],
+            ["forward", "add"], ["autoreply", "set"], ["relay", "add"]]
 
 
 def ctl_raw(p, *args, config=True):
@@ -111,6 +112,36 @@ def main():
         assert "0 message(s)" not in out  # dry run prints no total
         reap = json.loads(p.ctl("--json", "reap", "--once").stdout)
         assert reap["routing_reset"] == 0 and reap["aborted_deleted"] == 0, reap
+        # The directory and rule tables, as an operator manages them.
+        d = p.domain
+        assert "added user" in p.ctl("user", "add", f"alice@{d}", stdin="s3cret-pass\n").stdout
+        assert p.ctl("user", "list").stdout.split() == [f"alice@{d}"]
+        assert ctl_raw(p, "user", "add", f"alice@{d}").returncode == 1  # exists; no password on empty stdin either
+        r = subprocess.run([os.path.join(p.bindir, "ctl/wsmtpctl"), "--config", p.config, "user", "passwd", "nobody@x"],
+                           input="x\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert r.returncode == 1 and "no user" in r.stderr, r.stderr
+        p.ctl("mailing-list", "add", f"team@{d}", "--owner", f"alice@{d}", "--policy", "anyone")
+        p.ctl("mailing-list", "add-member", f"team@{d}", f"alice@{d}", f"bob@{d}")
+        assert p.ctl("mailing-list", "members", f"team@{d}").stdout.split() == [f"alice@{d}", f"bob@{d}"]
+        assert "policy=anyone" in p.ctl("mailing-list", "list").stdout
+        r = ctl_raw(p, "mailing-list", "add", f"x@{d}", "--owner", f"alice@{d}", "--policy", "everyone")
+        assert r.returncode == 1 and "--policy everyone" in r.stderr, r.stderr
+        p.ctl("catchall", "set", d, f"alice@{d}")
+        assert f"{d} -> alice@{d}" in p.ctl("catchall", "list").stdout
+        p.ctl("forward", "add", f"alice@{d}", "alice@elsewhere.example", "--keep-copy")
+        assert "(keep copy)" in p.ctl("forward", "list").stdout
+        p.ctl("autoreply", "set", f"alice@{d}", "--subject", "Away", stdin="Back on Monday.\n")
+        assert '"Away"' in p.ctl("autoreply", "list").stdout
+        p.ctl("relay", "pool-set", "outbound", "--tls", "required")
+        p.ctl("relay", "add", "outbound", "relay1.example", "--weight", "3")
+        listing = p.ctl("relay", "list").stdout
+        assert "pool outbound tls=required" in listing and "relay1.example:25 weight=3" in listing, listing
+        r = ctl_raw(p, "relay", "add", "nopool", "relay2.example")
+        assert r.returncode == 1 and "no pool 'nopool'" in r.stderr, r.stderr
+        for args in (["catchall", "remove", d], ["forward", "remove", f"alice@{d}", "alice@elsewhere.example"],
+                     ["autoreply", "remove", f"alice@{d}"], ["mailing-list", "remove", f"team@{d}"],
+                     ["relay", "pool-remove", "outbound"], ["user", "remove", f"alice@{d}"]):
+            p.ctl(*args)
         print("wsmtpctl: help, errors, list/show/queue, hold/release, retry, delete, reset and reap verified")
 
 
