@@ -1,6 +1,8 @@
 #include "pg/pg_store.h"
 
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -9,6 +11,7 @@
 #include "pg/body.h"
 #include "pg/connection.h"
 #include "pg/directory.h"
+#include "pg/sql_util.h"
 #include "pg/transitions.h"
 #include "password.h"
 
@@ -35,7 +38,13 @@ class PgStore final : public Store {
   }
 
   void commit_message(std::int64_t msg_id, std::int64_t size) override {
-    bool ok = with_tx([&](pqxx::work& tx) { return commit_received(tx, msg_id, size); });
+    bool ok = false;
+    try {
+      ok = with_tx([&](pqxx::work& tx) { return commit_received(tx, msg_id, size); });
+    } catch (const pqxx::in_doubt_error& e) {
+      if (resolve_in_doubt({msg_id}, e)) return;
+      throw;
+    }
     if (!ok) throw std::runtime_error(fmt::format("msg={} was no longer in state RECEIVING", msg_id));
   }
 
@@ -44,8 +53,18 @@ class PgStore final : public Store {
   }
 
   std::vector<std::int64_t> store_messages(const std::vector<CompleteMessage>& messages) override {
+    std::vector<std::int64_t> ids;  // outside the transaction: needed to resolve an in-doubt commit
+    try {
+      return store_batch(messages, ids);
+    } catch (const pqxx::in_doubt_error& e) {
+      if (ids.size() == messages.size() && resolve_in_doubt(ids, e)) return ids;
+      throw;
+    }
+  }
+
+  std::vector<std::int64_t> store_batch(const std::vector<CompleteMessage>& messages, std::vector<std::int64_t>& ids) {
     return with_tx([&](pqxx::work& tx) {
-      std::vector<std::int64_t> ids;
+      ids.clear();
       ids.reserve(messages.size());
       for (const auto& m : messages) {
         auto id = create_message(tx, m.envelope);
@@ -69,6 +88,31 @@ class PgStore final : public Store {
   }
 
  private:
+  // The connection died between COMMIT and its answer: the 0->1 move may or may
+  // not have happened. 451 for a committed message would make the client send it
+  // again (a duplicate); 250 for an uncommitted one would lose it. So ask the
+  // database which it was, reconnecting for a bounded time. True: committed.
+  bool resolve_in_doubt(const std::vector<std::int64_t>& ids, const std::exception& cause) {
+    log::error("msg={} commit in doubt ({}); asking the database", ids.front(), cause.what());
+    conn_.reset();
+    for (int attempt = 0; attempt < 30; ++attempt) {
+      try {
+        conn_ = connect(conninfo_);
+        pqxx::read_transaction tx(*conn_);
+        auto row = tx.exec_params1("SELECT count(*) FILTER (WHERE state >= 1) FROM messages WHERE id = ANY($1::bigint[])",
+                                   bigint_array(ids));
+        auto committed = row[0].as<std::size_t>();
+        log::error("msg={} in-doubt commit resolved: {}", ids.front(), committed == ids.size() ? "committed" : "not committed");
+        return committed == ids.size();
+      } catch (const std::exception& e) {
+        conn_.reset();
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+    }
+    log::error("msg={} in-doubt commit unresolved after 15s; answering 451", ids.front());
+    return false;
+  }
+
   // Runs fn in a transaction and commits. A broken connection is dropped so the
   // next call reconnects; the exception still reaches the caller (-> 451).
   template <class Fn>
