@@ -9,9 +9,9 @@
 
 namespace wsmtp::common {
 
-inline constexpr std::size_t kMaxLocalPart = 64;   // RFC 5321 §4.5.3.1.1
-inline constexpr std::size_t kMaxDomain = 255;     // §4.5.3.1.2
-inline constexpr std::size_t kMaxPath = 256;       // §4.5.3.1.3
+inline constexpr std::size_t kMaxLocalPart = 64;  // RFC 5321 §4.5.3.1.1
+inline constexpr std::size_t kMaxDomain = 255;    // §4.5.3.1.2
+inline constexpr std::size_t kMaxPath = 256;      // §4.5.3.1.3
 
 struct Address {
   std::string local;   // as written; a quoted local part keeps its quotes
@@ -28,9 +28,9 @@ enum class PathError { none, syntax, too_long };
 
 struct ParsedPath {
   PathError error = PathError::none;
-  bool is_null = false;      // "<>"
-  Address address;           // empty when is_null
-  std::string_view params;   // what follows the closing '>', leading spaces removed
+  bool is_null = false;     // "<>"
+  Address address;          // empty when is_null
+  std::string_view params;  // what follows the closing '>', leading spaces removed
 };
 
 // Parses "<[@route,@route:]local@domain> [params]" or "<>" (when allow_null).

@@ -34,14 +34,14 @@ struct MailingList {
 // PostgreSQL implementation makes it one round trip).
 struct AddressInfo {
   bool local_domain = false;
-  std::string delimiter;                    // plus-addressing separator of the domain, "" for none
+  std::string delimiter;  // plus-addressing separator of the domain, "" for none
   std::vector<std::string> alias_targets;
   std::optional<MailboxTarget> mailbox;
   std::vector<std::string> forward_targets;  // when mailbox: forwarding
   bool forward_keep_copy = false;
-  bool autoreply_active = false;             // when mailbox: a vacation reply is active now
+  bool autoreply_active = false;  // when mailbox: a vacation reply is active now
   std::optional<MailingList> list;
-  std::optional<std::string> catchall;       // the domain's catch-all target
+  std::optional<std::string> catchall;  // the domain's catch-all target
 };
 
 class DirectoryLookup {

@@ -138,28 +138,30 @@ std::string compose(const Report& r) {
   std::string out;
   out += fmt::format("From: Mail Delivery System <MAILER-DAEMON@{}>\r\n", r.reporting_mta);
   out += fmt::format("To: <{}>\r\n", printable(r.recipient));
-  out += fmt::format("Subject: {}\r\n", failed ? "Undelivered Mail Returned to Sender"
-                                               : "Delayed Mail (still being retried)");
+  out += fmt::format("Subject: {}\r\n",
+                     failed ? "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)");
   out += fmt::format("Date: {}\r\n", rfc5322_date(r.now));
   out += fmt::format("Message-ID: <{}.{}.{}@{}>\r\n", failed ? "dsn" : "delay", r.msg_id, r.now, r.reporting_mta);
   // RFC 3834 §5: marks the report as automatic so responders do not answer it.
   out += "Auto-Submitted: auto-replied\r\n";
   out += "MIME-Version: 1.0\r\n";
-  out += fmt::format("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{}\"\r\n",
-                     boundary);
+  out += fmt::format("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{}\"\r\n", boundary);
   out += "Content-Transfer-Encoding: 7bit\r\n\r\n";
   out += "This is a MIME-encapsulated message.\r\n\r\n";
-  out += fmt::format("--{}\r\nContent-Type: text/plain; charset=us-ascii\r\n"
-                     "Content-Description: Notification\r\n\r\n",
-                     boundary);
+  out += fmt::format(
+      "--{}\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+      "Content-Description: Notification\r\n\r\n",
+      boundary);
   out += human_part(r);
-  out += fmt::format("\r\n--{}\r\nContent-Type: message/delivery-status\r\n"
-                     "Content-Description: Delivery report\r\n\r\n",
-                     boundary);
+  out += fmt::format(
+      "\r\n--{}\r\nContent-Type: message/delivery-status\r\n"
+      "Content-Description: Delivery report\r\n\r\n",
+      boundary);
   out += status_part(r);
-  out += fmt::format("\r\n--{}\r\nContent-Type: text/rfc822-headers\r\n"
-                     "Content-Description: Undelivered Message Headers\r\n\r\n",
-                     boundary);
+  out += fmt::format(
+      "\r\n--{}\r\nContent-Type: text/rfc822-headers\r\n"
+      "Content-Description: Undelivered Message Headers\r\n\r\n",
+      boundary);
   out += crlf_7bit(r.original_headers);
   out += fmt::format("\r\n--{}--\r\n", boundary);
   return out;

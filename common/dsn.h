@@ -24,9 +24,9 @@ struct RecipientReport {
 
 struct Report {
   Action action = Action::failed;
-  std::string reporting_mta;   // our host name
-  std::string recipient;       // the original envelope sender; never empty (no DSN to <>)
-  std::int64_t msg_id = 0;     // the original message, for the Message-ID and the text
+  std::string reporting_mta;  // our host name
+  std::string recipient;      // the original envelope sender; never empty (no DSN to <>)
+  std::int64_t msg_id = 0;    // the original message, for the Message-ID and the text
   std::time_t arrival = 0;
   std::time_t now = 0;
   std::vector<RecipientReport> recipients;

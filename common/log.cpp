@@ -20,11 +20,16 @@ char g_program[32] = "wsmtp";
 
 const char* level_name(Level level) {
   switch (level) {
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
-    case Level::fatal: return "fatal";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
+    case Level::fatal:
+      return "fatal";
   }
   return "?";
 }
@@ -54,8 +59,8 @@ void write(Level level, std::string_view line) noexcept {
     auto now = std::chrono::system_clock::now();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
     std::string out = fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03}Z {}[{}] {}: {}\n",
-                                  fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms, g_program,
-                                  ::getpid(), level_name(level), line);
+                                  fmt::gmtime(std::chrono::system_clock::to_time_t(now)), ms, g_program, ::getpid(),
+                                  level_name(level), line);
     ssize_t ignored = ::write(STDERR_FILENO, out.data(), out.size());
     (void)ignored;
   } catch (...) {

@@ -18,18 +18,23 @@ enum class MsgState : std::int16_t {
   done = 5,
 };
 
-inline constexpr std::array<MsgState, 6> kAllStates = {MsgState::receiving, MsgState::received,
-                                                      MsgState::routing,   MsgState::routed,
-                                                      MsgState::delivering, MsgState::done};
+inline constexpr std::array<MsgState, 6> kAllStates = {MsgState::receiving, MsgState::received,   MsgState::routing,
+                                                       MsgState::routed,    MsgState::delivering, MsgState::done};
 
 constexpr std::string_view state_name(MsgState s) {
   switch (s) {
-    case MsgState::receiving: return "RECEIVING";
-    case MsgState::received: return "RECEIVED";
-    case MsgState::routing: return "ROUTING";
-    case MsgState::routed: return "ROUTED";
-    case MsgState::delivering: return "DELIVERING";
-    case MsgState::done: return "DONE";
+    case MsgState::receiving:
+      return "RECEIVING";
+    case MsgState::received:
+      return "RECEIVED";
+    case MsgState::routing:
+      return "ROUTING";
+    case MsgState::routed:
+      return "ROUTED";
+    case MsgState::delivering:
+      return "DELIVERING";
+    case MsgState::done:
+      return "DONE";
   }
   return "?";
 }

@@ -19,20 +19,17 @@ namespace wsmtp::common {
 struct SupervisorOptions {
   int min_workers = 1;
   int max_workers = 4;
-  int backlog_per_worker = 200; // one worker per this many waiting units
-  std::chrono::milliseconds idle_time{
-      30000}; // a surplus must last this long before a worker retires
+  int backlog_per_worker = 200;                // one worker per this many waiting units
+  std::chrono::milliseconds idle_time{30000};  // a surplus must last this long before a worker retires
   std::chrono::milliseconds check_interval{500};
   std::chrono::milliseconds restart_backoff_min{500};
   std::chrono::milliseconds restart_backoff_max{30000};
-  std::chrono::milliseconds stable_after{
-      60000}; // a worker that lived this long resets the backoff
-  std::chrono::milliseconds stop_grace{
-      60000}; // after SIGTERM, stragglers get SIGKILL after this
+  std::chrono::milliseconds stable_after{60000};  // a worker that lived this long resets the backoff
+  std::chrono::milliseconds stop_grace{60000};    // after SIGTERM, stragglers get SIGKILL after this
 };
 
 // How many workers the backlog asks for, within [min_workers, max_workers].
-int desired_workers(const SupervisorOptions &options, std::int64_t backlog);
+int desired_workers(const SupervisorOptions& options, std::int64_t backlog);
 
 // Runs until stop becomes true (install_stop_signals() must have been called,
 // so workers inherit the handlers), then stops the workers and returns 0.
@@ -41,9 +38,7 @@ int desired_workers(const SupervisorOptions &options, std::int64_t backlog);
 // when the supervisor dies (Linux parent-death signal). backlog is called in
 // the supervisor every check_interval; nullopt (unknown, e.g. the database is
 // down) keeps the current number of workers.
-int run_supervisor(const SupervisorOptions &options,
-                   const std::atomic<bool> &stop,
-                   const std::function<int()> &worker,
-                   const std::function<std::optional<std::int64_t>()> &backlog);
+int run_supervisor(const SupervisorOptions& options, const std::atomic<bool>& stop, const std::function<int()>& worker,
+                   const std::function<std::optional<std::int64_t>()>& backlog);
 
-} // namespace wsmtp::common
+}  // namespace wsmtp::common

@@ -32,8 +32,9 @@ void add_db_commands(CLI::App& app, Context& ctx) {
                                  s.binary_version, s.pending.size())
                   << "\n";
       } else {
-        std::cout << fmt::format("database schema version: {}\nbinary schema version:   {}\npending migrations:      {}\n",
-                                 s.database_version, s.binary_version, s.pending.size());
+        std::cout << fmt::format(
+            "database schema version: {}\nbinary schema version:   {}\npending migrations:      {}\n",
+            s.database_version, s.binary_version, s.pending.size());
         for (const auto& m : s.pending) std::cout << fmt::format("  {:03} {}\n", m.version, m.name);
       }
       if (s.database_version > s.binary_version) {

@@ -13,14 +13,15 @@ namespace {
 
 common::Address require_address(const std::string& text) {
   auto a = common::parse_mailbox(text, true);
-  if (!a || a->is_address_literal()) throw CommandError(fmt::format("'{}' is not a valid address (local@domain)", text));
+  if (!a || a->is_address_literal())
+    throw CommandError(fmt::format("'{}' is not a valid address (local@domain)", text));
   return *a;
 }
 
 void require_local_domain(pqxx::transaction_base& tx, const std::string& domain) {
   if (!common::pg::is_local_domain(tx, domain))
-    throw CommandError(fmt::format("domain '{}' is not a local domain; add it with 'wsmtpctl domain add {}'", domain,
-                                   domain));
+    throw CommandError(
+        fmt::format("domain '{}' is not a local domain; add it with 'wsmtpctl domain add {}'", domain, domain));
 }
 
 struct Args {
@@ -40,7 +41,8 @@ void add_domain_commands(CLI::App& app, Context& ctx) {
   add->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       auto name = common::to_lower_ascii(args->name);
-      if (!common::is_valid_domain(name, true)) throw CommandError(fmt::format("'{}' is not a valid domain", args->name));
+      if (!common::is_valid_domain(name, true))
+        throw CommandError(fmt::format("'{}' is not a valid domain", args->name));
       pqxx::work tx(ctx.db());
       bool added = common::pg::add_domain(tx, name);
       tx.commit();
@@ -57,7 +59,8 @@ void add_domain_commands(CLI::App& app, Context& ctx) {
       auto counts = common::pg::domain_counts(tx, name);
       if (!common::pg::remove_domain(tx, name)) throw CommandError(fmt::format("no local domain '{}'", name));
       tx.commit();
-      std::cout << fmt::format("removed domain {} ({} mailboxes, {} aliases)\n", name, counts.mailboxes, counts.aliases);
+      std::cout << fmt::format("removed domain {} ({} mailboxes, {} aliases)\n", name, counts.mailboxes,
+                               counts.aliases);
       return kExitOk;
     };
   });
@@ -156,8 +159,8 @@ void add_alias_commands(CLI::App& app, Context& ctx) {
       require_local_domain(tx, domain);
       for (const auto& t : args->targets) {
         bool added = common::pg::add_alias(tx, address.lookup_key(), domain, require_address(t).lookup_key());
-        std::cout << fmt::format("{} {} -> {}\n", added ? "added alias" : "alias already present:",
-                                 address.lookup_key(), t);
+        std::cout << fmt::format("{} {} -> {}\n",
+                                 added ? "added alias" : "alias already present:", address.lookup_key(), t);
       }
       tx.commit();
       return kExitOk;

@@ -40,7 +40,8 @@ common::pg::MessageFilter to_filter(const FilterArgs& a, bool bulk) {
   }
   if (!a.older_than.empty()) {
     f.older_than = common::parse_duration(a.older_than);
-    if (!f.older_than) throw CommandError(fmt::format("--older-than {}: expected a duration like 30m, 2h, 5d", a.older_than));
+    if (!f.older_than)
+      throw CommandError(fmt::format("--older-than {}: expected a duration like 30m, 2h, 5d", a.older_than));
   }
   if (!a.sender.empty()) f.sender = a.sender == "<>" ? std::string() : a.sender;
   if (!a.recipient.empty()) f.recipient = a.recipient;

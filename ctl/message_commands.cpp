@@ -24,8 +24,8 @@ std::string message_json(const MessageDetail& m) {
       json_str(m.client_helo), m.size, json_str(m.created_at), json_str(m.received_at), json_str(m.routing_at),
       json_str(m.routed_at), json_str(m.delivering_at), json_str(m.done_at), json_str(m.state_changed_at),
       json_str(m.next_attempt_at), json_str(m.lease_owner), json_str(m.lease_expires), m.expired_claims,
-      m.held ? "true" : "false", json_str(m.held_reason), json_str(m.last_error), m.recipients, m.pending,
-      m.delivered, m.bounced);
+      m.held ? "true" : "false", json_str(m.held_reason), json_str(m.last_error), m.recipients, m.pending, m.delivered,
+      m.bounced);
 }
 
 int list(Context& ctx, const FilterArgs& args) {
@@ -42,7 +42,7 @@ int list(Context& ctx, const FilterArgs& args) {
                            "HELD", "SENDER");
   for (const auto& m : messages)
     std::cout << fmt::format("{:>10} {:<11} {:<20} {:>9} {:>5} {:>4} {}\n", m.id, common::state_name(m.state),
-                             m.created_at, m.size, m.recipients, m.held ? "yes" : "", 
+                             m.created_at, m.size, m.recipients, m.held ? "yes" : "",
                              m.envelope_from.empty() ? "<>" : m.envelope_from);
   return kExitOk;
 }
@@ -86,18 +86,20 @@ int show(Context& ctx, std::int64_t id) {
   if (ctx.json) {
     std::string deliveries;
     for (const auto& d : common::pg::load_deliveries(tx, id))
-      deliveries += fmt::format(
-          R"({}{{"id":{},"recipient":{},"original_rcpt":{},"transport":{},"destination":{},"status":{},)"
-          R"("attempts":{},"next_attempt_at":{},"last_error":{},"final_at":{}}})",
-          deliveries.empty() ? "" : ",", d.id, json_str(d.recipient), json_str(d.original_rcpt),
-          json_str(d.transport), json_str(d.destination), json_str(d.status), d.attempts, json_str(d.next_attempt_at),
-          json_str(d.last_error), json_str(d.final_at));
+      deliveries +=
+          fmt::format(R"({}{{"id":{},"recipient":{},"original_rcpt":{},"transport":{},"destination":{},"status":{},)"
+                      R"("attempts":{},"next_attempt_at":{},"last_error":{},"final_at":{}}})",
+                      deliveries.empty() ? "" : ",", d.id, json_str(d.recipient), json_str(d.original_rcpt),
+                      json_str(d.transport), json_str(d.destination), json_str(d.status), d.attempts,
+                      json_str(d.next_attempt_at), json_str(d.last_error), json_str(d.final_at));
     std::string rcpts;
-    for (const auto& r : common::pg::load_envelope_recipients(tx, id)) rcpts += (rcpts.empty() ? "" : ",") + json_str(r);
+    for (const auto& r : common::pg::load_envelope_recipients(tx, id))
+      rcpts += (rcpts.empty() ? "" : ",") + json_str(r);
     auto m = message_json(messages[0]);
     m.pop_back();
-    std::cout << m << fmt::format(R"(,"envelope_recipients":[{}],"deliveries":[{}],"headers":{}}})", rcpts, deliveries,
-                                  json_str(common::pg::load_headers(tx, id)))
+    std::cout << m
+              << fmt::format(R"(,"envelope_recipients":[{}],"deliveries":[{}],"headers":{}}})", rcpts, deliveries,
+                             json_str(common::pg::load_headers(tx, id)))
               << "\n";
     return kExitOk;
   }
@@ -140,28 +142,32 @@ void add_message_commands(CLI::App& app, Context& ctx) {
   hold->add_option("--reason", *reason, "why (shown by show)");
   hold->callback([&ctx, args, reason] {
     ctx.action = [&ctx, args, reason] {
-      return bulk(ctx, *args, "held", [&](auto& tx, const auto& ids) { return common::pg::hold_messages(tx, ids, *reason); });
+      return bulk(ctx, *args, "held",
+                  [&](auto& tx, const auto& ids) { return common::pg::hold_messages(tx, ids, *reason); });
     };
   });
   auto* rel = app.add_subcommand("release", "release held messages");
   add_filter_options(rel, *args, true);
   rel->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
-      return bulk(ctx, *args, "released", [](auto& tx, const auto& ids) { return common::pg::release_messages(tx, ids); });
+      return bulk(ctx, *args, "released",
+                  [](auto& tx, const auto& ids) { return common::pg::release_messages(tx, ids); });
     };
   });
   auto* del = app.add_subcommand("delete", "delete messages without delivering or bouncing them");
   add_filter_options(del, *args, true);
   del->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
-      return bulk(ctx, *args, "deleted", [](auto& tx, const auto& ids) { return common::pg::delete_messages(tx, ids); });
+      return bulk(ctx, *args, "deleted",
+                  [](auto& tx, const auto& ids) { return common::pg::delete_messages(tx, ids); });
     };
   });
   auto* retry = app.add_subcommand("retry", "attempt deferred deliveries now");
   add_filter_options(retry, *args, true);
   retry->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
-      return bulk(ctx, *args, "retrying deliveries", [](auto& tx, const auto& ids) { return common::pg::retry_now(tx, ids); });
+      return bulk(ctx, *args, "retrying deliveries",
+                  [](auto& tx, const auto& ids) { return common::pg::retry_now(tx, ids); });
     };
   });
   auto bounce_reason = std::make_shared<std::string>("5.0.0 delivery cancelled by the postmaster");
@@ -170,9 +176,8 @@ void add_message_commands(CLI::App& app, Context& ctx) {
   bounce->add_option("--reason", *bounce_reason, "status and text put in the DSN");
   bounce->callback([&ctx, args, bounce_reason] {
     ctx.action = [&ctx, args, bounce_reason] {
-      return bulk(ctx, *args, "bounced deliveries", [&](auto& tx, const auto& ids) {
-        return common::pg::bounce_pending(tx, ids, *bounce_reason);
-      });
+      return bulk(ctx, *args, "bounced deliveries",
+                  [&](auto& tx, const auto& ids) { return common::pg::bounce_pending(tx, ids, *bounce_reason); });
     };
   });
 }

@@ -38,8 +38,7 @@ int show_queue(Context& ctx, int top) {
     for (std::size_t i = 0; i < summary.size(); ++i) {
       const auto& s = summary[i];
       out += fmt::format(R"({}{{"state":{},"name":"{}","count":{},"held":{},"oldest_seconds":{:.0f}}})", i ? "," : "",
-                         static_cast<int>(s.state), common::state_name(s.state), s.count, s.held,
-                         s.oldest_age_seconds);
+                         static_cast<int>(s.state), common::state_name(s.state), s.count, s.held, s.oldest_age_seconds);
     }
     out += fmt::format(R"(],"deferred":{},"top_senders":[{}],"top_destinations":[{}]}})", backlog.deferred_messages,
                        pairs_json(backlog.top_senders, "sender"), pairs_json(backlog.top_destinations, "domain"));
@@ -88,7 +87,8 @@ int reset(Context& ctx, const ResetArgs& a) {
   }
   if (!a.older_than.empty()) {
     f.older_than = common::parse_duration(a.older_than);
-    if (!f.older_than) throw CommandError(fmt::format("--older-than {}: expected a duration like 90s, 10m, 2h", a.older_than));
+    if (!f.older_than)
+      throw CommandError(fmt::format("--older-than {}: expected a duration like 90s, 10m, 2h", a.older_than));
   }
   if (!a.sender.empty()) f.sender = a.sender == "<>" ? std::string() : a.sender;
   if (!f.id && !f.state && !f.older_than && !f.sender)
@@ -117,7 +117,8 @@ int reset(Context& ctx, const ResetArgs& a) {
   tx.commit();
   std::cout << fmt::format("{} message(s) reset\n", moved.size());
   if (f.id && moved.empty()) {
-    if (all.empty()) throw CommandError(fmt::format("message {} does not exist or is not in ROUTING/DELIVERING", *f.id));
+    if (all.empty())
+      throw CommandError(fmt::format("message {} does not exist or is not in ROUTING/DELIVERING", *f.id));
     return kExitFailed;
   }
   return kExitOk;
@@ -127,7 +128,8 @@ int reset(Context& ctx, const ResetArgs& a) {
 
 void add_queue_commands(CLI::App& app, Context& ctx) {
   auto top = std::make_shared<int>(10);
-  auto* queue = app.add_subcommand("queue", "counts, held and oldest age per state; deferred; top senders and destinations");
+  auto* queue =
+      app.add_subcommand("queue", "counts, held and oldest age per state; deferred; top senders and destinations");
   queue->add_option("--top", *top, "how many top senders/destinations")->check(CLI::Range(1, 1000));
   queue->callback([&ctx, top] { ctx.action = [&ctx, top] { return show_queue(ctx, *top); }; });
 
@@ -137,7 +139,8 @@ void add_queue_commands(CLI::App& app, Context& ctx) {
   reap->callback([&ctx, once] {
     ctx.action = [&ctx] {
       auto file = common::load_config(ctx.options);
-      auto s = common::reap::reap_once(ctx.db(), common::reap::read_reaper_config(file), common::read_queue_config(file));
+      auto s =
+          common::reap::reap_once(ctx.db(), common::reap::read_reaper_config(file), common::read_queue_config(file));
       if (ctx.json)
         std::cout << fmt::format(
             R"({{"routing_reset":{},"delivering_reset":{},"held":{},"expired_bounced":{},"aborted_deleted":{},"done_deleted":{}}})"

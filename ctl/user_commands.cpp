@@ -15,7 +15,7 @@ namespace wsmtp::ctl {
 namespace {
 
 std::string read_line_noecho(const char* prompt) {
-  termios old {};
+  termios old{};
   bool tty = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &old) == 0;
   if (tty) {
     std::cerr << prompt << std::flush;

@@ -25,7 +25,7 @@ unsigned read_mode(common::SectionReader& s, const std::string& key, unsigned fa
 }
 
 const std::vector<std::string> kKnownTransports = {"maildir", "mbox", "relay", "lmtp"};
-}
+}  // namespace
 
 DeliverConfig read_deliver_config(const common::ConfigFile& file) {
   common::SectionReader s(file, "deliver");

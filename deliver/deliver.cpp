@@ -42,9 +42,8 @@ void produce_local_copy(pqxx::connection& conn, const common::pg::DeliveryClaim&
 DeliveryResult deliver_maildir(pqxx::connection& conn, MaildirBatch& batch, const common::pg::DeliveryClaim& claim,
                                const common::pg::DeliveryTask& task, const std::string& host) {
   auto name = maildir_unique_name(claim.received_epoch, claim.lease.msg_id, task.delivery_id, host);
-  auto outcome = batch.stage(task.destination, name, [&](const ByteSink& sink) {
-    produce_local_copy(conn, claim, task, sink);
-  });
+  auto outcome =
+      batch.stage(task.destination, name, [&](const ByteSink& sink) { produce_local_copy(conn, claim, task, sink); });
   if (outcome == MaildirOutcome::already_present)
     log::info("msg={} rcpt={} already in {} (earlier attempt); not written again", claim.lease.msg_id, task.recipient,
               task.destination);
@@ -53,12 +52,11 @@ DeliveryResult deliver_maildir(pqxx::connection& conn, MaildirBatch& batch, cons
   return {task.delivery_id, DeliveryStatus::delivered, "maildir " + task.destination + "/new/" + name, {}};
 }
 
-DeliveryResult deliver_mbox(pqxx::connection& conn, const DeliverConfig& config,
-                            const common::pg::DeliveryClaim& claim, const common::pg::DeliveryTask& task) {
-  deliver_to_mbox(
-      task.destination, task.envelope_from, std::time(nullptr),
-      [&](const MboxSink& sink) { produce_local_copy(conn, claim, task, sink); },
-      {config.mbox_lock_timeout, config.mbox_stale_lock_age});
+DeliveryResult deliver_mbox(pqxx::connection& conn, const DeliverConfig& config, const common::pg::DeliveryClaim& claim,
+                            const common::pg::DeliveryTask& task) {
+  deliver_to_mbox(task.destination, task.envelope_from, std::time(nullptr),
+                  [&](const MboxSink& sink) { produce_local_copy(conn, claim, task, sink); },
+                  {config.mbox_lock_timeout, config.mbox_stale_lock_age});
   return {task.delivery_id, DeliveryStatus::delivered, "mbox " + task.destination, {}};
 }
 
@@ -76,8 +74,7 @@ DeliveryResult run_local_task(pqxx::connection& conn, MaildirBatch& batch, const
     // Local failures (disk full, permissions, lock timeouts) are temporary: an
     // admin can fix them, and the message must not bounce meanwhile.
     auto delay = retry_delay(config, task.attempts + 1);
-    log::warn("msg={} rcpt={} deferred: {}; retry in {}s", claim.lease.msg_id, task.recipient, e.what(),
-              delay.count());
+    log::warn("msg={} rcpt={} deferred: {}; retry in {}s", claim.lease.msg_id, task.recipient, e.what(), delay.count());
     return {task.delivery_id, DeliveryStatus::deferred, e.what(), delay};
   }
 }
@@ -95,14 +92,15 @@ void log_result(const common::pg::DeliveryClaim& claim, const common::pg::Delive
 // Records one message's results with its transition, inside the batch's
 // transaction: a savepoint per message, so one message's failure (or lost
 // lease) rolls back only its own part.
-void finish_claim(pqxx::work& tx, const common::pg::DeliveryClaim& claim,
-                  const std::vector<DeliveryResult>& results, const common::pg::FinishOptions& finish) {
+void finish_claim(pqxx::work& tx, const common::pg::DeliveryClaim& claim, const std::vector<DeliveryResult>& results,
+                  const common::pg::FinishOptions& finish) {
   pqxx::subtransaction sub(tx, "finish");
   auto outcome = common::pg::finish_delivery(sub, claim.lease, results, finish);
   if (outcome == common::pg::FinishOutcome::lost_lease) {
-    log::warn("msg={} lease lost before delivery results were recorded; the new owner will redo them "
-              "(Maildir copies are not duplicated)",
-              claim.lease.msg_id);
+    log::warn(
+        "msg={} lease lost before delivery results were recorded; the new owner will redo them "
+        "(Maildir copies are not duplicated)",
+        claim.lease.msg_id);
     sub.abort();
     return;
   }
@@ -126,8 +124,7 @@ void sync_maildirs(MaildirBatch& batch, const std::vector<std::pair<std::int64_t
 
 }  // namespace
 
-Deliverer::Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner,
-                     std::string host)
+Deliverer::Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner, std::string host)
     : config_(config), queue_(queue), owner_(std::move(owner)), host_(std::move(host)), relays_(config), lmtp_(config) {
   maildir_owner_.dir_mode = static_cast<mode_t>(config.maildir_dir_mode);
   maildir_owner_.file_mode = static_cast<mode_t>(config.maildir_file_mode);
@@ -162,8 +159,10 @@ int Deliverer::run_batch(pqxx::connection& conn) {
   for (const auto& claim : claims) {
     auto& mine = results[claim.lease.msg_id];
     for (const auto& task : claim.tasks) {
-      if (task.transport == "relay") add_job(by_pool[task.destination], claim, task);
-      else if (task.transport == "lmtp") add_job(by_lmtp_server[lmtp_.server_for(task.destination)], claim, task);
+      if (task.transport == "relay")
+        add_job(by_pool[task.destination], claim, task);
+      else if (task.transport == "lmtp")
+        add_job(by_lmtp_server[lmtp_.server_for(task.destination)], claim, task);
       else {
         auto before = maildirs.size();
         mine.push_back(run_local_task(conn, maildirs, config_, claim, task, host_));
@@ -191,8 +190,8 @@ int Deliverer::run_batch(pqxx::connection& conn) {
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {
-      log::error("msg={} recording delivery results failed: {}; will retry after the lease expires",
-                 claim.lease.msg_id, e.what());
+      log::error("msg={} recording delivery results failed: {}; will retry after the lease expires", claim.lease.msg_id,
+                 e.what());
     }
   }
   // One commit (one WAL flush) for the whole batch.

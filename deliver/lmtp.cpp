@@ -65,12 +65,13 @@ std::vector<DeliveryResult> LmtpSessions::transact(pqxx::connection& conn, commo
     const auto& reply = result.outcome(i);
     const auto* task = job.tasks[i];
     if (reply.is_positive())
-      out.push_back({task->delivery_id, DeliveryStatus::delivered,
-                     fmt::format("lmtp {}: {}", server, reply_detail(reply)), {}});
+      out.push_back(
+          {task->delivery_id, DeliveryStatus::delivered, fmt::format("lmtp {}: {}", server, reply_detail(reply)), {}});
     else if (reply.is_permanent())
       out.push_back({task->delivery_id, DeliveryStatus::bounced, reply_detail(reply), {}});
     else
-      out.push_back({task->delivery_id, DeliveryStatus::deferred, fmt::format("lmtp {}: {}", server, reply_detail(reply)),
+      out.push_back({task->delivery_id, DeliveryStatus::deferred,
+                     fmt::format("lmtp {}: {}", server, reply_detail(reply)),
                      retry_delay(config_, task->attempts + 1)});
   }
   return out;

@@ -84,9 +84,12 @@ std::string maildir_unique_name(std::int64_t received_epoch, std::int64_t msg_id
                                 std::string_view host) {
   std::string safe;
   for (char ch : host) {
-    if (ch == '/') safe += "\\057";
-    else if (ch == ':') safe += "\\072";
-    else safe += ch;
+    if (ch == '/')
+      safe += "\\057";
+    else if (ch == ':')
+      safe += "\\072";
+    else
+      safe += ch;
   }
   return fmt::format("{}.W{}_{}.{}", received_epoch, msg_id, delivery_id, safe);
 }

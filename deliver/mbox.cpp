@@ -19,7 +19,9 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kFrom = "From ";
 constexpr auto kLockPoll = std::chrono::milliseconds(20);
 
-[[noreturn]] void fail(int err, const std::string& what) { throw std::system_error(err, std::generic_category(), what); }
+[[noreturn]] void fail(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
+}
 
 // True while `prefix` can still grow into ">*From ".
 bool could_be_from(std::string_view prefix) {

@@ -34,7 +34,7 @@ std::string mbox_from_line(std::string_view envelope_from, std::time_t when);
 
 struct MboxOptions {
   std::chrono::milliseconds lock_timeout{30000};  // waiting for either lock; then a temporary failure
-  std::chrono::seconds stale_lock_age{600};        // a dot-lock older than this was left by a crash
+  std::chrono::seconds stale_lock_age{600};       // a dot-lock older than this was left by a crash
 };
 
 using MboxSink = std::function<void(std::string_view)>;

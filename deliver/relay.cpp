@@ -27,8 +27,9 @@ std::vector<DeliveryResult> all_tasks(const RelayJob& job, DeliveryStatus status
                                       const DeliverConfig& config) {
   std::vector<DeliveryResult> out;
   for (const auto* t : job.tasks)
-    out.push_back({t->delivery_id, status, detail,
-                   status == DeliveryStatus::deferred ? retry_delay(config, t->attempts + 1) : std::chrono::seconds(0)});
+    out.push_back(
+        {t->delivery_id, status, detail,
+         status == DeliveryStatus::deferred ? retry_delay(config, t->attempts + 1) : std::chrono::seconds(0)});
   return out;
 }
 
@@ -124,8 +125,8 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
   for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
   {
     pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
-    envelope.size = static_cast<std::uint64_t>(common::pg::message_size(tx, msg_id)) +
-                    job.tasks.front()->prepend_headers.size();
+    envelope.size =
+        static_cast<std::uint64_t>(common::pg::message_size(tx, msg_id)) + job.tasks.front()->prepend_headers.size();
   }
   const auto& ext = client.extensions();
   if (ext.size_limit > 0 && envelope.size > ext.size_limit)
@@ -153,9 +154,12 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
     const auto& reply = result.outcome(i);
     const auto* task = job.tasks[i];
     auto detail = fmt::format("relay {}: {}", relay_name(session.relay), reply_detail(reply));
-    if (reply.is_positive()) out.push_back({task->delivery_id, DeliveryStatus::delivered, detail, {}});
-    else if (reply.is_permanent()) out.push_back({task->delivery_id, DeliveryStatus::bounced, reply_detail(reply), {}});
-    else out.push_back({task->delivery_id, DeliveryStatus::deferred, detail, retry_delay(config_, task->attempts + 1)});
+    if (reply.is_positive())
+      out.push_back({task->delivery_id, DeliveryStatus::delivered, detail, {}});
+    else if (reply.is_permanent())
+      out.push_back({task->delivery_id, DeliveryStatus::bounced, reply_detail(reply), {}});
+    else
+      out.push_back({task->delivery_id, DeliveryStatus::deferred, detail, retry_delay(config_, task->attempts + 1)});
   }
   // 421: the server is closing the channel (RFC 5321 §3.8); don't reuse it.
   if (result.mail.code == 421 || (result.data && result.data->code == 421)) client.quit();
@@ -179,8 +183,8 @@ std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const
   for (const auto& job : jobs) {
     Session* session = connect(conn, *pool, failed);
     if (!session) {
-      for (auto& r : all_tasks(job, DeliveryStatus::deferred, "4.4.1 no relay of pool " + pool_name + " is reachable",
-                               config_))
+      for (auto& r :
+           all_tasks(job, DeliveryStatus::deferred, "4.4.1 no relay of pool " + pool_name + " is reachable", config_))
         results.push_back(std::move(r));
       continue;
     }

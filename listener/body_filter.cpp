@@ -15,9 +15,7 @@ bool starts_with_field(const std::string& head, std::string_view field) {
 }
 }  // namespace
 
-void BodyFilter::reset(std::size_t max_line) {
-  *this = BodyFilter(max_line);
-}
+void BodyFilter::reset(std::size_t max_line) { *this = BodyFilter(max_line); }
 
 void BodyFilter::content(std::string_view bytes, std::string& out) {
   for (;;) {
@@ -31,8 +29,7 @@ void BodyFilter::content(std::string_view bytes, std::string& out) {
 
 void BodyFilter::segment(std::string_view bytes, std::string& out) {
   if (bytes.empty()) return;
-  if (in_headers_ && line_head_.size() < kHeadBytes)
-    line_head_.append(bytes.substr(0, kHeadBytes - line_head_.size()));
+  if (in_headers_ && line_head_.size() < kHeadBytes) line_head_.append(bytes.substr(0, kHeadBytes - line_head_.size()));
   line_length_ += bytes.size();
   out.append(bytes);
 }

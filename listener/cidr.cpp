@@ -51,8 +51,7 @@ std::optional<Cidr> Cidr::parse(std::string_view text) {
   if (slash != std::string_view::npos) {
     auto digits = text.substr(slash + 1);
     auto r = std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
-    if (digits.empty() || r.ec != std::errc() || r.ptr != digits.data() + digits.size() || prefix < 0 ||
-        prefix > bits)
+    if (digits.empty() || r.ec != std::errc() || r.ptr != digits.data() + digits.size() || prefix < 0 || prefix > bits)
       return std::nullopt;
   }
   Cidr cidr{*address, prefix};

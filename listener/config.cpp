@@ -103,15 +103,13 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
   c.command_timeout = s.get_duration("command_timeout", c.command_timeout, seconds(10), seconds(3600));
   c.data_timeout = s.get_duration("data_timeout", c.data_timeout, seconds(10), seconds(3600));
   c.max_connections = static_cast<int>(s.get_int("max_connections", 1000, 1, 1000000));
-  c.max_connections_per_client =
-      static_cast<int>(s.get_int("max_connections_per_client", 20, 1, c.max_connections));
+  c.max_connections_per_client = static_cast<int>(s.get_int("max_connections_per_client", 20, 1, c.max_connections));
   c.max_errors = static_cast<int>(s.get_int("max_errors", 10, 1, 1000));
   c.store_connections = static_cast<int>(s.get_int("store_connections", 4, 1, 256));
 
   for (const auto& text : s.get_list("trusted_networks", {})) {
     auto cidr = Cidr::parse(text);
-    if (!cidr)
-      s.fail("trusted_networks", fmt::format("'{}' is not an address or network such as 192.0.2.0/24", text));
+    if (!cidr) s.fail("trusted_networks", fmt::format("'{}' is not an address or network such as 192.0.2.0/24", text));
     c.trusted_networks.push_back(*cidr);
   }
 

@@ -20,26 +20,26 @@ struct ListenAddress {
 };
 
 struct ListenerConfig {
-  std::vector<ListenAddress> listen;         // "127.0.0.1:2525, [::1]:2525"
-  std::string hostname;                      // our name in the greeting and Received:
+  std::vector<ListenAddress> listen;  // "127.0.0.1:2525, [::1]:2525"
+  std::string hostname;               // our name in the greeting and Received:
   std::uint64_t max_message_size = 25ull << 20;
-  std::size_t max_recipients = 100;          // RFC 5321 §4.5.3.1.8: at least 100
-  std::chrono::seconds command_timeout{300}; // RFC 5321 §4.5.3.2.7: 5 minutes
-  std::chrono::seconds data_timeout{600};    // per data block; §4.5.3.2.6 allows 10 minutes at the end
+  std::size_t max_recipients = 100;           // RFC 5321 §4.5.3.1.8: at least 100
+  std::chrono::seconds command_timeout{300};  // RFC 5321 §4.5.3.2.7: 5 minutes
+  std::chrono::seconds data_timeout{600};     // per data block; §4.5.3.2.6 allows 10 minutes at the end
   int max_connections = 1000;
   int max_connections_per_client = 20;
   int max_errors = 10;
-  int store_connections = 4;                 // database worker threads, one connection each
-  std::vector<Cidr> trusted_networks;        // may relay; empty: nobody may
-  std::size_t max_line_length = 1000;        // RFC 5321 §4.5.3.1.6, CRLF included; see body_filter.h
-  int max_received_headers = 50;             // hop limit (Postfix hopcount_limit): more is a loop, 554 5.4.6
-  int max_auth_failures = 3;                 // per session, then 421
-  int tarpit_after_errors = 3;               // from this many errors on, each error reply is delayed
+  int store_connections = 4;           // database worker threads, one connection each
+  std::vector<Cidr> trusted_networks;  // may relay; empty: nobody may
+  std::size_t max_line_length = 1000;  // RFC 5321 §4.5.3.1.6, CRLF included; see body_filter.h
+  int max_received_headers = 50;       // hop limit (Postfix hopcount_limit): more is a loop, 554 5.4.6
+  int max_auth_failures = 3;           // per session, then 421
+  int tarpit_after_errors = 3;         // from this many errors on, each error reply is delayed
   std::chrono::seconds tarpit_delay{1};
-  int max_connection_rate = 60;              // new connections per client address per minute; 0: no limit
-  std::chrono::seconds shutdown_grace{10};   // SIGTERM: how long running sessions may finish
-  int loops = 0;                             // event loops (threads); 0 in the file: one per core
-  std::string tls_cert_file;                 // PEM chain; with tls_key_file enables STARTTLS
+  int max_connection_rate = 60;             // new connections per client address per minute; 0: no limit
+  std::chrono::seconds shutdown_grace{10};  // SIGTERM: how long running sessions may finish
+  int loops = 0;                            // event loops (threads); 0 in the file: one per core
+  std::string tls_cert_file;                // PEM chain; with tls_key_file enables STARTTLS
   std::string tls_key_file;
 
   bool tls_enabled() const { return !tls_cert_file.empty(); }

@@ -74,9 +74,8 @@ Loop::~Loop() {
 
 void Loop::run(std::vector<common::UniqueFd> listeners) {
   for (auto& fd : listeners) {
-    common::ListenerPtr listener(
-        evconnlistener_new(base_.get(), &Loop::accept_cb, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
-                           fd.get()));
+    common::ListenerPtr listener(evconnlistener_new(base_.get(), &Loop::accept_cb, this,
+                                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd.get()));
     if (!listener) throw std::runtime_error("evconnlistener_new failed");
     fd.release();  // the evconnlistener owns it now (LEV_OPT_CLOSE_ON_FREE)
     evconnlistener_set_error_cb(listener.get(), &Loop::accept_error_cb);
@@ -215,8 +214,7 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   auto id = next_id_++;
   SessionContext context{*client, identity_};
   context.session_number = (static_cast<std::uint64_t>(index_) << 48) | id;
-  auto conn =
-      std::make_unique<Connection>(this, id, ip, std::move(bev), Session(settings_.config, std::move(context)));
+  auto conn = std::make_unique<Connection>(this, id, ip, std::move(bev), Session(settings_.config, std::move(context)));
   auto& c = *conn;
   connections_.emplace(id, std::move(conn));
   log::debug("client={} connected (id {})", ip, id);
@@ -344,7 +342,8 @@ void Loop::after_activity(Connection& c) {
 // both are empty, polling the lower one briefly (its callbacks belong to the filter).
 void Loop::close_when_sent(Connection& c) {
   std::size_t unsent = evbuffer_get_length(bufferevent_get_output(c.bev.get()));
-  if (auto* under = bufferevent_get_underlying(c.bev.get())) unsent += evbuffer_get_length(bufferevent_get_output(under));
+  if (auto* under = bufferevent_get_underlying(c.bev.get()))
+    unsent += evbuffer_get_length(bufferevent_get_output(under));
   if (unsent == 0) return close_socket(c);
   if (evbuffer_get_length(bufferevent_get_output(c.bev.get())) > 0) return;  // write_cb comes back here
   if (!c.linger) c.linger.reset(evtimer_new(base_.get(), &Loop::linger_cb, &c));

@@ -61,13 +61,13 @@ class Loop {
     std::string client_ip;
     common::BufferEventPtr bev;  // null once the socket is closed
     Session session;
-    common::EventPtr tarpit;      // created on first use
-    common::EventPtr linger;      // polls a TLS connection's unsent bytes before closing
-    std::string held_output;      // replies delayed by the tarpit
+    common::EventPtr tarpit;  // created on first use
+    common::EventPtr linger;  // polls a TLS connection's unsent bytes before closing
+    std::string held_output;  // replies delayed by the tarpit
     bool tarpitted = false;
     bool op_in_flight = false;
-    bool data_timeouts = false;       // which timeouts are set on bev
-    bool paused_for_output = false;   // the client is not reading our replies
+    bool data_timeouts = false;      // which timeouts are set on bev
+    bool paused_for_output = false;  // the client is not reading our replies
   };
 
   static void accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* self) noexcept;

@@ -47,9 +47,7 @@ bool is_ascii(std::string_view text) {
 // and a quoted "user@other". Honouring them for an untrusted client would make
 // us an open relay through any MTA that still interprets them (Postfix refuses
 // them too: allow_untrusted_routing = no).
-bool has_routing_syntax(std::string_view local) {
-  return local.find_first_of("%!@") != std::string_view::npos;
-}
+bool has_routing_syntax(std::string_view local) { return local.find_first_of("%!@") != std::string_view::npos; }
 
 }  // namespace
 

@@ -200,7 +200,7 @@ class Session {
   std::uint64_t bdat_remaining_ = 0;
   std::uint64_t bdat_size_ = 0;
   bool bdat_last_ = false;
-  bool bdat_done_pending_ = false;  // the chunk ended while its append was outstanding
+  bool bdat_done_pending_ = false;                   // the chunk ended while its append was outstanding
   std::optional<common::smtp::Reply> bdat_refusal_;  // consume the chunk, then say this
 };
 

@@ -77,8 +77,8 @@ void Session::start_body() {
   seq_ = 0;
   body_size_ = 0;
   filter_.reset(config_.max_line_length);
-  filter_.on_end_of_headers([](const BodyFilter&, void* self) { return static_cast<Session*>(self)->missing_headers(); },
-                            this);
+  filter_.on_end_of_headers(
+      [](const BodyFilter&, void* self) { return static_cast<Session*>(self)->missing_headers(); }, this);
   chunk_ = received_header();
   chunk_.reserve(kBodyChunkSize + kDataPiece + 2);
   stored_size_ = chunk_.size();

@@ -54,8 +54,7 @@ void StoreWorkerPool::cancel_queued() {
   {
     std::lock_guard lock(mutex_);
     std::deque<Job> kept;
-    for (auto& job : jobs_)
-      (std::holds_alternative<AbortMessage>(job.op) ? kept : cancelled).push_back(std::move(job));
+    for (auto& job : jobs_) (std::holds_alternative<AbortMessage>(job.op) ? kept : cancelled).push_back(std::move(job));
     jobs_.swap(kept);
   }
   for (auto& job : cancelled) {

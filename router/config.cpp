@@ -4,36 +4,26 @@
 
 namespace wsmtp::router {
 
-RouterConfig read_router_config(const common::ConfigFile &file) {
+RouterConfig read_router_config(const common::ConfigFile& file) {
   using namespace std::chrono_literals;
   common::SectionReader s(file, "router");
   RouterConfig c;
-  c.batch_size =
-      static_cast<int>(s.get_int("batch_size", c.batch_size, 1, 1000));
-  c.max_alias_depth =
-      static_cast<int>(s.get_int("max_alias_depth", c.max_alias_depth, 1, 100));
-  c.max_expansion =
-      static_cast<int>(s.get_int("max_expansion", c.max_expansion, 1, 1000000));
+  c.batch_size = static_cast<int>(s.get_int("batch_size", c.batch_size, 1, 1000));
+  c.max_alias_depth = static_cast<int>(s.get_int("max_alias_depth", c.max_alias_depth, 1, 100));
+  c.max_expansion = static_cast<int>(s.get_int("max_expansion", c.max_expansion, 1, 1000000));
   c.relay_pool = s.get_string("relay_pool", c.relay_pool);
-  if (c.relay_pool.empty())
-    s.fail("relay_pool", "must not be empty");
-  c.max_routing_failures = static_cast<int>(
-      s.get_int("max_routing_failures", c.max_routing_failures, 1, 100));
+  if (c.relay_pool.empty()) s.fail("relay_pool", "must not be empty");
+  c.max_routing_failures = static_cast<int>(s.get_int("max_routing_failures", c.max_routing_failures, 1, 100));
   c.hostname = s.get_string("hostname", common::host_name());
-  if (c.hostname.empty() ||
-      c.hostname.find_first_of(" \t\r\n<>@") != std::string::npos)
+  if (c.hostname.empty() || c.hostname.find_first_of(" \t\r\n<>@") != std::string::npos)
     s.fail("hostname", "must be a host name");
-  c.min_workers =
-      static_cast<int>(s.get_int("min_workers", c.min_workers, 1, 256));
-  c.max_workers =
-      static_cast<int>(s.get_int("max_workers", c.max_workers, 1, 256));
-  if (c.max_workers < c.min_workers)
-    s.fail("max_workers", "must be at least min_workers");
-  c.backlog_per_worker = static_cast<int>(
-      s.get_int("backlog_per_worker", c.backlog_per_worker, 1, 1000000));
+  c.min_workers = static_cast<int>(s.get_int("min_workers", c.min_workers, 1, 256));
+  c.max_workers = static_cast<int>(s.get_int("max_workers", c.max_workers, 1, 256));
+  if (c.max_workers < c.min_workers) s.fail("max_workers", "must be at least min_workers");
+  c.backlog_per_worker = static_cast<int>(s.get_int("backlog_per_worker", c.backlog_per_worker, 1, 1000000));
   c.idle_time = s.get_duration("idle_time", c.idle_time, 1s, 24h);
   s.finish();
   return c;
 }
 
-} // namespace wsmtp::router
+}  // namespace wsmtp::router

@@ -9,14 +9,13 @@
 namespace wsmtp::router {
 
 struct RouterConfig {
-  int batch_size = 20;       // messages claimed per transaction
-  int max_alias_depth = 10;  // nesting beyond this bounces (a loop guard)
-  int max_expansion = 20000; // final recipients per envelope recipient (list
-                             // fan-out not counted)
-  std::string relay_pool = "default"; // where mail for remote domains goes
-  int max_routing_failures =
-      3;                // a message whose routing throws this often is held
-  std::string hostname; // for auto-reply Message-IDs; default: the host name
+  int batch_size = 20;                 // messages claimed per transaction
+  int max_alias_depth = 10;            // nesting beyond this bounces (a loop guard)
+  int max_expansion = 20000;           // final recipients per envelope recipient (list
+                                       // fan-out not counted)
+  std::string relay_pool = "default";  // where mail for remote domains goes
+  int max_routing_failures = 3;        // a message whose routing throws this often is held
+  std::string hostname;                // for auto-reply Message-IDs; default: the host name
   // The supervisor: worker processes between min and max, one more per
   // backlog_per_worker waiting messages; a surplus worker idle for idle_time
   // retires.
@@ -26,6 +25,6 @@ struct RouterConfig {
   std::chrono::seconds idle_time{30};
 };
 
-RouterConfig read_router_config(const common::ConfigFile &file);
+RouterConfig read_router_config(const common::ConfigFile& file);
 
-} // namespace wsmtp::router
+}  // namespace wsmtp::router

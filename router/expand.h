@@ -24,16 +24,14 @@ struct ExpansionLimits {
 };
 
 struct FinalRecipient {
-  std::string address;   // lookup form
-  std::string transport; // "maildir", "mbox", ... (the mailbox's tag), "relay",
-                         // or "bounce"
-  std::string destination; // Maildir/spool path, relay pool, or "" for a bounce
-  std::string bounce_reason; // for transport "bounce": enhanced code and text
-  std::string prepend_headers{}; // list mail: List-* and X-Loop lines
-  std::optional<std::string>
-      envelope_from{}; // list mail: the list's bounce address
-  friend bool operator==(const FinalRecipient &,
-                         const FinalRecipient &) = default;
+  std::string address;                         // lookup form
+  std::string transport;                       // "maildir", "mbox", ... (the mailbox's tag), "relay",
+                                               // or "bounce"
+  std::string destination;                     // Maildir/spool path, relay pool, or "" for a bounce
+  std::string bounce_reason;                   // for transport "bounce": enhanced code and text
+  std::string prepend_headers{};               // list mail: List-* and X-Loop lines
+  std::optional<std::string> envelope_from{};  // list mail: the list's bounce address
+  friend bool operator==(const FinalRecipient&, const FinalRecipient&) = default;
 };
 
 // A list whose plain members (mailboxes, remote addresses) the database fans
@@ -52,24 +50,21 @@ struct Expansion {
 };
 
 struct MessageContext {
-  std::string
-      envelope_from; // lookup form of the sender, "" for the null sender
+  std::string envelope_from;  // lookup form of the sender, "" for the null sender
   // The message's header section; called only when a rule needs it (a list's
   // X-Loop check), so plain mail is routed without reading its body.
-  std::function<const common::mail::HeaderBlock &()> headers;
+  std::function<const common::mail::HeaderBlock&()> headers;
 };
 
-inline constexpr const char *kBounceTransport = "bounce";
+inline constexpr const char* kBounceTransport = "bounce";
 
 // Expands one recipient. A final recipient reached twice appears once.
 // Throws what the DirectoryLookup throws (database failures).
-Expansion expand_recipient(common::DirectoryLookup &directory,
-                           const std::string &recipient,
-                           const MessageContext &message,
-                           const ExpansionLimits &limits);
+Expansion expand_recipient(common::DirectoryLookup& directory, const std::string& recipient,
+                           const MessageContext& message, const ExpansionLimits& limits);
 
 // The header lines a list adds to its mail (RFC 2369, RFC 2919), each ending
 // CRLF.
-std::string list_headers(const common::MailingList &list);
+std::string list_headers(const common::MailingList& list);
 
-} // namespace wsmtp::router
+}  // namespace wsmtp::router

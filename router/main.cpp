@@ -21,32 +21,27 @@
 
 using namespace wsmtp;
 
-
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   log::set_program("wroute");
   CLI::App app{"wroute: the WSMTP router (state 1 -> 3)", "wroute"};
   common::CommonOptions options;
   bool check_only = false;
   common::add_common_options(app, options);
-  app.add_flag("--check-config", check_only,
-               "validate the configuration and exit");
+  app.add_flag("--check-config", check_only, "validate the configuration and exit");
   return common::run_main(app, argc, argv, [&] {
     auto file = common::load_config(options);
     auto db = common::read_database_config(file);
     auto queue = common::read_queue_config(file);
     auto config = router::read_router_config(file);
-    if (check_only)
-      return 0;
-    const auto &stop = common::install_stop_signals();
+    if (check_only) return 0;
+    const auto& stop = common::install_stop_signals();
     log::info("wroute supervisor starting on {}", common::host_name());
     auto worker = [&] {
       const std::string owner = common::worker_identity();
       log::info("wroute worker starting as {}", owner);
       common::pg::run_worker_loop(
           {db.conninfo, common::pg::kRouteChannel, queue.poll_interval}, stop,
-          [&](pqxx::connection &conn) {
-            return router::route_batch(conn, config, queue, owner);
-          });
+          [&](pqxx::connection& conn) { return router::route_batch(conn, config, queue, owner); });
       log::info("wroute worker stopped");
       return 0;
     };
@@ -55,10 +50,9 @@ int main(int argc, char **argv) {
     supervision.max_workers = config.max_workers;
     supervision.backlog_per_worker = config.backlog_per_worker;
     supervision.idle_time = config.idle_time;
-    supervision.stop_grace =
-        queue.lease_time; // past it our leases expire anyway
-    common::pg::BacklogProbe probe(
-        db.conninfo, [](pqxx::transaction_base &tx) { return common::pg::routing_backlog(tx); });
+    supervision.stop_grace = queue.lease_time;  // past it our leases expire anyway
+    common::pg::BacklogProbe probe(db.conninfo,
+                                   [](pqxx::transaction_base& tx) { return common::pg::routing_backlog(tx); });
     do {
       common::run_supervisor(supervision, stop, worker, [&probe] { return probe(); });
     } while (common::handle_reload(argv, [&] {

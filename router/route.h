@@ -14,7 +14,7 @@
 namespace wsmtp::router {
 
 // Returns the number of messages claimed.
-int route_batch(pqxx::connection &conn, const RouterConfig &config,
-                const common::QueueConfig &queue, const std::string &owner);
+int route_batch(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
+                const std::string& owner);
 
-} // namespace wsmtp::router
+}  // namespace wsmtp::router

@@ -45,8 +45,8 @@ struct ConfigParser {
     auto [it, inserted] = sec.try_emplace(name, ConfigEntry{value ? value : "", self->line});
     if (!inserted) {
       if (self->error.empty())
-        self->error = fmt::format("{}:{}: [{}] {}: duplicate key (first set on line {})", self->file.name_,
-                                  self->line, section, name, it->second.line);
+        self->error = fmt::format("{}:{}: [{}] {}: duplicate key (first set on line {})", self->file.name_, self->line,
+                                  section, name, it->second.line);
       return 0;
     }
     return 1;
@@ -124,8 +124,8 @@ bool parse_i64(std::string_view text, std::int64_t& out) {
 }
 
 // Splits "50M" into 50 and the multiplier of its unit; nullopt for unknown units.
-bool split_unit(std::string_view text, std::string_view units, const std::uint64_t* multipliers,
-                std::uint64_t& number, std::uint64_t& multiplier) {
+bool split_unit(std::string_view text, std::string_view units, const std::uint64_t* multipliers, std::uint64_t& number,
+                std::uint64_t& multiplier) {
   multiplier = 1;
   if (!text.empty()) {
     auto pos = units.find(text.back());
@@ -146,8 +146,7 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
   return std::chrono::seconds(static_cast<std::int64_t>(n * mult));
 }
 
-std::int64_t SectionReader::get_int(const std::string& key, std::int64_t fallback, std::int64_t min,
-                                    std::int64_t max) {
+std::int64_t SectionReader::get_int(const std::string& key, std::int64_t fallback, std::int64_t min, std::int64_t max) {
   const auto* e = find(key);
   if (!e) return fallback;
   std::int64_t v = 0;
@@ -171,8 +170,7 @@ std::chrono::seconds SectionReader::get_duration(const std::string& key, std::ch
   auto parsed = parse_duration(e->value);
   if (!parsed) fail(key, fmt::format("expected a duration such as 30s, 5m, 2h or 7d, got '{}'", e->value));
   auto v = *parsed;
-  if (v < min || v > max)
-    fail(key, fmt::format("{}s is out of range [{}s, {}s]", v.count(), min.count(), max.count()));
+  if (v < min || v > max) fail(key, fmt::format("{}s is out of range [{}s, {}s]", v.count(), min.count(), max.count()));
   return v;
 }
 

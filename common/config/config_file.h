@@ -58,8 +58,8 @@ class SectionReader {
   std::int64_t get_int(const std::string& key, std::int64_t fallback, std::int64_t min, std::int64_t max);
   bool get_bool(const std::string& key, bool fallback);
   // "30", "30s", "5m", "2h", "7d"
-  std::chrono::seconds get_duration(const std::string& key, std::chrono::seconds fallback,
-                                    std::chrono::seconds min, std::chrono::seconds max);
+  std::chrono::seconds get_duration(const std::string& key, std::chrono::seconds fallback, std::chrono::seconds min,
+                                    std::chrono::seconds max);
   // "1048576", "512k", "50M", "1G"
   std::uint64_t get_size(const std::string& key, std::uint64_t fallback, std::uint64_t min, std::uint64_t max);
   // Comma- or space-separated list.

@@ -14,25 +14,23 @@
 namespace wsmtp::common::mail {
 
 struct HeaderField {
-  std::string name;  // as written
-  std::string value; // unfolded (CRLF before whitespace removed), leading
-                     // whitespace trimmed
+  std::string name;   // as written
+  std::string value;  // unfolded (CRLF before whitespace removed), leading
+                      // whitespace trimmed
 };
 
 struct HeaderLimits {
-  std::size_t max_bytes =
-      256 * 1024; // the rest of an oversized section is ignored
+  std::size_t max_bytes = 256 * 1024;  // the rest of an oversized section is ignored
   std::size_t max_fields = 1000;
 };
 
 class HeaderBlock {
-public:
+ public:
   // Parses the header section at the start of text, up to the first empty line
   // or the limits, whichever comes first.
-  static HeaderBlock parse(std::string_view text,
-                           const HeaderLimits &limits = {});
+  static HeaderBlock parse(std::string_view text, const HeaderLimits& limits = {});
 
-  const std::vector<HeaderField> &fields() const { return fields_; }
+  const std::vector<HeaderField>& fields() const { return fields_; }
   // True if the empty line ending the section was seen within the limits.
   bool complete() const { return complete_; }
   // First field named name (case-insensitive), if any.
@@ -43,7 +41,7 @@ public:
   // "List-".
   bool has_prefix(std::string_view prefix) const;
 
-private:
+ private:
   std::vector<HeaderField> fields_;
   bool complete_ = false;
 };
@@ -51,13 +49,13 @@ private:
 // Accumulates the start of a message that arrives in chunks until the header
 // section is complete or limits.max_bytes is reached; keeps at most that much.
 class HeaderCollector {
-public:
+ public:
   explicit HeaderCollector(HeaderLimits limits = {}) : limits_(limits) {}
   // Returns true once no more input is needed.
   bool feed(std::string_view chunk);
   HeaderBlock block() const { return HeaderBlock::parse(buffer_, limits_); }
 
-private:
+ private:
   HeaderLimits limits_;
   std::string buffer_;
   bool done_ = false;
@@ -74,4 +72,4 @@ bool mentions_address(std::string_view value, std::string_view address);
 // included, or "" if none.
 std::string first_angle_token(std::string_view value);
 
-} // namespace wsmtp::common::mail
+}  // namespace wsmtp::common::mail

@@ -14,9 +14,9 @@ void append_body_chunk(pqxx::transaction_base& tx, std::int64_t msg_id, int seq,
 void read_body(pqxx::transaction_base& tx, std::int64_t msg_id, const std::function<void(std::string_view)>& sink) {
   int next = 0;
   for (;;) {
-    auto rows = tx.exec_params(
-        "SELECT seq, data FROM body_chunks WHERE message_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3", msg_id, next,
-        kChunksPerFetch);
+    auto rows =
+        tx.exec_params("SELECT seq, data FROM body_chunks WHERE message_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+                       msg_id, next, kChunksPerFetch);
     for (const auto& row : rows) {
       pqxx::binarystring bytes(row[1]);
       sink(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));

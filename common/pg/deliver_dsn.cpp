@@ -29,8 +29,7 @@ Original load_original(pqxx::transaction_base& tx, std::int64_t msg_id) {
 // The first chunks only: the header section is at the start, and a report never
 // needs the body (RFC 3462 text/rfc822-headers).
 std::string load_headers(pqxx::transaction_base& tx, std::int64_t msg_id) {
-  auto rows = tx.exec_params(
-      "SELECT data FROM body_chunks WHERE message_id = $1 ORDER BY seq LIMIT 4", msg_id);
+  auto rows = tx.exec_params("SELECT data FROM body_chunks WHERE message_id = $1 ORDER BY seq LIMIT 4", msg_id);
   std::string start;
   for (const auto& row : rows) {
     pqxx::binarystring bytes(row[0]);
@@ -77,12 +76,12 @@ std::optional<std::int64_t> queue_failure_dsn(pqxx::transaction_base& tx, std::i
   for (const auto& row : rows) {
     ids.push_back(row[0].as<std::int64_t>());
     std::time_t attempted = row[4].as<int>() > 0 ? static_cast<std::time_t>(row[5].as<std::int64_t>()) : 0;
-    report.recipients.push_back({row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(),
-                                 attempted});
+    report.recipients.push_back(
+        {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(), attempted});
   }
   auto dsn_id = queue_report(tx, report, original, reporting_mta);
-  tx.exec_params0("UPDATE deliveries SET dsn_message_id = $2 WHERE message_id = $1 AND id = ANY($3::bigint[])",
-                  msg_id, dsn_id, bigint_array(ids));
+  tx.exec_params0("UPDATE deliveries SET dsn_message_id = $2 WHERE message_id = $1 AND id = ANY($3::bigint[])", msg_id,
+                  dsn_id, bigint_array(ids));
   log::info("msg={} DSN msg={} queued to <{}> for {} failed recipients", msg_id, dsn_id, original.envelope_from,
             ids.size());
   return dsn_id;

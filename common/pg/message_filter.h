@@ -24,7 +24,7 @@ struct MessageFilter {
   std::optional<std::string> recipient;            // an envelope recipient or a final delivery recipient
   std::optional<std::string> client;               // client IP address or CIDR
   std::optional<bool> held;
-  bool deferred = false;                           // has a pending delivery that failed at least once
+  bool deferred = false;  // has a pending delivery that failed at least once
   int limit = 1000;
 
   bool empty() const {

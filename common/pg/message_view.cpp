@@ -15,7 +15,8 @@ std::string ts(const char* column) {
 
 std::vector<MessageDetail> load_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
   auto rows = tx.exec_params(
-      "SELECT m.id, m.state, m.envelope_from, COALESCE(host(m.client_addr), ''), m.client_helo, m.received_by, m.size, " +
+      "SELECT m.id, m.state, m.envelope_from, COALESCE(host(m.client_addr), ''), m.client_helo, m.received_by, "
+      "m.size, " +
           ts("m.created_at") + ", " + ts("m.received_at") + ", " + ts("m.routing_at") + ", " + ts("m.routed_at") +
           ", " + ts("m.delivering_at") + ", " + ts("m.done_at") + ", " + ts("m.state_changed_at") + ", " +
           ts("m.next_attempt_at") + ", COALESCE(m.lease_owner, ''), " + ts("m.lease_expires") +
@@ -89,10 +90,11 @@ std::string load_headers(pqxx::transaction_base& tx, std::int64_t msg_id, std::s
 
 Backlog backlog(pqxx::transaction_base& tx, int top) {
   Backlog b;
-  b.deferred_messages = tx.exec1(
-                              "SELECT count(*) FROM messages m WHERE m.state = 3 AND EXISTS (SELECT 1 FROM deliveries d "
-                              "WHERE d.message_id = m.id AND d.status = 'pending' AND d.attempts > 0)")[0]
-                            .as<std::int64_t>();
+  b.deferred_messages =
+      tx.exec1(
+            "SELECT count(*) FROM messages m WHERE m.state = 3 AND EXISTS (SELECT 1 FROM deliveries d "
+            "WHERE d.message_id = m.id AND d.status = 'pending' AND d.attempts > 0)")[0]
+          .as<std::int64_t>();
   for (const auto& r : tx.exec_params("SELECT CASE WHEN envelope_from = '' THEN '<>' ELSE envelope_from END, count(*) "
                                       "FROM messages WHERE state < 5 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $1",
                                       top))

@@ -41,8 +41,8 @@ std::vector<DeliveryDetail> load_deliveries(pqxx::transaction_base& tx, std::int
 std::string load_headers(pqxx::transaction_base& tx, std::int64_t msg_id, std::size_t max_bytes = 64 * 1024);
 
 struct Backlog {
-  std::int64_t deferred_messages = 0;  // state 3 with a pending delivery that failed before
-  std::vector<std::pair<std::string, std::int64_t>> top_senders;       // unfinished messages
+  std::int64_t deferred_messages = 0;                             // state 3 with a pending delivery that failed before
+  std::vector<std::pair<std::string, std::int64_t>> top_senders;  // unfinished messages
   std::vector<std::pair<std::string, std::int64_t>> top_destinations;  // pending deliveries by domain
 };
 Backlog backlog(pqxx::transaction_base& tx, int top);

@@ -11,9 +11,10 @@ namespace {
 constexpr long kMigrationLock = 0x77736d7470;  // "wsmtp"
 
 int current_version(pqxx::transaction_base& tx) {
-  tx.exec0("CREATE TABLE IF NOT EXISTS schema_version ("
-           " version integer PRIMARY KEY, name text NOT NULL,"
-           " applied_at timestamptz NOT NULL DEFAULT now())");
+  tx.exec0(
+      "CREATE TABLE IF NOT EXISTS schema_version ("
+      " version integer PRIMARY KEY, name text NOT NULL,"
+      " applied_at timestamptz NOT NULL DEFAULT now())");
   return tx.exec1("SELECT COALESCE(max(version), 0) FROM schema_version")[0].as<int>();
 }
 
@@ -53,9 +54,10 @@ std::vector<Migration> migrate(pqxx::connection& conn, const std::vector<Migrati
       pqxx::work tx(conn);
       int have = current_version(tx);
       if (have > binary_version(migrations))
-        throw SchemaTooNew(fmt::format("database schema is version {}, newer than this binary's {}; "
-                                       "upgrade wsmtp before using this database",
-                                       have, binary_version(migrations)));
+        throw SchemaTooNew(
+            fmt::format("database schema is version {}, newer than this binary's {}; "
+                        "upgrade wsmtp before using this database",
+                        have, binary_version(migrations)));
       if (m.version <= have) continue;
       tx.exec0(m.sql);
       tx.exec_params0("INSERT INTO schema_version (version, name) VALUES ($1, $2)", m.version, m.name);

@@ -29,7 +29,8 @@ int release_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>
 }
 
 int delete_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
-  auto rows = tx.exec_params("DELETE FROM messages WHERE id = ANY($1::bigint[]) RETURNING id, state", bigint_array(ids));
+  auto rows =
+      tx.exec_params("DELETE FROM messages WHERE id = ANY($1::bigint[]) RETURNING id, state", bigint_array(ids));
   for (const auto& r : rows)
     log::info("msg={} deleted by operator (was in state {})", r[0].as<std::int64_t>(), r[1].as<int>());
   return static_cast<int>(rows.size());
@@ -87,9 +88,10 @@ int expire_queue_lifetime(pqxx::connection& conn, std::chrono::seconds lifetime,
       static_cast<double>(lifetime.count()), limit);
   std::vector<std::int64_t> ids;
   for (const auto& r : locked) ids.push_back(r[0].as<std::int64_t>());
-  int n = ids.empty() ? 0
-                      : bounce_locked(tx, bigint_array(ids),
-                                      fmt::format("4.4.7 message expired: not delivered within {}h", lifetime.count() / 3600));
+  int n = ids.empty()
+              ? 0
+              : bounce_locked(tx, bigint_array(ids),
+                              fmt::format("4.4.7 message expired: not delivered within {}h", lifetime.count() / 3600));
   tx.commit();
   return n;
 }

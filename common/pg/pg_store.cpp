@@ -99,10 +99,11 @@ class PgStore final : public Store {
       try {
         conn_ = connect(conninfo_);
         pqxx::read_transaction tx(*conn_);
-        auto row = tx.exec_params1("SELECT count(*) FILTER (WHERE state >= 1) FROM messages WHERE id = ANY($1::bigint[])",
-                                   bigint_array(ids));
+        auto row = tx.exec_params1(
+            "SELECT count(*) FILTER (WHERE state >= 1) FROM messages WHERE id = ANY($1::bigint[])", bigint_array(ids));
         auto committed = row[0].as<std::size_t>();
-        log::error("msg={} in-doubt commit resolved: {}", ids.front(), committed == ids.size() ? "committed" : "not committed");
+        log::error("msg={} in-doubt commit resolved: {}", ids.front(),
+                   committed == ids.size() ? "committed" : "not committed");
         return committed == ids.size();
       } catch (const std::exception& e) {
         conn_.reset();

@@ -21,10 +21,10 @@ std::vector<RelayPoolSpec> list_relay_pools(pqxx::transaction_base& tx) {
 }
 
 bool set_relay(pqxx::transaction_base& tx, const std::string& pool, const std::string& host, int port, int weight) {
-  return tx
-             .exec_params("INSERT INTO relays (pool, host, port, weight) SELECT name, $2, $3, $4 FROM relay_pools "
-                          "WHERE name = $1 ON CONFLICT (pool, host, port) DO UPDATE SET weight = EXCLUDED.weight",
-                          pool, host, port, weight)
+  return tx.exec_params(
+               "INSERT INTO relays (pool, host, port, weight) SELECT name, $2, $3, $4 FROM relay_pools "
+               "WHERE name = $1 ON CONFLICT (pool, host, port) DO UPDATE SET weight = EXCLUDED.weight",
+               pool, host, port, weight)
              .affected_rows() == 1;
 }
 

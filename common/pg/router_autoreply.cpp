@@ -2,9 +2,8 @@
 
 namespace wsmtp::common::pg {
 
-std::optional<AutoReplyText> claim_autoreply(pqxx::transaction_base &tx,
-                                             const std::string &mailbox,
-                                             const std::string &sender) {
+std::optional<AutoReplyText> claim_autoreply(pqxx::transaction_base& tx, const std::string& mailbox,
+                                             const std::string& sender) {
   // ON CONFLICT ... DO UPDATE ... WHERE takes the row lock and re-checks the
   // condition on the latest row version, so concurrent routers agree.
   auto rows = tx.exec_params(
@@ -22,10 +21,8 @@ std::optional<AutoReplyText> claim_autoreply(pqxx::transaction_base &tx,
       "         RETURNING 1) "
       "SELECT subject, body FROM a WHERE EXISTS (SELECT 1 FROM sent)",
       mailbox, sender);
-  if (rows.empty())
-    return std::nullopt;
-  return AutoReplyText{rows[0][0].as<std::string>(),
-                       rows[0][1].as<std::string>()};
+  if (rows.empty()) return std::nullopt;
+  return AutoReplyText{rows[0][0].as<std::string>(), rows[0][1].as<std::string>()};
 }
 
-} // namespace wsmtp::common::pg
+}  // namespace wsmtp::common::pg

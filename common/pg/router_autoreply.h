@@ -19,8 +19,7 @@ struct AutoReplyText {
 // its period (or since the current reply was set up), records the reply as
 // sent now and returns its text; otherwise nullopt. In the caller's
 // transaction: the record exists exactly when the reply message does.
-std::optional<AutoReplyText> claim_autoreply(pqxx::transaction_base &tx,
-                                             const std::string &mailbox,
-                                             const std::string &sender);
+std::optional<AutoReplyText> claim_autoreply(pqxx::transaction_base& tx, const std::string& mailbox,
+                                             const std::string& sender);
 
-} // namespace wsmtp::common::pg
+}  // namespace wsmtp::common::pg

@@ -13,20 +13,19 @@ namespace wsmtp::common::pg {
 
 struct ListFanout {
   std::string list_address;
-  std::string original_rcpt;   // the envelope recipient that reached the list
-  std::string prepend_headers; // List-Id, List-Post, ..., each line ending CRLF
-  std::string envelope_from;   // the list's bounce address
-  std::string relay_pool;      // for members in remote domains
+  std::string original_rcpt;    // the envelope recipient that reached the list
+  std::string prepend_headers;  // List-Id, List-Post, ..., each line ending CRLF
+  std::string envelope_from;    // the list's bounce address
+  std::string relay_pool;       // for members in remote domains
 };
 
 // SQL predicate over "lm" (list_members) LEFT JOIN "mb" (mailboxes on the
 // member): true for members the bulk insert routes itself — plain mailboxes
 // without forwarding, and addresses in domains that are not ours.
-extern const char *const kBulkRoutableMember;
+extern const char* const kBulkRoutableMember;
 
 // Inserts a delivery for every bulk-routable member of the list (duplicates of
 // rows already planned for the message are skipped). Returns the rows added.
-int insert_list_fanout(pqxx::transaction_base &tx, std::int64_t msg_id,
-                       const ListFanout &fanout);
+int insert_list_fanout(pqxx::transaction_base& tx, std::int64_t msg_id, const ListFanout& fanout);
 
-} // namespace wsmtp::common::pg
+}  // namespace wsmtp::common::pg

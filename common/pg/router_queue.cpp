@@ -4,20 +4,18 @@
 
 namespace wsmtp::common::pg {
 
-std::int64_t routing_backlog(pqxx::transaction_base &tx, std::int64_t cap) {
+std::int64_t routing_backlog(pqxx::transaction_base& tx, std::int64_t cap) {
   // Bounded: an enormous backlog costs no more to count than "enough".
   return tx
-      .exec_params1("SELECT count(*) FROM (SELECT 1 FROM messages WHERE state "
-                    "= 1 AND NOT held LIMIT $1) q",
-                    cap)[0]
+      .exec_params1(
+          "SELECT count(*) FROM (SELECT 1 FROM messages WHERE state "
+          "= 1 AND NOT held LIMIT $1) q",
+          cap)[0]
       .as<std::int64_t>();
 }
 
-RoutingFailure record_routing_failure(pqxx::connection &conn,
-                                      const Lease &lease,
-                                      const std::string &error,
-                                      int max_failures,
-                                      std::chrono::seconds max_wait) {
+RoutingFailure record_routing_failure(pqxx::connection& conn, const Lease& lease, const std::string& error,
+                                      int max_failures, std::chrono::seconds max_wait) {
   pqxx::work tx(conn);
   auto rows = tx.exec_params(
       "UPDATE messages SET routing_failures = routing_failures + 1, last_error "
@@ -31,55 +29,49 @@ RoutingFailure record_routing_failure(pqxx::connection &conn,
       "2 ^ routing_failures))) "
       "WHERE id = $1 AND state = 2 AND lease_token = $2::uuid "
       "RETURNING routing_failures, held",
-      lease.msg_id, lease.token, error, max_failures,
-      static_cast<double>(max_wait.count()));
+      lease.msg_id, lease.token, error, max_failures, static_cast<double>(max_wait.count()));
   tx.commit();
   RoutingFailure f;
-  if (rows.empty())
-    return f;
+  if (rows.empty()) return f;
   f.recorded = true;
   f.failures = rows[0][0].as<int>();
   f.held = rows[0][1].as<bool>();
-  if (f.held)
-    log::warn("msg={} held after {} routing failures: {}", lease.msg_id,
-              f.failures, error);
+  if (f.held) log::warn("msg={} held after {} routing failures: {}", lease.msg_id, f.failures, error);
   return f;
 }
 
-int prune_route_fairness(pqxx::transaction_base &tx, int limit) {
-  auto r = tx.exec_params("DELETE FROM route_fairness WHERE fair_key IN ("
-                          "  SELECT fair_key FROM route_fairness "
-                          "  WHERE next_vtime < (extract(epoch FROM "
-                          "clock_timestamp()) * 1000)::bigint "
-                          "  LIMIT $1 FOR UPDATE SKIP LOCKED)",
-                          limit);
+int prune_route_fairness(pqxx::transaction_base& tx, int limit) {
+  auto r = tx.exec_params(
+      "DELETE FROM route_fairness WHERE fair_key IN ("
+      "  SELECT fair_key FROM route_fairness "
+      "  WHERE next_vtime < (extract(epoch FROM "
+      "clock_timestamp()) * 1000)::bigint "
+      "  LIMIT $1 FOR UPDATE SKIP LOCKED)",
+      limit);
   return static_cast<int>(r.affected_rows());
 }
 
-mail::HeaderBlock read_message_headers(pqxx::transaction_base &tx,
-                                       std::int64_t msg_id,
-                                       const mail::HeaderLimits &limits) {
+mail::HeaderBlock read_message_headers(pqxx::transaction_base& tx, std::int64_t msg_id,
+                                       const mail::HeaderLimits& limits) {
   mail::HeaderCollector collector(limits);
   int next = 0;
   constexpr int kChunksPerFetch = 2;
   for (bool done = false; !done;) {
-    auto rows =
-        tx.exec_params("SELECT seq, data FROM body_chunks WHERE message_id = "
-                       "$1 AND seq >= $2 ORDER BY seq LIMIT $3",
-                       msg_id, next, kChunksPerFetch);
-    for (const auto &row : rows) {
+    auto rows = tx.exec_params(
+        "SELECT seq, data FROM body_chunks WHERE message_id = "
+        "$1 AND seq >= $2 ORDER BY seq LIMIT $3",
+        msg_id, next, kChunksPerFetch);
+    for (const auto& row : rows) {
       pqxx::binarystring bytes(row[1]);
       next = row[0].as<int>() + 1;
-      if (collector.feed(std::string_view(
-              reinterpret_cast<const char *>(bytes.data()), bytes.size()))) {
+      if (collector.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()))) {
         done = true;
         break;
       }
     }
-    if (rows.size() < static_cast<std::size_t>(kChunksPerFetch))
-      done = true;
+    if (rows.size() < static_cast<std::size_t>(kChunksPerFetch)) done = true;
   }
   return collector.block();
 }
 
-} // namespace wsmtp::common::pg
+}  // namespace wsmtp::common::pg

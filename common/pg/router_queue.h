@@ -16,11 +16,10 @@
 namespace wsmtp::common::pg {
 
 // Messages waiting for a router (state 1, not held), counted up to cap.
-std::int64_t routing_backlog(pqxx::transaction_base &tx,
-                             std::int64_t cap = 1000000);
+std::int64_t routing_backlog(pqxx::transaction_base& tx, std::int64_t cap = 1000000);
 
 struct RoutingFailure {
-  bool recorded = false; // false: the lease was no longer ours, nothing written
+  bool recorded = false;  // false: the lease was no longer ours, nothing written
   int failures = 0;
   bool held = false;
 };
@@ -32,20 +31,16 @@ struct RoutingFailure {
 // seconds (at most max_wait) so the retry comes soon, with backoff, instead of
 // after a whole lease time. The state is untouched: the claim of an expired
 // state-2 lease (claim_for_routing) is what retries it.
-RoutingFailure record_routing_failure(pqxx::connection &conn,
-                                      const Lease &lease,
-                                      const std::string &error,
-                                      int max_failures,
-                                      std::chrono::seconds max_wait);
+RoutingFailure record_routing_failure(pqxx::connection& conn, const Lease& lease, const std::string& error,
+                                      int max_failures, std::chrono::seconds max_wait);
 
 // Deletes up to limit fairness clocks that fell behind now (they mean the same
 // as no row). Returns how many went.
-int prune_route_fairness(pqxx::transaction_base &tx, int limit);
+int prune_route_fairness(pqxx::transaction_base& tx, int limit);
 
 // The header section of a stored message (read chunk by chunk, bounded by
 // limits).
-mail::HeaderBlock read_message_headers(pqxx::transaction_base &tx,
-                                       std::int64_t msg_id,
-                                       const mail::HeaderLimits &limits = {});
+mail::HeaderBlock read_message_headers(pqxx::transaction_base& tx, std::int64_t msg_id,
+                                       const mail::HeaderLimits& limits = {});
 
-} // namespace wsmtp::common::pg
+}  // namespace wsmtp::common::pg

@@ -14,8 +14,6 @@ std::string bigint_array(const std::vector<std::int64_t>& values);
 // '{"a","b"}' for a text[] parameter ($1::text[]), with quotes and backslashes escaped.
 std::string text_array(const std::vector<std::string>& values);
 // nullptr (SQL NULL) for nullopt.
-inline const char* nullable(const std::optional<std::string>& value) {
-  return value ? value->c_str() : nullptr;
-}
+inline const char* nullable(const std::optional<std::string>& value) { return value ? value->c_str() : nullptr; }
 
 }  // namespace wsmtp::common::pg

@@ -73,11 +73,12 @@ bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64
 }
 
 std::int64_t create_generated_message(pqxx::transaction_base& tx, const NewMessage& m, std::string_view body) {
-  auto id = tx.exec_params1(
-                  "INSERT INTO messages (state, envelope_from, client_addr, client_helo, received_by, size, received_at) "
-                  "VALUES (1, $1, NULL, $2, $3, $4, now()) RETURNING id",
-                  m.envelope_from, m.client_helo, m.received_by, static_cast<std::int64_t>(body.size()))[0]
-                .as<std::int64_t>();
+  auto id =
+      tx.exec_params1(
+            "INSERT INTO messages (state, envelope_from, client_addr, client_helo, received_by, size, received_at) "
+            "VALUES (1, $1, NULL, $2, $3, $4, now()) RETURNING id",
+            m.envelope_from, m.client_helo, m.received_by, static_cast<std::int64_t>(body.size()))[0]
+          .as<std::int64_t>();
   tx.exec_params0(
       "INSERT INTO recipients (message_id, seq, address) "
       "SELECT $1, r.ord - 1, r.address FROM unnest($2::text[]) WITH ORDINALITY AS r(address, ord)",
@@ -112,8 +113,8 @@ std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimO
       o.owner, interval(o.lease_time), o.limit);
   std::vector<RoutingClaim> claims;
   for (const auto& row : rows) {
-    claims.push_back({{row[0].as<std::int64_t>(), row[1].as<std::string>()}, row[2].as<std::string>(), {},
-                      row[3].as<int>()});
+    claims.push_back(
+        {{row[0].as<std::int64_t>(), row[1].as<std::string>()}, row[2].as<std::string>(), {}, row[3].as<int>()});
     log::warn("msg={} re-claimed for routing after an expired lease (expiry {})", claims.back().lease.msg_id,
               claims.back().expired_claims);
   }
@@ -127,8 +128,8 @@ std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimO
         "RETURNING m.id, m.lease_token, m.envelope_from, m.expired_claims",
         o.owner, interval(o.lease_time), room);
     for (const auto& row : fresh)
-      claims.push_back({{row[0].as<std::int64_t>(), row[1].as<std::string>()}, row[2].as<std::string>(), {},
-                        row[3].as<int>()});
+      claims.push_back(
+          {{row[0].as<std::int64_t>(), row[1].as<std::string>()}, row[2].as<std::string>(), {}, row[3].as<int>()});
   }
   std::vector<std::int64_t> ids;
   for (const auto& c : claims) ids.push_back(c.lease.msg_id);
@@ -372,14 +373,14 @@ const char* opt_int(const std::optional<std::int64_t>& v, std::string& storage) 
 
 std::vector<ResetCandidate> reset_candidates(pqxx::transaction_base& tx, const ResetFilter& f) {
   std::string id_s, state_s, age_s;
-  auto rows = tx.exec_params(
-      fmt::format("SELECT id, state, COALESCE(lease_owner, ''), COALESCE(lease_expires > now(), false) "
-                  "FROM messages WHERE {} ORDER BY id LIMIT $5",
-                  kResetWhere),
-      opt_int(f.id, id_s),
-      opt_int(f.state ? std::optional<std::int64_t>(static_cast<int>(*f.state)) : std::nullopt, state_s),
-      opt_int(f.older_than ? std::optional<std::int64_t>(f.older_than->count()) : std::nullopt, age_s), f.force,
-      f.limit, f.sender ? f.sender->c_str() : nullptr);
+  auto rows =
+      tx.exec_params(fmt::format("SELECT id, state, COALESCE(lease_owner, ''), COALESCE(lease_expires > now(), false) "
+                                 "FROM messages WHERE {} ORDER BY id LIMIT $5",
+                                 kResetWhere),
+                     opt_int(f.id, id_s),
+                     opt_int(f.state ? std::optional<std::int64_t>(static_cast<int>(*f.state)) : std::nullopt, state_s),
+                     opt_int(f.older_than ? std::optional<std::int64_t>(f.older_than->count()) : std::nullopt, age_s),
+                     f.force, f.limit, f.sender ? f.sender->c_str() : nullptr);
   std::vector<ResetCandidate> out;
   for (const auto& row : rows)
     out.push_back({row[0].as<std::int64_t>(), static_cast<MsgState>(row[1].as<int>()), row[2].as<std::string>(),
@@ -389,16 +390,16 @@ std::vector<ResetCandidate> reset_candidates(pqxx::transaction_base& tx, const R
 
 std::vector<std::int64_t> reset_messages(pqxx::transaction_base& tx, const ResetFilter& f) {
   std::string id_s, state_s, age_s;
-  auto rows = tx.exec_params(
-      fmt::format("UPDATE messages m SET state = m.state - 1, lease_owner = NULL, lease_token = NULL, "
-                  "  lease_expires = NULL, expired_claims = 0 "
-                  "WHERE m.id IN (SELECT id FROM messages WHERE {} ORDER BY id LIMIT $5 FOR UPDATE) "
-                  "RETURNING m.id, m.state",
-                  kResetWhere),
-      opt_int(f.id, id_s),
-      opt_int(f.state ? std::optional<std::int64_t>(static_cast<int>(*f.state)) : std::nullopt, state_s),
-      opt_int(f.older_than ? std::optional<std::int64_t>(f.older_than->count()) : std::nullopt, age_s), f.force,
-      f.limit, f.sender ? f.sender->c_str() : nullptr);
+  auto rows =
+      tx.exec_params(fmt::format("UPDATE messages m SET state = m.state - 1, lease_owner = NULL, lease_token = NULL, "
+                                 "  lease_expires = NULL, expired_claims = 0 "
+                                 "WHERE m.id IN (SELECT id FROM messages WHERE {} ORDER BY id LIMIT $5 FOR UPDATE) "
+                                 "RETURNING m.id, m.state",
+                                 kResetWhere),
+                     opt_int(f.id, id_s),
+                     opt_int(f.state ? std::optional<std::int64_t>(static_cast<int>(*f.state)) : std::nullopt, state_s),
+                     opt_int(f.older_than ? std::optional<std::int64_t>(f.older_than->count()) : std::nullopt, age_s),
+                     f.force, f.limit, f.sender ? f.sender->c_str() : nullptr);
   std::vector<std::int64_t> ids;
   for (const auto& row : rows) {
     ids.push_back(row[0].as<std::int64_t>());

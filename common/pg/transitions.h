@@ -69,9 +69,9 @@ struct PlannedDelivery {
   std::string original_rcpt;
   std::string transport;
   std::string destination;
-  std::optional<std::string> bounce_reason;  // set: the recipient is final-failed already
-  std::string prepend_headers{};                          // list mail: header lines for the deliverer to prepend
-  std::optional<std::string> envelope_from_override{};   // list mail: the list's bounce address
+  std::optional<std::string> bounce_reason;             // set: the recipient is final-failed already
+  std::string prepend_headers{};                        // list mail: header lines for the deliverer to prepend
+  std::optional<std::string> envelope_from_override{};  // list mail: the list's bounce address
 };
 
 // 2 -> 3 (ROUTED) with the delivery rows, in the caller's transaction: first the
@@ -97,8 +97,8 @@ struct DeliveryTask {
 struct DeliveryClaim {
   Lease lease;
   std::string envelope_from;
-  std::int64_t received_epoch = 0;   // seconds; stable across retries (Maildir names)
-  std::vector<DeliveryTask> tasks;   // pending, due, for the transports asked for
+  std::int64_t received_epoch = 0;  // seconds; stable across retries (Maildir names)
+  std::vector<DeliveryTask> tasks;  // pending, due, for the transports asked for
 };
 
 // 3 -> 4 (DELIVERING) for messages with due deliveries on one of `transports`, or
@@ -112,8 +112,8 @@ enum class DeliveryStatus { delivered, deferred, bounced };
 struct DeliveryResult {
   std::int64_t delivery_id = 0;
   DeliveryStatus status = DeliveryStatus::deferred;
-  std::string detail;                        // remote reply or local error
-  std::chrono::seconds retry_after{0};       // for deferred
+  std::string detail;                   // remote reply or local error
+  std::chrono::seconds retry_after{0};  // for deferred
 };
 
 enum class FinishOutcome { lost_lease, done, deferred };
@@ -149,11 +149,11 @@ ResetCounts reset_expired_leases(pqxx::connection& conn, MsgState from, int max_
 
 struct ResetFilter {
   std::optional<std::int64_t> id;
-  std::optional<MsgState> state;                 // ROUTING or DELIVERING
+  std::optional<MsgState> state;                   // ROUTING or DELIVERING
   std::optional<std::chrono::seconds> older_than;  // time in the current state
-  bool force = false;                            // also messages whose lease is live
+  bool force = false;                              // also messages whose lease is live
   int limit = 10000;
-  std::optional<std::string> sender;             // exact envelope sender
+  std::optional<std::string> sender;  // exact envelope sender
 };
 
 struct ResetCandidate {

@@ -26,7 +26,8 @@ int drain(Step step, int batch_size) {
 PassSummary reap_once(pqxx::connection& conn, const ReaperConfig& config, const QueueConfig& queue) {
   PassSummary s;
   const int n = config.batch_size;
-  for (auto [state, reset] : {std::pair{MsgState::routing, &s.routing_reset}, std::pair{MsgState::delivering, &s.delivering_reset}}) {
+  for (auto [state, reset] :
+       {std::pair{MsgState::routing, &s.routing_reset}, std::pair{MsgState::delivering, &s.delivering_reset}}) {
     drain(
         [&, state = state, reset = reset] {
           auto c = pg::reset_expired_leases(conn, state, queue.max_expired_claims, n);

@@ -21,7 +21,7 @@
 namespace wsmtp::common::smtp {
 namespace {
 
-constexpr std::size_t kMaxReplyLines = 200;     // a reply longer than this is a broken server
+constexpr std::size_t kMaxReplyLines = 200;  // a reply longer than this is a broken server
 constexpr std::size_t kMaxLineLength = 4096;
 constexpr std::size_t kBodyHighWater = 256 * 1024;  // bytes queued before we wait for the socket
 constexpr std::size_t kBodyLowWater = 64 * 1024;
@@ -46,9 +46,12 @@ ServerExtensions parse_ehlo(const Reply& reply) {
     auto line = upper(std::string_view(reply.text).substr(start, end - start));
     start = end + 1;
     if (std::exchange(first, false)) continue;
-    if (line == "PIPELINING") ext.pipelining = true;
-    else if (line == "8BITMIME") ext.eightbitmime = true;
-    else if (line == "STARTTLS") ext.starttls = true;
+    if (line == "PIPELINING")
+      ext.pipelining = true;
+    else if (line == "8BITMIME")
+      ext.eightbitmime = true;
+    else if (line == "STARTTLS")
+      ext.starttls = true;
     else if (line.rfind("SIZE", 0) == 0 && (line.size() == 4 || line[4] == ' '))
       ext.size_limit = line.size() > 5 ? std::strtoull(line.c_str() + 5, nullptr, 10) : 0;
   }
@@ -83,8 +86,9 @@ SmtpClient::SmtpClient(ClientOptions options) : options_(std::move(options)), ba
   SSL_CTX_set_min_proto_version(tls_ctx_.get(), TLS1_2_VERSION);
   if (options_.tls == TlsPolicy::required) {
     SSL_CTX_set_verify(tls_ctx_.get(), SSL_VERIFY_PEER, nullptr);
-    int ok = options_.ca_file.empty() ? SSL_CTX_set_default_verify_paths(tls_ctx_.get())
-                                      : SSL_CTX_load_verify_locations(tls_ctx_.get(), options_.ca_file.c_str(), nullptr);
+    int ok = options_.ca_file.empty()
+                 ? SSL_CTX_set_default_verify_paths(tls_ctx_.get())
+                 : SSL_CTX_load_verify_locations(tls_ctx_.get(), options_.ca_file.c_str(), nullptr);
     if (ok != 1) throw std::runtime_error("loading TLS roots " + options_.ca_file + ": " + ssl_errors());
   } else {
     // Opportunistic TLS (RFC 7435): encryption against passive eavesdroppers;
@@ -118,11 +122,14 @@ void SmtpClient::handle_event(short what) {
     return;
   }
   failed_ = true;
-  if (what & BEV_EVENT_TIMEOUT) failure_ = "timed out";
-  else if (what & BEV_EVENT_EOF) failure_ = "connection closed by the server";
+  if (what & BEV_EVENT_TIMEOUT)
+    failure_ = "timed out";
+  else if (what & BEV_EVENT_EOF)
+    failure_ = "connection closed by the server";
   else if (tcp_connected_ && options_.tls != TlsPolicy::none && bufferevent_get_openssl_error(bev_.get()))
     failure_ = "TLS: " + ssl_errors();
-  else failure_ = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+  else
+    failure_ = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 }
 
 void SmtpClient::read_lines() {
@@ -236,8 +243,8 @@ void SmtpClient::start_tls(const std::string& host) {
   if (!ssl) broken("SSL_new: " + ssl_errors());
   SSL_set_tlsext_host_name(ssl.get(), host.c_str());
   if (options_.tls == TlsPolicy::required) SSL_set1_host(ssl.get(), host.c_str());  // RFC 6125 name check
-  bufferevent* filtered = bufferevent_openssl_filter_new(base_.get(), bev_.get(), ssl.get(),
-                                                         BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+  bufferevent* filtered = bufferevent_openssl_filter_new(base_.get(), bev_.get(), ssl.get(), BUFFEREVENT_SSL_CONNECTING,
+                                                         BEV_OPT_CLOSE_ON_FREE);
   if (!filtered) broken("cannot start TLS");
   // The filter owns the socket bufferevent and the SSL now (BEV_OPT_CLOSE_ON_FREE).
   static_cast<void>(bev_.release());

@@ -58,14 +58,14 @@ class ClientError : public std::runtime_error {
 struct Envelope {
   std::string from;  // "" for <>
   std::vector<std::string> recipients;
-  std::uint64_t size = 0;  // announced with SIZE= when the server supports it
+  std::uint64_t size = 0;     // announced with SIZE= when the server supports it
   bool declare_8bit = false;  // BODY=8BITMIME
 };
 
 struct TransactionResult {
   Reply mail;
-  std::vector<Reply> recipients;  // one per envelope recipient, in order
-  std::optional<Reply> data;      // the refusal of DATA, or the reply to the final dot
+  std::vector<Reply> recipients;           // one per envelope recipient, in order
+  std::optional<Reply> data;               // the refusal of DATA, or the reply to the final dot
   std::vector<std::optional<Reply>> lmtp;  // LMTP: the final reply per recipient
   // The reply that decides recipient i: MAIL's refusal, else its RCPT refusal,
   // else its LMTP reply, else the data reply.

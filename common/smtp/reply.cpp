@@ -61,8 +61,10 @@ std::optional<Reply> parse_reply(const std::vector<std::string>& lines) {
     bool last = i + 1 == lines.size();
     char sep = line.size() > 3 ? line[3] : ' ';
     if ((last && sep != ' ') || (!last && sep != '-')) return std::nullopt;
-    if (i == 0) reply.code = code;
-    else if (code != reply.code) return std::nullopt;
+    if (i == 0)
+      reply.code = code;
+    else if (code != reply.code)
+      return std::nullopt;
     std::string_view text = line.size() > 4 ? line.substr(4) : std::string_view();
     if (auto ec = parse_enhanced(text); ec && ec->cls == code / 100) {
       if (i == 0) reply.status = *ec;

@@ -47,9 +47,8 @@ std::shared_ptr<const ListenerConfig> fuzz_config() {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const auto config = fuzz_config();
   test::FakeStore store;
-  SessionContext context{*IpAddress::parse("192.0.2.1"), "fuzz:1", [] {
-                           return std::chrono::system_clock::from_time_t(1700000000);
-                         }};
+  SessionContext context{*IpAddress::parse("192.0.2.1"), "fuzz:1",
+                         [] { return std::chrono::system_clock::from_time_t(1700000000); }};
   Session session(config, std::move(context));
   std::string input(reinterpret_cast<const char*>(data), size);
   std::size_t pos = 0;

@@ -46,7 +46,9 @@ TestDatabase::~TestDatabase() {
   }
 }
 
-std::unique_ptr<pqxx::connection> TestDatabase::connect() const { return std::make_unique<pqxx::connection>(conninfo_); }
+std::unique_ptr<pqxx::connection> TestDatabase::connect() const {
+  return std::make_unique<pqxx::connection>(conninfo_);
+}
 
 pqxx::result TestDatabase::query(const std::string& sql) {
   pqxx::work tx(*conn_);

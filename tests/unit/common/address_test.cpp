@@ -34,21 +34,21 @@ TEST_CASE("parse_path accepts RFC 5321 paths") {
 
 TEST_CASE("parse_path rejects malformed paths") {
   const char* bad[] = {
-      "user@example.org",        // no brackets
-      "<user@example.org",       // unterminated
-      "<user>",                  // no domain
-      "<@example.org>",          // no local part
-      "<user@-bad.example>",     // label starts with hyphen
-      "<user@bad-.example>",     // label ends with hyphen
-      "<user@exa mple.org>",     // space
-      "<us er@example.org>",     // space in local part
-      "<user..x@example.org>",   // empty atom
-      "<user@example.org>x",     // junk after '>'
-      "<user@[300.1.1.1]>",      // bad IPv4 literal
-      "<user@[IPv6:zz::1]>",     // bad IPv6 literal
+      "user@example.org",       // no brackets
+      "<user@example.org",      // unterminated
+      "<user>",                 // no domain
+      "<@example.org>",         // no local part
+      "<user@-bad.example>",    // label starts with hyphen
+      "<user@bad-.example>",    // label ends with hyphen
+      "<user@exa mple.org>",    // space
+      "<us er@example.org>",    // space in local part
+      "<user..x@example.org>",  // empty atom
+      "<user@example.org>x",    // junk after '>'
+      "<user@[300.1.1.1]>",     // bad IPv4 literal
+      "<user@[IPv6:zz::1]>",    // bad IPv6 literal
       "<\"unterminated@example.org>",
-      "<>",                      // null not allowed here
-      "<usér@example.org>",      // 8-bit without SMTPUTF8
+      "<>",                  // null not allowed here
+      "<usér@example.org>",  // 8-bit without SMTPUTF8
   };
   for (const char* text : bad) {
     INFO(text);

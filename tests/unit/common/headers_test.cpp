@@ -6,19 +6,18 @@
 
 using namespace wsmtp::common::mail;
 
-TEST_CASE(
-    "header fields: folding, case, encoded words, the end of the section") {
-  auto h = HeaderBlock::parse("Received: from a\r\n\tby b\r\n"
-                              "Subject: =?utf-8?B?w6k=?=\r\n   continued\r\n"
-                              "X-Empty:\r\n"
-                              "Obsolete : spaced name\r\n"
-                              "\r\n"
-                              "Body-Looking: not a header\r\n");
+TEST_CASE("header fields: folding, case, encoded words, the end of the section") {
+  auto h = HeaderBlock::parse(
+      "Received: from a\r\n\tby b\r\n"
+      "Subject: =?utf-8?B?w6k=?=\r\n   continued\r\n"
+      "X-Empty:\r\n"
+      "Obsolete : spaced name\r\n"
+      "\r\n"
+      "Body-Looking: not a header\r\n");
   CHECK(h.complete());
   REQUIRE(h.fields().size() == 4);
   CHECK(h.first("received") == std::optional<std::string_view>("from a\tby b"));
-  CHECK(h.first("SUBJECT") ==
-        std::optional<std::string_view>("=?utf-8?B?w6k=?=   continued"));
+  CHECK(h.first("SUBJECT") == std::optional<std::string_view>("=?utf-8?B?w6k=?=   continued"));
   CHECK(h.first("X-Empty") == std::optional<std::string_view>(""));
   CHECK(h.first("Obsolete") == std::optional<std::string_view>("spaced name"));
   CHECK_FALSE(h.first("Body-Looking"));
@@ -45,13 +44,11 @@ TEST_CASE("malformed header sections are tolerated") {
   }
   SECTION("limits bound the work") {
     std::string big;
-    for (int i = 0; i < 100000; ++i)
-      big += "X: y\r\n";
+    for (int i = 0; i < 100000; ++i) big += "X: y\r\n";
     auto h = HeaderBlock::parse(big, {64 * 1024, 500});
     CHECK(h.fields().size() == 500);
     std::string folded = "S: a\r\n";
-    for (int i = 0; i < 100000; ++i)
-      folded += " b\r\n";
+    for (int i = 0; i < 100000; ++i) folded += " b\r\n";
     auto f = HeaderBlock::parse(folded, {4096, 10});
     REQUIRE(f.fields().size() == 1);
     CHECK(f.fields()[0].value.size() < 4096);
@@ -61,8 +58,7 @@ TEST_CASE("malformed header sections are tolerated") {
     const std::string alphabet = "ab:\r\n \t\0@<>";
     for (int round = 0; round < 500; ++round) {
       std::string s;
-      for (int i = 0; i < 300; ++i)
-        s += alphabet[rng() % alphabet.size()];
+      for (int i = 0; i < 300; ++i) s += alphabet[rng() % alphabet.size()];
       auto h = HeaderBlock::parse(s, {200, 20});
       CHECK(h.fields().size() <= 20);
     }
@@ -80,8 +76,7 @@ TEST_CASE("collecting a header section from chunks") {
 
   HeaderCollector endless({100, 100});
   bool done = false;
-  for (int i = 0; i < 1000 && !done; ++i)
-    done = endless.feed("X: yyyyyyyyyyyyyy\r\n");
+  for (int i = 0; i < 1000 && !done; ++i) done = endless.feed("X: yyyyyyyyyyyyyy\r\n");
   CHECK(done);
   CHECK_FALSE(endless.block().complete());
   HeaderCollector headerless;

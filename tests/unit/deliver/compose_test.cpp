@@ -109,7 +109,8 @@ TEST_CASE("mbox append: separator, quoting, and a failed attempt leaves the spoo
   std::filesystem::create_directories(dir);
   auto spool = (dir / "user").string();
   MboxOptions options{std::chrono::milliseconds(2000), 600s};
-  deliver_to_mbox(spool, "s@x.org", 0, [](const MboxSink& sink) { sink("Subject: one\n\nFrom here\n"); }, options);
+  deliver_to_mbox(
+      spool, "s@x.org", 0, [](const MboxSink& sink) { sink("Subject: one\n\nFrom here\n"); }, options);
   auto read = [&] {
     std::ifstream in(spool, std::ios::binary);
     std::stringstream ss;
@@ -127,12 +128,14 @@ TEST_CASE("mbox append: separator, quoting, and a failed attempt leaves the spoo
       options));
   CHECK(read() == first);
   CHECK_FALSE(std::filesystem::exists(spool + ".lock"));
-  deliver_to_mbox(spool, "", 0, [](const MboxSink& sink) { sink("Subject: two\n\nno newline"); }, options);
+  deliver_to_mbox(
+      spool, "", 0, [](const MboxSink& sink) { sink("Subject: two\n\nno newline"); }, options);
   CHECK(read() == first + "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nSubject: two\n\nno newline\n\n");
   // A held dot-lock makes the delivery a (temporary) failure after the timeout.
   { std::ofstream(spool + ".lock") << "1\n"; }
   MboxOptions quick{std::chrono::milliseconds(100), 600s};
-  CHECK_THROWS_AS(deliver_to_mbox(spool, "s@x.org", 0, [](const MboxSink& sink) { sink("x\n"); }, quick),
+  CHECK_THROWS_AS(deliver_to_mbox(
+                      spool, "s@x.org", 0, [](const MboxSink& sink) { sink("x\n"); }, quick),
                   std::system_error);
   std::filesystem::remove_all(dir);
 }

@@ -36,9 +36,9 @@ TEST_CASE("bare CR and LF become CRLF; an unterminated last line is terminated",
 TEST_CASE("header facts and the end-of-headers hook", "[body]") {
   auto piece = GENERATE(1u, 3u, 1000u);
   BodyFilter f(1000);
-  f.on_end_of_headers([](const BodyFilter& b, void*) {
-    return std::string(b.has_message_id() ? "" : "Message-ID: <new@x>\r\n");
-  }, nullptr);
+  f.on_end_of_headers(
+      [](const BodyFilter& b, void*) { return std::string(b.has_message_id() ? "" : "Message-ID: <new@x>\r\n"); },
+      nullptr);
   auto out = run(f, "Received: a\r\nRECEIVED: b\r\nDate: x\r\n\r\nReceived: body\r\n", piece);
   CHECK(out == "Received: a\r\nRECEIVED: b\r\nDate: x\r\nMessage-ID: <new@x>\r\n\r\nReceived: body\r\n");
   CHECK(f.received_headers() == 2);

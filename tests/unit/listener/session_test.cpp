@@ -109,6 +109,7 @@ class Dialogue {
 
   ListenerConfig config_;
   std::unique_ptr<Session> session_;
+
  public:
   // What the server does once the 220 to STARTTLS is out and the handshake is done.
   void tls_handshake() {
@@ -117,6 +118,7 @@ class Dialogue {
     session_->on_tls_started("using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)");
     take();
   }
+
  private:
   std::string input_;
   std::string transcript_;
@@ -275,8 +277,7 @@ TEST_CASE("AUTH failures are counted and end the session", "[session][auth]") {
   CHECK_FALSE(d.session().authenticated());
 }
 
-TEST_CASE("a message is stored dot-unstuffed behind a Received header, in one transaction, before 250",
-          "[session]") {
+TEST_CASE("a message is stored dot-unstuffed behind a Received header, in one transaction, before 250", "[session]") {
   Dialogue d;
   d.hello();
   CHECK(codes(d.send("MAIL FROM:<sender@example.net> SIZE=100 BODY=8BITMIME\r\n")) ==
@@ -471,9 +472,9 @@ TEST_CASE("BDAT chunks, pipelined, make one message", "[session][chunking]") {
   Dialogue d;
   d.hello();
   std::string part1 = "Subject: chunked\r\n\r\nfirst\r";  // CRLF split across chunks
-  std::string part2 = "\n.\r\nsecond with bare\nLF";     // no dot-stuffing, no final CRLF
-  auto out = d.send(std::string(kTransaction) + "BDAT " + std::to_string(part1.size()) + "\r\n" + part1 +
-                    "BDAT " + std::to_string(part2.size()) + " LAST\r\n" + part2 + "NOOP\r\n");
+  std::string part2 = "\n.\r\nsecond with bare\nLF";      // no dot-stuffing, no final CRLF
+  auto out = d.send(std::string(kTransaction) + "BDAT " + std::to_string(part1.size()) + "\r\n" + part1 + "BDAT " +
+                    std::to_string(part2.size()) + " LAST\r\n" + part2 + "NOOP\r\n");
   CHECK(codes(out) == std::vector<std::string>{"250 2.1.0", "250 2.1.5", "250 2.0.0", "250 2.0.0", "250 2.0.0"});
   CHECK(out.find("250 2.0.0 " + std::to_string(part1.size()) + " octets received") != std::string::npos);
   CHECK(out.find("queued as 42") != std::string::npos);
@@ -605,9 +606,8 @@ TEST_CASE("a pipelined transaction is answered in order", "[session]") {
   auto out = d.send(
       "EHLO client.example.net\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\n"
       "RCPT TO:<nobody@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nbody\r\n.\r\nQUIT\r\n");
-  CHECK(codes(out) ==
-        std::vector<std::string>{"250", "250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5", "354", "250 2.0.0",
-                                 "221 2.0.0"});
+  CHECK(codes(out) == std::vector<std::string>{"250", "250 2.1.0", "250 2.1.5", "550 5.1.1", "250 2.1.5", "354",
+                                               "250 2.0.0", "221 2.0.0"});
   // Two recipients: the Received header names none of them.
   CHECK(d.store.messages.at(42).body.find("\tfor <") == std::string::npos);
   CHECK(d.store.messages.at(42).committed);
@@ -622,8 +622,8 @@ TEST_CASE("errors past tarpit_after_errors ask for a delay; too many end the ses
   out += d.send("C\r\n");
   CHECK(d.session().take_tarpit() == std::chrono::seconds(1));
   out += d.send("D\r\nE\r\nNOOP\r\n");
-  CHECK(codes(out) == std::vector<std::string>{"500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1",
-                                               "421 4.7.0"});
+  CHECK(codes(out) ==
+        std::vector<std::string>{"500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1", "421 4.7.0"});
   CHECK(d.session().closing());
 }
 

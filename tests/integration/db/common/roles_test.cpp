@@ -23,10 +23,10 @@ namespace {
 
 // Login roles are per cluster: created once, reused by every test database.
 void ensure_login_role(test::TestDatabase& db, const std::string& login, const std::string& group) {
-  db.query(fmt::format(
-      "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{0}') THEN "
-      "CREATE ROLE {0} LOGIN IN ROLE {1}; END IF; END $$",
-      login, group));
+  db.query(
+      fmt::format("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{0}') THEN "
+                  "CREATE ROLE {0} LOGIN IN ROLE {1}; END IF; END $$",
+                  login, group));
 }
 
 // A connection as a login role that only belongs to `group` (libpq: the last
@@ -64,8 +64,9 @@ std::int64_t receive_as(pqxx::connection& conn, const std::string& rcpt) {
 
 // A message pushed by the owner to the given state (for refusal tests).
 std::int64_t message_in_state(test::TestDatabase& db, int state) {
-  auto id = db.query("INSERT INTO messages (envelope_from, client_addr) VALUES ('s@example.org', '192.0.2.9') "
-                     "RETURNING id")[0][0]
+  auto id = db.query(
+                  "INSERT INTO messages (envelope_from, client_addr) VALUES ('s@example.org', '192.0.2.9') "
+                  "RETURNING id")[0][0]
                 .as<std::int64_t>();
   const char* steps[] = {"", "state = 1", "state = 2", "state = 3", "state = 4", "state = 5"};
   for (int s = 1; s <= state; ++s) db.query(fmt::format("UPDATE messages SET {} WHERE id = {}", steps[s], id));
@@ -120,16 +121,18 @@ TEST_CASE("each daemon's transitions work under its own role") {
     CHECK(body.find("Subject: hi") == 0);
     CHECK(routing_backlog(tx) == 0);
     REQUIRE(finish_routing(tx, routing[0].lease, {{"u@example.net", "u@example.net", "maildir", "/var/mail/u", {}}}));
-    auto reply = create_generated_message(tx, {"", "", "router-a", "router-a", {"s@example.org"}}, "Subject: away\r\n\r\n");
+    auto reply =
+        create_generated_message(tx, {"", "", "router-a", "router-a", {"s@example.org"}}, "Subject: away\r\n\r\n");
     CHECK(reply > id);
     tx.commit();
   }
   CHECK(state_of(db, id) == 3);
 
   // deliverer: 3->4, 4->5 with one bounce, which queues a DSN (a generated message).
-  db.query(fmt::format("INSERT INTO deliveries (message_id, recipient, original_rcpt, transport, destination) "
-                       "VALUES ({}, 'x@example.net', 'x@example.net', 'maildir', '/var/mail/x')",
-                       id));
+  db.query(
+      fmt::format("INSERT INTO deliveries (message_id, recipient, original_rcpt, transport, destination) "
+                  "VALUES ({}, 'x@example.net', 'x@example.net', 'maildir', '/var/mail/x')",
+                  id));
   auto claims = claim_for_delivery(*deliverer, opts("deliver-a"), {"maildir"});
   REQUIRE(claims.size() == 1);
   REQUIRE(claims[0].tasks.size() == 2);
@@ -145,9 +148,10 @@ TEST_CASE("each daemon's transitions work under its own role") {
 
   // reaper: expired leases back (2->1), aborted and finished messages deleted.
   auto stale = message_in_state(db, 2);
-  db.query(fmt::format("UPDATE messages SET lease_owner = 'gone', lease_token = gen_random_uuid(), "
-                       "lease_expires = now() - interval '1 second' WHERE id = {}",
-                       stale));
+  db.query(
+      fmt::format("UPDATE messages SET lease_owner = 'gone', lease_token = gen_random_uuid(), "
+                  "lease_expires = now() - interval '1 second' WHERE id = {}",
+                  stale));
   CHECK(reset_expired_leases(*reaper, MsgState::routing, 5, 100).reset == 1);
   CHECK(state_of(db, stale) == 1);
   auto aborted = message_in_state(db, 0);
@@ -191,9 +195,8 @@ TEST_CASE("the listener role is refused outside its rights") {
   CHECK_THROWS_AS(exec_as(*listener, "INSERT INTO domains (name) VALUES ('evil.example')"),
                   pqxx::insufficient_privilege);
   // It writes bodies only into receipts still in progress.
-  CHECK_THROWS_AS(
-      exec_as(*listener, fmt::format("INSERT INTO body_chunks VALUES ({}, 9, '\\x41'::bytea)", received)),
-      pqxx::insufficient_privilege);
+  CHECK_THROWS_AS(exec_as(*listener, fmt::format("INSERT INTO body_chunks VALUES ({}, 9, '\\x41'::bytea)", received)),
+                  pqxx::insufficient_privilege);
 }
 
 TEST_CASE("router, deliverer and reaper roles are refused outside their rights") {

@@ -17,8 +17,9 @@ TEST_CASE("msg_states and msg_transitions match MsgState") {
   for (auto from : common::kAllStates)
     for (auto to : common::kAllStates) {
       if (from == to) continue;
-      auto r = db.query("SELECT count(*) FROM msg_transitions WHERE from_state = " +
-                        std::to_string(static_cast<int>(from)) + " AND to_state = " + std::to_string(static_cast<int>(to)));
+      auto r =
+          db.query("SELECT count(*) FROM msg_transitions WHERE from_state = " + std::to_string(static_cast<int>(from)) +
+                   " AND to_state = " + std::to_string(static_cast<int>(to)));
       INFO(static_cast<int>(from) << " -> " << static_cast<int>(to));
       CHECK((r[0][0].as<int>() == 1) == common::transition_allowed(from, to));
     }
@@ -27,12 +28,12 @@ TEST_CASE("msg_states and msg_transitions match MsgState") {
 TEST_CASE("the database refuses moves outside the state machine") {
   test::TestDatabase db;
   db.query("INSERT INTO messages (envelope_from) VALUES ('a@b')");
-  CHECK_THROWS_AS(db.query("UPDATE messages SET state = 3"), pqxx::sql_error);   // 0 -> 3
-  CHECK_THROWS_AS(db.query("UPDATE messages SET state = 9"), pqxx::sql_error);   // no such state
+  CHECK_THROWS_AS(db.query("UPDATE messages SET state = 3"), pqxx::sql_error);  // 0 -> 3
+  CHECK_THROWS_AS(db.query("UPDATE messages SET state = 9"), pqxx::sql_error);  // no such state
   CHECK_THROWS_AS(db.query("INSERT INTO messages (envelope_from, state) VALUES ('a@b', 4)"), pqxx::sql_error);
   db.query("UPDATE messages SET state = 1");
   CHECK(db.query("SELECT received_at IS NOT NULL FROM messages")[0][0].as<bool>());
-  CHECK_THROWS_AS(db.query("UPDATE messages SET state = 0"), pqxx::sql_error);   // backwards
+  CHECK_THROWS_AS(db.query("UPDATE messages SET state = 0"), pqxx::sql_error);  // backwards
 }
 
 TEST_CASE("migrations are recorded, idempotent, and refuse a newer database") {

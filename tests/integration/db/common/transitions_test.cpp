@@ -19,7 +19,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::int64_t receive(pqxx::connection& conn, const std::vector<std::string>& rcpts, const std::string& from = "s@x.org") {
+std::int64_t receive(pqxx::connection& conn, const std::vector<std::string>& rcpts,
+                     const std::string& from = "s@x.org") {
   pqxx::work tx(conn);
   auto id = create_message(tx, {from, "192.0.2.7", "client.example", "test", rcpts});
   REQUIRE(commit_received(tx, id, 123));
@@ -66,7 +67,8 @@ TEST_CASE("a message walks 0 -> 1 -> 2 -> 3 -> 4 -> 5") {
     tx.commit();
   }
   CHECK(state_of(db, id) == 3);
-  CHECK(db.query("SELECT count(*) FROM deliveries WHERE status = 'bounced' AND final_at IS NOT NULL")[0][0].as<int>() == 1);
+  CHECK(db.query("SELECT count(*) FROM deliveries WHERE status = 'bounced' AND final_at IS NOT NULL")[0][0].as<int>() ==
+        1);
 
   CHECK(claim_for_delivery(*conn, opts("d"), {"relay"}).empty());  // not our transport
   auto delivering = claim_for_delivery(*conn, opts("deliver-1"), {"maildir"});
@@ -76,7 +78,8 @@ TEST_CASE("a message walks 0 -> 1 -> 2 -> 3 -> 4 -> 5") {
   CHECK(state_of(db, id) == 4);
   {
     pqxx::work tx(*conn);
-    CHECK(finish_delivery(tx, delivering[0].lease, {{delivering[0].tasks[0].delivery_id, DeliveryStatus::delivered, "ok", 0s}}) ==
+    CHECK(finish_delivery(tx, delivering[0].lease,
+                          {{delivering[0].tasks[0].delivery_id, DeliveryStatus::delivered, "ok", 0s}}) ==
           FinishOutcome::done);
     tx.commit();
   }
@@ -303,7 +306,8 @@ TEST_CASE("racing claimers each take a message exactly once") {
     CHECK(std::adjacent_find(ids->begin(), ids->end()) == ids->end());
   }
   CHECK(db.query("SELECT count(*) FROM messages WHERE state = 5")[0][0].as<int>() == kMessages);
-  CHECK(db.query("SELECT count(*) FROM deliveries WHERE status = 'delivered' AND attempts = 1")[0][0].as<int>() == kMessages);
+  CHECK(db.query("SELECT count(*) FROM deliveries WHERE status = 'delivered' AND attempts = 1")[0][0].as<int>() ==
+        kMessages);
 }
 
 TEST_CASE("generated messages (bounces, auto-replies) enter at state 1 with their body") {

@@ -61,8 +61,10 @@ FinishOutcome finish(pqxx::connection& conn, const DeliveryClaim& claim, const s
 }
 
 std::string body_of(test::TestDatabase& db, std::int64_t id) {
-  auto rows = db.query("SELECT convert_from(string_agg(data, ''::bytea ORDER BY seq), 'SQL_ASCII') FROM body_chunks "
-                       "WHERE message_id = " + std::to_string(id));
+  auto rows = db.query(
+      "SELECT convert_from(string_agg(data, ''::bytea ORDER BY seq), 'SQL_ASCII') FROM body_chunks "
+      "WHERE message_id = " +
+      std::to_string(id));
   return rows[0][0].as<std::string>();
 }
 
@@ -77,10 +79,10 @@ bool contains(const std::string& haystack, const std::string& needle) {
 TEST_CASE("a 5xx and a router refusal give one DSN from <> to the sender, and the message is DONE") {
   test::TestDatabase db;
   auto conn = db.connect();
-  auto claim = routed_and_claimed(*conn, "s@x.org",
-                                  {plan("a@y.org", "a@y.org", "relay", "pool1"),
-                                   plan("b@y.org", "b@y.org", "relay", "pool1"),
-                                   plan("c@x.test", "list@x.test", "bounce", "", "5.1.1 user unknown")});
+  auto claim =
+      routed_and_claimed(*conn, "s@x.org",
+                         {plan("a@y.org", "a@y.org", "relay", "pool1"), plan("b@y.org", "b@y.org", "relay", "pool1"),
+                          plan("c@x.test", "list@x.test", "bounce", "", "5.1.1 user unknown")});
   REQUIRE(claim.tasks.size() == 2);
   CHECK(finish(*conn, claim,
                {{claim.tasks[0].delivery_id, DeliveryStatus::delivered, "250 2.0.0 ok", 0s},
@@ -93,18 +95,21 @@ TEST_CASE("a 5xx and a router refusal give one DSN from <> to the sender, and th
   auto dsn_id = dsns[0][0].as<std::int64_t>();
   CHECK(dsns[0][1].as<int>() == 1);
   CHECK(dsns[0][2].as<std::string>().empty());
-  CHECK(db.query("SELECT address FROM recipients WHERE message_id = " + std::to_string(dsn_id))[0][0]
-            .as<std::string>() == "s@x.org");
+  CHECK(
+      db.query("SELECT address FROM recipients WHERE message_id = " + std::to_string(dsn_id))[0][0].as<std::string>() ==
+      "s@x.org");
   CHECK(count(db, "SELECT count(*) FROM deliveries WHERE dsn_message_id = " + std::to_string(dsn_id)) == 2);
 
   auto body = body_of(db, dsn_id);
   CHECK(contains(body, "Content-Type: multipart/report; report-type=delivery-status;"));
   CHECK(contains(body, "Content-Type: message/delivery-status\r\n"));
   CHECK(contains(body, "Reporting-MTA: dns; mx.example.test\r\n"));
-  CHECK(contains(body, "Final-Recipient: rfc822; b@y.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
-                       "Diagnostic-Code: smtp; 550 5.1.1 <b@y.org>: no such user\r\n"));
-  CHECK(contains(body, "Original-Recipient: rfc822; list@x.test\r\nFinal-Recipient: rfc822; c@x.test\r\n"
-                       "Action: failed\r\nStatus: 5.1.1\r\n"));
+  CHECK(contains(body,
+                 "Final-Recipient: rfc822; b@y.org\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+                 "Diagnostic-Code: smtp; 550 5.1.1 <b@y.org>: no such user\r\n"));
+  CHECK(contains(body,
+                 "Original-Recipient: rfc822; list@x.test\r\nFinal-Recipient: rfc822; c@x.test\r\n"
+                 "Action: failed\r\nStatus: 5.1.1\r\n"));
   CHECK_FALSE(contains(body, "Final-Recipient: rfc822; a@y.org"));
   CHECK(contains(body, "Content-Type: text/rfc822-headers\r\n"));
   CHECK(contains(body, "Subject: quarterly report\r\nMessage-ID: <orig-1@x.org>\r\n"));
@@ -135,16 +140,16 @@ TEST_CASE("a 4xx defers: 4->3, attempts counted, next attempt after the backoff;
   test::TestDatabase db;
   auto conn = db.connect();
   auto claim = routed_and_claimed(*conn, "s@x.org",
-                                  {plan("a@y.org", "a@y.org", "relay", "p"),
-                                   plan("b@y.org", "b@y.org", "relay", "p")});
+                                  {plan("a@y.org", "a@y.org", "relay", "p"), plan("b@y.org", "b@y.org", "relay", "p")});
   CHECK(finish(*conn, claim,
                {{claim.tasks[0].delivery_id, DeliveryStatus::delivered, "250 ok", 0s},
                 {claim.tasks[1].delivery_id, DeliveryStatus::deferred, "451 4.3.0 try later", 120s}}) ==
         FinishOutcome::deferred);
   auto id = std::to_string(claim.lease.msg_id);
   CHECK(count(db, "SELECT state FROM messages WHERE id = " + id) == 3);
-  CHECK(count(db, "SELECT count(*) FROM messages WHERE lease_token IS NULL AND next_attempt_at "
-                  "BETWEEN now() + interval '110 seconds' AND now() + interval '130 seconds'") == 1);
+  CHECK(count(db,
+              "SELECT count(*) FROM messages WHERE lease_token IS NULL AND next_attempt_at "
+              "BETWEEN now() + interval '110 seconds' AND now() + interval '130 seconds'") == 1);
   CHECK(count(db, "SELECT attempts FROM deliveries WHERE recipient = 'b@y.org'") == 1);
   CHECK(count(db, "SELECT count(*) FROM deliveries WHERE status = 'pending' AND last_error = '451 4.3.0 try later'") ==
         1);

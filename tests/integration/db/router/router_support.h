@@ -16,43 +16,32 @@
 
 namespace wsmtp::test {
 
-inline std::int64_t
-receive(pqxx::connection &conn, const std::string &from,
-        const std::vector<std::string> &rcpts,
-        const std::string &body = "Subject: test\r\n\r\nhello\r\n",
-        const std::string &client = "192.0.2.7") {
+inline std::int64_t receive(pqxx::connection& conn, const std::string& from, const std::vector<std::string>& rcpts,
+                            const std::string& body = "Subject: test\r\n\r\nhello\r\n",
+                            const std::string& client = "192.0.2.7") {
   pqxx::work tx(conn);
-  auto id = common::pg::create_message(
-      tx, {from, client, "client.example", "test", rcpts});
+  auto id = common::pg::create_message(tx, {from, client, "client.example", "test", rcpts});
   common::pg::append_body_chunk(tx, id, 0, body);
-  REQUIRE(common::pg::commit_received(tx, id,
-                                      static_cast<std::int64_t>(body.size())));
+  REQUIRE(common::pg::commit_received(tx, id, static_cast<std::int64_t>(body.size())));
   tx.commit();
   return id;
 }
 
 // Routes until nothing is left in state 1; returns the messages claimed.
-inline int route_all(pqxx::connection &conn,
-                     const router::RouterConfig &config = {},
-                     const common::QueueConfig &queue = {}) {
+inline int route_all(pqxx::connection& conn, const router::RouterConfig& config = {},
+                     const common::QueueConfig& queue = {}) {
   int total = 0;
-  for (int n;
-       (n = router::route_batch(conn, config, queue, "router-test")) > 0;)
-    total += n;
+  for (int n; (n = router::route_batch(conn, config, queue, "router-test")) > 0;) total += n;
   return total;
 }
 
-inline void add_directory(pqxx::connection &conn, const std::string &domain,
-                          const std::vector<std::string> &users) {
+inline void add_directory(pqxx::connection& conn, const std::string& domain, const std::vector<std::string>& users) {
   pqxx::work tx(conn);
   common::pg::add_domain(tx, domain);
-  for (const auto &u : users)
-    common::pg::add_mailbox(tx, u + "@" + domain, domain, "/m/" + u);
+  for (const auto& u : users) common::pg::add_mailbox(tx, u + "@" + domain, domain, "/m/" + u);
   tx.commit();
 }
 
-inline int count(TestDatabase &db, const std::string &sql) {
-  return db.query(sql)[0][0].as<int>();
-}
+inline int count(TestDatabase& db, const std::string& sql) { return db.query(sql)[0][0].as<int>(); }
 
-} // namespace wsmtp::test
+}  // namespace wsmtp::test
