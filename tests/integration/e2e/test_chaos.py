@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Chaos: the whole pipeline under a steady stream of mail from several smtplib
 clients while, at random moments, wsmtp, wroute, wdeliver and wreaper are
-SIGKILLed and restarted and PostgreSQL itself is restarted (fast and immediate).
+SIGKILLed and restarted, PostgreSQL itself is restarted (fast and immediate), and
+the outbound relay (Postfix's smtp-sink, for mail to a remote domain) is stopped
+for a while.
 
 Every client-side outcome is classified:
   accepted  - the client got 250 after the final dot: must be delivered exactly once
   refused   - the client got a 4xx/5xx reply: must never be delivered
   in doubt  - the connection died after the final dot, before a reply: the one
               window SMTP cannot close (RFC 1047); delivered at most once
-and at the end the queue must drain to DONE without operator action, and every
+Relayed copies must reach the relay at least once; a copy the relay accepted
+just before wdeliver was killed, and before the database heard of it, is sent
+again (the same RFC 1047 window, towards the relay): such repeats are counted
+and reported, not hidden. At the end the queue must drain to DONE without
+operator action, and every
 daemon that was not killed must still be running (nobody exits for an outage).
 Bounded: CHAOS_SECONDS of chaos, then at most DRAIN_SECONDS to drain.
 """
@@ -23,12 +29,15 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
+from deliver_harness import set_section, sql  # noqa: E402
+from deliver_relays import SmtpSink  # noqa: E402
 from pipeline import Pipeline, wait_until  # noqa: E402
 
 CHAOS_SECONDS = int(os.environ.get("WSMTP_CHAOS_SECONDS", "45"))
 DRAIN_SECONDS = 150
 CLIENTS = 4
 USERS = ("alice", "bob", "carol")
+REMOTE = "far@remote.example"
 DAEMONS = ("wsmtp", "wroute", "wdeliver", "wreaper")
 
 
@@ -58,13 +67,14 @@ def client(p, n, stop, out, rng):
                 conn.ehlo(f"client{n}.example")
             seq += 1
             token = f"chaos-{n}-{seq:06d}"
-            target = rng.choice(USERS + ("all",))
-            users = list(USERS) if target == "all" else [target]
-            body = f"Subject: {token}\r\nMessage-ID: <{token}@t>\r\n\r\n{token}\r\n" + "y" * rng.randint(0, 20000)
+            target = rng.choice(USERS + ("all", "remote"))
+            users = list(USERS) if target == "all" else [REMOTE] if target == "remote" else [target]
+            rcpt = REMOTE if target == "remote" else f"{target}@{p.domain}"
+            body = f"Subject: {token}\r\nMessage-ID: <{token}@t>\r\n\r\n{token}\r\n" + ("y" * 76 + "\r\n") * rng.randint(0, 250)
             with out.lock:
                 out.attempts += 1
             conn.mail(f"client{n}@clients.example")
-            code, _ = conn.rcpt(f"{target}@{p.domain}")
+            code, _ = conn.rcpt(rcpt)
             if code != 250:
                 conn.rset()
                 continue
@@ -102,6 +112,15 @@ def copies(p):
     return found
 
 
+def relayed(sink):
+    found = {}
+    for _, rcpts, raw in sink.messages():
+        m = re.search(rb"Subject: (chaos-\d+-\d+)", raw)
+        if m:
+            found[m.group(1).decode()] = found.get(m.group(1).decode(), 0) + 1
+    return found
+
+
 def main():
     rng = random.Random(int(os.environ.get("WSMTP_CHAOS_SEED", "7")))
     with Pipeline(lease_time="3s") as p:
@@ -109,18 +128,32 @@ def main():
         for u in USERS:
             p.add_mailbox(u)
         p.add_alias("all", *[f"{u}@{p.domain}" for u in USERS])
+        # Loopback is trusted here so the clients may relay to the remote domain.
+        with open(p.config) as f:
+            text = f.read()
+        with open(p.config, "w") as f:
+            f.write(text.replace("[listener]\n", "[listener]\ntrusted_networks = 127.0.0.0/8\n"))
+        set_section(p, "deliver", transports="maildir, relay", retry_base="1s", retry_max="2s")
+        sink = SmtpSink(p.root, "chaos")
+        sql(p, "INSERT INTO relay_pools (name, down_time) VALUES ('default', '1 second')")
+        sql(p, f"INSERT INTO relays (pool, host, port) VALUES ('default', '127.0.0.1', {sink.port})")
         p.start_all()
 
         out, stop = Outcomes(), threading.Event()
         threads = [threading.Thread(target=client, args=(p, i, stop, out, random.Random(i))) for i in range(CLIENTS)]
         for t in threads:
             t.start()
-        events = {"kill": 0, "pg_fast": 0, "pg_immediate": 0}
+        events = {"kill": 0, "pg_fast": 0, "pg_immediate": 0, "relay_stop": 0}
         end = time.time() + CHAOS_SECONDS
         while time.time() < end:
             time.sleep(rng.uniform(0.5, 2.0))
-            action = rng.choice(DAEMONS + DAEMONS + ("pg_fast", "pg_immediate"))
-            if action.startswith("pg_"):
+            action = rng.choice(DAEMONS + DAEMONS + ("pg_fast", "pg_immediate", "relay_stop"))
+            if action == "relay_stop":
+                sink.stop_backend()
+                time.sleep(rng.uniform(0.5, 2.0))
+                sink.start()
+                events[action] += 1
+            elif action.startswith("pg_"):
                 p.pg.restart(action[3:])
                 events[action] += 1
             else:
@@ -132,33 +165,41 @@ def main():
         for t in threads:
             t.join(timeout=30)
 
-        expected = {(t, u) for t, us in out.accepted.items() for u in us}
+        expected = {(t, u) for t, us in out.accepted.items() for u in us if u != REMOTE}
+        expected_remote = {t for t, us in out.accepted.items() if REMOTE in us}
 
         def drained():
             q = p.queue()
             return all(q[s]["count"] == 0 for s in ("RECEIVED", "ROUTING", "ROUTED", "DELIVERING")) and \
-                expected <= set(copies(p))
+                expected <= set(copies(p)) and expected_remote <= set(relayed(sink))
         wait_until(drained, DRAIN_SECONDS, interval=1, what="the queue to drain after the chaos")
         time.sleep(2)
         found = copies(p)
-        tokens = {t for t, _ in found}
+        remote = relayed(sink)
+        tokens = {t for t, _ in found} | set(remote)
         lost = sorted(expected - set(found))
         duplicates = sorted(k for k, n in found.items() if n > 1)
         refused_delivered = sorted(tokens & out.refused)
         unknown = sorted(tokens - set(out.accepted) - out.in_doubt)
         in_doubt_delivered = len(tokens & out.in_doubt)
+        remote_lost = sorted(expected_remote - set(remote))
+        remote_repeats = sum(n - 1 for n in remote.values() if n > 1)
         print(f"chaos: {CHAOS_SECONDS}s, daemon kills={events['kill']} pg restarts fast={events['pg_fast']} "
-              f"immediate={events['pg_immediate']}")
+              f"immediate={events['pg_immediate']} relay stops={events['relay_stop']}")
+        print(f"chaos: relayed accepted={len(expected_remote)} at the relay={len(remote)} lost={len(remote_lost)} "
+              f"repeated to the relay after a kill={remote_repeats}")
         print(f"chaos: sent={out.attempts} 250s={len(out.accepted)} refused={len(out.refused)} "
               f"in-doubt={len(out.in_doubt)} (delivered {in_doubt_delivered}) expected copies={len(expected)} "
               f"delivered copies={sum(found.values())} duplicates={len(duplicates)} lost={len(lost)}")
         assert len(out.accepted) > 50, "too little mail got through to prove anything"
         assert not lost, f"lost: {lost[:10]}"
+        assert not remote_lost, f"relayed mail lost: {remote_lost[:10]}"
         assert not duplicates, f"duplicates: {duplicates[:10]}"
         assert not refused_delivered, f"refused but delivered: {refused_delivered[:10]}"
         assert not unknown, f"delivered but never sent to completion: {unknown[:10]}"
         for name in DAEMONS:
             assert p.alive(name), f"{name} exited on its own:\n{p.log(name)[-3000:]}"
+        sink.stop()
 
 
 if __name__ == "__main__":
