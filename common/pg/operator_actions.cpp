@@ -19,11 +19,12 @@ int hold_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& i
 
 int release_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
   auto rows = tx.exec_params(
-      "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0 "
+      "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
       "WHERE id = ANY($1::bigint[]) AND held RETURNING id, state",
       bigint_array(ids));
   for (const auto& r : rows) log::info("msg={} released by operator", r[0].as<std::int64_t>());
-  // Released work must not wait for the next poll.
+  // A release gives the message a fresh set of attempts (lease expiries and
+  // routing failures alike). Released work must not wait for the next poll.
   tx.exec("SELECT pg_notify('" + std::string(kRouteChannel) + "', ''), pg_notify('" + kDeliverChannel + "', '')");
   return static_cast<int>(rows.size());
 }

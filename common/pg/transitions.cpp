@@ -419,7 +419,9 @@ bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::st
 
 bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id) {
   auto r = tx.exec_params(
-      "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0 WHERE id = $1 AND held", msg_id);
+      "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
+      "WHERE id = $1 AND held",
+      msg_id);
   if (r.affected_rows()) log::info("msg={} released", msg_id);
   return r.affected_rows() == 1;
 }

@@ -173,3 +173,29 @@ TEST_CASE("several reapers at once never do the same work twice") {
   CHECK(deleted == kMessages);
   CHECK(db.query("SELECT count(*) FROM messages")[0][0].as<int>() == 0);
 }
+
+TEST_CASE("a release gives a held message a fresh set of attempts") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  auto id = receive(*conn, "s@x.org", "u1@local.test");
+  // As the router leaves a poison message: failures counted, held.
+  db.query(
+      "UPDATE messages SET routing_failures = 3, expired_claims = 2, held = true, held_reason = 'routing failed 3 "
+      "times' WHERE id = " +
+      std::to_string(id));
+  {
+    pqxx::work tx(*conn);
+    CHECK(release_messages(tx, {id}) == 1);
+    tx.commit();
+  }
+  auto r = db.query("SELECT held, routing_failures, expired_claims, held_reason IS NULL FROM messages");
+  CHECK_FALSE(r[0][0].as<bool>());
+  CHECK(r[0][1].as<int>() == 0);
+  CHECK(r[0][2].as<int>() == 0);
+  CHECK(r[0][3].as<bool>());
+  db.query("UPDATE messages SET routing_failures = 3, held = true WHERE id = " + std::to_string(id));
+  pqxx::work tx(*conn);
+  CHECK(release_message(tx, id));
+  tx.commit();
+  CHECK(db.query("SELECT routing_failures FROM messages")[0][0].as<int>() == 0);
+}
