@@ -5,7 +5,9 @@ namespace wsmtp::common::pg {
 RecipientVerdict check_recipient(pqxx::transaction_base& tx, const std::string& address, const std::string& domain) {
   // One round trip: is the domain ours, and does the address (or its base form
   // without the +tag) name a mailbox, alias or list, or has the domain a catch-all?
-  auto row = tx.exec_params1(
+  // Prepared once per connection: the listener asks this for every RCPT, and
+  // planning the statement cost more than running it.
+  static const std::string kSql =
       "WITH d AS (SELECT recipient_delimiter AS delim FROM domains WHERE name = $2), "
       "k AS (SELECT $1::text AS key "
       "      UNION ALL "
@@ -15,8 +17,9 @@ RecipientVerdict check_recipient(pqxx::transaction_base& tx, const std::string& 
       "       EXISTS (SELECT 1 FROM k WHERE EXISTS (SELECT 1 FROM mailboxes WHERE address = k.key) "
       "                                  OR EXISTS (SELECT 1 FROM aliases WHERE address = k.key) "
       "                                  OR EXISTS (SELECT 1 FROM lists WHERE address = k.key)) "
-      "       OR EXISTS (SELECT 1 FROM catchalls WHERE domain = $2)",
-      address, domain);
+      "       OR EXISTS (SELECT 1 FROM catchalls WHERE domain = $2)";
+  tx.conn().prepare("wsmtp_check_recipient", kSql);
+  auto row = tx.exec_prepared1("wsmtp_check_recipient", address, domain);
   if (!row[0].as<bool>()) return RecipientVerdict::remote;
   return row[1].as<bool>() ? RecipientVerdict::known_local : RecipientVerdict::unknown_local;
 }

@@ -13,6 +13,8 @@
 #include "pg/directory.h"
 #include "pg/sql_util.h"
 #include "pg/transitions.h"
+#include "pg/waiter.h"
+#include "pg/wakeup.h"
 #include "password.h"
 
 namespace wsmtp::common::pg {
@@ -23,7 +25,7 @@ class PgStore final : public Store {
   explicit PgStore(std::string conninfo) : conninfo_(std::move(conninfo)) {}
 
   RecipientVerdict check_recipient(const std::string& address, const std::string& domain) override {
-    return with_tx([&](pqxx::work& tx) { return pg::check_recipient(tx, address, domain); });
+    return without_tx([&](pqxx::nontransaction& tx) { return pg::check_recipient(tx, address, domain); });
   }
 
   std::int64_t begin_message(const NewMessage& message) override {
@@ -46,40 +48,35 @@ class PgStore final : public Store {
       throw;
     }
     if (!ok) throw std::runtime_error(fmt::format("msg={} was no longer in state RECEIVING", msg_id));
+    wake_router();
   }
 
   void abort_message(std::int64_t msg_id) override {
     with_tx([&](pqxx::work& tx) { return discard_receiving(tx, msg_id); });
   }
 
+  // Two single statements, each its own transaction: ids and stamps (no
+  // flush wait), then the batch (one durable commit). A connection lost during
+  // the second leaves its outcome unknown: resolved by asking about the ids.
   std::vector<std::int64_t> store_messages(const std::vector<CompleteMessage>& messages) override {
-    std::vector<std::int64_t> ids;  // outside the transaction: needed to resolve an in-doubt commit
+    auto slots = without_tx([&](pqxx::nontransaction& tx) { return reserve_receipts(tx, messages); });
+    std::vector<std::int64_t> ids;
+    for (const auto& slot : slots) ids.push_back(slot.msg_id);
     try {
-      return store_batch(messages, ids);
-    } catch (const pqxx::in_doubt_error& e) {
-      if (ids.size() == messages.size() && resolve_in_doubt(ids, e)) return ids;
-      throw;
+      without_tx([&](pqxx::nontransaction& tx) {
+        store_received_batch(tx, slots, messages);
+        return 0;
+      });
+    } catch (const pqxx::broken_connection& e) {
+      if (!resolve_in_doubt(ids, e)) throw;
     }
-  }
-
-  std::vector<std::int64_t> store_batch(const std::vector<CompleteMessage>& messages, std::vector<std::int64_t>& ids) {
-    return with_tx([&](pqxx::work& tx) {
-      ids.clear();
-      ids.reserve(messages.size());
-      for (const auto& m : messages) {
-        auto id = create_message(tx, m.envelope);
-        append_body_chunk(tx, id, 0, m.body);
-        if (!commit_received(tx, id, static_cast<std::int64_t>(m.body.size())))
-          throw std::runtime_error(fmt::format("msg={} vanished before it was committed", id));
-        ids.push_back(id);
-      }
-      return ids;
-    });
+    wake_router();
+    return ids;
   }
 
   bool verify_user(const std::string& username, const std::string& password) override {
     // The hash is fetched in a short transaction; the slow comparison runs after it.
-    auto hash = with_tx([&](pqxx::work& tx) { return auth_user_hash(tx, username); });
+    auto hash = without_tx([&](pqxx::nontransaction& tx) { return auth_user_hash(tx, username); });
     if (hash.empty()) {
       verify_password_dummy(password);
       return false;
@@ -97,7 +94,7 @@ class PgStore final : public Store {
     conn_.reset();
     for (int attempt = 0; attempt < 30; ++attempt) {
       try {
-        conn_ = connect(conninfo_);
+        ensure_connected();
         pqxx::read_transaction tx(*conn_);
         auto row = tx.exec_params1(
             "SELECT count(*) FILTER (WHERE state >= 1) FROM messages WHERE id = ANY($1::bigint[])", bigint_array(ids));
@@ -114,11 +111,41 @@ class PgStore final : public Store {
     return false;
   }
 
+  // The router learns of new mail from a NOTIFY sent after the commit, outside
+  // it (common/pg/wakeup.h). Failing to send it loses nothing: routers poll.
+  void wake_router() {
+    try {
+      send_wakeup(*conn_, kRouteChannel);
+    } catch (const std::exception& e) {
+      log::warn("wake-up for the router not sent (routers will poll): {}", e.what());
+      if (conn_ && !conn_->is_open()) conn_.reset();
+    }
+  }
+
+  void ensure_connected() {
+    if (conn_ && conn_->is_open()) return;
+    conn_ = connect(conninfo_);
+    defer_wakeups(*conn_);
+  }
+
+  // One statement that only reads: no BEGIN/COMMIT round trips around it.
+  template <class Fn>
+  auto without_tx(Fn&& fn) -> decltype(fn(std::declval<pqxx::nontransaction&>())) {
+    ensure_connected();
+    try {
+      pqxx::nontransaction tx(*conn_);
+      return fn(tx);
+    } catch (const pqxx::broken_connection&) {
+      conn_.reset();
+      throw;
+    }
+  }
+
   // Runs fn in a transaction and commits. A broken connection is dropped so the
   // next call reconnects; the exception still reaches the caller (-> 451).
   template <class Fn>
   auto with_tx(Fn&& fn) -> decltype(fn(std::declval<pqxx::work&>())) {
-    if (!conn_ || !conn_->is_open()) conn_ = connect(conninfo_);
+    ensure_connected();
     try {
       pqxx::work tx(*conn_);
       auto result = fn(tx);

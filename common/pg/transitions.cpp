@@ -8,6 +8,7 @@
 #include "pg/transitions.h"
 
 #include <map>
+#include <stdexcept>
 
 #include <fmt/format.h>
 
@@ -91,6 +92,73 @@ std::int64_t create_generated_message(pqxx::transaction_base& tx, const NewMessa
   return id;
 }
 
+namespace {
+
+// ARRAY[$first::bytea, ...] for n binary parameters: libpqxx 6.4 sends a
+// binarystring as a binary parameter, but has no binary array type, and a text
+// array of escaped bytea would double every body on the wire.
+std::string bytea_params(std::size_t first, std::size_t n) {
+  std::string out = "ARRAY[";
+  for (std::size_t i = 0; i < n; ++i) out += fmt::format("{}${}::bytea", i ? ", " : "", first + i);
+  return out + "]::bytea[]";
+}
+
+}  // namespace
+
+std::vector<ReceiptSlot> reserve_receipts(pqxx::transaction_base& tx, const std::vector<CompleteMessage>& batch) {
+  std::vector<std::string> senders, clients;
+  for (const auto& m : batch) {
+    senders.push_back(m.envelope.envelope_from);
+    clients.push_back(m.envelope.client_addr);
+  }
+  // set_config(..., true) is SET LOCAL: this transaction's commit does not wait
+  // for a WAL flush (ids and stamps are not promises; see the schema).
+  auto rows = tx.exec_params(
+      "SELECT r.id, r.route_vtime FROM (SELECT set_config('synchronous_commit', 'off', true)) AS c, "
+      "receive_batch_begin($1::text[], $2::text[]) AS r",
+      text_array(senders), text_array(clients));
+  std::vector<ReceiptSlot> slots;
+  for (const auto& row : rows) slots.push_back({row[0].as<std::int64_t>(), row[1].as<std::int64_t>()});
+  if (slots.size() != batch.size()) throw std::runtime_error("receive_batch_begin returned the wrong number of rows");
+  return slots;
+}
+
+void store_received_batch(pqxx::transaction_base& tx, const std::vector<ReceiptSlot>& slots,
+                          const std::vector<CompleteMessage>& batch) {
+  std::vector<std::string> senders, clients, helos, by, rcpt_addr;
+  std::vector<std::int64_t> ids, stamps, sizes, rcpt_ord, rcpt_seq;
+  std::vector<pqxx::binarystring> bodies;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto& m = batch[i];
+    ids.push_back(slots.at(i).msg_id);
+    stamps.push_back(slots.at(i).route_vtime);
+    senders.push_back(m.envelope.envelope_from);
+    clients.push_back(m.envelope.client_addr);
+    helos.push_back(m.envelope.client_helo);
+    by.push_back(m.envelope.received_by);
+    sizes.push_back(static_cast<std::int64_t>(m.body.size()));
+    bodies.emplace_back(m.body.data(), m.body.size());
+    for (std::size_t r = 0; r < m.envelope.recipients.size(); ++r) {
+      rcpt_ord.push_back(static_cast<std::int64_t>(i + 1));
+      rcpt_seq.push_back(static_cast<std::int64_t>(r));
+      rcpt_addr.push_back(m.envelope.recipients[r]);
+    }
+  }
+  auto created = tx.exec_params1("SELECT receive_batch($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
+                                 "$6::text[], $7::bigint[], $8::bigint[], $9::int[], $10::text[], " +
+                                     bytea_params(11, bodies.size()) + ")",
+                                 bigint_array(ids), bigint_array(stamps), text_array(senders), text_array(clients),
+                                 text_array(helos), text_array(by), bigint_array(sizes), bigint_array(rcpt_ord),
+                                 bigint_array(rcpt_seq), text_array(rcpt_addr),
+                                 pqxx::prepare::make_dynamic_params(bodies))[0]
+                     .as<std::size_t>();
+  if (created != batch.size())
+    throw std::runtime_error(fmt::format("batch of {} messages: only {} created", batch.size(), created));
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    log::info("msg={} created in state RECEIVED by {} size={} rcpts={}", ids[i], by[i], sizes[i],
+              batch[i].envelope.recipients.size());
+}
+
 bool discard_receiving(pqxx::transaction_base& tx, std::int64_t msg_id) {
   auto r = tx.exec_params("DELETE FROM messages WHERE id = $1 AND state = 0", msg_id);
   return r.affected_rows() == 1;
@@ -144,43 +212,69 @@ std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimO
 
 bool finish_routing(pqxx::transaction_base& tx, const Lease& lease, const std::vector<PlannedDelivery>& plan,
                     const std::vector<ListFanout>& fanouts) {
-  std::vector<std::string> rcpt, orig, transport, dest, bounce, is_bounce, prepend, env_from, has_env_from;
-  for (const auto& p : plan) {
-    rcpt.push_back(p.recipient);
-    orig.push_back(p.original_rcpt);
-    transport.push_back(p.transport);
-    dest.push_back(p.destination);
-    bounce.push_back(p.bounce_reason.value_or(""));
-    is_bounce.push_back(p.bounce_reason ? "t" : "f");
-    prepend.push_back(p.prepend_headers);
-    env_from.push_back(p.envelope_from_override.value_or(""));
-    has_env_from.push_back(p.envelope_from_override ? "t" : "f");
+  return !finish_routing(tx, {RoutingPlan{lease, plan, fanouts}}).empty();
+}
+
+std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std::vector<RoutingPlan>& plans) {
+  std::vector<std::int64_t> ids, row_ids;
+  std::vector<std::string> tokens, rcpt, orig, transport, dest, bounce, is_bounce, prepend, env_from, has_env_from;
+  for (const auto& plan : plans) {
+    ids.push_back(plan.lease.msg_id);
+    tokens.push_back(plan.lease.token);
+    for (const auto& p : plan.deliveries) {
+      row_ids.push_back(plan.lease.msg_id);
+      rcpt.push_back(p.recipient);
+      orig.push_back(p.original_rcpt);
+      transport.push_back(p.transport);
+      dest.push_back(p.destination);
+      bounce.push_back(p.bounce_reason.value_or(""));
+      is_bounce.push_back(p.bounce_reason ? "t" : "f");
+      prepend.push_back(p.prepend_headers);
+      env_from.push_back(p.envelope_from_override.value_or(""));
+      has_env_from.push_back(p.envelope_from_override ? "t" : "f");
+    }
   }
-  // One statement, one round trip: the compare-and-set on state and lease token,
-  // and the whole plan inserted only if it succeeded. Nobody sees either before
-  // the caller commits, so a lost lease (false) simply rolls back.
-  auto r = tx.exec_params1(
+  // One statement, one round trip for the batch: the compare-and-set on state
+  // and lease token of every message, and the planned rows inserted only for
+  // the messages that moved. Nobody sees either before the caller commits.
+  static const char* const kFinish =
       "WITH moved AS ("
-      "  UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+      "  UPDATE messages m SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
       "    expired_claims = 0, next_attempt_at = now() "
-      "  WHERE id = $1 AND state = 2 AND lease_token = $2::uuid RETURNING id), "
+      "  FROM unnest($1::bigint[], $2::uuid[]) AS l(id, token) "
+      "  WHERE m.id = l.id AND m.state = 2 AND m.lease_token = l.token RETURNING m.id), "
       "planned AS ("
       "  INSERT INTO deliveries (message_id, recipient, original_rcpt, transport, destination, status, last_error, "
       "                          final_at, prepend_headers, envelope_from_override) "
-      "  SELECT moved.id, r, o, t, d, CASE WHEN b THEN 'bounced' ELSE 'pending' END, NULLIF(e, ''), "
-      "         CASE WHEN b THEN now() END, h, CASE WHEN hf THEN f END "
-      "  FROM moved CROSS JOIN unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[], "
-      "                               $9::text[], $10::text[], $11::bool[]) AS p(r, o, t, d, e, b, h, f, hf) "
-      "  ON CONFLICT (message_id, recipient, transport, destination) DO NOTHING RETURNING 1) "
-      "SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM planned)",
-      lease.msg_id, lease.token, text_array(rcpt), text_array(orig), text_array(transport), text_array(dest),
-      text_array(bounce), text_array(is_bounce), text_array(prepend), text_array(env_from), text_array(has_env_from));
-  if (r[0].as<int>() != 1) return false;
-  // List fan-outs after the plan: a member the plan already has keeps its planned row.
-  int deliveries = r[1].as<int>();
-  for (const auto& f : fanouts) deliveries += insert_list_fanout(tx, lease.msg_id, f);
-  log::info("msg={} state ROUTING->ROUTED deliveries={}", lease.msg_id, deliveries);
-  return true;
+      "  SELECT p.m, p.r, p.o, p.t, p.d, CASE WHEN p.b THEN 'bounced' ELSE 'pending' END, NULLIF(p.e, ''), "
+      "         CASE WHEN p.b THEN now() END, p.h, CASE WHEN p.hf THEN p.f END "
+      "  FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bool[], "
+      "              $10::text[], $11::text[], $12::bool[]) AS p(m, r, o, t, d, e, b, h, f, hf) "
+      "  JOIN moved ON moved.id = p.m "
+      "  ON CONFLICT (message_id, recipient, transport, destination) DO NOTHING RETURNING message_id) "
+      "SELECT moved.id, COALESCE(c.n, 0) FROM moved "
+      "LEFT JOIN (SELECT message_id, count(*) AS n FROM planned GROUP BY message_id) c ON c.message_id = moved.id";
+  tx.conn().prepare("router_finish", kFinish);
+  auto rows =
+      tx.exec_prepared("router_finish", bigint_array(ids), text_array(tokens), bigint_array(row_ids), text_array(rcpt),
+                       text_array(orig), text_array(transport), text_array(dest), text_array(bounce),
+                       text_array(is_bounce), text_array(prepend), text_array(env_from), text_array(has_env_from));
+  std::map<std::int64_t, int> written;
+  for (const auto& row : rows) written[row[0].as<std::int64_t>()] = row[1].as<int>();
+  // List fan-outs after the plans: a member a plan already has keeps its planned row.
+  std::vector<MessageFanout> fanouts;
+  for (const auto& plan : plans)
+    if (written.count(plan.lease.msg_id))
+      for (const auto& f : plan.fanouts) fanouts.push_back({plan.lease.msg_id, f});
+  for (const auto& [msg_id, n] : insert_list_fanouts(tx, fanouts)) written[msg_id] += n;
+  std::vector<RoutedMessage> routed;
+  for (const auto& plan : plans) {
+    auto it = written.find(plan.lease.msg_id);
+    if (it == written.end()) continue;
+    routed.push_back({it->first, it->second});
+    log::info("msg={} state ROUTING->ROUTED deliveries={}", it->first, it->second);
+  }
+  return routed;
 }
 
 // --- deliverer --------------------------------------------------------------

@@ -40,6 +40,22 @@ struct ClaimOptions {
 std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& message);
 // 0 -> 1 (RECEIVED). The caller sends 250 only after committing tx.
 bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64_t size);
+// Complete small messages (envelope and whole body) are stored a batch at a
+// time in two steps (schema/009_commit_concurrency.sql), so a batch costs two
+// round trips however many messages it holds:
+struct ReceiptSlot {
+  std::int64_t msg_id = 0;
+  std::int64_t route_vtime = 0;  // the message's place in the router's fair order
+};
+// Step 1: ids and fair-order stamps, one per message. Makes its transaction
+// commit asynchronously: run it in a transaction (or statement) of its own.
+std::vector<ReceiptSlot> reserve_receipts(pqxx::transaction_base& tx, const std::vector<CompleteMessage>& batch);
+// Step 2: creates every message of the batch directly in state 1 with its
+// recipients and body, in one statement; throws unless all were created. The
+// caller answers 250 only after that commits; if the commit's answer is lost,
+// the ids of step 1 tell whether it happened.
+void store_received_batch(pqxx::transaction_base& tx, const std::vector<ReceiptSlot>& slots,
+                          const std::vector<CompleteMessage>& batch);
 // Deletes a message still in state 0 (an aborted receipt). Never touches state >= 1.
 bool discard_receiving(pqxx::transaction_base& tx, std::int64_t msg_id);
 
@@ -80,6 +96,26 @@ struct PlannedDelivery {
 // another router): roll back.
 bool finish_routing(pqxx::transaction_base& tx, const Lease& lease, const std::vector<PlannedDelivery>& plan,
                     const std::vector<ListFanout>& fanouts = {});
+
+// One message's delivery plan, for finishing a batch.
+struct RoutingPlan {
+  Lease lease;
+  std::vector<PlannedDelivery> deliveries;
+  std::vector<ListFanout> fanouts;
+};
+
+struct RoutedMessage {
+  std::int64_t msg_id = 0;
+  int deliveries = 0;  // rows written (plan and list fan-outs)
+};
+
+// 2 -> 3 for a batch, in the caller's transaction and in two statements however
+// many messages and recipients: one compare-and-set of every (id, lease token)
+// pair with all planned rows, then all list fan-outs. Only messages whose lease
+// is still ours move and get rows; the others are left out of the result (the
+// caller must not act on them) and untouched. Throws on database errors: the
+// caller rolls back, and nothing of the batch was written.
+std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std::vector<RoutingPlan>& plans);
 
 // --- deliverer --------------------------------------------------------------
 

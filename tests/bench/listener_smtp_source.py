@@ -9,8 +9,8 @@ the test harness default); Postfix runs as a private instance (its own config
 and queue directory under /tmp, loopback port) that accepts into its queue and
 fsyncs queue files as it always does, then discards (no delivery work competes).
 Also runs pgbench with the same SQL the listener does per small message
-(insert message, recipient, body; move to state 1; commit) at 20 clients as
-the database's own ceiling. Usage: WSMTP_BIN=build-dir listener_smtp_source.py [messages]
+(receive_batch_begin for id and fair-order stamp, then receive_batch; one
+message per transaction) at 20 clients as the database's own ceiling. Usage: WSMTP_BIN=build-dir listener_smtp_source.py [messages]
 Bounded: a fixed message count per run (default 2000) and a 10 s pgbench.
 """
 import os
@@ -119,16 +119,17 @@ default_process_limit = 100
 def pgbench(p, clients, seconds=10):
     script = os.path.join(p.root, "accept.sql")
     with open(script, "w") as f:
-        f.write("BEGIN;\n"
-                "INSERT INTO messages (envelope_from, client_addr, client_helo, received_by) "
-                "VALUES ('bench@client.example', '127.0.0.1', 'h', 'pgbench') RETURNING id AS mid \\gset\n"
-                "INSERT INTO recipients (message_id, seq, address) VALUES (:mid, 0, 'alice@example.test');\n"
-                "INSERT INTO body_chunks (message_id, seq, data) VALUES (:mid, 0, decode(repeat('78', 4096), 'hex'));\n"
-                "UPDATE messages SET state = 1, size = 4096 WHERE id = :mid AND state = 0;\n"
-                "COMMIT;\n")
+        # The listener's two statements for one message per transaction (it
+        # batches several per transaction under load; pgbench does not).
+        f.write("SELECT r.id AS mid, r.route_vtime AS vt FROM (SELECT set_config('synchronous_commit', 'off', true)) c, "
+                "receive_batch_begin(ARRAY['bench@client.example'], ARRAY['127.0.0.1']) r \\gset\n"
+                "SELECT receive_batch(ARRAY[:mid]::bigint[], ARRAY[:vt]::bigint[], ARRAY['bench@client.example'], "
+                "ARRAY['127.0.0.1'], ARRAY['h'], ARRAY['pgbench'], ARRAY[4096]::bigint[], ARRAY[1]::bigint[], "
+                "ARRAY[0], ARRAY['alice@example.test'], ARRAY[decode(repeat('78', 4096), 'hex')]);\n")
     r = subprocess.run([os.path.join(_pg_bindir(), "pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds),
                         "-f", script, "-h", "127.0.0.1", "-p", str(p.pg.port), "-U", "postgres", "wsmtp"],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+                       env=dict(os.environ, PGOPTIONS="-c wsmtp.deferred_wakeup=on"))  # as the listener's session
     for line in r.stdout.splitlines():
         if line.startswith("tps ="):
             return float(line.split()[2])
