@@ -42,7 +42,7 @@ class Session {
   // Body bytes are handed to the store in chunks of about this size, which bounds
   // the memory a connection holds whatever the message size. A message that ends
   // within the first chunk is stored in one transaction (StoreWhole).
-  static constexpr std::size_t kBodyChunkSize = 64 * 1024;
+  static constexpr std::size_t kBodyChunkSize = 128 * 1024;
   // The largest piece of input the server passes in one on_line()/on_raw() call.
   static constexpr std::size_t kCommandPiece = 1024;
   static constexpr std::size_t kDataPiece = 16 * 1024;

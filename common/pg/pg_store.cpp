@@ -28,12 +28,19 @@ class PgStore final : public Store {
     return without_tx([&](pqxx::nontransaction& tx) { return pg::check_recipient(tx, address, domain); });
   }
 
+  // A streamed message's state-0 row and chunks are committed without waiting
+  // for a WAL flush: until 0->1 nothing was promised, and the synchronous
+  // commit of 0->1 flushes the WAL up to itself, these writes included.
   std::int64_t begin_message(const NewMessage& message) override {
-    return with_tx([&](pqxx::work& tx) { return create_message(tx, message); });
+    return with_tx([&](pqxx::work& tx) {
+      without_flush_wait(tx);
+      return create_message(tx, message);
+    });
   }
 
   void append_body(std::int64_t msg_id, int seq, std::string_view data) override {
     with_tx([&](pqxx::work& tx) {
+      without_flush_wait(tx);
       append_body_chunk(tx, msg_id, seq, data);
       return 0;
     });
@@ -42,7 +49,8 @@ class PgStore final : public Store {
   void commit_message(std::int64_t msg_id, std::int64_t size) override {
     bool ok = false;
     try {
-      ok = with_tx([&](pqxx::work& tx) { return commit_received(tx, msg_id, size); });
+      auto stamp = without_tx([&](pqxx::nontransaction& tx) { return stamp_receiving(tx, msg_id); });
+      ok = with_tx([&](pqxx::work& tx) { return commit_received(tx, msg_id, size, stamp); });
     } catch (const pqxx::in_doubt_error& e) {
       if (resolve_in_doubt({msg_id}, e)) return;
       throw;
@@ -128,7 +136,9 @@ class PgStore final : public Store {
     defer_wakeups(*conn_);
   }
 
-  // One statement that only reads: no BEGIN/COMMIT round trips around it.
+  static void without_flush_wait(pqxx::transaction_base& tx) { tx.exec0("SET LOCAL synchronous_commit = off"); }
+
+  // One statement, its own transaction: no BEGIN/COMMIT round trips around it.
   template <class Fn>
   auto without_tx(Fn&& fn) -> decltype(fn(std::declval<pqxx::nontransaction&>())) {
     ensure_connected();

@@ -67,8 +67,20 @@ std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& m) {
   return id;
 }
 
-bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64_t size) {
-  auto r = tx.exec_params("UPDATE messages SET state = 1, size = $2 WHERE id = $1 AND state = 0", msg_id, size);
+std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id) {
+  auto rows = tx.exec_params(
+      "SELECT (route_fair_stamp(ARRAY[envelope_from], ARRAY[COALESCE(host(client_addr), '')]))[1] "
+      "FROM messages, (SELECT set_config('synchronous_commit', 'off', true)) AS c WHERE id = $1 AND state = 0",
+      msg_id);
+  if (rows.empty()) return std::nullopt;
+  return rows[0][0].as<std::int64_t>();
+}
+
+bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64_t size,
+                     std::optional<std::int64_t> route_vtime) {
+  auto r = tx.exec_params(
+      "UPDATE messages SET state = 1, size = $2, route_vtime = COALESCE($3, route_vtime) WHERE id = $1 AND state = 0",
+      msg_id, size, route_vtime ? std::to_string(*route_vtime).c_str() : nullptr);
   if (r.affected_rows() == 1) log::info("msg={} state RECEIVING->RECEIVED size={}", msg_id, size);
   return r.affected_rows() == 1;
 }

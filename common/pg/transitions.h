@@ -38,8 +38,14 @@ struct ClaimOptions {
 
 // Creates a message in state 0 (RECEIVING) with its envelope recipients.
 std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& message);
-// 0 -> 1 (RECEIVED). The caller sends 250 only after committing tx.
-bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64_t size);
+// The fair-order stamp for a message in state 0 about to be committed, taken
+// like reserve_receipts' (asynchronous commit: run it in its own transaction)
+// so the commit itself holds no fairness row. nullopt: no such message in state 0.
+std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id);
+// 0 -> 1 (RECEIVED). The caller sends 250 only after committing tx. Without a
+// route_vtime from stamp_receiving the schema trigger stamps the message.
+bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64_t size,
+                     std::optional<std::int64_t> route_vtime = std::nullopt);
 // Complete small messages (envelope and whole body) are stored a batch at a
 // time in two steps (schema/009_commit_concurrency.sql), so a batch costs two
 // round trips however many messages it holds:

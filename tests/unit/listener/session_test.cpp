@@ -519,7 +519,7 @@ TEST_CASE("large messages go to the store in bounded chunks", "[session]") {
   d.send(std::string(kTransaction) + "DATA\r\n");
   std::string line(998, 'b');
   std::string expected = kHeader;
-  for (int i = 0; i < 300; ++i) {
+  for (std::size_t i = 0; i < 4 * Session::kBodyChunkSize / 1000; ++i) {
     d.send(line + "\r\n");
     expected += line + "\r\n";
   }
@@ -560,7 +560,7 @@ TEST_CASE("store failures answer 451 and never commit", "[session]") {
   d.send("MAIL FROM:<a@example.net>\r\n");
   // Big enough to be streamed (begin, append, commit), so every op is exercised.
   std::string body;
-  for (int i = 0; i < 100; ++i) body += std::string(990, 'q') + "\r\n";
+  for (std::size_t i = 0; i < Session::kBodyChunkSize / 900; ++i) body += std::string(990, 'q') + "\r\n";
   auto out = d.send("RCPT TO:<alice@example.org>\r\nDATA\r\n" + body + ".\r\n");
   INFO(which << ": " << out);
   if (which == "check") {
@@ -643,7 +643,7 @@ TEST_CASE("disconnect, timeout and shutdown during DATA never commit", "[session
   d.hello();
   d.send(std::string(kTransaction) + "DATA\r\npartial\r\n");
   if (big)
-    for (int i = 0; i < 80; ++i) d.send(std::string(990, 'p') + "\r\n");
+    for (std::size_t i = 0; i < Session::kBodyChunkSize / 900; ++i) d.send(std::string(990, 'p') + "\r\n");
   std::string out = how == "disconnect" ? d.disconnect() : how == "timeout" ? d.timeout() : d.shutdown();
   if (how == "timeout") CHECK(codes(out) == std::vector<std::string>{"421 4.4.2"});
   if (how == "shutdown") CHECK(codes(out) == std::vector<std::string>{"421 4.3.2"});
@@ -662,7 +662,7 @@ TEST_CASE("a disconnect while the last chunk is being written never commits", "[
   Dialogue d(config);
   d.hello();
   d.send(std::string(kTransaction) + "DATA\r\n");
-  for (int i = 0; i < 70; ++i) d.send(std::string(990, 'p') + "\r\n");
+  for (std::size_t i = 0; i < Session::kBodyChunkSize * 11 / 10 / 992; ++i) d.send(std::string(990, 'p') + "\r\n");
   d.session().on_line(".\r", true);
   REQUIRE(d.session().waiting());
   auto op = d.session().take_store_op();
