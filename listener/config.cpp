@@ -106,6 +106,8 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
   c.max_connections_per_client = static_cast<int>(s.get_int("max_connections_per_client", 20, 1, c.max_connections));
   c.max_errors = static_cast<int>(s.get_int("max_errors", 10, 1, 1000));
   c.store_connections = static_cast<int>(s.get_int("store_connections", 4, 1, 256));
+  c.recipient_cache_time =
+      s.get_duration("recipient_cache_time", c.recipient_cache_time, seconds(0), seconds(3600));
 
   for (const auto& text : s.get_list("trusted_networks", {})) {
     auto cidr = Cidr::parse(text);

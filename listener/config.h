@@ -38,6 +38,7 @@ struct ListenerConfig {
   std::chrono::seconds tarpit_delay{1};
   int max_connection_rate = 60;             // new connections per client address per minute; 0: no limit
   std::chrono::seconds shutdown_grace{10};  // SIGTERM: how long running sessions may finish
+  std::chrono::seconds recipient_cache_time{10};  // known local recipients remembered this long; 0: off
   int loops = 0;                            // event loops (threads); 0 in the file: one per core
   std::string tls_cert_file;                // PEM chain; with tls_key_file enables STARTTLS
   std::string tls_key_file;

@@ -55,11 +55,17 @@ std::optional<IpAddress> peer_address(const sockaddr* addr) {
 
 Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool::StoreFactory factory, int store_threads,
            int index)
-    : index_(index), settings_(std::move(settings)), limits_(limits), identity_(common::worker_identity()) {
+    : index_(index),
+      settings_(std::move(settings)),
+      limits_(limits),
+      identity_(common::worker_identity()),
+      recipient_cache_(settings_.config->recipient_cache_time) {
   base_.reset(event_base_new());
   if (!base_) throw std::runtime_error("event_base_new failed");
   control_.reset(event_new(base_.get(), -1, 0, &Loop::control_cb, this));
   if (!control_) throw std::runtime_error("event_new failed for the loop control event");
+  cached_answers_event_.reset(event_new(base_.get(), -1, 0, &Loop::cached_answers_cb, this));
+  if (!cached_answers_event_) throw std::runtime_error("event_new failed for the recipient cache event");
   pool_ = std::make_unique<StoreWorkerPool>(
       base_.get(), std::move(factory), store_threads,
       [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); });
@@ -313,7 +319,7 @@ void Loop::emit(Connection& c) {
 void Loop::after_activity(Connection& c) {
   emit(c);
   if (auto op = c.session.take_store_op()) {
-    pool_->submit(c.id, std::move(*op));
+    if (!answer_from_cache(c, *op)) pool_->submit(c.id, std::move(*op));
     c.op_in_flight = true;
   }
   if (c.bev && c.session.wants_tls() && !c.tarpitted && !c.session.closing()) start_tls(c);
@@ -400,10 +406,40 @@ void Loop::on_tls_event(Connection& c, short) {
   process_input(c);
 }
 
+// A recipient the cache knows is answered without the store; any other
+// recipient check notes its key so the store's answer can be remembered.
+bool Loop::answer_from_cache(Connection& c, const StoreOp& op) {
+  const auto* check = std::get_if<CheckRecipient>(&op);
+  if (!check) return false;
+  if (!recipient_cache_.known(check->address, RecipientCache::Clock::now())) {
+    c.checking_recipient = check->address;
+    return false;
+  }
+  cached_answers_.push_back(c.id);
+  event_active(cached_answers_event_.get(), EV_READ, 0);
+  return true;
+}
+
+void Loop::cached_answers_cb(evutil_socket_t, short, void* self) noexcept {
+  auto* loop = static_cast<Loop*>(self);
+  auto ids = std::exchange(loop->cached_answers_, {});
+  for (auto id : ids) {
+    StoreResult known;
+    known.ok = true;
+    known.verdict = common::RecipientVerdict::known_local;
+    loop->on_store_done(id, std::move(known));
+  }
+}
+
 void Loop::on_store_done(std::uint64_t id, StoreResult result) {
   auto it = connections_.find(id);
   if (it == connections_.end()) return;  // a fire-and-forget op, or a session already gone
   auto& c = *it->second;
+  if (!c.checking_recipient.empty()) {
+    if (result.ok && result.verdict == common::RecipientVerdict::known_local)
+      recipient_cache_.remember_known(c.checking_recipient, RecipientCache::Clock::now());
+    c.checking_recipient.clear();
+  }
   try {
     c.op_in_flight = false;
     c.session.on_store_result(result);
@@ -448,7 +484,11 @@ void Loop::handle_control() {
     settings = std::move(posted_settings_);
     shutdowns = posted_shutdowns_;
   }
-  if (settings) settings_ = std::move(*settings);
+  if (settings) {
+    if (settings->config->recipient_cache_time != settings_.config->recipient_cache_time)
+      recipient_cache_.set_ttl(settings->config->recipient_cache_time);
+    settings_ = std::move(*settings);
+  }
   if (shutdowns > shutdowns_seen_) {
     bool again = shutdowns_seen_ > 0 || shutdowns > 1;
     shutdowns_seen_ = shutdowns;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +19,7 @@
 #include "client_limits.h"
 #include "config.h"
 #include "handles.h"
+#include "recipient_cache.h"
 #include "session.h"
 #include "store_worker.h"
 #include "unique_fd.h"
@@ -68,6 +70,7 @@ class Loop {
     bool op_in_flight = false;
     bool data_timeouts = false;      // which timeouts are set on bev
     bool paused_for_output = false;  // the client is not reading our replies
+    std::string checking_recipient;  // lookup key of a CheckRecipient at the store
   };
 
   static void accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* self) noexcept;
@@ -80,6 +83,7 @@ class Loop {
   static void grace_over_cb(evutil_socket_t, short, void* self) noexcept;
   static void tarpit_cb(evutil_socket_t, short, void* conn) noexcept;
   static void linger_cb(evutil_socket_t, short, void* conn) noexcept;
+  static void cached_answers_cb(evutil_socket_t, short, void* self) noexcept;
 
   void accept(evutil_socket_t fd, const sockaddr* addr);
   bool admitted(evutil_socket_t fd, const std::string& ip);
@@ -90,6 +94,7 @@ class Loop {
   void start_tls(Connection& c);
   void on_tls_event(Connection& c, short events);
   void on_store_done(std::uint64_t id, StoreResult result);
+  bool answer_from_cache(Connection& c, const StoreOp& op);
   void close_socket(Connection& c);
   void fail_connection(Connection& c, const char* where, const std::exception& e) noexcept;
   void handle_control();
@@ -106,6 +111,12 @@ class Loop {
   std::unique_ptr<StoreWorkerPool> pool_;  // after base_: destroyed first
   std::vector<common::ListenerPtr> listeners_;
   common::EventPtr control_, resume_accept_, grace_timer_;
+  RecipientCache recipient_cache_;
+  // Answers from recipient_cache_, handed to their sessions from the event
+  // loop like the store's (never from inside after_activity, which may be
+  // running on behalf of the same connection).
+  common::EventPtr cached_answers_event_;
+  std::deque<std::uint64_t> cached_answers_;
 
   std::mutex control_mutex_;
   std::unique_ptr<LoopSettings> posted_settings_;  // guarded by control_mutex_

@@ -39,8 +39,12 @@ int main(int argc, char** argv) {
     try {
       // SIGHUP reads the same file again; the database settings need a restart.
       auto reload = [&options] { return listener::read_listener_config(common::load_config(options)); };
+      // One wake-up sender for all store connections: commits are answered
+      // without waiting for the router's NOTIFY, and bursts of them share one.
+      auto waker = std::make_shared<common::pg::WakeupSender>(database.conninfo);
       listener::Server server(
-          std::move(config), [conninfo = database.conninfo] { return common::pg::make_pg_store(conninfo); }, reload);
+          std::move(config),
+          [conninfo = database.conninfo, waker] { return common::pg::make_pg_store(conninfo, waker); }, reload);
       server.bind();
       server.run();
     } catch (const std::exception& e) {

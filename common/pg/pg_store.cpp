@@ -22,7 +22,8 @@ namespace {
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(std::string conninfo) : conninfo_(std::move(conninfo)) {}
+  PgStore(std::string conninfo, std::shared_ptr<WakeupSender> waker)
+      : conninfo_(std::move(conninfo)), waker_(std::move(waker)) {}
 
   RecipientVerdict check_recipient(const std::string& address, const std::string& domain) override {
     return without_tx([&](pqxx::nontransaction& tx) { return pg::check_recipient(tx, address, domain); });
@@ -122,6 +123,7 @@ class PgStore final : public Store {
   // The router learns of new mail from a NOTIFY sent after the commit, outside
   // it (common/pg/wakeup.h). Failing to send it loses nothing: routers poll.
   void wake_router() {
+    if (waker_) return waker_->request(kRouteChannel);
     try {
       send_wakeup(*conn_, kRouteChannel);
     } catch (const std::exception& e) {
@@ -168,11 +170,14 @@ class PgStore final : public Store {
   }
 
   std::string conninfo_;
+  std::shared_ptr<WakeupSender> waker_;
   std::unique_ptr<pqxx::connection> conn_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> make_pg_store(const std::string& conninfo) { return std::make_unique<PgStore>(conninfo); }
+std::unique_ptr<Store> make_pg_store(const std::string& conninfo, std::shared_ptr<WakeupSender> waker) {
+  return std::make_unique<PgStore>(conninfo, std::move(waker));
+}
 
 }  // namespace wsmtp::common::pg

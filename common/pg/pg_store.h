@@ -5,10 +5,14 @@
 #include <memory>
 #include <string>
 
+#include "pg/wakeup.h"
 #include "store.h"
 
 namespace wsmtp::common::pg {
 
-std::unique_ptr<Store> make_pg_store(const std::string& conninfo);
+// waker: sends the router's wake-up after each commit from its own thread
+// (shared by all of a listener's stores); without one, each store sends it
+// itself, a round trip more per commit.
+std::unique_ptr<Store> make_pg_store(const std::string& conninfo, std::shared_ptr<WakeupSender> waker = nullptr);
 
 }  // namespace wsmtp::common::pg

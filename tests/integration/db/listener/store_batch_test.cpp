@@ -132,3 +132,16 @@ TEST_CASE("only the listener role may create messages through the batch function
   pqxx::work tx(router);
   CHECK_THROWS_AS(common::pg::store_received_batch(tx, {{1, 1}}, batch), pqxx::insufficient_privilege);
 }
+
+TEST_CASE("a shared wake-up sender wakes the router for commits made through any store") {
+  test::TestDatabase db;
+  auto watcher_conn = db.connect();
+  common::pg::WorkWaiter router(*watcher_conn, common::pg::kRouteChannel);
+  auto waker = std::make_shared<common::pg::WakeupSender>(db.conninfo());
+  auto first = common::pg::make_pg_store(listener_conninfo(db), waker);
+  auto second = common::pg::make_pg_store(listener_conninfo(db), waker);
+  first->store_messages({message("a@example.org", {"x@example.test"}, "x\r\n")});
+  CHECK(router.wait(5s));
+  second->store_messages({message("b@example.org", {"x@example.test"}, "y\r\n")});
+  CHECK(router.wait(5s));
+}
