@@ -34,18 +34,35 @@ void ClientLimits::release(const std::string& client) {
   --open_;
 }
 
+void ClientLimits::note_auth_failure(const std::string& client, Clock::time_point now, std::chrono::seconds window) {
+  std::lock_guard lock(mutex_);
+  auto& c = clients_[client];
+  if (now >= c.auth_until) {
+    c.auth_failures = 0;
+    c.auth_until = now + window;
+  }
+  ++c.auth_failures;
+}
+
+bool ClientLimits::auth_blocked(const std::string& client, Clock::time_point now, int max_failures) const {
+  if (max_failures <= 0) return false;
+  std::lock_guard lock(mutex_);
+  auto it = clients_.find(client);
+  return it != clients_.end() && now < it->second.auth_until && it->second.auth_failures >= max_failures;
+}
+
 int ClientLimits::open_connections() const {
   std::lock_guard lock(mutex_);
   return open_;
 }
 
-// Addresses with no open connection and an expired window carry no information:
+// Addresses with no open connection and expired windows carry no information:
 // dropping them keeps the map as small as the set of recent clients.
 void ClientLimits::forget_idle(Clock::time_point now) {
   if (now - last_sweep_ < kWindow) return;
   last_sweep_ = now;
   for (auto it = clients_.begin(); it != clients_.end();) {
-    if (it->second.open == 0 && now - it->second.window_start >= kWindow)
+    if (it->second.open == 0 && now - it->second.window_start >= kWindow && now >= it->second.auth_until)
       it = clients_.erase(it);
     else
       ++it;

@@ -25,6 +25,13 @@ class ClientLimits {
   // Counts the connection if admitted; every admitted one needs a release().
   Admit admit(const std::string& client, Clock::time_point now, const Limits& limits);
   void release(const std::string& client);
+
+  // Failed AUTH attempts per address across connections (a password guesser
+  // reconnects after each session's max_auth_failures): counted in a window
+  // that starts at the first failure and lasts `window`; from max_failures on,
+  // the address may not try again until the window ends. max_failures 0: off.
+  void note_auth_failure(const std::string& client, Clock::time_point now, std::chrono::seconds window);
+  bool auth_blocked(const std::string& client, Clock::time_point now, int max_failures) const;
   int open_connections() const;
 
  private:
@@ -32,6 +39,8 @@ class ClientLimits {
     int open = 0;
     Clock::time_point window_start{};
     int in_window = 0;
+    int auth_failures = 0;
+    Clock::time_point auth_until{};  // end of the AUTH failure window
   };
   void forget_idle(Clock::time_point now);
 

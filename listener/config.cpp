@@ -53,6 +53,8 @@ void read_protection_keys(common::SectionReader& s, ListenerConfig& c) {
   c.max_line_length = static_cast<std::size_t>(s.get_int("max_line_length", 1000, 1000, 1 << 20));
   c.max_received_headers = static_cast<int>(s.get_int("max_received_headers", 50, 10, 1000));
   c.max_auth_failures = static_cast<int>(s.get_int("max_auth_failures", 3, 1, 100));
+  c.max_auth_failures_per_client = static_cast<int>(s.get_int("max_auth_failures_per_client", 10, 0, 100000));
+  c.auth_failure_window = s.get_duration("auth_failure_window", c.auth_failure_window, seconds(1), seconds(86400));
   c.tarpit_after_errors = static_cast<int>(s.get_int("tarpit_after_errors", 3, 1, 1000));
   c.tarpit_delay = s.get_duration("tarpit_delay", c.tarpit_delay, seconds(0), seconds(60));
   c.max_connection_rate = static_cast<int>(s.get_int("max_connection_rate", 60, 0, 1000000));

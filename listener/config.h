@@ -34,6 +34,8 @@ struct ListenerConfig {
   std::size_t max_line_length = 1000;  // RFC 5321 §4.5.3.1.6, CRLF included; see body_filter.h
   int max_received_headers = 50;       // hop limit (Postfix hopcount_limit): more is a loop, 554 5.4.6
   int max_auth_failures = 3;           // per session, then 421
+  int max_auth_failures_per_client = 10;            // per address across sessions within the window; 0: off
+  std::chrono::seconds auth_failure_window{600};
   int tarpit_after_errors = 3;         // from this many errors on, each error reply is delayed
   std::chrono::seconds tarpit_delay{1};
   int max_connection_rate = 60;             // new connections per client address per minute; 0: no limit

@@ -319,7 +319,7 @@ void Loop::emit(Connection& c) {
 void Loop::after_activity(Connection& c) {
   emit(c);
   if (auto op = c.session.take_store_op()) {
-    if (!answer_from_cache(c, *op)) pool_->submit(c.id, std::move(*op));
+    if (!answer_without_store(c, *op)) pool_->submit(c.id, std::move(*op));
     c.op_in_flight = true;
   }
   if (c.bev && c.session.wants_tls() && !c.tarpitted && !c.session.closing()) start_tls(c);
@@ -406,29 +406,45 @@ void Loop::on_tls_event(Connection& c, short) {
   process_input(c);
 }
 
-// A recipient the cache knows is answered without the store; any other
-// recipient check notes its key so the store's answer can be remembered.
-bool Loop::answer_from_cache(Connection& c, const StoreOp& op) {
-  const auto* check = std::get_if<CheckRecipient>(&op);
-  if (!check) return false;
-  if (!recipient_cache_.known(check->address, RecipientCache::Clock::now())) {
-    c.checking_recipient = check->address;
-    return false;
+// A recipient the cache knows, and AUTH from an address that failed too
+// often, are answered without the store. Other recipient checks and password
+// checks are noted so that the store's answer can be remembered.
+bool Loop::answer_without_store(Connection& c, const StoreOp& op) {
+  auto now = RecipientCache::Clock::now();
+  if (const auto* check = std::get_if<CheckRecipient>(&op)) {
+    if (!recipient_cache_.known(check->address, now)) {
+      c.checking_recipient = check->address;
+      return false;
+    }
+    StoreResult known;
+    known.ok = true;
+    known.verdict = common::RecipientVerdict::known_local;
+    post_answer(c, std::move(known));
+    return true;
   }
-  cached_answers_.push_back(c.id);
+  if (std::holds_alternative<VerifyUser>(op)) {
+    if (!limits_.auth_blocked(c.client_ip, now, settings_.config->max_auth_failures_per_client)) {
+      c.verifying_user = true;
+      return false;
+    }
+    StoreResult blocked;
+    blocked.ok = true;
+    blocked.auth_blocked = true;
+    post_answer(c, std::move(blocked));
+    return true;
+  }
+  return false;
+}
+
+void Loop::post_answer(Connection& c, StoreResult result) {
+  cached_answers_.emplace_back(c.id, std::move(result));
   event_active(cached_answers_event_.get(), EV_READ, 0);
-  return true;
 }
 
 void Loop::cached_answers_cb(evutil_socket_t, short, void* self) noexcept {
   auto* loop = static_cast<Loop*>(self);
-  auto ids = std::exchange(loop->cached_answers_, {});
-  for (auto id : ids) {
-    StoreResult known;
-    known.ok = true;
-    known.verdict = common::RecipientVerdict::known_local;
-    loop->on_store_done(id, std::move(known));
-  }
+  auto answers = std::exchange(loop->cached_answers_, {});
+  for (auto& [id, result] : answers) loop->on_store_done(id, std::move(result));
 }
 
 void Loop::on_store_done(std::uint64_t id, StoreResult result) {
@@ -440,6 +456,8 @@ void Loop::on_store_done(std::uint64_t id, StoreResult result) {
       recipient_cache_.remember_known(c.checking_recipient, RecipientCache::Clock::now());
     c.checking_recipient.clear();
   }
+  if (std::exchange(c.verifying_user, false) && result.ok && !result.verified)
+    limits_.note_auth_failure(c.client_ip, RecipientCache::Clock::now(), settings_.config->auth_failure_window);
   try {
     c.op_in_flight = false;
     c.session.on_store_result(result);

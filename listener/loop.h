@@ -71,6 +71,7 @@ class Loop {
     bool data_timeouts = false;      // which timeouts are set on bev
     bool paused_for_output = false;  // the client is not reading our replies
     std::string checking_recipient;  // lookup key of a CheckRecipient at the store
+    bool verifying_user = false;     // a VerifyUser is at the store
   };
 
   static void accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* self) noexcept;
@@ -94,7 +95,8 @@ class Loop {
   void start_tls(Connection& c);
   void on_tls_event(Connection& c, short events);
   void on_store_done(std::uint64_t id, StoreResult result);
-  bool answer_from_cache(Connection& c, const StoreOp& op);
+  bool answer_without_store(Connection& c, const StoreOp& op);
+  void post_answer(Connection& c, StoreResult result);
   void close_socket(Connection& c);
   void fail_connection(Connection& c, const char* where, const std::exception& e) noexcept;
   void handle_control();
@@ -112,11 +114,11 @@ class Loop {
   std::vector<common::ListenerPtr> listeners_;
   common::EventPtr control_, resume_accept_, grace_timer_;
   RecipientCache recipient_cache_;
-  // Answers from recipient_cache_, handed to their sessions from the event
+  // Answers given without the store (recipient_cache_, blocked AUTH), handed to their sessions from the event
   // loop like the store's (never from inside after_activity, which may be
   // running on behalf of the same connection).
   common::EventPtr cached_answers_event_;
-  std::deque<std::uint64_t> cached_answers_;
+  std::deque<std::pair<std::uint64_t, StoreResult>> cached_answers_;
 
   std::mutex control_mutex_;
   std::unique_ptr<LoopSettings> posted_settings_;  // guarded by control_mutex_

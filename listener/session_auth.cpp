@@ -126,6 +126,10 @@ void Session::verify(std::string username, std::string password) {
 void Session::verify_result(const StoreResult& result) {
   auto user = std::exchange(auth_login_user_, {});
   if (!result.ok) return reply(replies::auth_temporary_failure());
+  if (result.auth_blocked) {
+    log::info("client={} AUTH refused for user={}: too many failures from this address", client_ip_, user);
+    return close_with(replies::auth_blocked_for_address(config_.hostname));
+  }
   if (!result.verified) {
     log::info("client={} AUTH failed for user={}", client_ip_, user);
     return auth_failed_once();

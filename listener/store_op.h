@@ -48,6 +48,7 @@ struct StoreResult {
   common::RecipientVerdict verdict = common::RecipientVerdict::unknown_local;  // CheckRecipient
   std::int64_t msg_id = 0;                                                     // BeginMessage, StoreWhole
   bool verified = false;                                                       // VerifyUser
+  bool auth_blocked = false;  // VerifyUser not run: the address failed too often (ClientLimits)
   std::string error;                                                           // when !ok, for the log
 };
 

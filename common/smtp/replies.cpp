@@ -91,6 +91,10 @@ Reply auth_unknown_mechanism() { return r(504, 5, 5, 4, "Unrecognized authentica
 Reply too_many_auth_failures(std::string_view hostname) {
   return r(421, 4, 7, 0, fmt::format("{} Error: too many authentication failures", hostname));
 }
+// Postfix answers its AUTH rate limit the same way: 421 and the session ends.
+Reply auth_blocked_for_address(std::string_view hostname) {
+  return r(421, 4, 7, 0, fmt::format("{} Error: too many failed authentications from your address", hostname));
+}
 Reply chunk_received(std::uint64_t octets) { return r(250, 2, 0, 0, fmt::format("{} octets received", octets)); }
 // RFC 6531 §3.5: a non-ASCII address in a transaction that did not ask for SMTPUTF8.
 Reply utf8_needs_smtputf8() { return r(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8"); }

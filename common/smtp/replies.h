@@ -71,6 +71,7 @@ Reply auth_not_enabled();
 Reply auth_already_done();
 Reply auth_unknown_mechanism();
 Reply too_many_auth_failures(std::string_view hostname);
+Reply auth_blocked_for_address(std::string_view hostname);
 Reply chunk_received(std::uint64_t octets);
 Reply utf8_needs_smtputf8();
 // The message carried more Received: headers than the hop limit (RFC 5321 §6.3).

@@ -36,7 +36,7 @@ def bin_dir():
 
 
 class Pipeline:
-    def __init__(self, domain="example.test", lease_time="5s", queue_extra="", listener_extra=""):
+    def __init__(self, domain="example.test", lease_time="5s", queue_extra="", listener_extra="", ipv6=False):
         self.bindir = bin_dir()
         self.root = tempfile.mkdtemp(prefix="wsmtp-e2e-")
         self.pg = PgServer()
@@ -56,7 +56,7 @@ class Pipeline:
                 "poll_interval = 1s\n"
                 f"{queue_extra}\n"
                 "[listener]\n"
-                f"listen = 127.0.0.1:{self.port}\n"
+                f"listen = 127.0.0.1:{self.port}{f', [::1]:{self.port}' if ipv6 else ''}\n"
                 "hostname = mx.example.test\n"
                 f"{listener_extra}\n"
                 "[router]\n\n"

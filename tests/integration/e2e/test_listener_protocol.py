@@ -186,15 +186,33 @@ def test_pipelining_and_swaks(p):
     check(r.returncode != 0 and "554 5.7.1" in r.stdout, "swaks relay attempt refused")
 
 
+def test_ipv6(p):
+    """The same port on IPv6 loopback: mail is accepted with the client's IPv6
+    address recorded and traced (RFC 5321 §4.1.3 IPv6 address literal), and
+    relaying is refused there as on IPv4."""
+    with smtplib.SMTP("::1", p.port, timeout=30) as s:
+        code, _ = s.ehlo("[IPv6:::1]")
+        check(code == 250, "EHLO with an IPv6 address literal over IPv6")
+        check(s.docmd("MAIL", "FROM:<v6@client.example>")[0] == 250, "MAIL over IPv6")
+        check(s.docmd("RCPT", "TO:<friend@remote.example>")[0] == 554, "relay over IPv6 refused (554)")
+        check(s.docmd("RCPT", f"TO:<alice@{p.domain}>")[0] == 250, "local RCPT over IPv6")
+        code, _ = s.data(b"Subject: over IPv6\r\n\r\nsix\r\n")
+        check(code == 250, "DATA over IPv6")
+    rows = sql(p, "SELECT host(client_addr), client_helo FROM messages WHERE envelope_from = 'v6@client.example'")
+    check(rows == [["::1", "[IPv6:::1]"]], f"client address and HELO recorded: {rows}")
+    body = [b for _, _, b in stored_bodies(p) if "Subject: over IPv6" in b]
+    check(body and "IPv6:::1" in body[0].split("\r\n\r\n")[0], f"Received: names the IPv6 client: {body[:1]}")
+
+
 def main():
-    with Pipeline() as p:
+    with Pipeline(ipv6=True) as p:
         p.add_domain()
         p.add_mailbox("alice")
         p.add_mailbox("bob")
         p.add_alias("both", f"alice@{p.domain}", f"bob@{p.domain}")
         p.start("wsmtp")
         for test in (test_ehlo_and_codes, test_open_relay, test_smuggling, test_nul_8bit_utf8_loop_lines, test_bdat,
-                     test_pipelining_and_swaks):
+                     test_pipelining_and_swaks, test_ipv6):
             print(f"--- {test.__name__}")
             test(p)
         states = sql(p, "SELECT count(*) FROM messages WHERE state <> 1")

@@ -6,6 +6,7 @@ session after max_auth_failures, an authenticated user may relay, the Received:
 header names the cipher, and SIGHUP reloads the certificate (and keeps the old
 configuration when the new one is bad) without dropping a running session.
 """
+import base64
 import os
 import shutil
 import signal
@@ -138,6 +139,41 @@ def test_reload(p, tmp):
     s.quit()
 
 
+def test_auth_failures_per_address(p):
+    """The per-session limit is not the only one: failures add up per client
+    address across connections (max_auth_failures_per_client = 6 here; the
+    earlier tests made some), and then even the right password is refused."""
+    def failing_session():
+        c = RawSmtp(p.port)
+        c.reply()
+        c.cmd("EHLO x")
+        c.cmd("STARTTLS")
+        c.starttls()
+        c.cmd("EHLO x")
+        return c, c.cmd("AUTH PLAIN " + base64.b64encode(b"\0carol\0wrong").decode())
+    codes = []
+    while len(codes) < 7 and 421 not in codes:
+        c, (code, _) = failing_session()
+        codes.append(code)
+        if code != 421:
+            c.cmd("QUIT")
+    check(codes[-1] == 421 and set(codes[:-1]) <= {535} and len(codes) <= 6,
+          f"one wrong password per connection: 535 until the address is refused with 421: {codes}")
+    c = RawSmtp(p.port)
+    c.reply()
+    c.cmd("EHLO x")
+    c.cmd("STARTTLS")
+    c.starttls()
+    c.cmd("EHLO x")
+    code, lines = c.cmd("AUTH PLAIN " + base64.b64encode(b"\0carol\0correct horse").decode())
+    check(code == 421 and "4.7.0" in lines[0] and "failed authentications" in lines[0],
+          f"AUTH from an address past its failures: 421 4.7.0, got {code} {lines}")
+    check(c.closed(), "closed after the address-wide refusal")
+    # Mail without AUTH from the same address still works (only AUTH is refused).
+    with smtplib.SMTP("127.0.0.1", p.port, timeout=30) as s:
+        s.sendmail("someone@client.example", ["alice@example.test"], "Subject: x\r\n\r\nbody\r\n")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="wsmtp-tls-")
     try:
@@ -148,7 +184,8 @@ def main():
 
 def run(tmp):
     cert, key = make_cert(tmp)
-    extra = f"tls_cert_file = {cert}\ntls_key_file = {key}\nmax_auth_failures = 3\ntarpit_after_errors = 100\n"
+    extra = (f"tls_cert_file = {cert}\ntls_key_file = {key}\nmax_auth_failures = 3\ntarpit_after_errors = 100\n"
+             "max_auth_failures_per_client = 6\n")
     with Pipeline(listener_extra=extra) as p:
         p.tls_cert, p.tls_key = cert, key
         p.add_domain()
@@ -160,6 +197,8 @@ def run(tmp):
             test(p)
         print("--- test_reload")
         test_reload(p, tmp)
+        print("--- test_auth_failures_per_address")
+        test_auth_failures_per_address(p)
         if FAILURES:
             raise AssertionError(f"{len(FAILURES)} failure(s): {FAILURES}")
         print("listener TLS/AUTH: all checks passed")

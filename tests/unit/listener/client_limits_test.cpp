@@ -39,4 +39,29 @@ TEST_CASE("connection rate per client, counting refused attempts", "[limits]") {
   CHECK(limits.admit("a", t + seconds(61), l) == Admit::ok);  // a new window
 }
 
+TEST_CASE("failed AUTH attempts per address across connections", "[limits]") {
+  ClientLimits limits;
+  ClientLimits::Limits l{100, 100, 0};
+  auto t = ClientLimits::Clock::time_point{} + seconds(1000);
+  CHECK_FALSE(limits.auth_blocked("a", t, 3));
+  for (int i = 0; i < 3; ++i) {
+    // Each attempt on a new connection, closed again: the count survives.
+    REQUIRE(limits.admit("a", t, l) == Admit::ok);
+    limits.note_auth_failure("a", t + seconds(i), seconds(600));
+    limits.release("a");
+  }
+  CHECK(limits.auth_blocked("a", t + seconds(10), 3));
+  CHECK_FALSE(limits.auth_blocked("b", t + seconds(10), 3));
+  CHECK_FALSE(limits.auth_blocked("a", t + seconds(10), 0));  // 0: no limit
+  CHECK_FALSE(limits.auth_blocked("a", t + seconds(10), 4));
+  // Idle sweeps (a minute on) keep the address while its window lasts.
+  REQUIRE(limits.admit("z", t + seconds(120), l) == Admit::ok);
+  CHECK(limits.auth_blocked("a", t + seconds(120), 3));
+  // The window is counted from the first failure.
+  CHECK(limits.auth_blocked("a", t + seconds(599), 3));
+  CHECK_FALSE(limits.auth_blocked("a", t + seconds(600), 3));
+  limits.note_auth_failure("a", t + seconds(600), seconds(600));
+  CHECK_FALSE(limits.auth_blocked("a", t + seconds(601), 3));
+}
+
 }  // namespace wsmtp::listener
