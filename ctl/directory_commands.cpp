@@ -1,10 +1,14 @@
 // wsmtpctl domain | mailbox | alias  (add, list)
+#include <cctype>
 #include <iostream>
+#include <limits>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "address.h"
 #include "context.h"
+#include "pg/deliver_quota.h"
 #include "pg/directory.h"
 #include "pg/directory_admin.h"
 
@@ -24,9 +28,52 @@ void require_local_domain(pqxx::transaction_base& tx, const std::string& domain)
         fmt::format("domain '{}' is not a local domain; add it with 'wsmtpctl domain add {}'", domain, domain));
 }
 
+// A byte count as an operator writes it: "50M", "2G", "512K", "1048576"
+// (binary units); "none" (nullopt) lifts the limit.
+std::optional<std::int64_t> parse_quota_bytes(const std::string& text) {
+  if (text == "none") return std::nullopt;
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const std::string unit = common::to_lower_ascii(text.substr(digits));
+  std::int64_t scale = 1;
+  if (unit == "k" || unit == "kb" || unit == "kib")
+    scale = std::int64_t{1} << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    scale = std::int64_t{1} << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    scale = std::int64_t{1} << 30;
+  else if (unit == "t" || unit == "tb" || unit == "tib")
+    scale = std::int64_t{1} << 40;
+  else if (!unit.empty() && unit != "b")
+    digits = 0;
+  if (digits == 0 || digits > 15) throw CommandError(fmt::format("'{}' is not a size such as 500M, 2G or none", text));
+  auto number = std::stoll(text.substr(0, digits));
+  if (number <= 0 || number > std::numeric_limits<std::int64_t>::max() / scale)
+    throw CommandError(fmt::format("'{}': a quota must be positive and below 8 EiB (or none)", text));
+  return number * scale;
+}
+
+std::optional<std::int64_t> parse_quota_messages(const std::string& text) {
+  if (text == "none") return std::nullopt;
+  if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoll(text) <= 0)
+    throw CommandError(fmt::format("'{}' is not a message count (a positive number or none)", text));
+  return std::stoll(text);
+}
+
+std::string describe_quota(const common::pg::MailboxQuota& q) {
+  if (!q.limited()) return "none";
+  std::string out;
+  if (q.bytes) out = fmt::format("{} bytes", *q.bytes);
+  if (q.messages) out += fmt::format("{}{} messages", out.empty() ? "" : ", ", *q.messages);
+  return out;
+}
+
 struct Args {
   std::string name;
   std::string maildir;
+  std::string quota;
+  std::string quota_messages;
   std::vector<std::string> targets;
   std::string target;
   std::string domain;
@@ -93,17 +140,43 @@ void add_mailbox_commands(CLI::App& app, Context& ctx) {
   auto* add = cmd->add_subcommand("add", "add a mailbox delivered to a Maildir");
   add->add_option("address", args->name, "mailbox address")->required();
   add->add_option("--maildir", args->maildir, "absolute path of the Maildir")->required();
+  add->add_option("--quota", args->quota, "most bytes its Maildir may hold (500M, 2G, ...; default none)");
+  add->add_option("--quota-messages", args->quota_messages, "most messages its Maildir may hold (default none)");
   add->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       auto address = require_address(args->name);
       if (args->maildir.empty() || args->maildir.front() != '/')
         throw CommandError(fmt::format("--maildir {}: must be an absolute path", args->maildir));
+      common::pg::MailboxQuota quota;
+      if (!args->quota.empty()) quota.bytes = parse_quota_bytes(args->quota);
+      if (!args->quota_messages.empty()) quota.messages = parse_quota_messages(args->quota_messages);
       auto domain = common::to_lower_ascii(address.domain);
       pqxx::work tx(ctx.db());
       require_local_domain(tx, domain);
       bool added = common::pg::add_mailbox(tx, address.lookup_key(), domain, args->maildir);
+      if (added && quota.limited()) common::pg::set_mailbox_quota(tx, address.lookup_key(), quota);
       tx.commit();
       std::cout << (added ? "added mailbox " : "mailbox already present: ") << address.lookup_key() << "\n";
+      if (added && quota.limited()) std::cout << "quota " << describe_quota(quota) << "\n";
+      return kExitOk;
+    };
+  });
+  auto* set_quota = cmd->add_subcommand("quota", "set or lift the quota of a mailbox's Maildir");
+  set_quota->add_option("address", args->name, "mailbox address")->required();
+  set_quota->add_option("size", args->quota, "most bytes (500M, 2G, 1048576) or none")->required();
+  set_quota->add_option("--messages", args->quota_messages, "most messages, or none (default: unchanged)");
+  set_quota->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
+      auto address = require_address(args->name).lookup_key();
+      auto bytes = parse_quota_bytes(args->quota);
+      pqxx::work tx(ctx.db());
+      auto current = common::pg::mailbox_quota(tx, address);
+      if (!current) throw CommandError(fmt::format("no mailbox '{}'", address));
+      current->bytes = bytes;
+      if (!args->quota_messages.empty()) current->messages = parse_quota_messages(args->quota_messages);
+      common::pg::set_mailbox_quota(tx, address, *current);
+      tx.commit();
+      std::cout << fmt::format("mailbox {} quota {}\n", address, describe_quota(*current));
       return kExitOk;
     };
   });
@@ -128,6 +201,7 @@ void add_mailbox_commands(CLI::App& app, Context& ctx) {
       auto m = common::pg::find_mailbox(tx, address);
       if (!m) throw CommandError(fmt::format("no mailbox '{}'", address));
       std::cout << fmt::format("mailbox {}\ntransport {}\nmaildir {}\n", m->address, m->transport, m->maildir);
+      if (auto quota = common::pg::mailbox_quota(tx, address)) std::cout << "quota " << describe_quota(*quota) << "\n";
       return kExitOk;
     };
   });

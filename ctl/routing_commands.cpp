@@ -30,7 +30,7 @@ std::string local_domain_of(pqxx::transaction_base& tx, const std::string& key) 
 
 struct Args {
   std::string address, owner, bounce, policy = "members", list_id, description, target, domain;
-  std::string subject, body, starts, ends, period = "7d", tls = "opportunistic", eightbit = "bounce", host;
+  std::string subject, body, starts, ends, period = "7d", tls = "opportunistic", eightbit = "convert", host;
   std::vector<std::string> members;
   int port = 25, weight = 1;
   bool keep_copy = false;
@@ -284,8 +284,9 @@ void add_relay(CLI::App& app, Context& context, const std::shared_ptr<Args>& a) 
         c->add_option("pool", a->target, "pool name")->required();
         c->add_option("--tls", a->tls, "none, opportunistic or required")
             ->check(CLI::IsMember({"none", "opportunistic", "required"}));
-        c->add_option("--8bit", a->eightbit, "for relays without 8BITMIME: bounce or send")
-            ->check(CLI::IsMember({"bounce", "send"}));
+        c->add_option("--8bit", a->eightbit,
+                      "for relays without 8BITMIME: convert (to quoted-printable), bounce or send")
+            ->check(CLI::IsMember({"convert", "bounce", "send"}));
       },
       [a](Context& ctx) {
         return write_tx(ctx, [&](auto& tx) {

@@ -48,6 +48,11 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
   c.maildir_file_mode = read_mode(s, "maildir_file_mode", c.maildir_file_mode);
   if ((c.maildir_dir_mode & 0700) != 0700) s.fail("maildir_dir_mode", "the owner needs rwx (0700 at least)");
   if ((c.maildir_file_mode & 0600) != 0600) s.fail("maildir_file_mode", "the owner needs rw (0600 at least)");
+  auto over_quota = s.get_string("over_quota", "defer");
+  if (over_quota == "bounce")
+    c.over_quota = DeliverConfig::OverQuota::bounce;
+  else if (over_quota != "defer")
+    s.fail("over_quota", "must be defer or bounce");
   c.mbox_lock_timeout = s.get_duration("mbox_lock_timeout", c.mbox_lock_timeout, 1s, 1h);
   c.mbox_stale_lock_age = s.get_duration("mbox_stale_lock_age", c.mbox_stale_lock_age, 10s, 24h);
   c.relay_connect_timeout = s.get_duration("relay_connect_timeout", c.relay_connect_timeout, 1s, 10min);

@@ -28,6 +28,14 @@ struct DeliverConfig {
   std::string maildir_owner;
   unsigned maildir_dir_mode = 0700;
   unsigned maildir_file_mode = 0600;
+  // A Maildir delivery that would exceed its mailbox's quota: defer (4.2.2,
+  // retried with backoff until the mailbox has room or the queue lifetime
+  // ends) or bounce (5.2.2, a DSN to the sender at once). Deferring is the
+  // default: a full mailbox is usually emptied by its POP3 reader soon, as
+  // Exim's appendfile and Dovecot with quota_full_tempfail treat it. A message
+  // larger than the whole quota bounces either way (5.2.3): no wait helps.
+  enum class OverQuota { defer, bounce };
+  OverQuota over_quota = OverQuota::defer;
   // mbox spools: how long to wait for the fcntl and dot locks (then defer), and
   // the age at which a dot-lock counts as left behind by a crash.
   std::chrono::seconds mbox_lock_timeout{30};

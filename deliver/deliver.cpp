@@ -5,12 +5,16 @@
 #include <ctime>
 #include <map>
 
+#include <fmt/format.h>
+
 #include "compose.h"
 #include "log.h"
 #include "maildir.h"
 #include "mbox.h"
 #include "pg/body.h"
+#include "pg/deliver_mbox.h"
 #include "pg/transitions.h"
+#include "quota.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -39,32 +43,87 @@ void produce_local_copy(pqxx::connection& conn, const common::pg::DeliveryClaim&
   sink(out);
 }
 
-DeliveryResult deliver_maildir(pqxx::connection& conn, MaildirBatch& batch, const common::pg::DeliveryClaim& claim,
+// The result for a copy the mailbox's quota refused: per [deliver] over_quota,
+// a deferral (4.2.2) or a bounce (5.2.2); too big for the quota at all: 5.2.3.
+DeliveryResult over_quota(const DeliverConfig& config, const common::pg::DeliveryClaim& claim,
+                          const common::pg::DeliveryTask& task, QuotaVerdict verdict, const MaildirUsage& usage,
+                          std::uint64_t bytes, const common::pg::MailboxQuota& quota) {
+  auto limit = fmt::format("{}{}{}", quota.bytes ? human_bytes(static_cast<std::uint64_t>(*quota.bytes)) : "",
+                           quota.bytes && quota.messages ? ", " : "",
+                           quota.messages ? fmt::format("{} messages", *quota.messages) : "");
+  if (verdict == QuotaVerdict::too_big) {
+    auto detail = fmt::format("5.2.3 message of {} is larger than the quota of mailbox {} ({})", human_bytes(bytes),
+                              task.recipient, limit);
+    return {task.delivery_id, DeliveryStatus::bounced, detail, {}};
+  }
+  const bool bounce = config.over_quota == DeliverConfig::OverQuota::bounce;
+  auto detail = fmt::format("{} mailbox {} is full: {} in {} messages, quota {}", bounce ? "5.2.2" : "4.2.2",
+                            task.recipient, human_bytes(usage.bytes), usage.messages, limit);
+  if (bounce) return {task.delivery_id, DeliveryStatus::bounced, detail, {}};
+  auto delay = retry_delay(config, task.attempts + 1);
+  log::info("msg={} rcpt={} deferred: {}; retry in {}s", claim.lease.msg_id, task.recipient, detail, delay.count());
+  return {task.delivery_id, DeliveryStatus::deferred, detail, delay};
+}
+
+DeliveryResult deliver_maildir(pqxx::connection& conn, MaildirBatch& batch, PassQuotas& quotas,
+                               const DeliverConfig& config, const common::pg::DeliveryClaim& claim,
                                const common::pg::DeliveryTask& task, const std::string& host) {
   auto name = maildir_unique_name(claim.received_epoch, claim.lease.msg_id, task.delivery_id, host);
-  auto outcome =
-      batch.stage(task.destination, name, [&](const ByteSink& sink) { produce_local_copy(conn, claim, task, sink); });
-  if (outcome == MaildirOutcome::already_present)
+  auto delivered =
+      DeliveryResult{task.delivery_id, DeliveryStatus::delivered, "maildir " + task.destination + "/new/" + name, {}};
+  // A copy an earlier attempt left is delivered, whatever the quota says now.
+  if (batch.contains(task.destination, name)) {
     log::info("msg={} rcpt={} already in {} (earlier attempt); not written again", claim.lease.msg_id, task.recipient,
               task.destination);
+    return delivered;
+  }
+  batch.write(task.destination, name, [&](const ByteSink& sink) { produce_local_copy(conn, claim, task, sink); });
+  if (const auto* quota = quotas.limits(task.recipient)) {
+    // Checked once written, with the copy's exact size (trace headers, LF
+    // line ends): a message larger than the quota is told apart from a full
+    // mailbox even while the mailbox is full.
+    auto bytes = batch.last_size();
+    auto usage = quotas.usage(task.destination);
+    auto verdict = quotas.admit(task.recipient, task.destination, bytes);
+    if (verdict != QuotaVerdict::fits) {
+      batch.discard_last();
+      return over_quota(config, claim, task, verdict, usage, bytes, *quota);
+    }
+  }
   // A staged copy is final only after batch.sync(); the caller downgrades
   // this result if that fails.
-  return {task.delivery_id, DeliveryStatus::delivered, "maildir " + task.destination + "/new/" + name, {}};
+  return delivered;
 }
 
 DeliveryResult deliver_mbox(pqxx::connection& conn, const DeliverConfig& config, const common::pg::DeliveryClaim& claim,
                             const common::pg::DeliveryTask& task) {
-  deliver_to_mbox(task.destination, task.envelope_from, std::time(nullptr),
-                  [&](const MboxSink& sink) { produce_local_copy(conn, claim, task, sink); },
-                  {config.mbox_lock_timeout, config.mbox_stale_lock_age});
+  // Exactly once across crashes: the copy carries the delivery's token, and
+  // where it starts is journalled in the delivery row before it is written.
+  MboxCopyId copy;
+  copy.token = fmt::format("{}.W{}_{}", claim.received_epoch, claim.lease.msg_id, task.delivery_id);
+  copy.previous_offset = common::pg::load_spool_offset(conn, task.delivery_id);
+  copy.record_offset = [&](std::int64_t offset) { common::pg::save_spool_offset(conn, task.delivery_id, offset); };
+  auto outcome = deliver_to_mbox(
+      task.destination, task.envelope_from, std::time(nullptr),
+      [&](const MboxSink& sink) { produce_local_copy(conn, claim, task, sink); },
+      {config.mbox_lock_timeout, config.mbox_stale_lock_age}, &copy);
+  if (outcome == MboxOutcome::already_present)
+    log::info("msg={} rcpt={} already in {} (earlier attempt); not appended again", claim.lease.msg_id, task.recipient,
+              task.destination);
+  else if (outcome == MboxOutcome::replaced_partial)
+    log::warn("msg={} rcpt={} an unfinished copy from an earlier attempt ended {}; cut off and written again",
+              claim.lease.msg_id, task.recipient, task.destination);
+  else if (outcome == MboxOutcome::appended_after_partial)
+    log::warn("msg={} rcpt={} an unfinished copy from an earlier attempt stays in {} (other mail follows it)",
+              claim.lease.msg_id, task.recipient, task.destination);
   return {task.delivery_id, DeliveryStatus::delivered, "mbox " + task.destination, {}};
 }
 
-DeliveryResult run_local_task(pqxx::connection& conn, MaildirBatch& batch, const DeliverConfig& config,
-                              const common::pg::DeliveryClaim& claim, const common::pg::DeliveryTask& task,
-                              const std::string& host) {
+DeliveryResult run_local_task(pqxx::connection& conn, MaildirBatch& batch, PassQuotas& quotas,
+                              const DeliverConfig& config, const common::pg::DeliveryClaim& claim,
+                              const common::pg::DeliveryTask& task, const std::string& host) {
   try {
-    if (task.transport == "maildir") return deliver_maildir(conn, batch, claim, task, host);
+    if (task.transport == "maildir") return deliver_maildir(conn, batch, quotas, config, claim, task, host);
     if (task.transport == "mbox") return deliver_mbox(conn, config, claim, task);
     return {task.delivery_id, DeliveryStatus::deferred, "no agent for transport " + task.transport,
             retry_delay(config, task.attempts + 1)};
@@ -122,6 +181,14 @@ void sync_maildirs(MaildirBatch& batch, const std::vector<std::pair<std::int64_t
   }
 }
 
+std::vector<std::string> maildir_recipients(const std::vector<common::pg::DeliveryClaim>& claims) {
+  std::vector<std::string> out;
+  for (const auto& claim : claims)
+    for (const auto& task : claim.tasks)
+      if (task.transport == "maildir") out.push_back(task.recipient);
+  return out;
+}
+
 }  // namespace
 
 Deliverer::Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner, std::string host)
@@ -155,6 +222,8 @@ int Deliverer::run_batch(pqxx::connection& conn) {
     jobs.back().tasks.push_back(&task);
   };
   MaildirBatch maildirs(maildir_owner_);
+  PassQuotas quotas(usage_cache_);
+  quotas.load(conn, maildir_recipients(claims));
   std::vector<std::pair<std::int64_t, std::size_t>> staged;  // (msg, index in its results) per staged copy
   for (const auto& claim : claims) {
     auto& mine = results[claim.lease.msg_id];
@@ -165,7 +234,7 @@ int Deliverer::run_batch(pqxx::connection& conn) {
         add_job(by_lmtp_server[lmtp_.server_for(task.destination)], claim, task);
       else {
         auto before = maildirs.size();
-        mine.push_back(run_local_task(conn, maildirs, config_, claim, task, host_));
+        mine.push_back(run_local_task(conn, maildirs, quotas, config_, claim, task, host_));
         if (maildirs.size() > before) staged.emplace_back(claim.lease.msg_id, mine.size() - 1);
       }
     }

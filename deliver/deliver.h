@@ -13,6 +13,7 @@
 #include "config/common_config.h"
 #include "lmtp.h"
 #include "maildir.h"
+#include "quota.h"
 #include "relay.h"
 
 namespace wsmtp::deliver {
@@ -30,6 +31,7 @@ class Deliverer {
   std::string owner_;
   std::string host_;
   MaildirOwner maildir_owner_;
+  MaildirUsageCache usage_cache_;  // kept across passes: a full, idle mailbox is not rescanned
   RelaySessions relays_;
   LmtpSessions lmtp_;
 };

@@ -104,8 +104,18 @@ MaildirBatch::~MaildirBatch() {
 
 MaildirOutcome MaildirBatch::stage(const std::string& maildir, const std::string& unique_name,
                                    const std::function<void(const ByteSink&)>& produce) {
+  if (contains(maildir, unique_name)) return MaildirOutcome::already_present;
+  write(maildir, unique_name, produce);
+  return MaildirOutcome::written;
+}
+
+bool MaildirBatch::contains(const std::string& maildir, const std::string& unique_name) {
   ensure_maildir(maildir, owner_);
-  if (already_delivered(maildir, unique_name)) return MaildirOutcome::already_present;
+  return already_delivered(maildir, unique_name);
+}
+
+void MaildirBatch::write(const std::string& maildir, const std::string& unique_name,
+                         const std::function<void(const ByteSink&)>& produce) {
   Staged s;
   s.tmp = maildir + "/tmp/" + unique_name;
   s.dst = maildir + "/new/" + unique_name;
@@ -121,6 +131,7 @@ MaildirOutcome MaildirBatch::stage(const std::string& maildir, const std::string
     std::string buffer;
     produce([&](std::string_view bytes) {
       buffer += bytes;
+      s.size += bytes.size();
       if (buffer.size() >= 64 * 1024) {
         write_all(s.fd.get(), buffer, s.tmp);
         buffer.clear();
@@ -132,7 +143,14 @@ MaildirOutcome MaildirBatch::stage(const std::string& maildir, const std::string
     throw;
   }
   staged_.push_back(std::move(s));
-  return MaildirOutcome::written;
+}
+
+std::uint64_t MaildirBatch::last_size() const { return staged_.empty() ? 0 : staged_.back().size; }
+
+void MaildirBatch::discard_last() {
+  if (staged_.empty()) return;
+  ::unlink(staged_.back().tmp.c_str());
+  staged_.pop_back();
 }
 
 namespace {

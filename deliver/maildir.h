@@ -53,6 +53,18 @@ class MaildirBatch {
   MaildirOutcome stage(const std::string& maildir, const std::string& unique_name,
                        const std::function<void(const ByteSink&)>& produce);
 
+  // stage() in two steps, for callers that decide between them (quota):
+  // contains() creates maildir/{tmp,new,cur} if missing and says whether the
+  // message is in new/ or cur/ already; write() stages it without that check.
+  bool contains(const std::string& maildir, const std::string& unique_name);
+  void write(const std::string& maildir, const std::string& unique_name,
+             const std::function<void(const ByteSink&)>& produce);
+
+  // The size in bytes of the message staged last, and taking it back (its tmp
+  // file is removed; it never reaches new/).
+  std::uint64_t last_size() const;
+  void discard_last();
+
   // Makes every staged message durable in new/. Returns one entry per staged
   // message, in stage order: empty on success, else the error (that message is
   // not delivered, or not durably: the caller retries it; the retry finds it).
@@ -68,6 +80,7 @@ class MaildirBatch {
     std::string dst;
     std::string new_dir;
     std::string error;
+    std::uint64_t size = 0;
   };
   MaildirOwner owner_;
   std::vector<Staged> staged_;

@@ -96,14 +96,92 @@ class DotLock {
   std::string path_;
 };
 
+std::string read_at(int fd, off_t offset, std::size_t length, const std::string& path) {
+  std::string out(length, '\0');
+  std::size_t got = 0;
+  while (got < length) {
+    ssize_t n = ::pread(fd, out.data() + got, length - got, offset + static_cast<off_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(errno, "read " + path);
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out.resize(got);
+  return out;
+}
+
+enum class Found { nothing, done, open };
+
+// Whether the spool holds, at offset, a copy with our marker (and in which state).
+Found copy_at(int fd, off_t offset, std::string_view token, const std::string& path) {
+  auto head = read_at(fd, offset, 1024 + token.size(), path);
+  auto nl = head.find('\n');
+  if (head.rfind(kFrom, 0) != 0 || nl == std::string::npos) return Found::nothing;
+  auto second = std::string_view(head).substr(nl + 1);
+  if (second.rfind(mbox_marker_line(token, true), 0) == 0) return Found::done;
+  if (second.rfind(mbox_marker_line(token, false), 0) == 0) return Found::open;
+  return Found::nothing;
+}
+
+// True if another message (a "From " line: mboxrd quoting leaves none inside
+// a copy) starts after the copy that starts at offset.
+bool followed_by_another(int fd, off_t offset, off_t size, const std::string& path) {
+  constexpr std::size_t kBlock = 64 * 1024;
+  std::string carry;  // the end of the previous block: a match may span two
+  for (off_t at = offset + 1; at < size; at += static_cast<off_t>(kBlock)) {
+    auto block = carry + read_at(fd, at, kBlock, path);
+    if (block.find("\nFrom ") != std::string::npos) return true;
+    carry = block.substr(block.size() > kFrom.size() ? block.size() - kFrom.size() : 0);
+  }
+  return false;
+}
+
+// Marks the copy whose marker line starts at marker as complete: "open" becomes
+// "done" in place. O_APPEND is lifted for the write (pwrite on an O_APPEND
+// descriptor appends on Linux) and restored after.
+void mark_done(int fd, off_t marker, std::string_view token, const std::string& path) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_APPEND) != 0) fail(errno, "fcntl " + path);
+  auto line = mbox_marker_line(token, true);
+  ssize_t n = ::pwrite(fd, line.data(), line.size(), marker);
+  int err = errno;
+  ::fcntl(fd, F_SETFL, flags);
+  if (n != static_cast<ssize_t>(line.size())) fail(n < 0 ? err : EIO, "write " + path);
+  if (::fsync(fd) != 0) fail(errno, "fsync " + path);
+}
+
+// An earlier attempt's copy at copy.previous_offset: done (nothing to do), or
+// open and the last thing in the spool (cut it off: `before` moves back), or
+// open and followed by other mail.
+MboxOutcome check_earlier_copy(int fd, const std::string& path, const MboxCopyId& copy, off_t& before) {
+  if (!copy.previous_offset || *copy.previous_offset < 0 || *copy.previous_offset >= before)
+    return MboxOutcome::appended;
+  const auto offset = static_cast<off_t>(*copy.previous_offset);
+  auto found = copy_at(fd, offset, copy.token, path);
+  if (found == Found::done) return MboxOutcome::already_present;
+  if (found == Found::nothing) return MboxOutcome::appended;
+  if (followed_by_another(fd, offset, before, path)) return MboxOutcome::appended_after_partial;
+  if (::ftruncate(fd, offset) != 0) fail(errno, "truncate " + path);
+  before = offset;
+  return MboxOutcome::replaced_partial;
+}
+
 // Everything after the locks: remember the size, append, fsync, or cut back.
-void append_locked(int fd, const std::string& path, std::string_view envelope_from, std::time_t when,
-                   const std::function<void(const MboxSink&)>& produce) {
+MboxOutcome append_locked(int fd, const std::string& path, std::string_view envelope_from, std::time_t when,
+                          const std::function<void(const MboxSink&)>& produce, const MboxCopyId* copy) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) fail(errno, "fstat " + path);
-  const off_t before = st.st_size;
+  off_t before = st.st_size;
+  auto outcome = copy ? check_earlier_copy(fd, path, *copy, before) : MboxOutcome::appended;
+  if (outcome == MboxOutcome::already_present) return outcome;
+  // Stored before the first byte: a retry after a crash from here on looks here.
+  if (copy) copy->record_offset(static_cast<std::int64_t>(before));
   try {
     std::string buffer = mbox_from_line(envelope_from, when);
+    const off_t marker = before + static_cast<off_t>(buffer.size());
+    if (copy) buffer += mbox_marker_line(copy->token, false);
     MboxrdQuoter quoter;
     produce([&](std::string_view bytes) {
       quoter.feed(bytes, buffer);
@@ -116,11 +194,13 @@ void append_locked(int fd, const std::string& path, std::string_view envelope_fr
     buffer += '\n';  // the empty line that separates messages
     write_all(fd, buffer, path);
     if (::fsync(fd) != 0) fail(errno, "fsync " + path);
+    if (copy) mark_done(fd, marker, copy->token, path);
   } catch (...) {
     // Never leave half a message: back to the size before this attempt.
     if (::ftruncate(fd, before) == 0) ::fsync(fd);
     throw;
   }
+  return outcome;
 }
 
 }  // namespace
@@ -177,18 +257,25 @@ std::string mbox_from_line(std::string_view envelope_from, std::time_t when) {
   return fmt::format("From {} {}\n", sender, date);
 }
 
-void deliver_to_mbox(const std::string& path, std::string_view envelope_from, std::time_t when,
-                     const std::function<void(const MboxSink&)>& produce, const MboxOptions& options) {
+std::string mbox_marker_line(std::string_view token, bool done) {
+  return fmt::format("X-WSMTP-Delivery: {} {}\n", token, done ? "done" : "open");
+}
+
+MboxOutcome deliver_to_mbox(const std::string& path, std::string_view envelope_from, std::time_t when,
+                            const std::function<void(const MboxSink&)>& produce, const MboxOptions& options,
+                            const MboxCopyId* copy) {
   // O_APPEND: every write lands at the end even if a non-locking writer appended
   // meanwhile; O_NOFOLLOW: a symlinked spool is an attack, not a mailbox.
-  common::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  // O_RDWR: a retry reads back what an earlier attempt wrote.
+  common::UniqueFd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd) fail(errno, "open " + path);
   // Lock order as Python's mailbox and most MUAs: fcntl first, then the dot-lock.
   fcntl_lock(fd.get(), path, options);
   DotLock dot(path + ".lock", options);
-  append_locked(fd.get(), path, envelope_from, when, produce);
+  auto outcome = append_locked(fd.get(), path, envelope_from, when, produce, copy);
   // Closing the descriptor releases the fcntl lock; DotLock's destructor the other.
   fd.close();
+  return outcome;
 }
 
 }  // namespace wsmtp::deliver

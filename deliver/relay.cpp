@@ -1,12 +1,14 @@
 #include "relay.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "log.h"
+#include "mail/mime_downgrade.h"
 #include "pg/body.h"
-#include "smtp/dot_stuff.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -33,11 +35,86 @@ std::vector<DeliveryResult> all_tasks(const RelayJob& job, DeliveryStatus status
   return out;
 }
 
-bool body_has_8bit(pqxx::connection& conn, std::int64_t msg_id) {
+// Bodies up to this size are kept from the downgrade scan for the encode pass
+// instead of being read from the database twice.
+constexpr std::size_t kMaxKeptBody = 1024 * 1024;
+
+// What a relay without 8BITMIME gets (RFC 6152 §3): no plan to send the message
+// as it is (7-bit already, or the pool's policy is 'send'), a plan to convert
+// it, or a refusal (the pool bounces 8-bit mail, or it cannot be converted).
+struct EightBitDecision {
+  std::optional<common::mail::DowngradePlan> convert;
+  std::optional<std::string> refusal;
+  std::optional<std::string> body;  // the stored message, kept from the scan when small
+};
+
+// Pass 1 of the 8-bit downgrade over what the relay would get: the prepended
+// headers and the stored message.
+common::mail::DowngradePlan scan_for_downgrade(pqxx::connection& conn, std::int64_t msg_id, const std::string& prepend,
+                                               std::optional<std::string>& kept) {
+  common::mail::DowngradeScanner scanner;
+  scanner.feed(prepend);
+  kept.emplace();
   pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
-  bool found = false;
-  common::pg::read_body(tx, msg_id, [&](std::string_view chunk) { found = found || common::smtp::has_8bit(chunk); });
-  return found;
+  common::pg::read_body(tx, msg_id, [&](std::string_view chunk) {
+    scanner.feed(chunk);
+    if (kept && kept->size() + chunk.size() <= kMaxKeptBody)
+      kept->append(chunk);
+    else
+      kept.reset();
+  });
+  return scanner.finish();
+}
+
+EightBitDecision decide_8bit(pqxx::connection& conn, const common::pg::RelayPool& pool, std::int64_t msg_id,
+                             const std::string& prepend, const std::string& relay) {
+  EightBitDecision decision;
+  if (pool.eightbit_policy == "send") return decision;
+  auto plan = scan_for_downgrade(conn, msg_id, prepend, decision.body);
+  if (!plan.has_8bit) {
+    decision.body.reset();
+    return decision;
+  }
+  if (pool.eightbit_policy == "bounce")
+    decision.refusal = fmt::format("5.6.3 relay {} does not support 8BITMIME and the message has 8-bit content", relay);
+  else if (plan.unconvertible)
+    // X.6.9 (RFC 6531): UTF-8 headers; X.6.5 (RFC 3463): conversion failed.
+    decision.refusal =
+        fmt::format("{} relay {} does not support 8BITMIME and the message cannot be converted to 7 bit: {}",
+                    plan.header_8bit ? "5.6.9" : "5.6.5", relay, plan.problem);
+  else
+    decision.convert = std::move(plan);
+  return decision;
+}
+
+// The message as the relay gets it: the prepended headers, then the stored
+// message (from `kept` when the scan kept it), converted to 7 bit per
+// `downgrade` when it is given.
+void stream_message(pqxx::connection& conn, std::int64_t msg_id, const std::string& prepend,
+                    const EightBitDecision& eightbit, const common::smtp::ChunkSink& sink) {
+  if (!eightbit.convert) {
+    if (!prepend.empty()) sink(prepend);
+    pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
+    common::pg::read_body(tx, msg_id, sink);
+    return;
+  }
+  common::mail::DowngradeEncoder encoder(*eightbit.convert);
+  std::string out;
+  auto convert = [&](std::string_view chunk) {
+    out.clear();
+    encoder.feed(chunk, out);
+    if (!out.empty()) sink(out);
+  };
+  convert(prepend);
+  if (eightbit.body) {
+    convert(*eightbit.body);
+  } else {
+    pqxx::nontransaction tx(conn);
+    common::pg::read_body(tx, msg_id, convert);
+  }
+  out.clear();
+  encoder.finish(out);
+  sink(out);
 }
 
 }  // namespace
@@ -77,7 +154,14 @@ RelaySessions::~RelaySessions() {
 RelaySessions::Session* RelaySessions::connect(pqxx::connection& conn, const common::pg::RelayPool& pool,
                                                std::vector<bool>& failed) {
   auto& session = sessions_[pool.name];
-  if (session.client && session.client->connected() && session.messages < pool.max_messages_per_connection) {
+  // A kept connection serves only while its relay is still in the pool and up:
+  // an operator who removes a relay (or TLS settings that changed it) must
+  // not see it used until the connection happens to close.
+  const bool still_listed = std::any_of(pool.relays.begin(), pool.relays.end(), [&](const common::pg::RelayHost& r) {
+    return r.host == session.relay.host && r.port == session.relay.port && !r.down;
+  });
+  if (session.client && session.client->connected() && still_listed &&
+      session.messages < pool.max_messages_per_connection) {
     // Kept from an earlier pass: it may have timed out while idle.
     if (std::exchange(session.pass, pass_) == pass_ || session.client->alive()) return &session;
   }
@@ -105,10 +189,11 @@ RelaySessions::Session* RelaySessions::connect(pqxx::connection& conn, const com
                    session.client->extensions().tls_active);
         return &session;
       }
-      problem = "refused: " + reply_detail(*refusal);
+      problem = relay_name(relay) + " refused: " + reply_detail(*refusal);
     } catch (const common::smtp::ClientError& e) {
       problem = e.what();
     }
+    last_problem_ = problem;
     failed[static_cast<std::size_t>(i)] = true;
     common::pg::mark_relay_down(conn, pool.name, relay, pool.down_time, problem);
   }
@@ -138,16 +223,17 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
   // relay with 8BITMIME gets the declaration without a scan; only a relay
   // without it makes us look at the body.
   envelope.declare_8bit = ext.eightbitmime;
-  if (!ext.eightbitmime && pool.eightbit_policy == "bounce" && body_has_8bit(conn, msg_id))
-    return all_tasks(job, DeliveryStatus::bounced,
-                     fmt::format("5.6.3 relay {} does not support 8BITMIME and the message has 8-bit content",
-                                 relay_name(session.relay)),
-                     config_);
-  auto result = client.send(envelope, [&](const common::smtp::ChunkSink& sink) {
-    if (!job.tasks.front()->prepend_headers.empty()) sink(job.tasks.front()->prepend_headers);
-    pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
-    common::pg::read_body(tx, msg_id, sink);
-  });
+  const auto& prepend = job.tasks.front()->prepend_headers;
+  EightBitDecision eightbit;
+  if (!ext.eightbitmime) eightbit = decide_8bit(conn, pool, msg_id, prepend, relay_name(session.relay));
+  if (eightbit.refusal) return all_tasks(job, DeliveryStatus::bounced, *eightbit.refusal, config_);
+  if (eightbit.convert) {
+    envelope.size = eightbit.convert->converted_size;
+    log::info("msg={} converted to 7 bit for relay {} ({} MIME parts quoted-printable)", msg_id,
+              relay_name(session.relay), eightbit.convert->convert.size());
+  }
+  auto result = client.send(
+      envelope, [&](const common::smtp::ChunkSink& sink) { stream_message(conn, msg_id, prepend, eightbit, sink); });
   ++session.messages;
   std::vector<DeliveryResult> out;
   for (std::size_t i = 0; i < job.tasks.size(); ++i) {
@@ -166,6 +252,17 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
   return out;
 }
 
+// Why no relay of the pool took the connection: the last failure seen in this
+// pass, or the reason the relays were marked down by an earlier one.
+std::string RelaySessions::unreachable_detail(const common::pg::RelayPool& pool) const {
+  std::string why = last_problem_;
+  for (const auto& relay : pool.relays)
+    if (why.empty() && relay.down && !relay.last_error.empty())
+      why = fmt::format("{} marked down: {}", relay_name(relay), relay.last_error);
+  if (why.empty()) why = pool.relays.empty() ? "the pool has no relay with a weight" : "every relay is marked down";
+  return fmt::format("4.4.1 no relay of pool {} is reachable; last error: {}", pool.name, why);
+}
+
 std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const std::string& pool_name,
                                                    const std::vector<RelayJob>& jobs) {
   std::vector<DeliveryResult> results;
@@ -180,11 +277,11 @@ std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const
     return results;
   }
   std::vector<bool> failed(pool->relays.size(), false);
+  last_problem_.clear();
   for (const auto& job : jobs) {
     Session* session = connect(conn, *pool, failed);
     if (!session) {
-      for (auto& r :
-           all_tasks(job, DeliveryStatus::deferred, "4.4.1 no relay of pool " + pool_name + " is reachable", config_))
+      for (auto& r : all_tasks(job, DeliveryStatus::deferred, unreachable_detail(*pool), config_))
         results.push_back(std::move(r));
       continue;
     }

@@ -50,8 +50,11 @@ class RelaySessions {
   std::vector<common::pg::DeliveryResult> transact(pqxx::connection& conn, const common::pg::RelayPool& pool,
                                                    Session& session, const RelayJob& job);
 
+  std::string unreachable_detail(const common::pg::RelayPool& pool) const;
+
   const DeliverConfig& config_;
   std::map<std::string, Session> sessions_;
+  std::string last_problem_;  // the latest connection failure of the current deliver() call
   std::mt19937 rng_;
   long pass_ = 0;
 };

@@ -18,11 +18,12 @@ std::optional<RelayPool> load_relay_pool(pqxx::connection& conn, const std::stri
   p.max_messages_per_connection = pool[0][2].as<int>();
   p.down_time = std::chrono::seconds(pool[0][3].as<std::int64_t>());
   auto relays = tx.exec_params(
-      "SELECT host, port, weight, COALESCE(down_until > now(), false) FROM relays "
+      "SELECT host, port, weight, COALESCE(down_until > now(), false), COALESCE(last_error, '') FROM relays "
       "WHERE pool = $1 AND weight > 0 ORDER BY host, port",
       name);
   for (const auto& r : relays)
-    p.relays.push_back({r[0].as<std::string>(), r[1].as<int>(), r[2].as<int>(), r[3].as<bool>()});
+    p.relays.push_back(
+        {r[0].as<std::string>(), r[1].as<int>(), r[2].as<int>(), r[3].as<bool>(), r[4].as<std::string>()});
   return p;
 }
 

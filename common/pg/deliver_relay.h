@@ -18,13 +18,14 @@ struct RelayHost {
   std::string host;
   int port = 25;
   int weight = 1;
-  bool down = false;  // down_until is in the future
+  bool down = false;         // down_until is in the future
+  std::string last_error{};  // why it was last marked down
 };
 
 struct RelayPool {
   std::string name;
   std::string tls_policy;       // none | opportunistic | required
-  std::string eightbit_policy;  // bounce | send
+  std::string eightbit_policy;  // convert | bounce | send
   int max_messages_per_connection = 100;
   std::chrono::seconds down_time{60};
   std::vector<RelayHost> relays;

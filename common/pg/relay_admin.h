@@ -12,7 +12,7 @@ namespace wsmtp::common::pg {
 struct RelayPoolSpec {
   std::string name;
   std::string tls_policy = "opportunistic";  // none | opportunistic | required
-  std::string eightbit_policy = "bounce";    // bounce | send
+  std::string eightbit_policy = "convert";   // convert | bounce | send
 };
 
 struct RelayRow {

@@ -1,5 +1,6 @@
 #include "smtp/client.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -67,6 +68,11 @@ std::string ssl_errors() {
     out += buf;
   }
   return out.empty() ? "handshake failed" : out;
+}
+
+bool is_ip_literal(const std::string& host) {
+  in6_addr address{};
+  return ::inet_pton(AF_INET, host.c_str(), &address) == 1 || ::inet_pton(AF_INET6, host.c_str(), &address) == 1;
 }
 
 }  // namespace
@@ -241,8 +247,16 @@ void SmtpClient::connect(const std::string& host, int port) {
 void SmtpClient::start_tls(const std::string& host) {
   SslPtr ssl(SSL_new(tls_ctx_.get()));
   if (!ssl) broken("SSL_new: " + ssl_errors());
-  SSL_set_tlsext_host_name(ssl.get(), host.c_str());
-  if (options_.tls == TlsPolicy::required) SSL_set1_host(ssl.get(), host.c_str());  // RFC 6125 name check
+  // A relay configured by address is verified against the certificate's IP
+  // subjectAltName (RFC 5280 §4.2.1.6), and gets no SNI: RFC 6066 §3 allows
+  // only host names there.
+  const bool literal = is_ip_literal(host);
+  if (!literal) SSL_set_tlsext_host_name(ssl.get(), host.c_str());
+  if (options_.tls == TlsPolicy::required) {
+    int named = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), host.c_str())
+                        : SSL_set1_host(ssl.get(), host.c_str());  // RFC 6125 name check
+    if (named != 1) broken("cannot set the name to verify: " + ssl_errors());
+  }
   bufferevent* filtered = bufferevent_openssl_filter_new(base_.get(), bev_.get(), ssl.get(), BUFFEREVENT_SSL_CONNECTING,
                                                          BEV_OPT_CLOSE_ON_FREE);
   if (!filtered) broken("cannot start TLS");
@@ -255,11 +269,12 @@ void SmtpClient::start_tls(const std::string& host) {
   auto tv = to_timeval(options_.connect_timeout);
   bufferevent_set_timeouts(bev_.get(), &tv, &tv);
   while (!tls_connected_ && !failed_) event_base_loop(base_.get(), EVLOOP_ONCE);
+  // With verification on, a rejected certificate fails the handshake itself;
+  // the verify result says why better than the handshake error does.
+  long verify =
+      options_.tls == TlsPolicy::required ? SSL_get_verify_result(bufferevent_openssl_get_ssl(bev_.get())) : X509_V_OK;
+  if (verify != X509_V_OK) broken(std::string("certificate not verified: ") + X509_verify_cert_error_string(verify));
   if (failed_) broken(failure_);
-  if (options_.tls == TlsPolicy::required) {
-    long verify = SSL_get_verify_result(bufferevent_openssl_get_ssl(bev_.get()));
-    if (verify != X509_V_OK) broken(std::string("certificate not verified: ") + X509_verify_cert_error_string(verify));
-  }
   ext_.tls_active = true;
 }
 

@@ -13,7 +13,8 @@ from pgtmp import free_port
 
 
 class Postfix:
-    def __init__(self, root, domain, users, defer_delivery=False):
+    def __init__(self, root, domain, users, defer_delivery=False, extra=""):
+        """extra: more main.cf lines (e.g. smtpd TLS settings)."""
         self.root = os.path.join(root, "postfix")
         self.etc = os.path.join(self.root, "etc")
         self.mail = os.path.join(self.root, "mail")
@@ -61,6 +62,7 @@ maillog_file = {self.root}/maillog
 smtpd_banner = $myhostname ESMTP
 default_process_limit = 100
 {"defer_transports = virtual" if defer_delivery else ""}
+{extra}
 """)
         self.run("start")
 
@@ -83,6 +85,16 @@ default_process_limit = 100
             if os.path.isdir(d):
                 n += len(os.listdir(d))
         return n
+
+    def maildir_files(self):
+        """Every delivered message file (new/ and cur/ of every mailbox)."""
+        out = []
+        for user in sorted(os.listdir(self.mail)):
+            for sub in ("new", "cur"):
+                d = os.path.join(self.mail, user, "Maildir", sub)
+                if os.path.isdir(d):
+                    out += [os.path.join(d, n) for n in sorted(os.listdir(d))]
+        return out
 
     def stop(self):
         subprocess.run(["postfix", "-c", self.etc, "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
