@@ -4,6 +4,7 @@
 // inside the router's transaction. Addresses are lookup keys (lower-case).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,15 @@ struct AddressInfo {
   std::optional<std::string> catchall;  // the domain's catch-all target
 };
 
+// A list's members as the router expands them: the ones it must expand itself
+// (list_members_to_expand) and how many more the bulk fan-out routes on its own
+// (plain mailboxes, remote addresses). Their sum is the list's size.
+struct ListMembers {
+  std::vector<std::string> to_expand;
+  std::int64_t bulk = 0;
+  std::int64_t total() const { return bulk + static_cast<std::int64_t>(to_expand.size()); }
+};
+
 class DirectoryLookup {
  public:
   virtual ~DirectoryLookup() = default;
@@ -66,6 +76,14 @@ class DirectoryLookup {
   // route by itself: local addresses that are not plain mailboxes (aliases,
   // lists, plus-addresses, mailboxes with forwarding).
   virtual std::vector<std::string> list_members_to_expand(const std::string& /*list*/) { return {}; }
+  // Both kinds of member in one answer, looking at no more than limit + 1
+  // members: a list with more than limit members answers with a total of
+  // limit + 1 (and partial content), so a huge list costs bounded work. An
+  // implementation with a bulk fan-out must override it: the default knows of
+  // none (bulk = 0).
+  virtual ListMembers list_members(const std::string& list, std::int64_t /*limit*/) {
+    return {list_members_to_expand(list), 0};
+  }
 
   // All of the above for one address. Implementations may answer in one query.
   virtual AddressInfo describe(const std::string& address, const std::string& domain) {

@@ -11,6 +11,7 @@ RouterConfig read_router_config(const common::ConfigFile& file) {
   c.batch_size = static_cast<int>(s.get_int("batch_size", c.batch_size, 1, 1000));
   c.max_alias_depth = static_cast<int>(s.get_int("max_alias_depth", c.max_alias_depth, 1, 100));
   c.max_expansion = static_cast<int>(s.get_int("max_expansion", c.max_expansion, 1, 1000000));
+  c.max_list_members = s.get_int("max_list_members", c.max_list_members, 1, 100000000);
   c.relay_pool = s.get_string("relay_pool", c.relay_pool);
   if (c.relay_pool.empty()) s.fail("relay_pool", "must not be empty");
   c.max_routing_failures = static_cast<int>(s.get_int("max_routing_failures", c.max_routing_failures, 1, 100));

@@ -7,7 +7,9 @@
 // bounce. Knows nothing about SQL or message states: it asks DirectoryLookup.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,8 +21,23 @@ namespace wsmtp::router {
 
 struct ExpansionLimits {
   int max_depth = 10;
-  int max_results = 20000;
+  // Addresses one envelope recipient may visit (alias and forwarding targets,
+  // catch-alls, list members that need expanding): past it the recipient's
+  // whole expansion is dropped for one bounce, so no directory makes us do
+  // unbounded work, and nobody gets a partial delivery.
+  int max_expansion = 20000;
+  // Members of all the lists one message fans out, together: a list that would
+  // pass it bounces (5.2.4) instead of being expanded.
+  std::int64_t max_list_members = 100000;
   std::string relay_pool = "default";
+};
+
+// What one message's expansion has used so far, shared by its envelope
+// recipients (ExpansionLimits::max_list_members).
+struct ExpansionBudget {
+  enum class ListOutcome { fanned_out, no_members, none_deliverable, too_large };
+  std::int64_t list_members = 0;
+  std::map<std::string, ListOutcome> lists;  // lists already expanded for the message
 };
 
 struct FinalRecipient {
@@ -30,7 +47,8 @@ struct FinalRecipient {
   std::string destination;                     // Maildir/spool path, relay pool, or "" for a bounce
   std::string bounce_reason;                   // for transport "bounce": enhanced code and text
   std::string prepend_headers{};               // list mail: List-* and X-Loop lines
-  std::optional<std::string> envelope_from{};  // list mail: the list's bounce address
+  std::optional<std::string> envelope_from{};  // list mail: the list's bounce address; for a bounce
+                                               // inside a list's fan-out, where the report goes
   friend bool operator==(const FinalRecipient&, const FinalRecipient&) = default;
 };
 
@@ -47,6 +65,8 @@ struct Expansion {
   std::vector<ListUse> lists;
   // Mailboxes reached without a list in between that have an active auto-reply.
   std::vector<std::string> autoreply_mailboxes;
+  // Limits that refused work, for the operator's log (one line each).
+  std::vector<std::string> warnings;
 };
 
 struct MessageContext {
@@ -58,8 +78,15 @@ struct MessageContext {
 
 inline constexpr const char* kBounceTransport = "bounce";
 
-// Expands one recipient. A final recipient reached twice appears once.
-// Throws what the DirectoryLookup throws (database failures).
+// Expands one recipient. A final recipient reached twice appears once. A bounce
+// inside a list's fan-out carries the list's bounce address (envelope_from): the
+// report goes to the list, not to the poster. A list with no member left to
+// deliver to bounces itself (5.2.4). budget is the message's, shared by its
+// recipients. Throws what the DirectoryLookup throws (database failures).
+Expansion expand_recipient(common::DirectoryLookup& directory, const std::string& recipient,
+                           const MessageContext& message, const ExpansionLimits& limits, ExpansionBudget& budget);
+
+// The same with a budget of its own (a message with one recipient).
 Expansion expand_recipient(common::DirectoryLookup& directory, const std::string& recipient,
                            const MessageContext& message, const ExpansionLimits& limits);
 

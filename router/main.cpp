@@ -39,6 +39,11 @@ int main(int argc, char** argv) {
     auto worker = [&] {
       const std::string owner = common::worker_identity();
       log::info("wroute worker starting as {}", owner);
+      // The schema trigger's NOTIFY stays inside the router's transactions
+      // (no deferred wake-ups as in the listener): the router's commits do not
+      // wait for the WAL flush (configure_router_session), so that lock is
+      // held only briefly, and it also wakes routers for the reports and
+      // auto-replies the router queues.
       common::pg::run_worker_loop(
           {db.conninfo, common::pg::kRouteChannel, queue.poll_interval}, stop,
           [&](pqxx::connection& conn) { return router::route_batch(conn, config, queue, owner); });

@@ -1,182 +1,171 @@
 #include "route.h"
 
-#include <algorithm>
 #include <ctime>
-#include <map>
+#include <deque>
+#include <optional>
 #include <set>
 
 #include "address.h"
 #include "autoreply.h"
-#include "expand.h"
 #include "log.h"
-#include "pg/directory.h"
 #include "pg/router_autoreply.h"
+#include "pg/router_bounces.h"
 #include "pg/router_directory.h"
 #include "pg/router_queue.h"
 #include "pg/transitions.h"
+#include "plan.h"
 
 namespace wsmtp::router {
 namespace {
 
 using common::mail::HeaderBlock;
-using Descriptions = std::map<std::string, common::AddressInfo>;
+using common::pg::RoutingClaim;
 
-// The directory as seen by one message: the batch's envelope recipients were
-// described up front in one query; anything else (alias targets, members) is
-// asked inside the message's transaction.
-class BatchDirectory final : public common::DirectoryLookup {
- public:
-  BatchDirectory(common::DirectoryLookup& inner, const Descriptions& known) : inner_(inner), known_(known) {}
-  bool is_local_domain(const std::string& d) override { return inner_.is_local_domain(d); }
-  std::optional<common::MailboxTarget> find_mailbox(const std::string& a) override { return inner_.find_mailbox(a); }
-  std::vector<std::string> alias_targets(const std::string& a) override { return inner_.alias_targets(a); }
-  bool is_list_member(const std::string& l, const std::string& a) override { return inner_.is_list_member(l, a); }
-  std::vector<std::string> list_members_to_expand(const std::string& l) override {
-    return inner_.list_members_to_expand(l);
-  }
-  common::AddressInfo describe(const std::string& address, const std::string& domain) override {
-    auto it = known_.find(address);
-    return it != known_.end() ? it->second : inner_.describe(address, domain);
-  }
+// One claimed message inside the routing transaction: its header section is
+// read only if a rule asks for it (list X-Loop checks, auto-replies).
+struct MessageWork {
+  MessageWork(pqxx::transaction_base& tx, const RoutingClaim& c)
+      : claim(c), context{common::to_lower_ascii(c.envelope_from), [this, &tx]() -> const HeaderBlock& {
+                            if (!headers) headers = common::pg::read_message_headers(tx, claim.lease.msg_id);
+                            return *headers;
+                          }} {}
+  MessageWork(const MessageWork&) = delete;
+  MessageWork& operator=(const MessageWork&) = delete;
 
- private:
-  common::DirectoryLookup& inner_;
-  const Descriptions& known_;
+  const RoutingClaim& claim;
+  std::optional<HeaderBlock> headers;
+  MessageContext context;
+  Plan plan;
 };
 
-// One round trip for every envelope recipient of the batch.
-Descriptions describe_batch(pqxx::connection& conn, const std::vector<common::pg::RoutingClaim>& claims) {
+// All envelope recipients of claims[first..] in one round trip.
+void prefetch_recipients(common::pg::RouterDirectory& directory, const std::vector<RoutingClaim>& claims,
+                         std::size_t first) {
   std::vector<std::string> addresses, domains;
-  for (const auto& c : claims)
-    for (const auto& r : c.recipients)
+  for (std::size_t i = first; i < claims.size(); ++i)
+    for (const auto& r : claims[i].recipients)
       if (auto parsed = common::parse_mailbox(r, true)) {
         addresses.push_back(parsed->lookup_key());
         domains.push_back(common::to_lower_ascii(parsed->domain));
       }
-  pqxx::nontransaction tx(conn);
-  return common::pg::describe_addresses(tx, addresses, domains);
-}
-
-struct Plan {
-  std::vector<common::pg::PlannedDelivery> deliveries;
-  std::vector<common::pg::ListFanout> fanouts;
-  std::vector<std::pair<std::string, std::string>> autoreplies;  // mailbox, original recipient
-};
-
-Plan plan_message(common::DirectoryLookup& directory, const RouterConfig& config, const common::pg::RoutingClaim& claim,
-                  const MessageContext& context) {
-  ExpansionLimits limits{config.max_alias_depth, config.max_expansion, config.relay_pool};
-  Plan plan;
-  std::vector<common::pg::PlannedDelivery> candidates;
-  // A list reached twice fans out once, and a mailbox answers a sender once.
-  std::set<std::string> lists, answered;
-  for (const auto& rcpt : claim.recipients) {
-    auto expansion = expand_recipient(directory, rcpt, context, limits);
-    for (auto& r : expansion.recipients) {
-      common::pg::PlannedDelivery p{r.address,         rcpt,           r.transport, r.destination, std::nullopt,
-                                    r.prepend_headers, r.envelope_from};
-      if (r.transport == kBounceTransport) p.bounce_reason = r.bounce_reason;
-      candidates.push_back(std::move(p));
-    }
-    for (auto& l : expansion.lists)
-      if (lists.insert(l.list_address).second)
-        plan.fanouts.push_back({l.list_address, rcpt, l.prepend_headers, l.envelope_from, config.relay_pool});
-    for (auto& m : expansion.autoreply_mailboxes)
-      if (answered.insert(m).second) plan.autoreplies.emplace_back(m, rcpt);
-  }
-  // The same final mailbox reached twice gets one copy; a copy addressed to it
-  // directly wins over a list's (the list fan-outs, inserted after the plan,
-  // skip members already planned).
-  std::stable_partition(candidates.begin(), candidates.end(),
-                        [](const auto& p) { return !p.envelope_from_override.has_value(); });
-  std::set<std::string> planned;
-  for (auto& p : candidates)
-    if (planned.insert(p.recipient + '\0' + p.transport + '\0' + p.destination).second)
-      plan.deliveries.push_back(std::move(p));
-  return plan;
+  directory.prefetch(addresses, domains);
 }
 
 // Queues the vacation replies that RFC 3834 allows, in the routing transaction.
-void send_autoreplies(pqxx::transaction_base& tx, const RouterConfig& config, const common::pg::RoutingClaim& claim,
-                      const MessageContext& context, const Plan& plan) {
-  if (plan.autoreplies.empty() || autoreply_sender_excluded(context.envelope_from)) return;
+void send_autoreplies(pqxx::transaction_base& tx, const RouterConfig& config, MessageWork& work) {
+  const auto& context = work.context;
+  if (work.plan.autoreplies.empty() || autoreply_sender_excluded(context.envelope_from)) return;
   const HeaderBlock& headers = context.headers();
   if (autoreply_message_excluded(headers)) return;
   int n = 0;
-  for (const auto& [mailbox, original_rcpt] : plan.autoreplies) {
+  const auto msg_id = work.claim.lease.msg_id;
+  for (const auto& [mailbox, original_rcpt] : work.plan.autoreplies) {
     ++n;
     if (mailbox == context.envelope_from || !autoreply_direct_recipient(headers, mailbox, original_rcpt)) continue;
     auto text = common::pg::claim_autoreply(tx, mailbox, context.envelope_from);
     if (!text) continue;
     const std::time_t now = std::time(nullptr);
-    AutoReplyMessage reply{
-        mailbox,
-        context.envelope_from,
-        text->subject,
-        text->body,
-        config.hostname,
-        "autoreply." + std::to_string(claim.lease.msg_id) + "." + std::to_string(n) + "." + std::to_string(now),
-        now};
+    AutoReplyMessage reply{mailbox,
+                           context.envelope_from,
+                           text->subject,
+                           text->body,
+                           config.hostname,
+                           "autoreply." + std::to_string(msg_id) + "." + std::to_string(n) + "." + std::to_string(now),
+                           now};
     auto id = common::pg::create_generated_message(tx, {"", "", config.hostname, "wroute", {context.envelope_from}},
                                                    compose_autoreply(reply, headers));
-    log::info("msg={} auto-reply from {} queued as msg={}", claim.lease.msg_id, mailbox, id);
+    log::info("msg={} auto-reply from {} queued as msg={}", msg_id, mailbox, id);
   }
 }
 
-void log_plan(std::int64_t msg_id, const Plan& plan) {
-  for (const auto& p : plan.deliveries)
-    log::info("msg={} route rcpt={} orig={} transport={} dest={}{}", msg_id, p.recipient, p.original_rcpt, p.transport,
-              p.destination, p.bounce_reason ? " bounce=" + *p.bounce_reason : std::string());
-  for (const auto& f : plan.fanouts)
-    log::info("msg={} route list={} orig={} envelope_from={}", msg_id, f.list_address, f.original_rcpt,
-              f.envelope_from);
+// Members refused inside a list's fan-out are reported to the list's bounce
+// address. Not for mail from the null sender: it is itself a report or an
+// auto-reply, and answering it could loop (a bounce address that is a list
+// distributing our report to the member that bounced again).
+void report_list_bounces(pqxx::transaction_base& tx, const RouterConfig& config, const MessageWork& work) {
+  for (const auto& [address, rows] : list_bounces(work.plan)) {
+    if (work.context.envelope_from.empty()) {
+      log::info("msg={} {} refused list members not reported to <{}>: the message's sender is <>",
+                work.claim.lease.msg_id, rows.size(), address);
+      continue;
+    }
+    std::vector<common::pg::ListBounce> bounces;
+    for (const auto* p : rows) bounces.push_back({p->recipient, p->original_rcpt, p->bounce_reason.value_or("")});
+    common::pg::queue_list_bounce_report(tx, work.claim.lease.msg_id, address, bounces, config.hostname);
+  }
 }
 
-void route_one(pqxx::connection& conn, const RouterConfig& config, const common::pg::RoutingClaim& claim,
-               const Descriptions& known) {
+// Routes claims[first..] in one transaction, up to and including the message
+// whose list fan-outs take the transaction to max_list_members members (so a
+// batch of posts to big lists is several transactions of bounded size, not one
+// huge one). Returns how many claims it took (at least one); those that had
+// lost their lease to another router are logged and left alone. Throws on any
+// failure: nothing of them is written.
+std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, const std::vector<RoutingClaim>& claims,
+                        std::size_t first) {
   pqxx::work tx(conn);
-  common::pg::PgDirectoryLookup database(tx);
-  BatchDirectory directory(database, known);
-  std::optional<HeaderBlock> headers;
-  MessageContext context{common::to_lower_ascii(claim.envelope_from), [&]() -> const HeaderBlock& {
-                           if (!headers) headers = common::pg::read_message_headers(tx, claim.lease.msg_id);
-                           return *headers;
-                         }};
-  auto plan = plan_message(directory, config, claim, context);
-  if (!common::pg::finish_routing(tx, claim.lease, plan.deliveries, plan.fanouts)) {
-    log::warn("msg={} lease lost before routing finished; another router owns it", claim.lease.msg_id);
-    return;  // tx rolls back
+  common::pg::RouterDirectory directory(tx);
+  prefetch_recipients(directory, claims, first);
+  std::deque<MessageWork> works;  // stable addresses: each context refers to its own element
+  std::vector<common::pg::RoutingPlan> plans;
+  std::int64_t list_members = 0;
+  for (std::size_t i = first; i < claims.size() && (i == first || list_members < config.max_list_members); ++i) {
+    auto& work = works.emplace_back(tx, claims[i]);
+    work.plan = plan_message(directory, config, claims[i].recipients, work.context);
+    list_members += work.plan.list_members;
+    plans.push_back({claims[i].lease, work.plan.deliveries, work.plan.fanouts});
   }
-  send_autoreplies(tx, config, claim, context, plan);
+  std::set<std::int64_t> moved;
+  for (const auto& r : common::pg::finish_routing(tx, plans)) moved.insert(r.msg_id);
+  for (auto& work : works) {
+    if (!moved.count(work.claim.lease.msg_id)) {
+      log::warn("msg={} lease lost before routing finished; another router owns it", work.claim.lease.msg_id);
+      continue;
+    }
+    send_autoreplies(tx, config, work);
+    report_list_bounces(tx, config, work);
+  }
   tx.commit();
-  log_plan(claim.lease.msg_id, plan);
+  for (const auto& work : works)
+    if (moved.count(work.claim.lease.msg_id)) log_plan(work.claim.lease.msg_id, work.plan);
+  return works.size();
+}
+
+// One message in its own transaction; a failure is recorded against it.
+void route_alone(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
+                 const RoutingClaim& claim) {
+  try {
+    route_chunk(conn, config, {claim}, 0);
+  } catch (const pqxx::broken_connection&) {
+    throw;  // the loop reconnects; our leases expire and are re-claimed
+  } catch (const std::exception& e) {
+    log::error("msg={} routing failed: {}", claim.lease.msg_id, e.what());
+    common::pg::record_routing_failure(conn, claim.lease, e.what(), config.max_routing_failures, queue.lease_time);
+  }
 }
 
 }  // namespace
 
 int route_batch(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
                 const std::string& owner) {
+  common::pg::configure_router_session(conn);
   common::pg::ClaimOptions options{owner, queue.lease_time, config.batch_size, queue.max_expired_claims};
   auto claims = common::pg::claim_for_routing(conn, options);
-  Descriptions known;
-  try {
-    if (!claims.empty()) known = describe_batch(conn, claims);
-  } catch (const pqxx::broken_connection&) {
-    throw;
-  } catch (const std::exception& e) {
-    // Only an optimisation: each message then asks for itself.
-    log::warn("describing the batch's recipients failed: {}", e.what());
-  }
-  for (const auto& claim : claims) {
+  std::vector<RoutingClaim> together, alone;
+  for (auto& c : claims) (c.expired_claims == 0 ? together : alone).push_back(std::move(c));
+  std::size_t done = 0;
+  if (together.size() > 1) {
     try {
-      route_one(conn, config, claim, known);
+      while (done < together.size()) done += route_chunk(conn, config, together, done);
     } catch (const pqxx::broken_connection&) {
-      throw;  // the loop reconnects; our leases expire and are re-claimed
+      throw;
     } catch (const std::exception& e) {
-      log::error("msg={} routing failed: {}", claim.lease.msg_id, e.what());
-      common::pg::record_routing_failure(conn, claim.lease, e.what(), config.max_routing_failures, queue.lease_time);
+      log::warn("routing a batch of {} messages failed ({}); routing them one by one", together.size() - done,
+                e.what());
     }
   }
+  for (std::size_t i = done; i < together.size(); ++i) route_alone(conn, config, queue, together[i]);
+  for (const auto& c : alone) route_alone(conn, config, queue, c);
   if (claims.empty()) {
     // Idle: forget fairness clocks that no longer delay anyone.
     pqxx::work tx(conn);

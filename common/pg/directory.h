@@ -48,6 +48,9 @@ class PgDirectoryLookup final : public DirectoryLookup {
   std::vector<std::string> list_members_to_expand(const std::string& list) override {
     return pg::list_members_to_expand(tx_, list);
   }
+  ListMembers list_members(const std::string& list, std::int64_t limit) override {
+    return pg::list_members(tx_, list, limit);
+  }
 
  private:
   pqxx::transaction_base& tx_;

@@ -1,11 +1,14 @@
 // Mailing-list fan-out: a list's members become delivery rows in one
 // INSERT ... SELECT, so a 10,000-member list costs one round trip, not one per
-// member. Members that need the router's full expansion (aliases, nested lists,
-// forwarding) are left out here and listed by list_members_to_expand().
+// member, and the lists of a whole batch of messages cost one statement
+// together. Members that need the router's full expansion (aliases, nested
+// lists, forwarding) are left out here and listed by list_members_to_expand().
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include <pqxx/pqxx>
 
@@ -24,8 +27,18 @@ struct ListFanout {
 // without forwarding, and addresses in domains that are not ours.
 extern const char* const kBulkRoutableMember;
 
-// Inserts a delivery for every bulk-routable member of the list (duplicates of
-// rows already planned for the message are skipped). Returns the rows added.
+// A fan-out and the message it belongs to.
+struct MessageFanout {
+  std::int64_t msg_id = 0;
+  ListFanout fanout;
+};
+
+// Inserts a delivery for every bulk-routable member of every list, in one
+// statement (rows already planned for the message, or a member two of its
+// lists share, are skipped). Returns the rows added per message id.
+std::map<std::int64_t, int> insert_list_fanouts(pqxx::transaction_base& tx, const std::vector<MessageFanout>& fanouts);
+
+// The same for one list of one message. Returns the rows added.
 int insert_list_fanout(pqxx::transaction_base& tx, std::int64_t msg_id, const ListFanout& fanout);
 
 }  // namespace wsmtp::common::pg

@@ -4,6 +4,10 @@
 
 namespace wsmtp::common::pg {
 
+void configure_router_session(pqxx::connection_base& conn) {
+  if (conn.get_variable("synchronous_commit") != "off") conn.set_variable("synchronous_commit", "off");
+}
+
 std::int64_t routing_backlog(pqxx::transaction_base& tx, std::int64_t cap) {
   // Bounded: an enormous backlog costs no more to count than "enough".
   return tx

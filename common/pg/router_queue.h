@@ -15,6 +15,18 @@
 
 namespace wsmtp::common::pg {
 
+// The router's session: its commits do not wait for the WAL flush
+// (synchronous_commit = off). Safe because everything a router writes can be
+// redone from what the listener committed durably: a routing commit lost in a
+// database crash leaves its messages in state 2 under leases that expire and
+// are routed again, exactly as if the router had died before committing, and
+// the reports and auto-replies it queued are lost with it, never half. Nothing
+// downstream acts on a routing commit before a durable commit of its own (the
+// deliverer's claim) has flushed the WAL past it. Only the first call on a
+// connection costs round trips (libpqxx remembers the setting, and restores it
+// if it reconnects).
+void configure_router_session(pqxx::connection_base& conn);
+
 // Messages waiting for a router (state 1, not held), counted up to cap.
 std::int64_t routing_backlog(pqxx::transaction_base& tx, std::int64_t cap = 1000000);
 

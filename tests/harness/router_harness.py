@@ -29,10 +29,12 @@ def quote(s):
     return "'" + s.replace("'", "''") + "'"
 
 
-def bulk_receive(p, n, sender, rcpts, client="192.0.2.7", batch=500, tag="bulk"):
-    """n messages in state 1 with a small body, through the schema (the fairness
-    trigger stamps them as the listener's commit would), in batches."""
+def bulk_receive(p, n, sender, rcpts, client="192.0.2.7", batch=500, tag="bulk", body_size=0):
+    """n messages in state 1 with a small body (or one of about body_size
+    bytes), through the schema (the fairness trigger stamps them as the
+    listener's commit would), in batches."""
     arr = "ARRAY[" + ",".join(quote(r) for r in rcpts) + "]::text[]"
+    filler = f"repeat('x', {max(0, body_size - 30)})"
     done = 0
     while done < n:
         k = min(batch, n - done)
@@ -43,7 +45,8 @@ def bulk_receive(p, n, sender, rcpts, client="192.0.2.7", batch=500, tag="bulk")
             r AS (INSERT INTO recipients (message_id, seq, address)
                   SELECT m.id, x.ord - 1, x.a FROM m, unnest({arr}) WITH ORDINALITY AS x(a, ord)),
             b AS (INSERT INTO body_chunks (message_id, seq, data)
-                  SELECT id, 0, convert_to(E'Subject: bench\\r\\n\\r\\nbody\\r\\n', 'UTF8') FROM m)
+                  SELECT id, 0, convert_to(E'Subject: bench\\r\\n\\r\\nbody' || {filler} || E'\\r\\n', 'UTF8')
+                  FROM m)
             SELECT 1;
             UPDATE messages SET state = 1 WHERE state = 0 AND received_by = {quote(tag)};""")
         done += k

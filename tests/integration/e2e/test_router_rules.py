@@ -6,7 +6,9 @@ each at RCPT (lists, catch-alls and plus-addresses count as known), wroute
 routes them, wdeliver puts them in the Maildirs. Asserts the Maildir copies,
 the list's delivery rows (headers to prepend, envelope sender rewritten to the
 list's bounce address, one copy for a member also addressed directly), the
-members-only refusal, and exactly one RFC 3834 reply per sender.
+members-only refusal, exactly one RFC 3834 reply per sender, a list member
+refused inside the fan-out reported to the list's bounce address (not to the
+poster), and an empty list refused to the poster.
 """
 import os
 import sys
@@ -32,14 +34,22 @@ def main():
     with Pipeline() as p:
         d = p.domain
         p.add_domain()
-        for user in ("ann", "bo", "pm"):
+        for user in ("ann", "bo", "pm", "lb"):
             p.add_mailbox(user)
         sql(p, f"INSERT INTO catchalls (domain, target) VALUES ('{d}', 'pm@{d}');"
                f"INSERT INTO lists (address, domain, owner, bounce_address, posting_policy, list_id) "
                f"VALUES ('team@{d}', '{d}', 'bo@{d}', 'team-bounces@{d}', 'anyone', 'team.{d}'),"
                f"       ('closed@{d}', '{d}', 'bo@{d}', 'bo@{d}', 'members', 'closed.{d}');"
                f"INSERT INTO list_members (list_address, member) VALUES ('team@{d}', 'ann@{d}'), ('team@{d}', 'bo@{d}');"
-               f"INSERT INTO autoreplies (address, subject, body) VALUES ('ann@{d}', 'Away', 'Back soon.');")
+               f"INSERT INTO autoreplies (address, subject, body) VALUES ('ann@{d}', 'Away', 'Back soon.');"
+               # Lists whose refusals are reported to lb: one with a member
+               # unknown in a local domain without a catch-all, one empty.
+               f"INSERT INTO domains (name) VALUES ('other.test');"
+               f"INSERT INTO lists (address, domain, owner, bounce_address, posting_policy, list_id) "
+               f"VALUES ('staff@{d}', '{d}', 'bo@{d}', 'lb@{d}', 'anyone', 'staff.{d}'),"
+               f"       ('empty@{d}', '{d}', 'bo@{d}', 'lb@{d}', 'anyone', 'empty.{d}');"
+               f"INSERT INTO list_members (list_address, member) VALUES ('staff@{d}', 'bo@{d}'),"
+               f"       ('staff@{d}', 'gone@other.test');")
         p.start_all()
 
         with p.smtp() as s:
@@ -50,6 +60,8 @@ def main():
             s.sendmail(SENDER, [f"ann@{d}"], message(f"ann@{d}", "vacation1"))
             s.sendmail(SENDER, [f"ann@{d}"], message(f"ann@{d}", "vacation2"))
             s.sendmail(SENDER, [f"closed@{d}"], message(f"closed@{d}", "closed"))
+            s.sendmail(SENDER, [f"staff@{d}"], message(f"staff@{d}", "staffpost"))
+            s.sendmail(SENDER, [f"empty@{d}"], message(f"empty@{d}", "emptypost"))
 
         wait_until(lambda: copies(p, "ann", "plus") == 1, 30, what="plus-addressed copy")
         wait_until(lambda: copies(p, "pm", "catchall") == 1, 30, what="catch-all copy")
@@ -87,6 +99,22 @@ def main():
         wait_until(lambda: count(p, f"SELECT count(*) FROM deliveries d JOIN messages m ON m.id = d.message_id "
                                     f"WHERE m.received_by = 'wroute' AND d.transport = 'relay' "
                                     f"AND d.recipient = '{SENDER}'") == 1, 30, what="the reply routed to the relay")
+
+        # A member refused inside a list's fan-out is reported to the list's
+        # bounce address (lb's Maildir), not to the poster; an empty list is
+        # refused to the poster.
+        wait_until(lambda: copies(p, "bo", "staffpost") == 1, 30, what="the staff list copy")
+        wait_until(lambda: any(b"Final-Recipient: rfc822; gone@other.test" in open(f, "rb").read()
+                               for f in p.maildir_files("lb")), 30, what="the list's report in lb's Maildir")
+        empty = count(p, f"SELECT count(*) FROM deliveries WHERE recipient = 'empty@{d}' AND status = 'bounced' "
+                         f"AND last_error = '5.2.4 mailing list has no members'")
+        assert empty == 1, empty
+        poster_reports = lambda: sql(p, f"SELECT coalesce(string_agg(convert_from(b.data, 'UTF8'), ''), '') "
+                                        f"FROM messages m JOIN recipients r ON r.message_id = m.id "
+                                        f"JOIN body_chunks b ON b.message_id = m.id "
+                                        f"WHERE m.received_by = 'wdeliver-dsn' AND r.address = '{SENDER}'")
+        wait_until(lambda: f"empty@{d}" in poster_reports(), 30, what="the poster's report of the empty list")
+        assert "gone@other.test" not in poster_reports()
         print("router rules end to end: ok")
 
 

@@ -21,6 +21,13 @@ def main():
         p.add_domain()
         p.add_mailbox("ann")
         set_router_options(p, min_workers=1, max_workers=3, backlog_per_worker=50, idle_time="2s")
+        # Routing made slow on purpose (10 ms per delivery row, ~10 s for the
+        # backlog below with three workers): a batched router drains 3,000
+        # messages in about a second, before the supervisor could be watched.
+        p.pg.psql("CREATE FUNCTION slow_routing() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN PERFORM pg_sleep(0.01); RETURN NEW; END $$; "
+                  "CREATE TRIGGER slow_routing BEFORE INSERT ON deliveries "
+                  "FOR EACH ROW EXECUTE FUNCTION slow_routing()", dbname="wsmtp")
         wroute = p.start("wroute")
         wait_for(lambda: len(worker_pids(wroute.pid)) == 1, 20, "the first worker")
 

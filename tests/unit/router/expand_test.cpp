@@ -54,14 +54,23 @@ class FakeDirectory : public common::DirectoryLookup {
   // Like the database: plain mailboxes and remote members are fanned out in
   // bulk.
   std::vector<std::string> list_members_to_expand(const std::string& l) override {
-    std::vector<std::string> out;
+    return list_members(l, 1000000).to_expand;
+  }
+  common::ListMembers list_members(const std::string& l, std::int64_t limit) override {
+    ++member_scans;
+    common::ListMembers out;
     for (const auto& m : values(members, l)) {
+      if (out.total() > limit) break;  // like the database: at most limit + 1 looked at
       auto domain = m.substr(m.rfind('@') + 1);
       bool plain_mailbox = mailboxes.count(m) && !forwards.count(m);
-      if (!plain_mailbox && domains.count(domain)) out.push_back(m);
+      if (!plain_mailbox && domains.count(domain))
+        out.to_expand.push_back(m);
+      else
+        ++out.bulk;
     }
     return out;
   }
+  int member_scans = 0;
 
  private:
   std::vector<std::string> values(const std::multimap<std::string, std::string>& map, const std::string& key) {
@@ -299,4 +308,139 @@ TEST_CASE("list headers follow RFC 2369 and RFC 2919") {
         "List-Owner: <mailto:boss@example.org>\r\n"
         "Precedence: list\r\n"
         "X-Loop: team@example.org\r\n");
+}
+
+TEST_CASE("a list with no members, or none deliverable, bounces to the poster") {
+  FakeDirectory dir;
+  dir.mailboxes = {{"ann@example.org", "/m/ann"}};
+  dir.lists = {{"team@example.org", list(common::PostingPolicy::anyone)}};
+  Message m;
+  auto empty = router::expand_recipient(dir, "team@example.org", m.context("x@remote.example"), limits());
+  CHECK(empty.lists.empty());
+  REQUIRE(empty.recipients.size() == 1);
+  CHECK(empty.recipients[0].address == "team@example.org");
+  CHECK(empty.recipients[0].transport == router::kBounceTransport);
+  CHECK(empty.recipients[0].bounce_reason == "5.2.4 mailing list has no members");
+  CHECK_FALSE(empty.recipients[0].envelope_from.has_value());  // reported to the poster
+
+  // Members that all fail: each is reported to the list's bounce address, and
+  // the poster learns that the list delivered to nobody.
+  dir.members = {{"team@example.org", "gone@example.org"}, {"team@example.org", "old@example.org"}};
+  auto none = router::expand_recipient(dir, "team@example.org", m.context("x@remote.example"), limits());
+  CHECK(none.lists.empty());
+  std::map<std::string, FinalRecipient> by_address;
+  for (const auto& r : none.recipients) by_address[r.address] = r;
+  REQUIRE(by_address.size() == 3);
+  for (const char* member : {"gone@example.org", "old@example.org"}) {
+    CHECK(by_address[member].bounce_reason.rfind("5.1.1", 0) == 0);
+    CHECK(by_address[member].envelope_from == std::optional<std::string>("team-bounces@example.org"));
+  }
+  CHECK(by_address["team@example.org"].bounce_reason == "5.2.4 mailing list has no deliverable members");
+  CHECK_FALSE(by_address["team@example.org"].envelope_from.has_value());
+
+  // One deliverable member is enough: no bounce for the list itself.
+  dir.members.insert({"team@example.org", "ann@example.org"});
+  auto some = router::expand_recipient(dir, "team@example.org", m.context("x@remote.example"), limits());
+  CHECK(some.lists.size() == 1);
+  for (const auto& r : some.recipients) CHECK(r.address != "team@example.org");
+}
+
+TEST_CASE("bounces inside a list's fan-out go to the list's bounce address") {
+  FakeDirectory dir;
+  dir.mailboxes = {{"ann@example.org", "/m/ann"}};
+  dir.aliases = {{"a@example.org", "b@example.org"}, {"b@example.org", "a@example.org"}};
+  dir.lists = {{"team@example.org", list(common::PostingPolicy::anyone)},
+               {"inner@example.org", list(common::PostingPolicy::anyone)}};
+  dir.lists["inner@example.org"].address = "inner@example.org";
+  dir.lists["inner@example.org"].bounce_address = "inner-bounces@example.org";
+  dir.members = {{"team@example.org", "ann@example.org"},
+                 {"team@example.org", "a@example.org"},  // an alias loop under a member
+                 {"team@example.org", "nobody@example.org"},
+                 {"team@example.org", "inner@example.org"},
+                 {"inner@example.org", "lost@example.org"}};
+  Message m;
+  auto e = router::expand_recipient(dir, "nobody@example.org", m.context("x@remote.example"), limits());
+  REQUIRE(e.recipients.size() == 1);
+  CHECK_FALSE(e.recipients[0].envelope_from.has_value());  // addressed directly: the poster's bounce
+
+  e = router::expand_recipient(dir, "team@example.org", m.context("x@remote.example"), limits());
+  std::map<std::string, FinalRecipient> by_address;
+  for (const auto& r : e.recipients) by_address[r.address] = r;
+  CHECK(by_address["a@example.org"].bounce_reason.find("loop") != std::string::npos);
+  CHECK(by_address["a@example.org"].envelope_from == std::optional<std::string>("team-bounces@example.org"));
+  CHECK(by_address["nobody@example.org"].bounce_reason.rfind("5.1.1", 0) == 0);
+  CHECK(by_address["nobody@example.org"].envelope_from == std::optional<std::string>("team-bounces@example.org"));
+  // The nested list's own member reports to the nested list; the nested list
+  // having nobody to deliver to is reported to the list that contains it.
+  CHECK(by_address["lost@example.org"].envelope_from == std::optional<std::string>("inner-bounces@example.org"));
+  CHECK(by_address["inner@example.org"].bounce_reason == "5.2.4 mailing list has no deliverable members");
+  CHECK(by_address["inner@example.org"].envelope_from == std::optional<std::string>("team-bounces@example.org"));
+  CHECK(e.lists.size() == 1);  // team: ann is delivered by the bulk fan-out
+}
+
+TEST_CASE("list fan-out is bounded by max_list_members for the whole message") {
+  FakeDirectory dir;
+  dir.lists = {{"team@example.org", list(common::PostingPolicy::anyone)},
+               {"more@example.org", list(common::PostingPolicy::anyone)}};
+  dir.lists["more@example.org"].address = "more@example.org";
+  for (int i = 0; i < 3; ++i) {
+    dir.members.insert({"team@example.org", "t" + std::to_string(i) + "@remote.example"});
+    dir.members.insert({"more@example.org", "m" + std::to_string(i) + "@remote.example"});
+  }
+  router::ExpansionLimits small;
+  small.max_list_members = 5;
+  Message m;
+  router::ExpansionBudget budget;
+  auto first = router::expand_recipient(dir, "team@example.org", m.context(), small, budget);
+  CHECK(first.lists.size() == 1);
+  CHECK(budget.list_members == 3);
+  auto second = router::expand_recipient(dir, "more@example.org", m.context(), small, budget);
+  CHECK(second.lists.empty());
+  REQUIRE(second.recipients.size() == 1);
+  CHECK(second.recipients[0].bounce_reason.rfind("5.2.4 mailing list too large", 0) == 0);
+  REQUIRE(second.warnings.size() == 1);
+  CHECK(second.warnings[0].find("max_list_members") != std::string::npos);
+  // The same list reached again in the message is not counted (or fanned out) twice.
+  auto again = router::expand_recipient(dir, "team@example.org", m.context(), small, budget);
+  CHECK(again.recipients.empty());
+  CHECK(budget.list_members == 3);
+
+  // A list larger than the limit on its own is refused after looking at no more
+  // than limit + 1 members.
+  small.max_list_members = 2;
+  auto big = router::expand_recipient(dir, "team@example.org", m.context(), small);
+  CHECK(big.lists.empty());
+  CHECK(big.recipients.at(0).bounce_reason.rfind("5.2.4", 0) == 0);
+}
+
+TEST_CASE("alias expansion counts toward max_expansion; past it the recipient bounces as a whole") {
+  // Each level names the next level's ten aliases: 10^6 paths to one mailbox.
+  // Without a visit budget the deduplicated result stays tiny while the work
+  // explodes.
+  FakeDirectory dir;
+  dir.mailboxes = {{"end@example.org", "/m/end"}};
+  for (int level = 0; level < 6; ++level)
+    for (int i = 0; i < 10; ++i)
+      for (int j = 0; j < 10; ++j)
+        dir.aliases.insert({"l" + std::to_string(level) + "x" + std::to_string(i) + "@example.org",
+                            level == 5 ? "end@example.org"
+                                       : "l" + std::to_string(level + 1) + "x" + std::to_string(j) + "@example.org"});
+  for (int j = 0; j < 10; ++j) dir.aliases.insert({"top@example.org", "l0x" + std::to_string(j) + "@example.org"});
+  router::ExpansionLimits small;
+  small.max_expansion = 500;
+  Message m;
+  auto e = router::expand_recipient(dir, "top@example.org", m.context(), small);
+  REQUIRE(e.recipients.size() == 1);
+  CHECK(e.recipients[0].address == "top@example.org");
+  CHECK(e.recipients[0].bounce_reason.rfind("5.3.0 expansion too large", 0) == 0);
+  CHECK(e.warnings.size() == 1);
+  CHECK(dir.lookups < 2000);  // bounded by the budget, not by the 10^6 paths
+
+  // Within the budget the same kind of tree expands normally.
+  small.max_expansion = 20000;
+  FakeDirectory shallow = dir;
+  shallow.aliases.clear();
+  for (int j = 0; j < 10; ++j) shallow.aliases.insert({"top@example.org", "end@example.org"});
+  CHECK(router::expand_recipient(shallow, "top@example.org", m.context(), small).recipients ==
+        std::vector<FinalRecipient>{fr("end@example.org", "maildir", "/m/end")});
 }
