@@ -1,6 +1,7 @@
 #include "pg/deliver_dsn.h"
 
 #include <ctime>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -59,32 +60,38 @@ std::int64_t queue_report(pqxx::transaction_base& tx, dsn::Report& report, const
 std::optional<std::int64_t> queue_failure_dsn(pqxx::transaction_base& tx, std::int64_t msg_id,
                                               const std::string& reporting_mta) {
   auto original = load_original(tx, msg_id);
+  // A list's copies were sent with the list's bounce address as the reverse
+  // path (RFC 5321 §4.5.5 reports go to the reverse path): their failures are
+  // the list's to hear about, not the poster's. One report per reverse path.
   auto rows = tx.exec_params(
       "SELECT id, recipient, original_rcpt, COALESCE(last_error, ''), attempts, "
-      "  extract(epoch FROM final_at)::bigint FROM deliveries "
+      "  extract(epoch FROM final_at)::bigint, COALESCE(envelope_from_override, $2) FROM deliveries "
       "WHERE message_id = $1 AND status = 'bounced' AND dsn_message_id IS NULL ORDER BY id",
-      msg_id);
-  if (rows.empty()) return std::nullopt;
-  if (original.envelope_from.empty()) {
-    log::info("msg={} {} bounced deliveries not reported: the sender is <>", msg_id, rows.size());
-    return std::nullopt;
-  }
-  dsn::Report report;
-  report.action = dsn::Action::failed;
-  report.msg_id = msg_id;
-  std::vector<std::int64_t> ids;
+      msg_id, original.envelope_from);
+  std::map<std::string, std::pair<dsn::Report, std::vector<std::int64_t>>> by_sender;
   for (const auto& row : rows) {
+    auto& [report, ids] = by_sender[row[6].as<std::string>()];
     ids.push_back(row[0].as<std::int64_t>());
     std::time_t attempted = row[4].as<int>() > 0 ? static_cast<std::time_t>(row[5].as<std::int64_t>()) : 0;
     report.recipients.push_back(
         {row[1].as<std::string>(), row[2].as<std::string>(), row[3].as<std::string>(), attempted});
   }
-  auto dsn_id = queue_report(tx, report, original, reporting_mta);
-  tx.exec_params0("UPDATE deliveries SET dsn_message_id = $2 WHERE message_id = $1 AND id = ANY($3::bigint[])", msg_id,
-                  dsn_id, bigint_array(ids));
-  log::info("msg={} DSN msg={} queued to <{}> for {} failed recipients", msg_id, dsn_id, original.envelope_from,
-            ids.size());
-  return dsn_id;
+  std::optional<std::int64_t> to_poster;
+  for (auto& [sender, entry] : by_sender) {
+    auto& [report, ids] = entry;
+    if (sender.empty()) {
+      log::info("msg={} {} bounced deliveries not reported: the reverse path is <>", msg_id, ids.size());
+      continue;
+    }
+    report.action = dsn::Action::failed;
+    report.msg_id = msg_id;
+    auto dsn_id = queue_report(tx, report, {sender, original.arrival}, reporting_mta);
+    tx.exec_params0("UPDATE deliveries SET dsn_message_id = $2 WHERE message_id = $1 AND id = ANY($3::bigint[])",
+                    msg_id, dsn_id, bigint_array(ids));
+    log::info("msg={} DSN msg={} queued to <{}> for {} failed recipients", msg_id, dsn_id, sender, ids.size());
+    if (sender == original.envelope_from) to_poster = dsn_id;
+  }
+  return to_poster;
 }
 
 std::optional<std::int64_t> queue_delay_warning(pqxx::transaction_base& tx, std::int64_t msg_id,

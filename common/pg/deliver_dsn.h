@@ -14,10 +14,12 @@
 
 namespace wsmtp::common::pg {
 
-// One failure report covering every bounced delivery of msg_id not yet reported
-// (router refusals included), and marks them reported (deliveries.dsn_message_id).
-// Returns the DSN's message id; nullopt when nothing is left to report or the
-// sender is <> (nothing is sent or marked: a report to <> could never be delivered).
+// Failure reports for every bounced delivery of msg_id not yet reported
+// (router refusals included), one per reverse path: the message's sender, or
+// for a list's copies the list's bounce address. Marks them reported
+// (deliveries.dsn_message_id). Returns the id of the report to the message's
+// own sender; nullopt if there is none. Nothing is sent or marked for a
+// reverse path of <> (a report to <> could never be delivered).
 std::optional<std::int64_t> queue_failure_dsn(pqxx::transaction_base& tx, std::int64_t msg_id,
                                               const std::string& reporting_mta);
 

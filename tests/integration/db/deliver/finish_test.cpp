@@ -117,6 +117,37 @@ TEST_CASE("a 5xx and a router refusal give one DSN from <> to the sender, and th
   CHECK(contains(body, "Auto-Submitted: auto-replied\r\n"));
 }
 
+TEST_CASE("a list member refused at delivery is reported to the list's bounce address, not to the poster") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  auto member = plan("m@y.org", "team@x.test", "relay", "pool1");
+  member.envelope_from_override = "team-bounces@x.test";
+  auto quiet = plan("q@y.org", "quiet@x.test", "relay", "pool1");
+  quiet.envelope_from_override = "";  // a list whose reports go nowhere
+  auto claim = routed_and_claimed(*conn, "poster@x.org", {plan("d@y.org", "d@y.org", "relay", "pool1"), member, quiet});
+  REQUIRE(claim.tasks.size() == 3);
+  CHECK(finish(*conn, claim,
+               {{claim.tasks[0].delivery_id, DeliveryStatus::bounced, "550 5.1.1 <d@y.org>: no such user", 0s},
+                {claim.tasks[1].delivery_id, DeliveryStatus::bounced, "550 5.1.1 <m@y.org>: no such user", 0s},
+                {claim.tasks[2].delivery_id, DeliveryStatus::bounced, "550 5.1.1 <q@y.org>: no such user", 0s}}) ==
+        FinishOutcome::done);
+  auto id = std::to_string(claim.lease.msg_id);
+  auto reports = db.query(
+      "SELECT r.address, m.id FROM messages m JOIN recipients r ON r.message_id = m.id "
+      "WHERE m.id <> " + id + " ORDER BY r.address");
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[0][0].as<std::string>() == "poster@x.org");
+  CHECK(reports[1][0].as<std::string>() == "team-bounces@x.test");
+  auto to_poster = body_of(db, reports[0][1].as<std::int64_t>());
+  auto to_list = body_of(db, reports[1][1].as<std::int64_t>());
+  CHECK(contains(to_poster, "Final-Recipient: rfc822; d@y.org"));
+  CHECK_FALSE(contains(to_poster, "m@y.org"));
+  CHECK(contains(to_list, "Final-Recipient: rfc822; m@y.org"));
+  CHECK_FALSE(contains(to_list, "d@y.org"));
+  CHECK_FALSE(contains(to_poster + to_list, "q@y.org"));
+  CHECK(count(db, "SELECT count(*) FROM deliveries WHERE message_id = " + id + " AND dsn_message_id IS NULL") == 1);
+}
+
 TEST_CASE("no DSN is ever sent to the null sender") {
   test::TestDatabase db;
   auto conn = db.connect();
