@@ -54,7 +54,7 @@ std::optional<IpAddress> peer_address(const sockaddr* addr) {
 }  // namespace
 
 Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool::StoreFactory factory, int store_threads,
-           int index)
+           int index, std::shared_ptr<CommitGate> gate)
     : index_(index),
       settings_(std::move(settings)),
       limits_(limits),
@@ -68,7 +68,7 @@ Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool::StoreFa
   if (!cached_answers_event_) throw std::runtime_error("event_new failed for the recipient cache event");
   pool_ = std::make_unique<StoreWorkerPool>(
       base_.get(), std::move(factory), store_threads,
-      [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); });
+      [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); }, std::move(gate));
 }
 
 Loop::~Loop() {

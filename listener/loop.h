@@ -39,7 +39,7 @@ class Loop {
   // base must have been created after evthread_use_pthreads(). Starts
   // store_threads store workers. limits is shared with the other loops.
   Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool::StoreFactory factory, int store_threads,
-       int index);
+       int index, std::shared_ptr<CommitGate> gate);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;

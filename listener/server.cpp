@@ -74,7 +74,9 @@ Server::Server(ListenerConfig config, StoreWorkerPool::StoreFactory factory, Rel
   settings_.config = std::make_shared<const ListenerConfig>(std::move(config));
   const auto& c = *settings_.config;
   int per_loop = std::max(1, c.store_connections / c.loops);
-  for (int i = 0; i < c.loops; ++i) loops_.push_back(std::make_unique<Loop>(settings_, limits_, factory, per_loop, i));
+  auto gate = std::make_shared<CommitGate>();  // one group commit at a time for all loops
+  for (int i = 0; i < c.loops; ++i)
+    loops_.push_back(std::make_unique<Loop>(settings_, limits_, factory, per_loop, i, gate));
   signal_base_.reset(event_base_new());
   if (!signal_base_) throw std::runtime_error("event_base_new failed");
 }

@@ -20,8 +20,15 @@
 
 namespace wsmtp::listener {
 
-StoreWorkerPool::StoreWorkerPool(event_base* base, StoreFactory factory, int threads, CompletionHandler on_done)
-    : factory_(std::move(factory)), on_done_(std::move(on_done)) {
+StoreWorkerPool::StoreWorkerPool(event_base* base, StoreFactory factory, int threads, CompletionHandler on_done,
+                                 std::shared_ptr<CommitGate> gate)
+    : factory_(std::move(factory)), on_done_(std::move(on_done)), gate_(std::move(gate)) {
+  // Taking our mutex before notifying means a worker that saw the gate busy is
+  // either still before its wait (and will see it free) or already waiting.
+  gate_token_ = gate_->subscribe([this] {
+    std::lock_guard lock(mutex_);
+    wake_.notify_all();
+  });
   done_event_.reset(event_new(base, -1, 0, &StoreWorkerPool::on_done_event, this));
   if (!done_event_) throw std::runtime_error("event_new failed for the store completion event");
   threads_.reserve(static_cast<std::size_t>(threads));
@@ -39,6 +46,7 @@ void StoreWorkerPool::submit(std::uint64_t session_id, StoreOp op) {
 }
 
 void StoreWorkerPool::stop() {
+  if (gate_token_) gate_->unsubscribe(std::exchange(gate_token_, 0));
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -66,25 +74,32 @@ void StoreWorkerPool::cancel_queued() {
 
 bool StoreWorkerPool::runnable() const {
   for (const auto& job : jobs_)
-    if (!std::holds_alternative<StoreWhole>(job.op) || !writing_ || stopping_) return true;
+    if (!std::holds_alternative<StoreWhole>(job.op) || !gate_->busy() || stopping_) return true;
   return false;
 }
 
-// Whole messages are committed by one worker at a time per pool, all that are
-// queued in one transaction: while that commit waits for its WAL flush, the
-// next batch grows, so under load each flush covers many messages. (Commits
-// that NOTIFY are serialised by PostgreSQL anyway, so parallel small commits
-// would only queue there.) Other ops run on the other workers meanwhile.
-std::vector<StoreWorkerPool::Job> StoreWorkerPool::take_batch() {
+// Whole messages are committed by one worker at a time in the process (the
+// CommitGate), all that are queued in this pool in one transaction: while that
+// commit waits for its WAL flush, the next batch grows, so under load each
+// flush covers many messages. Other ops run on the other workers meanwhile.
+// When stopping, the gate is not waited for: closing sessions' last commits
+// must not queue behind another loop's.
+std::vector<StoreWorkerPool::Job> StoreWorkerPool::take_batch(bool& holds_gate) {
   std::vector<Job> batch;
-  bool may_write = !writing_ || stopping_;
+  holds_gate = false;
+  bool may_write = stopping_ || !gate_->busy();
   auto first = std::find_if(jobs_.begin(), jobs_.end(),
                             [&](const Job& j) { return !std::holds_alternative<StoreWhole>(j.op) || may_write; });
+  if (first != jobs_.end() && std::holds_alternative<StoreWhole>(first->op) && !stopping_) {
+    holds_gate = gate_->try_acquire();
+    if (!holds_gate)  // another pool's worker took it just now: other work only
+      first = std::find_if(jobs_.begin(), jobs_.end(),
+                           [](const Job& j) { return !std::holds_alternative<StoreWhole>(j.op); });
+  }
   if (first == jobs_.end()) return batch;
   batch.push_back(std::move(*first));
   jobs_.erase(first);
   if (!std::holds_alternative<StoreWhole>(batch.front().op)) return batch;
-  writing_ = true;
   // Sessions have one op each outstanding, so taking later StoreWholes ahead of
   // other sessions' ops reorders nothing that depends on order.
   for (auto it = jobs_.begin(); it != jobs_.end() && batch.size() < kMaxBatch;) {
@@ -102,22 +117,17 @@ void StoreWorkerPool::worker_main() {
   std::unique_ptr<common::Store> store;
   for (;;) {
     std::vector<Job> batch;
+    bool holds_gate = false;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || runnable(); });
       // Queued jobs still run when stopping: they are the aborts of closing sessions.
       if (jobs_.empty()) return;
-      batch = take_batch();
+      batch = take_batch(holds_gate);
       if (batch.empty()) continue;
     }
     run_batch(store, batch);
-    if (std::holds_alternative<StoreWhole>(batch.front().op)) {
-      {
-        std::lock_guard lock(mutex_);
-        writing_ = false;
-      }
-      wake_.notify_all();
-    }
+    if (holds_gate) gate_->release();
   }
 }
 

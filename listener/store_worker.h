@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "commit_gate.h"
 #include "handles.h"
 #include "store.h"
 #include "store_op.h"
@@ -28,7 +29,9 @@ class StoreWorkerPool {
   // Starts `threads` workers, each creating its own Store through factory (in its
   // own thread; a failing factory fails that worker's jobs and is retried on the
   // next job). base must have been created after evthread_use_pthreads().
-  StoreWorkerPool(event_base* base, StoreFactory factory, int threads, CompletionHandler on_done);
+  // gate is shared by the pools of all loops: one group commit at a time.
+  StoreWorkerPool(event_base* base, StoreFactory factory, int threads, CompletionHandler on_done,
+                  std::shared_ptr<CommitGate> gate);
   ~StoreWorkerPool();
   StoreWorkerPool(const StoreWorkerPool&) = delete;
   StoreWorkerPool& operator=(const StoreWorkerPool&) = delete;
@@ -60,7 +63,8 @@ class StoreWorkerPool {
   void worker_main();
   // Takes the next job and, if it is a StoreWhole, every other queued StoreWhole
   // (up to kMaxBatch) with it. Called with mutex_ held.
-  std::vector<Job> take_batch();
+  // Sets holds_gate when the batch is a group commit that took the gate.
+  std::vector<Job> take_batch(bool& holds_gate);
   bool runnable() const;  // with mutex_ held
   void run_batch(std::unique_ptr<common::Store>& store, std::vector<Job>& batch);
   void post(std::uint64_t session_id, StoreResult result);
@@ -76,7 +80,8 @@ class StoreWorkerPool {
   std::deque<Job> jobs_;
   std::deque<Done> done_;
   bool stopping_ = false;
-  bool writing_ = false;  // a StoreWhole batch is being committed
+  std::shared_ptr<CommitGate> gate_;
+  std::uint64_t gate_token_ = 0;
   std::vector<std::thread> threads_;
 };
 
