@@ -2,7 +2,7 @@
 
 #include "pg/directory.h"
 #include "pg/router_lists.h"
-#include "pg/router_prepared.h"
+#include "pg/prepared.h"
 #include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {
@@ -95,7 +95,7 @@ AddressInfo address_info(const pqxx::row& row, const std::string& address, int a
 }  // namespace
 
 AddressInfo describe_address(pqxx::transaction_base& tx, const std::string& address, const std::string& domain) {
-  auto rows = exec_router_prepared(tx, "router_describe_one", describe_one_sql().c_str(), address, domain);
+  auto rows = exec_prepared_sql(tx, "router_describe_one", describe_one_sql().c_str(), address, domain);
   return address_info(rows.at(0), address, 0);
 }
 
@@ -104,7 +104,7 @@ std::map<std::string, AddressInfo> describe_addresses(pqxx::transaction_base& tx
                                                       const std::vector<std::string>& domains) {
   std::map<std::string, AddressInfo> out;
   if (addresses.empty()) return out;
-  auto rows = exec_router_prepared(tx, "router_describe_many", describe_many_sql().c_str(), text_array(addresses),
+  auto rows = exec_prepared_sql(tx, "router_describe_many", describe_many_sql().c_str(), text_array(addresses),
                                    text_array(domains));
   for (const auto& row : rows) {
     auto address = row[0].as<std::string>();

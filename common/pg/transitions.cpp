@@ -17,6 +17,7 @@
 #include "log.h"
 #include "pg/body.h"
 #include "pg/deliver_dsn.h"
+#include "pg/prepared.h"
 #include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {
@@ -419,7 +420,8 @@ void record_results(pqxx::transaction_base& tx, const Lease& lease, const std::v
     details.push_back(detail);
     delays.push_back(std::to_string(r.retry_after.count()));
   }
-  tx.exec_params0(
+  exec_prepared_sql(
+      tx, "wsmtp_record_results",
       "UPDATE deliveries d SET status = r.s, attempts = d.attempts + 1, last_error = NULLIF(r.e, ''), "
       "  final_at = CASE WHEN r.s = 'pending' THEN NULL ELSE now() END, "
       "  next_attempt_at = CASE WHEN r.s = 'pending' THEN now() + make_interval(secs => r.w) "
@@ -434,19 +436,21 @@ void record_results(pqxx::transaction_base& tx, const Lease& lease, const std::v
 FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
                               const std::vector<DeliveryResult>& results, const FinishOptions& options) {
   // Lock our row, verify the lease, and learn whether the message outlived the queue lifetime.
-  auto owned = tx.exec_params(
+  auto owned = exec_prepared_sql(
+      tx, "wsmtp_finish_lock",
       "SELECT received_at < now() - make_interval(secs => $3) FROM messages "
       "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid FOR UPDATE",
       lease.msg_id, lease.token, static_cast<double>(options.max_queue_lifetime.count()));
   if (owned.empty()) return FinishOutcome::lost_lease;
   if (!results.empty()) record_results(tx, lease, results, owned[0][0].as<bool>(false), options.max_queue_lifetime);
-  auto pending = tx.exec_params1(
-      "SELECT count(*) FILTER (WHERE status = 'pending'), "
-      "       count(*) FILTER (WHERE status = 'bounced' AND dsn_message_id IS NULL) "
-      "FROM deliveries WHERE message_id = $1",
-      lease.msg_id);
+  auto pending = exec_prepared_sql(tx, "wsmtp_finish_count",
+                                   "SELECT count(*) FILTER (WHERE status = 'pending'), "
+                                   "       count(*) FILTER (WHERE status = 'bounced' AND dsn_message_id IS NULL) "
+                                   "FROM deliveries WHERE message_id = $1",
+                                   lease.msg_id)[0];
   if (pending[0].as<std::int64_t>() == 0) {
-    tx.exec_params0(
+    exec_prepared_sql(
+        tx, "wsmtp_finish_done",
         "UPDATE messages SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
         "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
         lease.msg_id, lease.token);
@@ -454,7 +458,8 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
     if (pending[1].as<std::int64_t>() > 0) queue_failure_dsn(tx, lease.msg_id, options.reporting_mta);
     return FinishOutcome::done;
   }
-  tx.exec_params0(
+  exec_prepared_sql(
+      tx, "wsmtp_finish_deferred",
       "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
       "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
       "                                         WHERE message_id = $1 AND status = 'pending') "
