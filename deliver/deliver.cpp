@@ -2,8 +2,10 @@
 
 #include <pwd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -181,6 +183,33 @@ void sync_maildirs(MaildirBatch& batch, const std::vector<std::pair<std::int64_t
   }
 }
 
+// The messages whose every copy was delivered, finished together in one
+// statement; a failure there leaves them all to finish_claim one by one.
+std::set<std::int64_t> finish_all_delivered(pqxx::work& tx, const std::vector<common::pg::DeliveryClaim>& claims,
+                                            std::map<std::int64_t, std::vector<DeliveryResult>>& results) {
+  std::vector<common::pg::DeliveredMessage> delivered;
+  for (const auto& claim : claims) {
+    const auto& mine = results[claim.lease.msg_id];
+    bool all = !mine.empty() && std::all_of(mine.begin(), mine.end(), [](const DeliveryResult& r) {
+      return r.status == DeliveryStatus::delivered;
+    });
+    if (all) delivered.push_back({claim.lease, mine});
+  }
+  if (delivered.empty()) return {};
+  try {
+    pqxx::subtransaction sub(tx, "finish_delivered");
+    auto ids = common::pg::finish_delivered_batch(sub, delivered);
+    sub.commit();
+    return {ids.begin(), ids.end()};
+  } catch (const pqxx::broken_connection&) {
+    throw;
+  } catch (const std::exception& e) {
+    log::warn("finishing {} delivered messages together failed ({}); finishing them one by one", delivered.size(),
+              e.what());
+    return {};
+  }
+}
+
 std::vector<std::string> maildir_recipients(const std::vector<common::pg::DeliveryClaim>& claims) {
   std::vector<std::string> out;
   for (const auto& claim : claims)
@@ -249,13 +278,14 @@ int Deliverer::run_batch(pqxx::connection& conn) {
   for (const auto& [server, jobs] : by_lmtp_server) collect(jobs, lmtp_.deliver(conn, server, jobs));
   if (claims.empty()) return 0;
   pqxx::work tx(conn);
+  auto finished = finish_all_delivered(tx, claims, results);
   for (const auto& claim : claims) {
     try {
       const auto& mine = results[claim.lease.msg_id];
       std::map<std::int64_t, const common::pg::DeliveryTask*> tasks;
       for (const auto& task : claim.tasks) tasks[task.delivery_id] = &task;
       for (const auto& result : mine) log_result(claim, *tasks.at(result.delivery_id), result);
-      finish_claim(tx, claim, mine, finish);
+      if (!finished.count(claim.lease.msg_id)) finish_claim(tx, claim, mine, finish);
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {

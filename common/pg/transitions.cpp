@@ -471,6 +471,48 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
   return FinishOutcome::deferred;
 }
 
+std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
+                                                 const std::vector<DeliveredMessage>& messages) {
+  std::vector<std::int64_t> ids, delivery_ids, delivery_msgs;
+  std::vector<std::string> tokens, details;
+  for (const auto& m : messages) {
+    ids.push_back(m.lease.msg_id);
+    tokens.push_back(m.lease.token);
+    for (const auto& r : m.results) {
+      delivery_ids.push_back(r.delivery_id);
+      delivery_msgs.push_back(m.lease.msg_id);
+      details.push_back(r.detail);
+    }
+  }
+  // owned: our leased rows, locked, with nothing pending beyond what we report.
+  auto rows = exec_prepared_sql(
+      tx, "wsmtp_finish_delivered_batch",
+      "WITH owned AS ("
+      "  SELECT m.id FROM messages m JOIN unnest($1::bigint[], $2::uuid[]) AS l(id, token) "
+      "    ON m.id = l.id AND m.lease_token = l.token "
+      "  WHERE m.state = 4 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id "
+      "        AND d.status = 'pending' AND d.id <> ALL($3::bigint[])) "
+      "  FOR UPDATE OF m), "
+      "recorded AS ("
+      "  UPDATE deliveries d SET status = 'delivered', attempts = d.attempts + 1, last_error = NULLIF(x.e, ''), "
+      "    final_at = now() "
+      "  FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS x(id, msg, e) "
+      "  WHERE d.id = x.id AND d.message_id = x.msg AND d.status = 'pending' "
+      "    AND x.msg IN (SELECT id FROM owned) RETURNING d.message_id), "
+      "done AS ("
+      "  UPDATE messages m SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
+      "  FROM owned WHERE m.id = owned.id RETURNING m.id) "
+      "SELECT id FROM done ORDER BY id",
+      bigint_array(ids), text_array(tokens), bigint_array(delivery_ids), bigint_array(delivery_msgs),
+      text_array(details));
+  std::vector<std::int64_t> finished;
+  for (const auto& row : rows) {
+    finished.push_back(row[0].as<std::int64_t>());
+    log::info("msg={} state DELIVERING->DONE", finished.back());
+  }
+  return finished;
+}
+
 // --- reaper and operator ----------------------------------------------------
 
 ResetCounts reset_expired_leases(pqxx::connection& conn, MsgState from, int max_expired_claims, int limit) {

@@ -178,6 +178,18 @@ struct FinishOptions {
 FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
                               const std::vector<DeliveryResult>& results, const FinishOptions& options = {});
 
+// The common case in one statement for a whole batch: messages whose every
+// result is "delivered" and which have no other pending delivery get their
+// results recorded and move 4 -> 5, each only if its lease is still ours (no
+// DSN can be due: nothing bounced). Returns the ids it finished; every other
+// message of the batch goes through finish_delivery.
+struct DeliveredMessage {
+  Lease lease;
+  std::vector<DeliveryResult> results;  // all DeliveryStatus::delivered
+};
+std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
+                                                 const std::vector<DeliveredMessage>& messages);
+
 // --- reaper and operator ----------------------------------------------------
 
 struct ResetCounts {

@@ -148,6 +148,42 @@ TEST_CASE("a list member refused at delivery is reported to the list's bounce ad
   CHECK(count(db, "SELECT count(*) FROM deliveries WHERE message_id = " + id + " AND dsn_message_id IS NULL") == 1);
 }
 
+TEST_CASE("a batch of fully delivered messages finishes in one statement; the rest is left to finish_delivery") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  auto whole = routed_and_claimed(*conn, "s@x.org", {plan("a@y.org", "a@y.org", "maildir", "/m/a"),
+                                                     plan("b@y.org", "b@y.org", "maildir", "/m/b")});
+  // Another delivery still pending (a transport this deliverer did not claim).
+  auto partial = routed_and_claimed(*conn, "s@x.org", {plan("c@y.org", "c@y.org", "maildir", "/m/c"),
+                                                       plan("d@y.org", "d@y.org", "lmtp", "lmtp1")});
+  auto stolen = routed_and_claimed(*conn, "s@x.org", {plan("e@y.org", "e@y.org", "maildir", "/m/e")});
+  db.query("UPDATE messages SET lease_token = gen_random_uuid() WHERE id = " + std::to_string(stolen.lease.msg_id));
+  auto delivered = [](const DeliveryClaim& c) {
+    std::vector<DeliveryResult> out;
+    for (const auto& t : c.tasks) out.push_back({t.delivery_id, DeliveryStatus::delivered, "ok " + t.recipient, 0s});
+    return DeliveredMessage{c.lease, out};
+  };
+  std::vector<std::int64_t> finished;
+  {
+    pqxx::work tx(*conn);
+    finished = finish_delivered_batch(tx, {delivered(whole), delivered(partial), delivered(stolen)});
+    tx.commit();
+  }
+  CHECK(finished == std::vector<std::int64_t>{whole.lease.msg_id});
+  auto id = [](const DeliveryClaim& c) { return std::to_string(c.lease.msg_id); };
+  CHECK(count(db, "SELECT state FROM messages WHERE id = " + id(whole)) == 5);
+  CHECK(count(db, "SELECT count(*) FROM messages WHERE lease_token IS NULL AND done_at IS NOT NULL AND id = " + id(whole)) ==
+        1);
+  CHECK(count(db, "SELECT count(*) FROM deliveries WHERE message_id = " + id(whole) +
+                      " AND status = 'delivered' AND attempts = 1 AND final_at IS NOT NULL"
+                      " AND last_error = 'ok ' || recipient") == 2);
+  CHECK(count(db, "SELECT state FROM messages WHERE id = " + id(partial)) == 4);
+  CHECK(count(db, "SELECT count(*) FROM deliveries WHERE message_id = " + id(partial) + " AND status = 'pending'") == 2);
+  CHECK(count(db, "SELECT state FROM messages WHERE id = " + id(stolen)) == 4);
+  CHECK(count(db, "SELECT count(*) FROM deliveries WHERE message_id = " + id(stolen) + " AND status = 'pending'") == 1);
+  CHECK(count(db, "SELECT count(*) FROM messages WHERE envelope_from = ''") == 0);  // no DSN
+}
+
 TEST_CASE("no DSN is ever sent to the null sender") {
   test::TestDatabase db;
   auto conn = db.connect();
