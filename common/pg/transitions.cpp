@@ -29,7 +29,8 @@ std::string interval(std::chrono::seconds s) { return fmt::format("{} seconds", 
 // limit, moving them back one state so a release makes them claimable again.
 int hold_exhausted(pqxx::transaction_base& tx, MsgState state, int max_expired_claims, int limit) {
   auto back = reset_target(state);
-  auto rows = tx.exec_params(
+  auto rows = exec_prepared_sql(
+      tx, "wsmtp_hold_exhausted",
       "UPDATE messages m SET state = $2, held = true, expired_claims = m.expired_claims + 1, "
       "  held_reason = format('lease expired %s times (last holder %s)', m.expired_claims + 1, m.lease_owner), "
       "  lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
@@ -332,15 +333,18 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
       "(EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.status = 'pending' "
       "         AND d.transport = ANY($4::text[]) AND d.next_attempt_at <= now()) "
       " OR NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.status = 'pending'))";
-  auto expired = tx.exec_params(
+  // Prepared (per connection): planning these cost more than running them,
+  // ~2 ms per claim in a 10,000-message burst.
+  static const std::string kReclaimExpired =
       fmt::format("UPDATE messages m SET lease_owner = $1, lease_token = gen_random_uuid(), "
                   "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + 1 "
                   "WHERE m.id IN (SELECT id FROM messages WHERE state = 4 AND NOT held AND lease_expires < now() "
                   "               AND {} ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED) "
                   "RETURNING m.id, m.lease_token, m.envelope_from, "
                   "  extract(epoch FROM m.received_at)::bigint, m.expired_claims",
-                  kWorkFor),
-      o.owner, interval(o.lease_time), o.limit, want);
+                  kWorkFor);
+  auto expired = exec_prepared_sql(tx, "wsmtp_deliver_reclaim", kReclaimExpired.c_str(), o.owner,
+                                   interval(o.lease_time), o.limit, want);
   std::vector<DeliveryClaim> claims;
   auto add = [&claims](const pqxx::row& row) {
     DeliveryClaim c;
@@ -356,15 +360,16 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   }
   int room = o.limit - static_cast<int>(claims.size());
   if (room > 0) {
-    auto fresh = tx.exec_params(
+    static const std::string kClaimFresh =
         fmt::format("UPDATE messages m SET state = 4, lease_owner = $1, lease_token = gen_random_uuid(), "
                     "  lease_expires = now() + $2::interval "
                     "WHERE m.id IN (SELECT id FROM messages WHERE state = 3 AND NOT held AND next_attempt_at <= now() "
                     "               AND {} ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
                     "RETURNING m.id, m.lease_token, m.envelope_from, "
                     "  extract(epoch FROM m.received_at)::bigint, m.expired_claims",
-                    kWorkFor),
-        o.owner, interval(o.lease_time), room, want);
+                    kWorkFor);
+    auto fresh = exec_prepared_sql(tx, "wsmtp_deliver_claim", kClaimFresh.c_str(), o.owner, interval(o.lease_time),
+                                   room, want);
     for (const auto& row : fresh) add(row);
   }
   if (!claims.empty()) {

@@ -17,7 +17,10 @@ from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
 def durable_pipeline(**kwargs):
     p = Pipeline(**kwargs)
     with open(os.path.join(p.pg.datadir, "postgresql.conf"), "a") as conf:
-        conf.write("fsync = on\nfull_page_writes = on\nsynchronous_commit = on\n")
+        conf.write("fsync = on\nfull_page_writes = on\nsynchronous_commit = on\n"
+                   # The queue database's tuning from deploy/README.md: vacuum the
+                   # queue tables every second, as they churn.
+                   "autovacuum_naptime = 1s\nautovacuum_vacuum_cost_limit = 2000\n")
     p.pg.restart()
     return p
 
