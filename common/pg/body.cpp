@@ -26,4 +26,15 @@ void read_body(pqxx::transaction_base& tx, std::int64_t msg_id, const std::funct
   }
 }
 
+std::string read_body_start(pqxx::transaction_base& tx, std::int64_t msg_id, std::size_t max_bytes) {
+  auto rows = tx.exec_params("SELECT data FROM body_chunks WHERE message_id = $1 ORDER BY seq LIMIT 4", msg_id);
+  std::string start;
+  for (const auto& row : rows) {
+    pqxx::binarystring bytes(row[0]);
+    start.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (start.find("\r\n\r\n") != std::string::npos || start.size() >= max_bytes) break;
+  }
+  return start;
+}
+
 }  // namespace wsmtp::common::pg

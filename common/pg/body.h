@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 
 #include <pqxx/pqxx>
@@ -15,5 +16,10 @@ void append_body_chunk(pqxx::transaction_base& tx, std::int64_t msg_id, int seq,
 
 // Calls sink for each chunk in order. Memory: a few chunks at a time.
 void read_body(pqxx::transaction_base& tx, std::int64_t msg_id, const std::function<void(std::string_view)>& sink);
+
+// The start of the body, enough to hold its header section: chunks are read
+// until one contains the blank line that ends the headers or max_bytes are in
+// (for reports, which quote the headers and never need the body).
+std::string read_body_start(pqxx::transaction_base& tx, std::int64_t msg_id, std::size_t max_bytes);
 
 }  // namespace wsmtp::common::pg

@@ -4,6 +4,7 @@
 
 #include "dsn.h"
 #include "log.h"
+#include "pg/body.h"
 #include "pg/transitions.h"
 
 namespace wsmtp::common::pg {
@@ -11,17 +12,9 @@ namespace {
 
 constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
 
-// The first chunks only: the header section is at the start, and a report
-// never needs the body (RFC 3462 text/rfc822-headers).
+// RFC 3462 text/rfc822-headers: the report quotes the headers, never the body.
 std::string original_header_section(pqxx::transaction_base& tx, std::int64_t msg_id) {
-  auto rows = tx.exec_params("SELECT data FROM body_chunks WHERE message_id = $1 ORDER BY seq LIMIT 4", msg_id);
-  std::string start;
-  for (const auto& row : rows) {
-    pqxx::binarystring bytes(row[0]);
-    start.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    if (start.find("\r\n\r\n") != std::string::npos || start.size() >= kMaxHeaderBytes) break;
-  }
-  return dsn::header_section(start, kMaxHeaderBytes);
+  return dsn::header_section(read_body_start(tx, msg_id, kMaxHeaderBytes), kMaxHeaderBytes);
 }
 
 }  // namespace

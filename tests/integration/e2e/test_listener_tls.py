@@ -41,6 +41,17 @@ def peer_cert(port):
     return der
 
 
+def tls_session(p):
+    """A raw session after EHLO, STARTTLS and EHLO again."""
+    c = RawSmtp(p.port)
+    c.reply()
+    c.cmd("EHLO x")
+    c.cmd("STARTTLS")
+    c.starttls()
+    c.cmd("EHLO x")
+    return c
+
+
 def test_starttls_injection(p):
     c = RawSmtp(p.port)
     c.reply()
@@ -86,12 +97,7 @@ def test_auth(p):
     check("with ESMTPSA" in body and "with cipher" in body and "TLSv1." in body, f"Received: names TLS: {body[:300]}")
     check("Message-ID: <" in body and "Date: " in body, "Message-ID and Date added for an authenticated user")
     # AUTH LOGIN, and the failure limit.
-    c = RawSmtp(p.port)
-    c.reply()
-    c.cmd("EHLO x")
-    c.cmd("STARTTLS")
-    c.starttls()
-    c.cmd("EHLO x")
+    c = tls_session(p)
     codes = []
     for _ in range(3):
         codes.append(c.cmd("AUTH LOGIN")[0])
@@ -144,12 +150,7 @@ def test_auth_failures_per_address(p):
     address across connections (max_auth_failures_per_client = 6 here; the
     earlier tests made some), and then even the right password is refused."""
     def failing_session():
-        c = RawSmtp(p.port)
-        c.reply()
-        c.cmd("EHLO x")
-        c.cmd("STARTTLS")
-        c.starttls()
-        c.cmd("EHLO x")
+        c = tls_session(p)
         return c, c.cmd("AUTH PLAIN " + base64.b64encode(b"\0carol\0wrong").decode())
     codes = []
     while len(codes) < 7 and 421 not in codes:
@@ -159,12 +160,7 @@ def test_auth_failures_per_address(p):
             c.cmd("QUIT")
     check(codes[-1] == 421 and set(codes[:-1]) <= {535} and len(codes) <= 6,
           f"one wrong password per connection: 535 until the address is refused with 421: {codes}")
-    c = RawSmtp(p.port)
-    c.reply()
-    c.cmd("EHLO x")
-    c.cmd("STARTTLS")
-    c.starttls()
-    c.cmd("EHLO x")
+    c = tls_session(p)
     code, lines = c.cmd("AUTH PLAIN " + base64.b64encode(b"\0carol\0correct horse").decode())
     check(code == 421 and "4.7.0" in lines[0] and "failed authentications" in lines[0],
           f"AUTH from an address past its failures: 421 4.7.0, got {code} {lines}")

@@ -89,7 +89,11 @@ TEST_CASE("a flooding sender does not delay another sender's message") {
   WARN("other sender, other client: routed after " << other.flood_before << " of " << kFlood << " flood messages, at "
                                                    << other.fraction << " of the flood's drain time");
   CHECK(other.flood_before < kFlood / 100);
-  CHECK(other.fraction < 0.05);
+  // Measured ~1%. The flood now drains in about two seconds, so the first
+  // batch's fixed costs (connections, statement preparation) are a visible part
+  // of it on a loaded machine: the order check above is the real guard, this
+  // one only says "long before the flood is drained".
+  CHECK(other.fraction < 0.25);
 }
 
 TEST_CASE("a flooding client slows another sender on the same client only gently") {

@@ -108,7 +108,8 @@ TEST_CASE(
   CHECK(count(db, "SELECT count(*) FROM deliveries WHERE message_id = " + m +
                       " AND recipient = 'ann@example.org' AND "
                       "envelope_from_override IS NULL") == 1);
-  CHECK(std::chrono::duration_cast<std::chrono::seconds>(took).count() < 10);
+  // Its speed is reported above and measured in tests/bench/router_throughput.py,
+  // not asserted here: a loaded machine would make such a check flaky.
 }
 
 TEST_CASE(
