@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 
+#include "config/worker_scaling.h"
+
 namespace wsmtp::common {
 
 struct SupervisorOptions {
@@ -40,5 +42,15 @@ int desired_workers(const SupervisorOptions& options, std::int64_t backlog);
 // down) keeps the current number of workers.
 int run_supervisor(const SupervisorOptions& options, const std::atomic<bool>& stop, const std::function<int()>& worker,
                    const std::function<std::optional<std::int64_t>()>& backlog);
+
+// The main loop of wroute and wdeliver: supervises workers sized by scaling
+// until SIGTERM; on SIGHUP validate_config() reads the file again and, if it
+// throws nothing, the program re-executes itself in place (handle_reload).
+// Workers still running past lease_time after SIGTERM are killed: their leases
+// have expired and others took the work over.
+void supervise_until_stopped(const WorkerScaling& scaling, std::chrono::seconds lease_time,
+                             const std::atomic<bool>& stop, const std::function<int()>& worker,
+                             const std::function<std::optional<std::int64_t>()>& backlog, char** argv,
+                             const std::function<void()>& validate_config);
 
 }  // namespace wsmtp::common

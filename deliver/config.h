@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/config_file.h"
+#include "config/worker_scaling.h"
 
 namespace wsmtp::deliver {
 
@@ -50,12 +51,7 @@ struct DeliverConfig {
   std::string lmtp_server;
   // Our name in DSNs (Reporting-MTA), Maildir file names and EHLO.
   std::string hostname;
-  // Scaling: the supervisor keeps min..max worker processes, one per
-  // backlog_per_worker due messages, retiring surplus ones after idle_time.
-  int min_workers = 1;
-  int max_workers = 4;
-  int backlog_per_worker = 200;
-  std::chrono::seconds idle_time{30};
+  common::WorkerScaling scaling;  // min_workers, max_workers, backlog_per_worker, idle_time
 };
 
 DeliverConfig read_deliver_config(const common::ConfigFile& file);

@@ -41,23 +41,16 @@ int main(int argc, char** argv) {
       log::info("wdeliver worker stopped");
       return 0;
     };
-    common::SupervisorOptions supervision;
-    supervision.min_workers = config.min_workers;
-    supervision.max_workers = config.max_workers;
-    supervision.backlog_per_worker = config.backlog_per_worker;
-    supervision.idle_time = config.idle_time;
-    supervision.stop_grace = queue.lease_time;  // past it our leases expire anyway
     common::pg::BacklogProbe probe(db.conninfo, [&config](pqxx::transaction_base& tx) {
       return common::pg::delivery_backlog(tx, config.transports);
     });
-    do {
-      common::run_supervisor(supervision, stop, worker, [&probe] { return probe(); });
-    } while (common::handle_reload(argv, [&] {
-      auto next = common::load_config(options);
-      common::read_database_config(next);
-      common::read_queue_config(next);
-      deliver::read_deliver_config(next);
-    }));
+    common::supervise_until_stopped(config.scaling, queue.lease_time, stop, worker, [&probe] { return probe(); }, argv,
+                                    [&] {
+                                      auto next = common::load_config(options);
+                                      common::read_database_config(next);
+                                      common::read_queue_config(next);
+                                      deliver::read_deliver_config(next);
+                                    });
     log::info("wdeliver stopped");
     return 0;
   });

@@ -18,11 +18,7 @@ RouterConfig read_router_config(const common::ConfigFile& file) {
   c.hostname = s.get_string("hostname", common::host_name());
   if (c.hostname.empty() || c.hostname.find_first_of(" \t\r\n<>@") != std::string::npos)
     s.fail("hostname", "must be a host name");
-  c.min_workers = static_cast<int>(s.get_int("min_workers", c.min_workers, 1, 256));
-  c.max_workers = static_cast<int>(s.get_int("max_workers", c.max_workers, 1, 256));
-  if (c.max_workers < c.min_workers) s.fail("max_workers", "must be at least min_workers");
-  c.backlog_per_worker = static_cast<int>(s.get_int("backlog_per_worker", c.backlog_per_worker, 1, 1000000));
-  c.idle_time = s.get_duration("idle_time", c.idle_time, 1s, 24h);
+  c.scaling = common::read_worker_scaling(s);
   s.finish();
   return c;
 }

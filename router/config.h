@@ -6,6 +6,7 @@
 #include <string>
 
 #include "config/config_file.h"
+#include "config/worker_scaling.h"
 
 namespace wsmtp::router {
 
@@ -19,13 +20,7 @@ struct RouterConfig {
   std::string relay_pool = "default";      // where mail for remote domains goes
   int max_routing_failures = 3;            // a message whose routing throws this often is held
   std::string hostname;                    // for auto-reply Message-IDs; default: the host name
-  // The supervisor: worker processes between min and max, one more per
-  // backlog_per_worker waiting messages; a surplus worker idle for idle_time
-  // retires.
-  int min_workers = 1;
-  int max_workers = 4;
-  int backlog_per_worker = 200;
-  std::chrono::seconds idle_time{30};
+  common::WorkerScaling scaling;  // min_workers, max_workers, backlog_per_worker, idle_time
 };
 
 RouterConfig read_router_config(const common::ConfigFile& file);

@@ -26,6 +26,7 @@ struct QueueConfig {
 };
 
 DatabaseConfig read_database_config(const ConfigFile& file);
+
 QueueConfig read_queue_config(const ConfigFile& file);
 
 }  // namespace wsmtp::common

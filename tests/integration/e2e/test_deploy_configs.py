@@ -40,8 +40,8 @@ KEY_SOURCES = {
     "database": ("common/config/common_config.cpp", "database"),
     "queue": ("common/config/common_config.cpp", "queue"),
     "listener": ("listener/config.cpp", "listener"),
-    "router": ("router/config.cpp", "router"),
-    "deliver": ("deliver/config.cpp", "deliver"),
+    "router": (("router/config.cpp", "common/config/worker_scaling.cpp"), "router"),
+    "deliver": (("deliver/config.cpp", "common/config/worker_scaling.cpp"), "deliver"),
     "reaper": ("common/reap/reaper_config.cpp", "reaper"),
 }
 UNIT_REQUIRED = ["Restart=on-failure", "User=wsmtp", "NoNewPrivileges=yes", "ProtectSystem=strict",
@@ -64,7 +64,11 @@ def keys_read(source, section):
     """Keys a config.cpp reads for one section. A file that reads one section
     owns all its get_*("key", ...) calls (helpers may come before the reader is
     declared); in a file with several, a key belongs to the SectionReader
-    declared last before it."""
+    declared last before it; a file that declares none (a helper such as
+    worker_scaling.cpp, given the reader) reads all its keys for the section.
+    source may be a tuple of such files."""
+    if isinstance(source, tuple):
+        return set().union(*(keys_read(s, section) for s in source))
     with open(os.path.join(ROOT, source)) as f:
         text = f.read()
     sections = set(re.findall(r'SectionReader\s+\w+\(\s*\w+\s*,\s*"(\w+)"\s*\)', text))
@@ -74,7 +78,7 @@ def keys_read(source, section):
     for m in re.finditer(pattern, text):
         if m.group(1):
             current = m.group(1)
-        elif current == section or sections == {section}:
+        elif current == section or sections == {section} or not sections:
             keys.add(m.group(2))
     return keys
 

@@ -1,5 +1,6 @@
 #include "config/common_config.h"
 #include "config/config_file.h"
+#include "config/worker_scaling.h"
 
 #include <catch2/catch.hpp>
 
@@ -41,4 +42,25 @@ TEST_CASE("sizes, durations and lists") {
   CHECK_NOTHROW(r.finish());
   CHECK(parse_duration("90") == 90s);
   CHECK_FALSE(parse_duration("5 minutes"));
+}
+
+TEST_CASE("worker scaling keys are shared by the supervised daemons' sections") {
+  auto read = [](const std::string& text) {
+    auto f = ConfigFile::parse("[router]\n" + text, "t.conf");
+    SectionReader s(f, "router");
+    auto w = read_worker_scaling(s);
+    s.finish();
+    return w;
+  };
+  auto defaults = read("");
+  CHECK(defaults.min_workers == 1);
+  CHECK(defaults.max_workers == 4);
+  CHECK(defaults.idle_time == 30s);
+  auto set = read("min_workers = 2\nmax_workers = 10\nbacklog_per_worker = 50\nidle_time = 1m\n");
+  CHECK(set.min_workers == 2);
+  CHECK(set.max_workers == 10);
+  CHECK(set.backlog_per_worker == 50);
+  CHECK(set.idle_time == 60s);
+  REQUIRE_THROWS_WITH(read("min_workers = 5\nmax_workers = 2\n"),
+                      Catch::Contains("t.conf:3: [router] max_workers: must be at least min_workers"));
 }

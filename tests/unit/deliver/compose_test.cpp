@@ -180,7 +180,7 @@ TEST_CASE("[deliver] keys: defaults, checks, and the error names the key") {
     return read_deliver_config(wsmtp::common::ConfigFile::parse("[deliver]\n" + text, "t.conf"));
   };
   auto c = parse("transports = maildir, mbox, relay, lmtp\nhostname = mx.example.test\n");
-  CHECK(c.max_workers == 4);
+  CHECK(c.scaling.max_workers == 4);
   CHECK(c.delay_warning_after == 0s);
   CHECK(c.maildir_dir_mode == 0700u);
   CHECK(parse("hostname = a.b\nmaildir_dir_mode = 0750\nlmtp_server = 127.0.0.1:24\n").maildir_dir_mode == 0750u);
