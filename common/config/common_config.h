@@ -26,7 +26,6 @@ struct QueueConfig {
 };
 
 DatabaseConfig read_database_config(const ConfigFile& file);
-
 QueueConfig read_queue_config(const ConfigFile& file);
 
 }  // namespace wsmtp::common
