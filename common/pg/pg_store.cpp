@@ -122,15 +122,7 @@ class PgStore final : public Store {
 
   // The router learns of new mail from a NOTIFY sent after the commit, outside
   // it (common/pg/wakeup.h). Failing to send it loses nothing: routers poll.
-  void wake_router() {
-    if (waker_) return waker_->request(kRouteChannel);
-    try {
-      send_wakeup(*conn_, kRouteChannel);
-    } catch (const std::exception& e) {
-      log::warn("wake-up for the router not sent (routers will poll): {}", e.what());
-      if (conn_ && !conn_->is_open()) conn_.reset();
-    }
-  }
+  void wake_router() { waker_->request(kRouteChannel); }
 
   void ensure_connected() {
     if (conn_ && conn_->is_open()) return;
@@ -177,6 +169,7 @@ class PgStore final : public Store {
 }  // namespace
 
 std::unique_ptr<Store> make_pg_store(const std::string& conninfo, std::shared_ptr<WakeupSender> waker) {
+  if (!waker) throw std::invalid_argument("make_pg_store needs a WakeupSender");
   return std::make_unique<PgStore>(conninfo, std::move(waker));
 }
 

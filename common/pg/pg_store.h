@@ -10,9 +10,8 @@
 
 namespace wsmtp::common::pg {
 
-// waker: sends the router's wake-up after each commit from its own thread
-// (shared by all of a listener's stores); without one, each store sends it
-// itself, a round trip more per commit.
-std::unique_ptr<Store> make_pg_store(const std::string& conninfo, std::shared_ptr<WakeupSender> waker = nullptr);
+// waker (required) sends the router's wake-up after each commit from its own
+// thread; one is shared by all of a listener's stores.
+std::unique_ptr<Store> make_pg_store(const std::string& conninfo, std::shared_ptr<WakeupSender> waker);
 
 }  // namespace wsmtp::common::pg

@@ -31,21 +31,19 @@ def body_of(i, size):
     return head + line * max(1, (size - len(head)) // len(line))
 
 
-def send_parallel(port, count, sessions, rcpt_of, size=4096, sender="bench@client.example", first=0):
-    """Sends `count` messages over `sessions` SMTP connections in parallel;
-    message i goes to rcpt_of(i). Returns seconds taken."""
+def run_sessions(sessions, session):
+    """Runs session(k) for k in range(sessions) on threads at once; re-raises
+    the first exception any of them raised. Returns seconds taken."""
     errors = []
 
-    def worker(k):
+    def guarded(k):
         try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=120) as s:
-                for i in range(first + k, first + count, sessions):
-                    s.sendmail(sender, [rcpt_of(i)], body_of(i, size))
+            session(k)
         except Exception as e:  # reported after join
             errors.append(e)
 
     start = time.time()
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(sessions)]
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(sessions)]
     for t in threads:
         t.start()
     for t in threads:
@@ -53,6 +51,19 @@ def send_parallel(port, count, sessions, rcpt_of, size=4096, sender="bench@clien
     if errors:
         raise errors[0]
     return time.time() - start
+
+
+def send_parallel(port, count, sessions, rcpt_of, size=4096, sender="bench@client.example", first=0,
+                  body=None, mail_options=()):
+    """Sends `count` messages over `sessions` SMTP connections in parallel;
+    message i goes to rcpt_of(i) with body(i) (default: body_of(i, size)).
+    Returns seconds taken."""
+    def session(k):
+        with smtplib.SMTP("127.0.0.1", port, timeout=120) as s:
+            for i in range(first + k, first + count, sessions):
+                s.sendmail(sender, [rcpt_of(i)], body(i) if body else body_of(i, size), mail_options=list(mail_options))
+
+    return run_sessions(sessions, session)
 
 
 def timed_until(predicate, timeout, interval=0.05):

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from deliver_bench_lib import HERE, durable_pipeline, send_parallel, set_section
+from deliver_bench_lib import HERE, durable_pipeline, run_sessions, send_parallel, set_section
 
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 from deliver_postfix import Postfix  # noqa: E402
@@ -42,7 +42,6 @@ def send_smtp_source(port, n, domain):
     concurrent sessions, each sending in turn to its share of the mailboxes,
     n / len(USERS) messages of 4 KiB to each."""
     per_user = n // len(USERS)
-    errors = []
 
     def session(k):
         for user in USERS[k::SESSIONS]:
@@ -51,17 +50,9 @@ def send_smtp_source(port, n, domain):
                                 f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                timeout=600)
             if r.returncode != 0:
-                errors.append(r.stdout[-300:])
+                raise RuntimeError(r.stdout[-300:])
 
-    start = time.time()
-    threads = [threading.Thread(target=session, args=(k,)) for k in range(SESSIONS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(errors[0])
-    return time.time() - start
+    return run_sessions(SESSIONS, session)
 
 
 def burst(port, domain, n, maildirs, timeout=1800):

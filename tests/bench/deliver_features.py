@@ -16,12 +16,10 @@ deliver_features.py [messages] [prefill] (default 500 per measurement and
 """
 import os
 import signal
-import smtplib
 import statistics
 import sys
-import threading
 
-from deliver_bench_lib import durable_pipeline, queue_counts, set_section, sql, timed_until
+from deliver_bench_lib import durable_pipeline, queue_counts, send_parallel, set_section, sql, timed_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from deliver_relays import SmtpSink  # noqa: E402
@@ -38,23 +36,7 @@ def eightbit_body(i):
 
 
 def send(port, first, count, rcpt_of, sessions=8):
-    errors = []
-
-    def worker(k):
-        try:
-            with smtplib.SMTP("127.0.0.1", port, timeout=120) as s:
-                for i in range(first + k, first + count, sessions):
-                    s.sendmail("bench@client.example", [rcpt_of(i)], eightbit_body(i), mail_options=["BODY=8BITMIME"])
-        except Exception as e:  # reported after join
-            errors.append(e)
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(sessions)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    send_parallel(port, count, sessions, rcpt_of, first=first, body=eightbit_body, mail_options=["BODY=8BITMIME"])
 
 
 def drain_rate(p, first, n, rcpt_of):

@@ -52,7 +52,7 @@ TEST_CASE("PgStore verifies users for the listener") {
     common::pg::set_auth_user(tx, "relay-user", "pw with spaces");
     tx.commit();
   }
-  auto store = common::pg::make_pg_store(db.conninfo());
+  auto store = common::pg::make_pg_store(db.conninfo(), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
   CHECK(store->verify_user("relay-user", "pw with spaces"));
   CHECK_FALSE(store->verify_user("relay-user", "pw"));
   CHECK_FALSE(store->verify_user("nobody", "pw with spaces"));

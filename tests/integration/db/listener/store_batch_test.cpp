@@ -47,7 +47,7 @@ TEST_CASE("a batch of messages is stored whole, each with its own recipients and
       message("", {"y@example.test", "z@example.test", "\"q u\"@example.test"}, binary),
       message("c@example.org", {"w@example.test"}, std::string(200000, 'x')),
   };
-  auto store = common::pg::make_pg_store(listener_conninfo(db));
+  auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
   auto ids = store->store_messages(batch);
   REQUIRE(ids.size() == 3);
   for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -94,7 +94,7 @@ TEST_CASE("the listener's session wakes the router after its commit, not from in
     CHECK(router.wait(5s));
   }
   SECTION("the listener's store sends the wake-up after each commit") {
-    auto store = common::pg::make_pg_store(listener_conninfo(db));
+    auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
     store->store_messages({message("a@example.org", {"x@example.test"}, "x\r\n")});
     CHECK(router.wait(5s));
   }
@@ -102,7 +102,7 @@ TEST_CASE("the listener's session wakes the router after its commit, not from in
 
 TEST_CASE("a stored batch is stamped in the router's fair order like messages stamped one by one") {
   test::TestDatabase db;
-  auto store = common::pg::make_pg_store(listener_conninfo(db));
+  auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
   auto flood = store->store_messages({message("Flood@example.org", {"x@example.test"}, "1\r\n"),
                                       message("flood@example.org", {"x@example.test"}, "2\r\n"),
                                       message("other@example.org", {"x@example.test"}, "3\r\n"),
