@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "claim_body.h"
 #include "compose.h"
 #include "log.h"
 #include "maildir.h"
@@ -24,18 +25,16 @@ namespace {
 using common::pg::DeliveryResult;
 using common::pg::DeliveryStatus;
 
-// Streams one recipient's local copy: the trace headers, then the body from the
-// database (outside any transaction: the chunks of a received message never
-// change) with CRLF turned into LF.
+// Streams one recipient's local copy: the trace headers, then the stored message
+// with CRLF turned into LF.
 void produce_local_copy(pqxx::connection& conn, const common::pg::DeliveryClaim& claim,
                         const common::pg::DeliveryTask& task, const std::function<void(std::string_view)>& sink) {
   sink(local_trace_headers(task.envelope_from, task.recipient));
-  pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
   CrlfToLf convert;
   std::string out;
   convert.feed(task.prepend_headers, out);  // list headers (List-Id, ...) go above the message's own
   sink(out);
-  common::pg::read_body(tx, claim.lease.msg_id, [&](std::string_view chunk) {
+  stream_claim_body(conn, claim, [&](std::string_view chunk) {
     out.clear();
     convert.feed(chunk, out);
     sink(out);

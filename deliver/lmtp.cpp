@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "claim_body.h"
 #include "log.h"
-#include "pg/body.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -50,15 +50,13 @@ common::smtp::SmtpClient& LmtpSessions::session(const std::string& server) {
 
 std::vector<DeliveryResult> LmtpSessions::transact(pqxx::connection& conn, common::smtp::SmtpClient& client,
                                                    const std::string& server, const RelayJob& job) {
-  const auto msg_id = job.claim->lease.msg_id;
   common::smtp::Envelope envelope;
   envelope.from = job.tasks.front()->envelope_from;
   for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
   envelope.declare_8bit = client.extensions().eightbitmime;
   auto result = client.send(envelope, [&](const common::smtp::ChunkSink& sink) {
     if (!job.tasks.front()->prepend_headers.empty()) sink(job.tasks.front()->prepend_headers);
-    pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
-    common::pg::read_body(tx, msg_id, sink);
+    stream_claim_body(conn, *job.claim, sink);
   });
   std::vector<DeliveryResult> out;
   for (std::size_t i = 0; i < job.tasks.size(); ++i) {

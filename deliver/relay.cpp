@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "claim_body.h"
 #include "log.h"
 #include "mail/mime_downgrade.h"
 #include "pg/body.h"
@@ -50,13 +51,12 @@ struct EightBitDecision {
 
 // Pass 1 of the 8-bit downgrade over what the relay would get: the prepended
 // headers and the stored message.
-common::mail::DowngradePlan scan_for_downgrade(pqxx::connection& conn, std::int64_t msg_id, const std::string& prepend,
-                                               std::optional<std::string>& kept) {
+common::mail::DowngradePlan scan_for_downgrade(pqxx::connection& conn, const common::pg::DeliveryClaim& claim,
+                                               const std::string& prepend, std::optional<std::string>& kept) {
   common::mail::DowngradeScanner scanner;
   scanner.feed(prepend);
   kept.emplace();
-  pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
-  common::pg::read_body(tx, msg_id, [&](std::string_view chunk) {
+  stream_claim_body(conn, claim, [&](std::string_view chunk) {
     scanner.feed(chunk);
     if (kept && kept->size() + chunk.size() <= kMaxKeptBody)
       kept->append(chunk);
@@ -66,11 +66,12 @@ common::mail::DowngradePlan scan_for_downgrade(pqxx::connection& conn, std::int6
   return scanner.finish();
 }
 
-EightBitDecision decide_8bit(pqxx::connection& conn, const common::pg::RelayPool& pool, std::int64_t msg_id,
-                             const std::string& prepend, const std::string& relay) {
+EightBitDecision decide_8bit(pqxx::connection& conn, const common::pg::RelayPool& pool,
+                             const common::pg::DeliveryClaim& claim, const std::string& prepend,
+                             const std::string& relay) {
   EightBitDecision decision;
   if (pool.eightbit_policy == "send") return decision;
-  auto plan = scan_for_downgrade(conn, msg_id, prepend, decision.body);
+  auto plan = scan_for_downgrade(conn, claim, prepend, decision.body);
   if (!plan.has_8bit) {
     decision.body.reset();
     return decision;
@@ -90,12 +91,11 @@ EightBitDecision decide_8bit(pqxx::connection& conn, const common::pg::RelayPool
 // The message as the relay gets it: the prepended headers, then the stored
 // message (from `kept` when the scan kept it), converted to 7 bit per
 // `downgrade` when it is given.
-void stream_message(pqxx::connection& conn, std::int64_t msg_id, const std::string& prepend,
+void stream_message(pqxx::connection& conn, const common::pg::DeliveryClaim& claim, const std::string& prepend,
                     const EightBitDecision& eightbit, const common::smtp::ChunkSink& sink) {
   if (!eightbit.convert) {
     if (!prepend.empty()) sink(prepend);
-    pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
-    common::pg::read_body(tx, msg_id, sink);
+    stream_claim_body(conn, claim, sink);
     return;
   }
   common::mail::DowngradeEncoder encoder(*eightbit.convert);
@@ -109,8 +109,7 @@ void stream_message(pqxx::connection& conn, std::int64_t msg_id, const std::stri
   if (eightbit.body) {
     convert(*eightbit.body);
   } else {
-    pqxx::nontransaction tx(conn);
-    common::pg::read_body(tx, msg_id, convert);
+    stream_claim_body(conn, claim, convert);
   }
   out.clear();
   encoder.finish(out);
@@ -208,11 +207,7 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
   common::smtp::Envelope envelope;
   envelope.from = job.tasks.front()->envelope_from;
   for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
-  {
-    pqxx::nontransaction tx(conn);  // chunks never change once received: no snapshot needed
-    envelope.size =
-        static_cast<std::uint64_t>(common::pg::message_size(tx, msg_id)) + job.tasks.front()->prepend_headers.size();
-  }
+  envelope.size = static_cast<std::uint64_t>(job.claim->size) + job.tasks.front()->prepend_headers.size();
   const auto& ext = client.extensions();
   if (ext.size_limit > 0 && envelope.size > ext.size_limit)
     return all_tasks(job, DeliveryStatus::bounced,
@@ -225,7 +220,7 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
   envelope.declare_8bit = ext.eightbitmime;
   const auto& prepend = job.tasks.front()->prepend_headers;
   EightBitDecision eightbit;
-  if (!ext.eightbitmime) eightbit = decide_8bit(conn, pool, msg_id, prepend, relay_name(session.relay));
+  if (!ext.eightbitmime) eightbit = decide_8bit(conn, pool, *job.claim, prepend, relay_name(session.relay));
   if (eightbit.refusal) return all_tasks(job, DeliveryStatus::bounced, *eightbit.refusal, config_);
   if (eightbit.convert) {
     envelope.size = eightbit.convert->converted_size;
@@ -233,7 +228,7 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
               relay_name(session.relay), eightbit.convert->convert.size());
   }
   auto result = client.send(
-      envelope, [&](const common::smtp::ChunkSink& sink) { stream_message(conn, msg_id, prepend, eightbit, sink); });
+      envelope, [&](const common::smtp::ChunkSink& sink) { stream_message(conn, *job.claim, prepend, eightbit, sink); });
   ++session.messages;
   std::vector<DeliveryResult> out;
   for (std::size_t i = 0; i < job.tasks.size(); ++i) {

@@ -1,5 +1,8 @@
 #include "pg/body.h"
 
+#include "pg/prepared.h"
+#include "pg/sql_util.h"
+
 namespace wsmtp::common::pg {
 
 namespace {
@@ -35,6 +38,25 @@ std::string read_body_start(pqxx::transaction_base& tx, std::int64_t msg_id, std
     if (start.find("\r\n\r\n") != std::string::npos || start.size() >= max_bytes) break;
   }
   return start;
+}
+
+std::map<std::int64_t, std::string> read_small_bodies(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids,
+                                                      std::size_t max_bytes) {
+  std::map<std::int64_t, std::string> bodies;
+  if (ids.empty()) return bodies;
+  // OFFSET 0: one index probe per message for a second chunk, never a scan of
+  // every chunk in the queue.
+  auto rows = exec_prepared_sql(
+      tx, "wsmtp_read_small_bodies",
+      "SELECT c.message_id, c.data FROM body_chunks c "
+      "WHERE c.message_id = ANY($1::bigint[]) AND c.seq = 0 AND octet_length(c.data) <= $2 "
+      "  AND NOT EXISTS (SELECT 1 FROM body_chunks n WHERE n.message_id = c.message_id AND n.seq = 1 OFFSET 0)",
+      bigint_array(ids), static_cast<std::int64_t>(max_bytes));
+  for (const auto& row : rows) {
+    pqxx::binarystring bytes(row[1]);
+    bodies.emplace(row[0].as<std::int64_t>(), std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  }
+  return bodies;
 }
 
 }  // namespace wsmtp::common::pg

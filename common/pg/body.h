@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <pqxx/pqxx>
 
@@ -21,5 +23,11 @@ void read_body(pqxx::transaction_base& tx, std::int64_t msg_id, const std::funct
 // until one contains the blank line that ends the headers or max_bytes are in
 // (for reports, which quote the headers and never need the body).
 std::string read_body_start(pqxx::transaction_base& tx, std::int64_t msg_id, std::size_t max_bytes);
+// The whole stored message of each of `ids` that is a single chunk of at most
+// max_bytes (most mail), by message id, in one query: a deliverer's batch then
+// costs one round trip for its bodies instead of one per copy. Bigger messages
+// are absent and are streamed with read_body.
+std::map<std::int64_t, std::string> read_small_bodies(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids,
+                                                      std::size_t max_bytes);
 
 }  // namespace wsmtp::common::pg

@@ -38,8 +38,4 @@ void mark_relay_down(pqxx::connection& conn, const std::string& pool, const Rela
   log::warn("relay {}:{} of pool {} marked down for {}s: {}", relay.host, relay.port, pool, down_time.count(), reason);
 }
 
-std::int64_t message_size(pqxx::transaction_base& tx, std::int64_t msg_id) {
-  return tx.exec_params1("SELECT size FROM messages WHERE id = $1", msg_id)[0].as<std::int64_t>();
-}
-
 }  // namespace wsmtp::common::pg

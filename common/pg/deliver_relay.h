@@ -38,7 +38,4 @@ std::optional<RelayPool> load_relay_pool(pqxx::connection& conn, const std::stri
 void mark_relay_down(pqxx::connection& conn, const std::string& pool, const RelayHost& relay,
                      std::chrono::seconds down_time, const std::string& reason);
 
-// The stored size of a message (what SIZE= announces).
-std::int64_t message_size(pqxx::transaction_base& tx, std::int64_t msg_id);
-
 }  // namespace wsmtp::common::pg

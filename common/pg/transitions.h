@@ -140,7 +140,9 @@ struct DeliveryClaim {
   Lease lease;
   std::string envelope_from;
   std::int64_t received_epoch = 0;  // seconds; stable across retries (Maildir names)
+  std::int64_t size = 0;            // octets of the stored message (SIZE= to relays)
   std::vector<DeliveryTask> tasks;  // pending, due, for the transports asked for
+  std::optional<std::string> body;  // the stored message when small (read with the claim); else stream it
 };
 
 // 3 -> 4 (DELIVERING) for messages with due deliveries on one of `transports`, or

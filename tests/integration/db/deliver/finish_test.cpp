@@ -281,9 +281,9 @@ TEST_CASE("a finish with a lost lease records nothing and queues no DSN") {
   test::TestDatabase db;
   auto conn = db.connect();
   auto claim = routed_and_claimed(*conn, "s@x.org", {plan("a@y.org", "a@y.org", "relay", "p")});
-  auto stale = claim.lease;
-  stale.token = "00000000-0000-0000-0000-000000000000";
-  CHECK(finish(*conn, {stale, claim.envelope_from, claim.received_epoch, claim.tasks},
+  auto stale = claim;
+  stale.lease.token = "00000000-0000-0000-0000-000000000000";
+  CHECK(finish(*conn, stale,
                {{claim.tasks[0].delivery_id, DeliveryStatus::bounced, "550 no", 0s}}) == FinishOutcome::lost_lease);
   CHECK(count(db, "SELECT count(*) FROM messages") == 1);
   CHECK(count(db, "SELECT count(*) FROM deliveries WHERE status = 'pending'") == 1);

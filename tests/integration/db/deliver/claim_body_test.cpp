@@ -1,0 +1,71 @@
+// A delivery claim carries the stored message when it is one small chunk (one
+// query per batch instead of one per copy); a bigger message is left to be
+// streamed. Either way every transport gets the same bytes.
+#include <catch2/catch.hpp>
+
+#include "deliver/claim_body.h"
+#include "pg/body.h"
+#include "pg/transitions.h"
+#include "test_database.h"
+
+using namespace wsmtp;
+using namespace wsmtp::common::pg;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A received message stored as `chunks`, routed to one Maildir recipient.
+void received_and_routed(pqxx::connection& conn, const std::vector<std::string>& chunks) {
+  std::int64_t size = 0;
+  {
+    pqxx::work tx(conn);
+    auto id = create_message(tx, {"s@x.org", "192.0.2.7", "client.example", "test", {"a@y.org"}});
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      append_body_chunk(tx, id, static_cast<int>(i), chunks[i]);
+      size += static_cast<std::int64_t>(chunks[i].size());
+    }
+    REQUIRE(commit_received(tx, id, size));
+    tx.commit();
+  }
+  auto routing = claim_for_routing(conn, {"router", 60s, 1, 5});
+  REQUIRE(routing.size() == 1);
+  PlannedDelivery plan;
+  plan.recipient = plan.original_rcpt = "a@y.org";
+  plan.transport = "maildir";
+  plan.destination = "/var/mail/a";
+  pqxx::work tx(conn);
+  REQUIRE(finish_routing(tx, routing[0].lease, {plan}));
+  tx.commit();
+}
+
+std::string streamed(pqxx::connection& conn, const DeliveryClaim& claim) {
+  std::string out;
+  deliver::stream_claim_body(conn, claim, [&](std::string_view piece) { out.append(piece); });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("small bodies come with the claim, byte for byte; multi-chunk and big ones are streamed") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  const std::string small("Subject: s\r\n\r\nbinary \0\xff\x80 bytes\r\n", 33);
+  const std::string big_one(70 * 1024, 'b');  // one chunk, above what a claim carries
+  const std::vector<std::string> two = {"Subject: two\r\n\r\nfirst half ", "second half\r\n"};
+  received_and_routed(*conn, {small});
+  received_and_routed(*conn, {big_one});
+  received_and_routed(*conn, two);
+
+  auto claims = claim_for_delivery(*conn, {"deliverer", 60s, 10, 5}, {"maildir"});
+  REQUIRE(claims.size() == 3);
+  REQUIRE(claims[0].body);
+  CHECK(*claims[0].body == small);
+  CHECK(claims[0].size == static_cast<std::int64_t>(small.size()));
+  CHECK_FALSE(claims[1].body);
+  CHECK(claims[1].size == static_cast<std::int64_t>(big_one.size()));
+  CHECK_FALSE(claims[2].body);
+
+  CHECK(streamed(*conn, claims[0]) == small);
+  CHECK(streamed(*conn, claims[1]) == big_one);
+  CHECK(streamed(*conn, claims[2]) == two[0] + two[1]);
+}
