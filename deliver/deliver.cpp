@@ -233,7 +233,8 @@ Deliverer::Deliverer(const DeliverConfig& config, const common::QueueConfig& que
 }
 
 int Deliverer::run_batch(pqxx::connection& conn) {
-  common::pg::ClaimOptions options{owner_, queue_.lease_time, config_.batch_size, queue_.max_expired_claims};
+  common::pg::ClaimOptions options{owner_, queue_.lease_time, config_.batch_size, queue_.max_expired_claims,
+                                   reclaim_cadence_.due()};
   const common::pg::FinishOptions finish{queue_.queue_lifetime, config_.delay_warning_after, config_.hostname};
   auto claims = common::pg::claim_for_delivery(conn, options, config_.transports);
   std::map<std::int64_t, std::vector<DeliveryResult>> results;

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "config/common_config.h"
+#include "pg/worker_loop.h"
 #include "lmtp.h"
 #include "maildir.h"
 #include "quota.h"
@@ -34,6 +35,7 @@ class Deliverer {
   MaildirUsageCache usage_cache_;  // kept across passes: a full, idle mailbox is not rescanned
   RelaySessions relays_;
   LmtpSessions lmtp_;
+  common::pg::Cadence reclaim_cadence_{std::chrono::seconds(1)};  // expired leases: looked for once a second
 };
 
 }  // namespace wsmtp::deliver

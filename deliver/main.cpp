@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
       const std::string owner = common::worker_identity();
       log::info("wdeliver worker starting as {}", owner);
       deliver::Deliverer deliverer(config, queue, owner, host);
-      common::pg::run_worker_loop({db.conninfo, common::pg::kDeliverChannel, queue.poll_interval}, stop,
+      common::pg::run_worker_loop({db.conninfo, common::pg::kDeliverChannel, queue.poll_interval, config.batch_size},
+                                  stop,
                                   [&](pqxx::connection& conn) { return deliverer.run_batch(conn); });
       log::info("wdeliver worker stopped");
       return 0;

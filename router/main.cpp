@@ -20,6 +20,7 @@
 #include "supervisor.h"
 
 using namespace wsmtp;
+using namespace std::chrono_literals;
 
 int main(int argc, char** argv) {
   log::set_program("wroute");
@@ -45,8 +46,10 @@ int main(int argc, char** argv) {
       // held only briefly, and it also wakes routers for the reports and
       // auto-replies the router queues.
       common::pg::run_worker_loop(
-          {db.conninfo, common::pg::kRouteChannel, queue.poll_interval}, stop,
-          [&](pqxx::connection& conn) { return router::route_batch(conn, config, queue, owner); });
+          {db.conninfo, common::pg::kRouteChannel, queue.poll_interval, config.batch_size}, stop,
+          [&, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
+            return router::route_batch(conn, config, queue, owner, reclaim.due());
+          });
       log::info("wroute worker stopped");
       return 0;
     };

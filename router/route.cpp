@@ -147,9 +147,10 @@ void route_alone(pqxx::connection& conn, const RouterConfig& config, const commo
 }  // namespace
 
 int route_batch(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                const std::string& owner) {
+                const std::string& owner, bool reclaim_expired) {
   common::pg::configure_router_session(conn);
-  common::pg::ClaimOptions options{owner, queue.lease_time, config.batch_size, queue.max_expired_claims};
+  common::pg::ClaimOptions options{owner, queue.lease_time, config.batch_size, queue.max_expired_claims,
+                                   reclaim_expired};
   auto claims = common::pg::claim_for_routing(conn, options);
   std::vector<RoutingClaim> together, alone;
   for (auto& c : claims) (c.expired_claims == 0 ? together : alone).push_back(std::move(c));

@@ -20,7 +20,9 @@ namespace wsmtp::router {
 
 // Returns the number of messages claimed. Throws pqxx::broken_connection (the
 // caller reconnects; the leases taken expire and are claimed again).
+// reclaim_expired: also take messages whose routing lease expired (workers do
+// it on a cadence, see ClaimOptions).
 int route_batch(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                const std::string& owner);
+                const std::string& owner, bool reclaim_expired = true);
 
 }  // namespace wsmtp::router

@@ -242,9 +242,10 @@ std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimO
   conn.prepare("router_claim_fresh", kClaimFreshRouting);
   pqxx::work tx(conn);
   std::vector<RoutingClaim> claims;
-  add_routing_claims(
-      tx.exec_prepared("router_reclaim_expired", o.owner, interval(o.lease_time), o.limit, o.max_expired_claims),
-      claims, true);
+  if (o.reclaim_expired)
+    add_routing_claims(
+        tx.exec_prepared("router_reclaim_expired", o.owner, interval(o.lease_time), o.limit, o.max_expired_claims),
+        claims, true);
   const int room = o.limit - static_cast<int>(claims.size());
   if (room > 0)
     add_routing_claims(tx.exec_prepared("router_claim_fresh", o.owner, interval(o.lease_time), room), claims, false);
@@ -329,7 +330,7 @@ std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std:
 std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const ClaimOptions& o,
                                               const std::vector<std::string>& transports) {
   pqxx::work tx(conn);
-  hold_exhausted(tx, MsgState::delivering, o.max_expired_claims, o.limit);
+  if (o.reclaim_expired) hold_exhausted(tx, MsgState::delivering, o.max_expired_claims, o.limit);
   const std::string want = text_array(transports);
   // A message is ours to claim if one of its due deliveries uses our transports,
   // or if nothing is pending at all (any deliverer may finish it). OFFSET 0
@@ -352,8 +353,6 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
                   "RETURNING m.id, m.lease_token, m.envelope_from, "
                   "  extract(epoch FROM m.received_at)::bigint, m.expired_claims, m.size",
                   kWorkFor);
-  auto expired = exec_prepared_sql(tx, "wsmtp_deliver_reclaim", kReclaimExpired.c_str(), o.owner,
-                                   interval(o.lease_time), o.limit, want);
   std::vector<DeliveryClaim> claims;
   auto add = [&claims](const pqxx::row& row) {
     DeliveryClaim c;
@@ -363,6 +362,9 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
     c.size = row[5].as<std::int64_t>();
     claims.push_back(std::move(c));
   };
+  auto expired = o.reclaim_expired ? exec_prepared_sql(tx, "wsmtp_deliver_reclaim", kReclaimExpired.c_str(), o.owner,
+                                                      interval(o.lease_time), o.limit, want)
+                                  : pqxx::result{};
   for (const auto& row : expired) {
     add(row);
     log::warn("msg={} re-claimed for delivery after an expired lease (expiry {})", claims.back().lease.msg_id,

@@ -32,6 +32,11 @@ struct ClaimOptions {
   std::chrono::seconds lease_time{300};
   int limit = 10;
   int max_expired_claims = 5;  // a message whose claim expires this often is held
+  // Look for expired leases (re-claim them, or hold them past
+  // max_expired_claims) before fresh work. Workers do it about once a second
+  // rather than in every claim: in a burst most claims found none, at three
+  // statements each.
+  bool reclaim_expired = true;
 };
 
 // --- listener ---------------------------------------------------------------

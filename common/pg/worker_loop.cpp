@@ -21,7 +21,8 @@ void run_worker_loop(const WorkerLoopOptions& options, const std::atomic<bool>& 
       WorkWaiter waiter(*conn, options.channel);
       log::info("connected to database, waiting for work on {}", options.channel);
       while (!stop) {
-        if (step(*conn) > 0) continue;
+        const int handled = step(*conn);
+        if (handled > 0 && (options.batch_size <= 0 || handled >= options.batch_size)) continue;
         // Sleep in short slices so SIGTERM is noticed promptly; a NOTIFY ends the wait at once.
         auto deadline = std::chrono::steady_clock::now() + options.poll_interval;
         while (!stop && std::chrono::steady_clock::now() < deadline)

@@ -16,6 +16,29 @@ struct WorkerLoopOptions {
   std::string conninfo;
   std::string channel;  // kRouteChannel / kDeliverChannel
   std::chrono::seconds poll_interval{5};
+  // The most units one step claims. A step that handled fewer found the queue
+  // drained, so the loop waits for a NOTIFY (one that came meanwhile ends the
+  // wait at once) instead of claiming again to find nothing: in a burst most
+  // of the deliverers' claims were such empty ones. 0: always claim again.
+  int batch_size = 0;
+};
+
+// True at most once per period (the first call included): for work a worker
+// does on a cadence rather than in every step, such as looking for expired
+// leases.
+class Cadence {
+ public:
+  explicit Cadence(std::chrono::milliseconds period) : period_(period) {}
+  bool due() {
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_) return false;
+    next_ = now + period_;
+    return true;
+  }
+
+ private:
+  std::chrono::milliseconds period_;
+  std::chrono::steady_clock::time_point next_{};
 };
 
 // step(conn) claims and processes one batch and returns how many units it
