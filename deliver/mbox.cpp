@@ -1,15 +1,19 @@
 #include "mbox.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "log.h"
 #include "unique_fd.h"
 
 namespace wsmtp::deliver {
@@ -203,6 +207,47 @@ MboxOutcome append_locked(int fd, const std::string& path, std::string_view enve
   return outcome;
 }
 
+// Opens the spool for appending, creating it if missing. O_APPEND: every write
+// lands at the end even if a non-locking writer appended meanwhile;
+// O_NOFOLLOW: a symlinked spool is an attack, not a mailbox; O_RDWR: a retry
+// reads back what an earlier attempt wrote. `created` tells whether this call
+// made the file.
+common::UniqueFd open_spool(const std::string& path, bool& created) {
+  constexpr int kFlags = O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
+  for (;;) {
+    common::UniqueFd fd(::open(path.c_str(), kFlags | O_CREAT | O_EXCL, 0600));
+    if (fd) {
+      created = true;
+      return fd;
+    }
+    if (errno != EEXIST) fail(errno, "open " + path);
+    fd = common::UniqueFd(::open(path.c_str(), kFlags));
+    if (fd) {
+      created = false;
+      return fd;
+    }
+    if (errno != ENOENT) fail(errno, "open " + path);
+    // Removed between the two opens (a reader emptied and unlinked it): again.
+  }
+}
+
+// A spool we create belongs to the user it is named after (/var/mail/<user>),
+// group mail, as a local delivery agent running as that user would leave it:
+// the user's mail reader must be able to read and rewrite it. Only root can
+// give a file away; a spool named after no user stays the deliverer's.
+void give_new_spool_to_its_user(int fd, const std::string& path) {
+  if (::geteuid() != 0) return;
+  const auto name = std::filesystem::path(path).filename().string();
+  const passwd* pw = ::getpwnam(name.c_str());
+  if (!pw) {
+    log::warn("mbox spool {} created; no user {} to give it to, so it stays the deliverer's", path, name);
+    return;
+  }
+  const group* mail = ::getgrnam("mail");
+  const gid_t gid = mail ? mail->gr_gid : pw->pw_gid;
+  if (::fchown(fd, pw->pw_uid, gid) != 0) fail(errno, "chown " + path + " to " + name);
+}
+
 }  // namespace
 
 void MboxrdQuoter::flush_prefix(std::string& out) {
@@ -264,11 +309,9 @@ std::string mbox_marker_line(std::string_view token, bool done) {
 MboxOutcome deliver_to_mbox(const std::string& path, std::string_view envelope_from, std::time_t when,
                             const std::function<void(const MboxSink&)>& produce, const MboxOptions& options,
                             const MboxCopyId* copy) {
-  // O_APPEND: every write lands at the end even if a non-locking writer appended
-  // meanwhile; O_NOFOLLOW: a symlinked spool is an attack, not a mailbox.
-  // O_RDWR: a retry reads back what an earlier attempt wrote.
-  common::UniqueFd fd(::open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) fail(errno, "open " + path);
+  bool created = false;
+  auto fd = open_spool(path, created);
+  if (created) give_new_spool_to_its_user(fd.get(), path);
   // Lock order as Python's mailbox and most MUAs: fcntl first, then the dot-lock.
   fcntl_lock(fd.get(), path, options);
   DotLock dot(path + ".lock", options);
