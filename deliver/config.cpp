@@ -27,6 +27,13 @@ unsigned read_mode(common::SectionReader& s, const std::string& key, unsigned fa
 const std::vector<std::string> kKnownTransports = {"maildir", "mbox", "relay", "lmtp"};
 }  // namespace
 
+std::optional<EightBitPolicy> eightbit_policy_named(std::string_view name) {
+  if (name == "convert") return EightBitPolicy::convert;
+  if (name == "bounce") return EightBitPolicy::bounce;
+  if (name == "send") return EightBitPolicy::send;
+  return std::nullopt;
+}
+
 DeliverConfig read_deliver_config(const common::ConfigFile& file) {
   common::SectionReader s(file, "deliver");
   DeliverConfig c;
@@ -66,6 +73,11 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
               c.lmtp_server.size() - colon - 1 <= 5;
     if (!ok) s.fail("lmtp_server", "must be host:port or an absolute Unix socket path");
   }
+  auto lmtp_eightbit = s.get_string("lmtp_eightbit", "convert");
+  if (auto policy = eightbit_policy_named(lmtp_eightbit))
+    c.lmtp_eightbit = *policy;
+  else
+    s.fail("lmtp_eightbit", "must be convert, bounce or send, got '" + lmtp_eightbit + "'");
   c.hostname = s.get_string("hostname", common::host_name());
   if (!common::is_valid_domain(c.hostname)) s.fail("hostname", "'" + c.hostname + "' is not a valid domain name");
   c.scaling = common::read_worker_scaling(s);

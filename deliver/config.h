@@ -3,13 +3,23 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config_file.h"
 #include "config/worker_scaling.h"
 
 namespace wsmtp::deliver {
+
+// What 8-bit mail gets from a peer without 8BITMIME (RFC 6152 §3): a 7-bit
+// quoted-printable conversion, a bounce (5.6.3), or the bytes as they are.
+// Relay pools keep theirs in the database, LMTP takes [deliver] lmtp_eightbit.
+enum class EightBitPolicy { convert, bounce, send };
+
+// "convert", "bounce" or "send"; nullopt for anything else.
+std::optional<EightBitPolicy> eightbit_policy_named(std::string_view name);
 
 struct DeliverConfig {
   // Transports this deliverer serves; a mailbox host serves "maildir", a
@@ -49,6 +59,9 @@ struct DeliverConfig {
   // LMTP: the server for every "lmtp" delivery, "host:port" or a Unix socket
   // path; empty: each delivery's destination is the server's socket path.
   std::string lmtp_server;
+  // LMTP servers that do not offer 8BITMIME in their LHLO reply (Dovecot does;
+  // others may not): convert, bounce or send, as a relay pool's policy.
+  EightBitPolicy lmtp_eightbit = EightBitPolicy::convert;
   // Our name in DSNs (Reporting-MTA), Maildir file names and EHLO.
   std::string hostname;
   common::WorkerScaling scaling;  // min_workers, max_workers, backlog_per_worker, idle_time

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "claim_body.h"
+#include "eightbit.h"
 #include "log.h"
 
 namespace wsmtp::deliver {
@@ -53,10 +53,15 @@ std::vector<DeliveryResult> LmtpSessions::transact(pqxx::connection& conn, commo
   common::smtp::Envelope envelope;
   envelope.from = job.tasks.front()->envelope_from;
   for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
-  envelope.declare_8bit = client.extensions().eightbitmime;
+  // As for relays (RFC 6152): a server with 8BITMIME gets the declaration and
+  // the body as it is; one without gets what the lmtp_eightbit policy says.
+  const bool eightbitmime = client.extensions().eightbitmime;
+  envelope.declare_8bit = eightbitmime;
+  const auto& prepend = job.tasks.front()->prepend_headers;
+  auto eightbit = decide_8bit(conn, config_.lmtp_eightbit, *job.claim, prepend, eightbitmime, "LMTP server " + server);
+  if (eightbit.refusal) return all_tasks(job, DeliveryStatus::bounced, *eightbit.refusal, config_);
   auto result = client.send(envelope, [&](const common::smtp::ChunkSink& sink) {
-    if (!job.tasks.front()->prepend_headers.empty()) sink(job.tasks.front()->prepend_headers);
-    stream_claim_body(conn, *job.claim, sink);
+    stream_message(conn, *job.claim, prepend, eightbit, sink);
   });
   std::vector<DeliveryResult> out;
   for (std::size_t i = 0; i < job.tasks.size(); ++i) {
@@ -90,9 +95,8 @@ std::vector<DeliveryResult> LmtpSessions::deliver(pqxx::connection& conn, const 
       // server has not taken the message; retry later.
       log::warn("msg={} LMTP to {} failed: {}", job.claim->lease.msg_id, server, e.what());
       if (auto& client = sessions_[server]) client->quit();
-      for (const auto* t : job.tasks)
-        results.push_back({t->delivery_id, DeliveryStatus::deferred, std::string("4.4.1 ") + e.what(),
-                           retry_delay(config_, t->attempts + 1)});
+      for (auto& r : all_tasks(job, DeliveryStatus::deferred, std::string("4.4.1 ") + e.what(), config_))
+        results.push_back(std::move(r));
     }
   }
   return results;

@@ -3,7 +3,9 @@
 // server, over a kept connection; each recipient gets its own final reply, so
 // partial success maps to per-delivery results. The server is the configured
 // lmtp_server (host:port or a Unix socket path) or, if none, the delivery's
-// destination (the socket path stored for the mailbox).
+// destination (the socket path stored for the mailbox). A server that does not
+// offer 8BITMIME gets 8-bit mail per lmtp_eightbit (deliver/eightbit.h), as a
+// relay pool's policy applies to its relays.
 #pragma once
 
 #include <map>

@@ -1,15 +1,12 @@
 #include "relay.h"
 
 #include <algorithm>
-#include <optional>
 #include <utility>
 
 #include <fmt/format.h>
 
-#include "claim_body.h"
+#include "eightbit.h"
 #include "log.h"
-#include "mail/mime_downgrade.h"
-#include "pg/body.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -26,6 +23,14 @@ common::smtp::TlsPolicy tls_policy(const std::string& name) {
 
 std::string relay_name(const common::pg::RelayHost& r) { return fmt::format("{}:{}", r.host, r.port); }
 
+// A pool's eightbit_policy column; the schema's CHECK admits only the three
+// names, and anything else has always meant the default, convert.
+EightBitPolicy pool_eightbit_policy(const common::pg::RelayPool& pool) {
+  return eightbit_policy_named(pool.eightbit_policy).value_or(EightBitPolicy::convert);
+}
+
+}  // namespace
+
 std::vector<DeliveryResult> all_tasks(const RelayJob& job, DeliveryStatus status, const std::string& detail,
                                       const DeliverConfig& config) {
   std::vector<DeliveryResult> out;
@@ -35,88 +40,6 @@ std::vector<DeliveryResult> all_tasks(const RelayJob& job, DeliveryStatus status
          status == DeliveryStatus::deferred ? retry_delay(config, t->attempts + 1) : std::chrono::seconds(0)});
   return out;
 }
-
-// Bodies up to this size are kept from the downgrade scan for the encode pass
-// instead of being read from the database twice.
-constexpr std::size_t kMaxKeptBody = 1024 * 1024;
-
-// What a relay without 8BITMIME gets (RFC 6152 §3): no plan to send the message
-// as it is (7-bit already, or the pool's policy is 'send'), a plan to convert
-// it, or a refusal (the pool bounces 8-bit mail, or it cannot be converted).
-struct EightBitDecision {
-  std::optional<common::mail::DowngradePlan> convert;
-  std::optional<std::string> refusal;
-  std::optional<std::string> body;  // the stored message, kept from the scan when small
-};
-
-// Pass 1 of the 8-bit downgrade over what the relay would get: the prepended
-// headers and the stored message.
-common::mail::DowngradePlan scan_for_downgrade(pqxx::connection& conn, const common::pg::DeliveryClaim& claim,
-                                               const std::string& prepend, std::optional<std::string>& kept) {
-  common::mail::DowngradeScanner scanner;
-  scanner.feed(prepend);
-  kept.emplace();
-  stream_claim_body(conn, claim, [&](std::string_view chunk) {
-    scanner.feed(chunk);
-    if (kept && kept->size() + chunk.size() <= kMaxKeptBody)
-      kept->append(chunk);
-    else
-      kept.reset();
-  });
-  return scanner.finish();
-}
-
-EightBitDecision decide_8bit(pqxx::connection& conn, const common::pg::RelayPool& pool,
-                             const common::pg::DeliveryClaim& claim, const std::string& prepend,
-                             const std::string& relay) {
-  EightBitDecision decision;
-  if (pool.eightbit_policy == "send") return decision;
-  auto plan = scan_for_downgrade(conn, claim, prepend, decision.body);
-  if (!plan.has_8bit) {
-    decision.body.reset();
-    return decision;
-  }
-  if (pool.eightbit_policy == "bounce")
-    decision.refusal = fmt::format("5.6.3 relay {} does not support 8BITMIME and the message has 8-bit content", relay);
-  else if (plan.unconvertible)
-    // X.6.9 (RFC 6531): UTF-8 headers; X.6.5 (RFC 3463): conversion failed.
-    decision.refusal =
-        fmt::format("{} relay {} does not support 8BITMIME and the message cannot be converted to 7 bit: {}",
-                    plan.header_8bit ? "5.6.9" : "5.6.5", relay, plan.problem);
-  else
-    decision.convert = std::move(plan);
-  return decision;
-}
-
-// The message as the relay gets it: the prepended headers, then the stored
-// message (from `kept` when the scan kept it), converted to 7 bit per
-// `downgrade` when it is given.
-void stream_message(pqxx::connection& conn, const common::pg::DeliveryClaim& claim, const std::string& prepend,
-                    const EightBitDecision& eightbit, const common::smtp::ChunkSink& sink) {
-  if (!eightbit.convert) {
-    if (!prepend.empty()) sink(prepend);
-    stream_claim_body(conn, claim, sink);
-    return;
-  }
-  common::mail::DowngradeEncoder encoder(*eightbit.convert);
-  std::string out;
-  auto convert = [&](std::string_view chunk) {
-    out.clear();
-    encoder.feed(chunk, out);
-    if (!out.empty()) sink(out);
-  };
-  convert(prepend);
-  if (eightbit.body) {
-    convert(*eightbit.body);
-  } else {
-    stream_claim_body(conn, claim, convert);
-  }
-  out.clear();
-  encoder.finish(out);
-  sink(out);
-}
-
-}  // namespace
 
 std::string reply_detail(const Reply& reply) {
   std::string text = reply.text;
@@ -203,7 +126,6 @@ RelaySessions::Session* RelaySessions::connect(pqxx::connection& conn, const com
 std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, const common::pg::RelayPool& pool,
                                                     Session& session, const RelayJob& job) {
   auto& client = *session.client;
-  const auto msg_id = job.claim->lease.msg_id;
   common::smtp::Envelope envelope;
   envelope.from = job.tasks.front()->envelope_from;
   for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
@@ -219,14 +141,10 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
   // without it makes us look at the body.
   envelope.declare_8bit = ext.eightbitmime;
   const auto& prepend = job.tasks.front()->prepend_headers;
-  EightBitDecision eightbit;
-  if (!ext.eightbitmime) eightbit = decide_8bit(conn, pool, *job.claim, prepend, relay_name(session.relay));
+  auto eightbit = decide_8bit(conn, pool_eightbit_policy(pool), *job.claim, prepend, ext.eightbitmime,
+                              "relay " + relay_name(session.relay));
   if (eightbit.refusal) return all_tasks(job, DeliveryStatus::bounced, *eightbit.refusal, config_);
-  if (eightbit.convert) {
-    envelope.size = eightbit.convert->converted_size;
-    log::info("msg={} converted to 7 bit for relay {} ({} MIME parts quoted-printable)", msg_id,
-              relay_name(session.relay), eightbit.convert->convert.size());
-  }
+  if (eightbit.convert) envelope.size = eightbit.convert->converted_size;
   auto result = client.send(
       envelope, [&](const common::smtp::ChunkSink& sink) { stream_message(conn, *job.claim, prepend, eightbit, sink); });
   ++session.messages;

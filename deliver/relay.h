@@ -62,6 +62,11 @@ class RelaySessions {
 // Weighted choice among relays that are neither down nor excluded; -1 if none.
 int pick_relay(const std::vector<common::pg::RelayHost>& relays, const std::vector<bool>& excluded, std::mt19937& rng);
 
+// The same result for every task of a job (a refusal or failure that covers the
+// whole transaction); deferred ones get the next retry delay.
+std::vector<common::pg::DeliveryResult> all_tasks(const RelayJob& job, common::pg::DeliveryStatus status,
+                                                  const std::string& detail, const DeliverConfig& config);
+
 // "550 5.1.1 text" (multi-line text joined), as stored in last_error and DSNs.
 std::string reply_detail(const common::smtp::Reply& reply);
 
