@@ -30,8 +30,8 @@ struct DeliverConfig {
   std::chrono::seconds retry_base{60};
   int retry_factor = 2;
   std::chrono::seconds retry_max{4 * 3600};
-  // Deferred deliveries of a message older than this bounce (4.4.7).
-
+  // (The queue lifetime, past which deferred deliveries bounce with 4.4.7, is
+  // [queue] queue_lifetime: the reaper applies it too.)
   // One delay warning to the sender after this long; 0 disables it.
   std::chrono::seconds delay_warning_after{0};
   // Maildir: owner (a user name; empty keeps the deliverer's own) and modes of
