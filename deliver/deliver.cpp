@@ -84,8 +84,17 @@ DeliveryResult deliver_maildir(pqxx::connection& conn, MaildirBatch& batch, Pass
     // line ends): a message larger than the quota is told apart from a full
     // mailbox even while the mailbox is full.
     auto bytes = batch.last_size();
-    auto usage = quotas.usage(task.destination);
-    auto verdict = quotas.admit(task.recipient, task.destination, bytes);
+    QuotaVerdict verdict;
+    MaildirUsage usage;
+    try {
+      verdict = quotas.admit(task.recipient, task.destination, bytes);
+      usage = quotas.usage(task.destination);  // after admit: what its verdict saw
+    } catch (...) {
+      // Unchecked, the copy must not land: deferred (by the caller), it is
+      // written again and checked on the retry.
+      batch.discard_last();
+      throw;
+    }
     if (verdict != QuotaVerdict::fits) {
       batch.discard_last();
       return over_quota(config, claim, task, verdict, usage, bytes, *quota);

@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <iterator>
 #include <system_error>
@@ -12,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "handles.h"
+#include "log.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -24,10 +27,15 @@ constexpr std::size_t kMaxCachedDirectories = 50000;
 // leave the same mtime. A scan is trusted only if every directory it read had
 // been still for longer than this before the scan started.
 constexpr std::time_t kRacyMtimeSeconds = 2;
+// A recalculation the Maildir keeps changing under is tried this often, then
+// maildirsize is removed instead (the spec's two answers to the race).
+constexpr int kRecalculationAttempts = 3;
 
 [[noreturn]] void fail(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
 
 bool same_time(const timespec& a, const timespec& b) { return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec; }
+
+MaildirUsage plus(const MaildirUsage& a, const MaildirUsage& b) { return {a.bytes + b.bytes, a.messages + b.messages}; }
 
 // Adds the messages of one directory (new/ or cur/) to usage. A missing
 // directory counts as empty; a file a reader moved or deleted meanwhile is skipped.
@@ -85,7 +93,43 @@ std::vector<std::string> maildir_folders(const std::string& maildir) {
   return out;
 }
 
+struct DirectoryStamp {
+  std::string path;
+  timespec mtime{};  // zero: missing
+};
+
+// The mtimes of every new/ and cur/ a recalculation counts, to tell whether
+// the Maildir changed while it was being counted (the spec's race check).
+std::vector<DirectoryStamp> directory_stamps(const std::string& maildir) {
+  std::vector<DirectoryStamp> out;
+  auto folders = maildir_folders(maildir);
+  std::sort(folders.begin(), folders.end());
+  folders.insert(folders.begin(), "");
+  for (const auto& folder : folders)
+    for (const char* sub : {"/new", "/cur"}) {
+      DirectoryStamp stamp{maildir + (folder.empty() ? "" : "/" + folder) + sub};
+      struct stat st {};
+      if (::stat(stamp.path.c_str(), &st) == 0)
+        stamp.mtime = st.st_mtim;
+      else if (errno != ENOENT)
+        fail("stat " + stamp.path);
+      out.push_back(std::move(stamp));
+    }
+  return out;
+}
+
+bool same_stamps(const std::vector<DirectoryStamp>& a, const std::vector<DirectoryStamp>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const DirectoryStamp& x, const DirectoryStamp& y) {
+    return x.path == y.path && same_time(x.mtime, y.mtime);
+  });
+}
+
 }  // namespace
+
+MaildirsizeLimits maildirsize_limits(const common::pg::MailboxQuota& quota) {
+  return {quota.bytes ? static_cast<std::uint64_t>(*quota.bytes) : 0,
+          quota.messages ? static_cast<std::uint64_t>(*quota.messages) : 0};
+}
 
 QuotaVerdict check_quota(const MaildirUsage& usage, std::uint64_t message_bytes,
                          const common::pg::MailboxQuota& quota) {
@@ -179,8 +223,16 @@ MaildirUsage MaildirUsageCache::usage(const std::string& maildir) {
   return total;
 }
 
+PassQuotas::PassQuotas(MaildirUsageCache& cache, Clock clock) : cache_(cache), clock_(std::move(clock)) {}
+
+std::time_t PassQuotas::now() const { return clock_ ? clock_() : std::time(nullptr); }
+
 void PassQuotas::load(pqxx::connection& conn, const std::vector<std::string>& recipients) {
-  limits_ = common::pg::load_mailbox_quotas(conn, recipients);
+  use_limits(common::pg::load_mailbox_quotas(conn, recipients));
+}
+
+void PassQuotas::use_limits(std::map<std::string, common::pg::MailboxQuota> limits) {
+  limits_ = std::move(limits);
   measured_.clear();
   staged_.clear();
 }
@@ -190,28 +242,84 @@ const common::pg::MailboxQuota* PassQuotas::limits(const std::string& recipient)
   return it == limits_.end() ? nullptr : &it->second;
 }
 
+MaildirUsage PassQuotas::staged(const std::string& maildir) const {
+  auto it = staged_.find(maildir);
+  return it == staged_.end() ? MaildirUsage{} : it->second;
+}
+
 MaildirUsage PassQuotas::usage(const std::string& maildir) {
-  // Measured once per pass: the pass's own copies reach new/ only at its end
-  // (they are counted in staged_), and what other processes do meanwhile is
-  // seen by the next pass.
   auto measured = measured_.find(maildir);
-  if (measured == measured_.end()) measured = measured_.emplace(maildir, cache_.usage(maildir)).first;
-  auto usage = measured->second;
-  if (auto it = staged_.find(maildir); it != staged_.end()) {
-    usage.bytes += it->second.bytes;
-    usage.messages += it->second.messages;
+  return plus(measured != measured_.end() ? measured->second.usage : cache_.usage(maildir), staged(maildir));
+}
+
+// Measured once per pass: the pass's own copies are counted in staged_, and
+// what other processes do meanwhile is seen by the next pass.
+PassQuotas::Measured& PassQuotas::measure(const std::string& maildir, const MaildirsizeLimits& limits) {
+  if (auto it = measured_.find(maildir); it != measured_.end()) return it->second;
+  auto judged = judge_maildirsize(read_maildirsize(maildir), limits, now());
+  Measured measured;
+  if (judged.usage)
+    measured = {*judged.usage, judged.verified};
+  else
+    measured = {recalculate(maildir, limits, judged.why), true};
+  return measured_[maildir] = measured;
+}
+
+// Counts the Maildir and replaces maildirsize with the result. Returns the
+// count (without the pass's staged copies), even if the file could not be
+// written: the numbers are right, only the bookkeeping failed, and the next
+// pass tries again.
+MaildirUsage PassQuotas::recalculate(const std::string& maildir, const MaildirsizeLimits& limits, const char* why) {
+  // The staged copies' lines are in the file being replaced, but the copies
+  // reach new/ only at the pass's sync: the new file counts them too.
+  const auto pending = staged(maildir);
+  MaildirUsage counted;
+  for (int attempt = 0; attempt < kRecalculationAttempts; ++attempt) {
+    auto before = directory_stamps(maildir);
+    counted = cache_.usage(maildir);
+    try {
+      write_maildirsize(maildir, limits, plus(counted, pending), now());
+    } catch (const std::system_error& e) {
+      log::warn("maildir {}: maildirsize ({}) not rewritten: {}", maildir, why, e.what());
+      return counted;
+    }
+    if (same_stamps(before, directory_stamps(maildir))) {
+      log::info("maildir {}: maildirsize recalculated ({}): {} in {} messages", maildir, why,
+                human_bytes(counted.bytes), counted.messages);
+      return counted;
+    }
   }
-  return usage;
+  // Mail kept arriving or leaving during every count: rather than leave totals
+  // that may be off, let the next reader count again.
+  if (::unlink((maildir + "/maildirsize").c_str()) != 0 && errno != ENOENT)
+    log::warn("maildir {}: removing maildirsize failed: {}", maildir, std::strerror(errno));
+  log::info("maildir {}: changing during every recount; maildirsize removed", maildir);
+  return counted;
 }
 
 QuotaVerdict PassQuotas::admit(const std::string& recipient, const std::string& maildir, std::uint64_t bytes) {
   const auto* quota = limits(recipient);
   if (!quota) return QuotaVerdict::fits;
-  auto verdict = check_quota(usage(maildir), bytes, *quota);
-  if (verdict == QuotaVerdict::fits) {
-    auto& staged = staged_[maildir];
-    staged.bytes += bytes;
-    ++staged.messages;
+  const auto wanted = maildirsize_limits(*quota);
+  auto& measured = measure(maildir, wanted);
+  auto verdict = check_quota(plus(measured.usage, staged(maildir)), bytes, *quota);
+  if (verdict == QuotaVerdict::over && !measured.verified) {
+    // Appended totals drift (a reader that deleted without updating the file,
+    // a copy counted whose sync failed): before refusing mail on them, count.
+    measured = {recalculate(maildir, wanted, "full on unverified totals"), true};
+    verdict = check_quota(plus(measured.usage, staged(maildir)), bytes, *quota);
+  }
+  if (verdict != QuotaVerdict::fits) return verdict;
+  auto& pending = staged_[maildir];
+  pending.bytes += bytes;
+  ++pending.messages;
+  // Written when the copy is staged rather than after the pass's sync: a copy
+  // whose sync then fails stays counted (too much, never too little) until
+  // the next recalculation.
+  try {
+    append_maildirsize(maildir, static_cast<std::int64_t>(bytes), 1);
+  } catch (const std::system_error& e) {
+    log::warn("maildir {}: {}", maildir, e.what());
   }
   return verdict;
 }

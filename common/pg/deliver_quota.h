@@ -1,6 +1,6 @@
 // Mailbox quotas as the deliverer and wsmtpctl see them (schema 008): the byte
 // and message limits of a mailbox's Maildir. Only the limits live here; the
-// usage is measured from the Maildir itself by wdeliver (deliver/quota.h).
+// usage is kept in the Maildir++ maildirsize file by wdeliver and Dovecot (deliver/quota.h).
 #pragma once
 
 #include <cstdint>

@@ -3,9 +3,10 @@
 
 bob's mailbox gets a 4K quota with `wsmtpctl mailbox quota`. Under the default
 policy (over_quota = defer) the messages that do not fit wait with 4.2.2 and
-arrive once a reader (here: the test, as a POP3 client would) empties the
-Maildir — each exactly once; a message larger than the whole quota bounces at
-once with 5.2.3. Then wdeliver is restarted with over_quota = bounce and a
+arrive once a reader (here: the test, as a Maildir++ reader such as Dovecot
+would: it removes the files and appends their negative sizes to maildirsize)
+empties the Maildir — each exactly once; a message larger than the whole quota
+bounces at once with 5.2.3. Then wdeliver is restarted with over_quota = bounce and a
 2-message limit: the third message bounces with 5.2.2 and the sender (alice)
 gets one DSN. The Maildir never holds more than its quota. Bounded: ~12
 messages, well under a minute.
@@ -88,7 +89,11 @@ def defer_phase(p):
         assert used_now <= QUOTA, f"Maildir holds {used_now} bytes over a {QUOTA}-byte quota"
         for path in present:
             seen.append(subject_of(path))
+            size = os.path.getsize(path)
             os.unlink(path)
+            # wdeliver reads the usage from maildirsize: a reader records what it removes there.
+            with open(os.path.join(p.maildir("bob"), "maildirsize"), "a") as f:
+                f.write(f"-{size} -1\n")
         return len(seen) >= len(subjects)
     wait_until(drain, 60, interval=0.5, what="every deferred message delivered after the reader made room")
     assert sorted(seen) == sorted(subjects), f"lost or repeated: {sorted(seen)}"
