@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Delivery rate of wdeliver alone: messages already routed (state 3) are
-drained by 1 and by 4 wdeliver processes, to Maildir and to a relay (Postfix's
+drained by a wdeliver with 1 and with 4 worker processes, to Maildir and to a relay (Postfix's
 smtp-sink), timed from worker start to the last message DONE. Beside it, in
 the same run, Postfix's own local delivery rate: the same number of messages
 held in its queue (defer_transports) and then flushed to virtual(8) Maildir
@@ -19,6 +19,7 @@ from deliver_postfix import Postfix  # noqa: E402
 from deliver_relays import SmtpSink  # noqa: E402
 
 USERS = [f"m{i:02d}" for i in range(20)]
+DELIVER_KEYS = {"transports": "maildir, relay", "batch_size": "50"}
 
 
 def wsmtp_rate(p, n, workers, rcpt_of, first):
@@ -26,11 +27,13 @@ def wsmtp_rate(p, n, workers, rcpt_of, first):
     done_before = queue_counts(p)["DONE"]
     send_parallel(p.port, n, 8, rcpt_of, first=first)
     timed_until(lambda: queue_counts(p)["ROUTED"] == n, 300, interval=0.2)
-    procs = [p.start("wdeliver") for _ in range(workers)]
+    # One supervisor holding exactly `workers` worker processes (it would
+    # otherwise add workers for the deep backlog).
+    set_section(p, "deliver", **DELIVER_KEYS, min_workers=str(workers), max_workers=str(workers))
+    proc = p.start("wdeliver")
     seconds = timed_until(lambda: queue_counts(p)["DONE"] == done_before + n, 600)
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
     p.procs["wdeliver"] = []
     return n / seconds
 
@@ -56,7 +59,7 @@ def main():
     p = durable_pipeline(lease_time="60s", listener_extra="trusted_networks = 127.0.0.1/32\n")
     sink = None
     try:
-        set_section(p, "deliver", transports="maildir, relay", batch_size="50")
+        set_section(p, "deliver", **DELIVER_KEYS)
         p.add_domain()
         for u in USERS:
             p.add_mailbox(u)
