@@ -1,4 +1,5 @@
-// The stored message of a claimed message, for every transport.
+// The stored message of a claimed message, as every transport reads it: from
+// the claim for small mail, streamed from the database for the rest.
 #pragma once
 #include <functional>
 #include <string_view>

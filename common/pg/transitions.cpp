@@ -17,15 +17,13 @@
 #include "log.h"
 #include "pg/body.h"
 #include "pg/deliver_dsn.h"
+#include "pg/delivery_work.h"
 #include "pg/prepared.h"
 #include "pg/sql_util.h"
+#include "pg/waiter.h"
 
 namespace wsmtp::common::pg {
 namespace {
-
-// Bodies up to this size come with a delivery claim (a batch of 100 holds at
-// most 6.4 MiB); bigger ones are streamed chunk by chunk.
-constexpr std::size_t kMaxBodyWithClaim = 64 * 1024;
 
 std::string interval(std::chrono::seconds s) { return fmt::format("{} seconds", s.count()); }
 
@@ -384,29 +382,7 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
                                    room, want);
     for (const auto& row : fresh) add(row);
   }
-  if (!claims.empty()) {
-    std::map<std::int64_t, DeliveryClaim*> by_id;
-    std::vector<std::int64_t> ids;
-    for (auto& c : claims) {
-      by_id[c.lease.msg_id] = &c;
-      ids.push_back(c.lease.msg_id);
-    }
-    auto tasks = tx.exec_params(
-        "SELECT message_id, id, recipient, original_rcpt, transport, destination, attempts, "
-        "  COALESCE(prepend_headers, ''), envelope_from_override FROM deliveries "
-        "WHERE message_id = ANY($1::bigint[]) AND status = 'pending' AND transport = ANY($2::text[]) "
-        "  AND next_attempt_at <= now() ORDER BY message_id, id",
-        bigint_array(ids), want);
-    for (const auto& row : tasks) {
-      auto* claim = by_id[row[0].as<std::int64_t>()];
-      claim->tasks.push_back({row[1].as<std::int64_t>(), row[2].as<std::string>(), row[3].as<std::string>(),
-                              row[4].as<std::string>(), row[5].as<std::string>(), row[6].as<int>(),
-                              row[7].as<std::string>(),
-                              row[8].is_null() ? claim->envelope_from : row[8].as<std::string>()});
-    }
-    auto bodies = read_small_bodies(tx, ids, kMaxBodyWithClaim);
-    for (auto& [id, body] : bodies) by_id[id]->body = std::move(body);
-  }
+  load_claimed_work(tx, claims, transports);
   tx.commit();
   for (const auto& c : claims)
     log::info("msg={} state ROUTED->DELIVERING owner={} tasks={}", c.lease.msg_id, o.owner, c.tasks.size());
@@ -623,10 +599,17 @@ bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::st
 bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id) {
   auto r = tx.exec_params(
       "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
-      "WHERE id = $1 AND held",
+      "WHERE id = $1 AND held RETURNING state",
       msg_id);
-  if (r.affected_rows()) log::info("msg={} released", msg_id);
-  return r.affected_rows() == 1;
+  if (r.empty()) return false;
+  log::info("msg={} released", msg_id);
+  // Workers wait for a NOTIFY once their queue looked drained: wake the stage
+  // the message is waiting for now, not at its next poll.
+  const auto state = r[0][0].as<int>();
+  if (state == static_cast<int>(MsgState::received) || state == static_cast<int>(MsgState::routed))
+    tx.exec_params("SELECT pg_notify($1, '')",
+                    state == static_cast<int>(MsgState::received) ? kRouteChannel : kDeliverChannel);
+  return true;
 }
 
 }  // namespace wsmtp::common::pg

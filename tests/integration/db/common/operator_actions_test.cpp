@@ -7,6 +7,7 @@
 #include "pg/message_filter.h"
 #include "pg/operator_actions.h"
 #include "pg/transitions.h"
+#include "pg/waiter.h"
 #include "reap/reap_pass.h"
 #include "test_database.h"
 
@@ -194,8 +195,15 @@ TEST_CASE("a release gives a held message a fresh set of attempts") {
   CHECK(r[0][2].as<int>() == 0);
   CHECK(r[0][3].as<bool>());
   db.query("UPDATE messages SET routing_failures = 3, held = true WHERE id = " + std::to_string(id));
-  pqxx::work tx(*conn);
-  CHECK(release_message(tx, id));
-  tx.commit();
+  // Routers wait for a NOTIFY once their queue looked drained: the release
+  // sends one on the channel of the stage the message waits for.
+  auto router = db.connect();
+  common::pg::WorkWaiter waiter(*router, common::pg::kRouteChannel);
+  {
+    pqxx::work tx(*conn);
+    CHECK(release_message(tx, id));
+    tx.commit();
+  }
+  CHECK(waiter.wait(std::chrono::seconds(10)));
   CHECK(db.query("SELECT routing_failures FROM messages")[0][0].as<int>() == 0);
 }
