@@ -135,7 +135,11 @@ std::optional<MaildirsizeFile> read_maildirsize(const std::string& maildir) {
   common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd) {
     if (errno == ENOENT) return std::nullopt;
-    if (errno == ELOOP) return MaildirsizeFile{};  // a symlink: broken, replaced by the recalculation
+    // A symlink, or a file we may not read (another program rewrote it under
+    // its own account): broken, so the recalculation replaces it (the rename
+    // needs only the directory). Throwing would defer every delivery to the
+    // mailbox until its mail expired.
+    if (errno == ELOOP || errno == EACCES) return MaildirsizeFile{};
     fail(errno, "open " + path);
   }
   struct stat st {};
@@ -176,12 +180,22 @@ void write_maildirsize(const std::string& maildir, const MaildirsizeLimits& limi
   struct stat dir {};
   if (::stat(maildir.c_str(), &dir) != 0) fail(errno, "stat " + maildir);
   const std::string tmp = fmt::format("{}/tmp/{}.P{}_maildirsize.{}", maildir, now, ::getpid(), host_for_file_name());
-  common::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  // O_EXCL: the name is predictable and tmp/ is the mailbox owner's to write;
+  // a file or hard link planted there is removed, never written through.
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+  common::UniqueFd fd(::open(tmp.c_str(), kFlags, 0600));
+  if (!fd && errno == EEXIST && ::unlink(tmp.c_str()) == 0) fd = common::UniqueFd(::open(tmp.c_str(), kFlags, 0600));
   if (!fd) fail(errno, "open " + tmp);
   try {
     // The mode is set explicitly: open()'s is filtered by the umask.
     if (::fchmod(fd.get(), dir.st_mode & 0666) != 0) fail(errno, "fchmod " + tmp);
-    if (::geteuid() == 0 && ::fchown(fd.get(), dir.st_uid, dir.st_gid) != 0) fail(errno, "fchown " + tmp);
+    // The Maildir's owner (Dovecot reads and rewrites the file as that user):
+    // root, or a deliverer given CAP_CHOWN for maildir_owner, can give it away.
+    // Without that right the file stays ours with the directory's mode, which
+    // is what the messages get too.
+    if ((dir.st_uid != ::geteuid() || dir.st_gid != ::getegid()) && ::fchown(fd.get(), dir.st_uid, dir.st_gid) != 0 &&
+        errno != EPERM)
+      fail(errno, "fchown " + tmp);
     write_all(fd.get(), fmt::format("{}\n{} {}\n", maildirsize_quota_line(limits), totals.bytes, totals.messages), tmp);
     // No fsync: a file a crash truncates reads as broken or missing, and is
     // simply recalculated (the spec's answer to every inconsistency).

@@ -174,6 +174,21 @@ TEST_CASE("maildirsize files: read up to 5120 bytes, rewritten atomically, appen
   write_maildirsize(box.string(), {4096, 0}, {1, 1}, kThen);
   CHECK(fs::is_regular_file(fs::symlink_status(path)));
   CHECK_FALSE(fs::exists(root / "elsewhere"));
+
+  // A hard link planted under the rewrite's temporary name is removed, never
+  // written through (tmp/ is the mailbox owner's to write).
+  const auto victim = root / "victim";
+  write_file(victim, "precious\n");
+  char host[256] = {};
+  REQUIRE(::gethostname(host, sizeof(host) - 1) == 0);
+  std::string host_part(host);
+  for (auto& ch : host_part)
+    if (ch == '/' || ch == ':') ch = '_';
+  const auto planted = box / "tmp" / (std::to_string(kThen) + ".P" + std::to_string(::getpid()) + "_maildirsize." + host_part);
+  fs::create_hard_link(victim, planted);
+  write_maildirsize(box.string(), {4096, 0}, {2, 2}, kThen);
+  CHECK(read_file(victim) == "precious\n");
+  CHECK(read_file(path) == "4096S\n2 2\n");
   fs::remove_all(root);
 }
 
