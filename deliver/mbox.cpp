@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 #include <thread>
 
@@ -231,21 +232,48 @@ common::UniqueFd open_spool(const std::string& path, bool& created) {
   }
 }
 
-// A spool we create belongs to the user it is named after (/var/mail/<user>),
-// group mail, as a local delivery agent running as that user would leave it:
-// the user's mail reader must be able to read and rewrite it. Only root can
-// give a file away; a spool named after no user stays the deliverer's.
-void give_new_spool_to_its_user(int fd, const std::string& path) {
-  if (::geteuid() != 0) return;
-  const auto name = std::filesystem::path(path).filename().string();
-  const passwd* pw = ::getpwnam(name.c_str());
-  if (!pw) {
-    log::warn("mbox spool {} created; no user {} to give it to, so it stays the deliverer's", path, name);
-    return;
-  }
+// The account a spool in the system mail directory belongs to: the user it is
+// named after (/var/mail/<user>). Only a directory of the mail group counts
+// (Debian's /var/mail is root:mail 2775): elsewhere a name like "list" says
+// nothing about who reads the file. nullopt: leave the owner alone.
+struct SpoolOwner {
+  uid_t uid;
+  gid_t gid;
+};
+std::optional<SpoolOwner> spool_owner(const std::string& path) {
   const group* mail = ::getgrnam("mail");
-  const gid_t gid = mail ? mail->gr_gid : pw->pw_gid;
-  if (::fchown(fd, pw->pw_uid, gid) != 0) fail(errno, "chown " + path + " to " + name);
+  struct stat dir {};
+  const auto parent = std::filesystem::path(path).parent_path().string();
+  if (!mail || ::stat(parent.empty() ? "." : parent.c_str(), &dir) != 0 || dir.st_gid != mail->gr_gid)
+    return std::nullopt;
+  const auto name = std::filesystem::path(path).filename().string();
+  passwd pw{};
+  passwd* found = nullptr;
+  std::string buffer(16384, '\0');
+  // getpwnam_r tells "no such user" (found == nullptr, 0) from a failed lookup
+  // (an NSS or LDAP error): that one must defer the delivery, not leave a
+  // spool to the deliverer for good.
+  if (int err = ::getpwnam_r(name.c_str(), &pw, buffer.data(), buffer.size(), &found); err != 0)
+    fail(err, "look up the owner of " + path);
+  if (!found) return std::nullopt;
+  return SpoolOwner{pw.pw_uid, mail->gr_gid};
+}
+
+// A spool we created, or one we created earlier and could not give away
+// (still empty and ours: a crash or a failed lookup in between), goes to its
+// user, as a local delivery agent running as that user would leave it.
+// Root, or a deliverer with CAP_CHOWN, can give files away; without that
+// right the spool stays ours, with a warning.
+void give_spool_to_its_user(int fd, const std::string& path, bool created) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) fail(errno, "fstat " + path);
+  if (!created && !(st.st_size == 0 && st.st_uid == ::geteuid())) return;
+  auto owner = spool_owner(path);
+  if (!owner || (owner->uid == st.st_uid && owner->gid == st.st_gid)) return;
+  if (::fchown(fd, owner->uid, owner->gid) == 0) return;
+  if (errno != EPERM) fail(errno, "chown " + path);
+  log::warn("mbox spool {} stays the deliverer's: no right to give it to uid {} (run as root or with CAP_CHOWN)", path,
+            owner->uid);
 }
 
 }  // namespace
@@ -311,7 +339,7 @@ MboxOutcome deliver_to_mbox(const std::string& path, std::string_view envelope_f
                             const MboxCopyId* copy) {
   bool created = false;
   auto fd = open_spool(path, created);
-  if (created) give_new_spool_to_its_user(fd.get(), path);
+  give_spool_to_its_user(fd.get(), path, created);
   // Lock order as Python's mailbox and most MUAs: fcntl first, then the dot-lock.
   fcntl_lock(fd.get(), path, options);
   DotLock dot(path + ".lock", options);

@@ -67,9 +67,10 @@ enum class MboxOutcome {
 // The marker line a copy starts with after its separator line.
 std::string mbox_marker_line(std::string_view token, bool done);
 
-// Appends one message to the spool at `path` (created 0600 if missing, and
-// then, when running as root, owned by the user the file is named after and
-// group mail; the directory must exist). `produce` streams the message (LF line ends) into the
+// Appends one message to the spool at `path` (created 0600 if missing; the
+// directory must exist; a new spool in a directory of the mail group, such as
+// /var/mail, goes to the user it is named after, group mail, when the
+// deliverer may give files away). `produce` streams the message (LF line ends) into the
 // sink it is given; quoting and the separator lines are added here. With
 // `copy`, the append is made exactly-once as described above. Throws
 // std::system_error for I/O and lock timeouts, or whatever produce or
