@@ -36,22 +36,23 @@ int main(int argc, char** argv) {
       const std::string owner = common::worker_identity();
       log::info("wdeliver worker starting as {}", owner);
       deliver::Deliverer deliverer(config, queue, owner, host);
-      common::pg::run_worker_loop({db.conninfo, common::pg::kDeliverChannel, queue.poll_interval, config.batch_size},
-                                  stop,
-                                  [&](pqxx::connection& conn) { return deliverer.run_batch(conn); });
+      common::pg::run_worker_loop(
+          {db.conninfo, common::pg::kDeliverChannel, queue.poll_interval, config.batch_size, queue.gather_time}, stop,
+          [&](pqxx::connection& conn) { return deliverer.run_batch(conn); });
       log::info("wdeliver worker stopped");
       return 0;
     };
     common::pg::BacklogProbe probe(db.conninfo, [&config](pqxx::transaction_base& tx) {
       return common::pg::delivery_backlog(tx, config.transports);
     });
-    common::supervise_until_stopped(config.scaling, queue.lease_time, stop, worker, [&probe] { return probe(); }, argv,
-                                    [&] {
-                                      auto next = common::load_config(options);
-                                      common::read_database_config(next);
-                                      common::read_queue_config(next);
-                                      deliver::read_deliver_config(next);
-                                    });
+    common::supervise_until_stopped(
+        config.scaling, queue.lease_time, stop, worker, [&probe] { return probe(); }, argv,
+        [&] {
+          auto next = common::load_config(options);
+          common::read_database_config(next);
+          common::read_queue_config(next);
+          deliver::read_deliver_config(next);
+        });
     log::info("wdeliver stopped");
     return 0;
   });

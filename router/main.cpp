@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
       // held only briefly, and it also wakes routers for the reports and
       // auto-replies the router queues.
       common::pg::run_worker_loop(
-          {db.conninfo, common::pg::kRouteChannel, queue.poll_interval, config.batch_size}, stop,
+          {db.conninfo, common::pg::kRouteChannel, queue.poll_interval, config.batch_size, queue.gather_time}, stop,
           [&, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
             return router::route_batch(conn, config, queue, owner, reclaim.due());
           });

@@ -23,6 +23,9 @@ QueueConfig read_queue_config(const ConfigFile& file) {
   c.max_expired_claims = static_cast<int>(s.get_int("max_expired_claims", c.max_expired_claims, 1, 1000));
   // NOTIFY wakes idle workers at once; the poll is only the fallback.
   c.poll_interval = s.get_duration("poll_interval", c.poll_interval, 1s, 1h);
+  // Batches over latency: a burst is claimed a few dozen messages at a time
+  // instead of one by one, for up to this much delay per stage when idle.
+  c.gather_time = std::chrono::milliseconds(s.get_int("gather_time_ms", c.gather_time.count(), 0, 1000));
   c.queue_lifetime = s.get_duration("queue_lifetime", c.queue_lifetime, 60s, 60 * 24h);
   s.finish();
   return c;

@@ -20,6 +20,8 @@ struct QueueConfig {
   std::chrono::seconds lease_time{300};
   int max_expired_claims = 5;
   std::chrono::seconds poll_interval{5};
+  // A worker woken by NOTIFY waits this long for more work before it claims.
+  std::chrono::milliseconds gather_time{20};
   // A delivery still failing temporarily this long after receipt is bounced
   // (RFC 5321 §4.5.4.1 suggests at least 4-5 days).
   std::chrono::seconds queue_lifetime{5 * 86400};

@@ -27,13 +27,13 @@ void load_claimed_work(pqxx::transaction_base& tx, std::vector<DeliveryClaim>& c
     by_id[c.lease.msg_id] = &c;
     ids.push_back(c.lease.msg_id);
   }
-  auto tasks = exec_prepared_sql(
-      tx, "wsmtp_claimed_tasks",
-      "SELECT message_id, id, recipient, original_rcpt, transport, destination, attempts, "
-      "  COALESCE(prepend_headers, ''), envelope_from_override FROM deliveries "
-      "WHERE message_id = ANY($1::bigint[]) AND status = 'pending' AND transport = ANY($2::text[]) "
-      "  AND next_attempt_at <= now() ORDER BY message_id, id",
-      bigint_array(ids), text_array(transports));
+  auto tasks =
+      exec_prepared_sql(tx, "wsmtp_claimed_tasks",
+                        "SELECT message_id, id, recipient, original_rcpt, transport, destination, attempts, "
+                        "  COALESCE(prepend_headers, ''), envelope_from_override FROM deliveries "
+                        "WHERE message_id = ANY($1::bigint[]) AND status = 'pending' AND transport = ANY($2::text[]) "
+                        "  AND next_attempt_at <= now() ORDER BY message_id, id",
+                        bigint_array(ids), text_array(transports));
   for (const auto& row : tasks) {
     auto* claim = by_id[row[0].as<std::int64_t>()];
     claim->tasks.push_back({row[1].as<std::int64_t>(), row[2].as<std::string>(), row[3].as<std::string>(),

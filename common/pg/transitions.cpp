@@ -151,13 +151,13 @@ void store_received_batch(pqxx::transaction_base& tx, const std::vector<ReceiptS
       rcpt_addr.push_back(m.envelope.recipients[r]);
     }
   }
-  auto created = tx.exec_params1("SELECT receive_batch($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
-                                 "$6::text[], $7::bigint[], $8::bigint[], $9::int[], $10::text[], " +
-                                     bytea_params(11, bodies.size()) + ")",
-                                 bigint_array(ids), bigint_array(stamps), text_array(senders), text_array(clients),
-                                 text_array(helos), text_array(by), bigint_array(sizes), bigint_array(rcpt_ord),
-                                 bigint_array(rcpt_seq), text_array(rcpt_addr),
-                                 pqxx::prepare::make_dynamic_params(bodies))[0]
+  auto created = tx.exec_params1(
+                       "SELECT receive_batch($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
+                       "$6::text[], $7::bigint[], $8::bigint[], $9::int[], $10::text[], " +
+                           bytea_params(11, bodies.size()) + ")",
+                       bigint_array(ids), bigint_array(stamps), text_array(senders), text_array(clients),
+                       text_array(helos), text_array(by), bigint_array(sizes), bigint_array(rcpt_ord),
+                       bigint_array(rcpt_seq), text_array(rcpt_addr), pqxx::prepare::make_dynamic_params(bodies))[0]
                      .as<std::size_t>();
   if (created != batch.size())
     throw std::runtime_error(fmt::format("batch of {} messages: only {} created", batch.size(), created));
@@ -343,14 +343,14 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
       "                OFFSET 0))";
   // Prepared (per connection): planning these cost more than running them,
   // ~2 ms per claim in a 10,000-message burst.
-  static const std::string kReclaimExpired =
-      fmt::format("UPDATE messages m SET lease_owner = $1, lease_token = gen_random_uuid(), "
-                  "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + 1 "
-                  "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = 4 AND NOT held AND lease_expires < now() "
-                  "               AND {} ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)) "
-                  "RETURNING m.id, m.lease_token, m.envelope_from, "
-                  "  extract(epoch FROM m.received_at)::bigint, m.expired_claims, m.size",
-                  kWorkFor);
+  static const std::string kReclaimExpired = fmt::format(
+      "UPDATE messages m SET lease_owner = $1, lease_token = gen_random_uuid(), "
+      "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + 1 "
+      "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = 4 AND NOT held AND lease_expires < now() "
+      "               AND {} ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)) "
+      "RETURNING m.id, m.lease_token, m.envelope_from, "
+      "  extract(epoch FROM m.received_at)::bigint, m.expired_claims, m.size",
+      kWorkFor);
   std::vector<DeliveryClaim> claims;
   auto add = [&claims](const pqxx::row& row) {
     DeliveryClaim c;
@@ -361,8 +361,8 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
     claims.push_back(std::move(c));
   };
   auto expired = o.reclaim_expired ? exec_prepared_sql(tx, "wsmtp_deliver_reclaim", kReclaimExpired.c_str(), o.owner,
-                                                      interval(o.lease_time), o.limit, want)
-                                  : pqxx::result{};
+                                                       interval(o.lease_time), o.limit, want)
+                                   : pqxx::result{};
   for (const auto& row : expired) {
     add(row);
     log::warn("msg={} re-claimed for delivery after an expired lease (expiry {})", claims.back().lease.msg_id,
@@ -370,16 +370,16 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   }
   int room = o.limit - static_cast<int>(claims.size());
   if (room > 0) {
-    static const std::string kClaimFresh =
-        fmt::format("UPDATE messages m SET state = 4, lease_owner = $1, lease_token = gen_random_uuid(), "
-                    "  lease_expires = now() + $2::interval "
-                    "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = 3 AND NOT held AND next_attempt_at <= now() "
-                    "               AND {} ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)) "
-                    "RETURNING m.id, m.lease_token, m.envelope_from, "
-                    "  extract(epoch FROM m.received_at)::bigint, m.expired_claims, m.size",
-                    kWorkFor);
-    auto fresh = exec_prepared_sql(tx, "wsmtp_deliver_claim", kClaimFresh.c_str(), o.owner, interval(o.lease_time),
-                                   room, want);
+    static const std::string kClaimFresh = fmt::format(
+        "UPDATE messages m SET state = 4, lease_owner = $1, lease_token = gen_random_uuid(), "
+        "  lease_expires = now() + $2::interval "
+        "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = 3 AND NOT held AND next_attempt_at <= now() "
+        "               AND {} ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)) "
+        "RETURNING m.id, m.lease_token, m.envelope_from, "
+        "  extract(epoch FROM m.received_at)::bigint, m.expired_claims, m.size",
+        kWorkFor);
+    auto fresh =
+        exec_prepared_sql(tx, "wsmtp_deliver_claim", kClaimFresh.c_str(), o.owner, interval(o.lease_time), room, want);
     for (const auto& row : fresh) add(row);
   }
   load_claimed_work(tx, claims, transports);
@@ -415,15 +415,14 @@ void record_results(pqxx::transaction_base& tx, const Lease& lease, const std::v
     details.push_back(detail);
     delays.push_back(std::to_string(r.retry_after.count()));
   }
-  exec_prepared_sql(
-      tx, "wsmtp_record_results",
-      "UPDATE deliveries d SET status = r.s, attempts = d.attempts + 1, last_error = NULLIF(r.e, ''), "
-      "  final_at = CASE WHEN r.s = 'pending' THEN NULL ELSE now() END, "
-      "  next_attempt_at = CASE WHEN r.s = 'pending' THEN now() + make_interval(secs => r.w) "
-      "                         ELSE d.next_attempt_at END "
-      "FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) AS r(id, s, e, w) "
-      "WHERE d.id = r.id AND d.message_id = $1 AND d.status = 'pending'",
-      lease.msg_id, bigint_array(ids), text_array(statuses), text_array(details), text_array(delays));
+  exec_prepared_sql(tx, "wsmtp_record_results",
+                    "UPDATE deliveries d SET status = r.s, attempts = d.attempts + 1, last_error = NULLIF(r.e, ''), "
+                    "  final_at = CASE WHEN r.s = 'pending' THEN NULL ELSE now() END, "
+                    "  next_attempt_at = CASE WHEN r.s = 'pending' THEN now() + make_interval(secs => r.w) "
+                    "                         ELSE d.next_attempt_at END "
+                    "FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) AS r(id, s, e, w) "
+                    "WHERE d.id = r.id AND d.message_id = $1 AND d.status = 'pending'",
+                    lease.msg_id, bigint_array(ids), text_array(statuses), text_array(details), text_array(delays));
 }
 
 }  // namespace
@@ -431,11 +430,10 @@ void record_results(pqxx::transaction_base& tx, const Lease& lease, const std::v
 FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
                               const std::vector<DeliveryResult>& results, const FinishOptions& options) {
   // Lock our row, verify the lease, and learn whether the message outlived the queue lifetime.
-  auto owned = exec_prepared_sql(
-      tx, "wsmtp_finish_lock",
-      "SELECT received_at < now() - make_interval(secs => $3) FROM messages "
-      "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid FOR UPDATE",
-      lease.msg_id, lease.token, static_cast<double>(options.max_queue_lifetime.count()));
+  auto owned = exec_prepared_sql(tx, "wsmtp_finish_lock",
+                                 "SELECT received_at < now() - make_interval(secs => $3) FROM messages "
+                                 "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid FOR UPDATE",
+                                 lease.msg_id, lease.token, static_cast<double>(options.max_queue_lifetime.count()));
   if (owned.empty()) return FinishOutcome::lost_lease;
   if (!results.empty()) record_results(tx, lease, results, owned[0][0].as<bool>(false), options.max_queue_lifetime);
   auto pending = exec_prepared_sql(tx, "wsmtp_finish_count",
@@ -444,22 +442,20 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
                                    "FROM deliveries WHERE message_id = $1",
                                    lease.msg_id)[0];
   if (pending[0].as<std::int64_t>() == 0) {
-    exec_prepared_sql(
-        tx, "wsmtp_finish_done",
-        "UPDATE messages SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
-        "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
-        lease.msg_id, lease.token);
+    exec_prepared_sql(tx, "wsmtp_finish_done",
+                      "UPDATE messages SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
+                      "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
+                      lease.msg_id, lease.token);
     log::info("msg={} state DELIVERING->DONE", lease.msg_id);
     if (pending[1].as<std::int64_t>() > 0) queue_failure_dsn(tx, lease.msg_id, options.reporting_mta);
     return FinishOutcome::done;
   }
-  exec_prepared_sql(
-      tx, "wsmtp_finish_deferred",
-      "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
-      "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
-      "                                         WHERE message_id = $1 AND status = 'pending') "
-      "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
-      lease.msg_id, lease.token);
+  exec_prepared_sql(tx, "wsmtp_finish_deferred",
+                    "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+                    "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
+                    "                                         WHERE message_id = $1 AND status = 'pending') "
+                    "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
+                    lease.msg_id, lease.token);
   log::info("msg={} state DELIVERING->ROUTED pending={} (deferred)", lease.msg_id, pending[0].as<std::int64_t>());
   if (options.delay_warning_after.count() > 0)
     queue_delay_warning(tx, lease.msg_id, options.reporting_mta, options.delay_warning_after);
@@ -487,7 +483,8 @@ std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
       "WITH owned AS ("
       "  SELECT m.id FROM messages m JOIN unnest($1::bigint[], $2::uuid[]) AS l(id, token) "
       "    ON m.id = l.id AND m.lease_token = l.token "
-      "  WHERE m.id = ANY($1::bigint[]) AND m.state = 4 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id "
+      "  WHERE m.id = ANY($1::bigint[]) AND m.state = 4 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id "
+      "= m.id "
       "        AND d.status = 'pending' AND d.id <> ALL($3::bigint[])) "
       "  FOR UPDATE OF m), "
       "recorded AS ("
@@ -608,7 +605,7 @@ bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id) {
   const auto state = r[0][0].as<int>();
   if (state == static_cast<int>(MsgState::received) || state == static_cast<int>(MsgState::routed))
     tx.exec_params("SELECT pg_notify($1, '')",
-                    state == static_cast<int>(MsgState::received) ? kRouteChannel : kDeliverChannel);
+                   state == static_cast<int>(MsgState::received) ? kRouteChannel : kDeliverChannel);
   return true;
 }
 

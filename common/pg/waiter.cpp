@@ -25,4 +25,9 @@ bool WorkWaiter::wait(std::chrono::milliseconds timeout) {
   return receiver_->take() > 0;
 }
 
+void WorkWaiter::drain() {
+  conn_.get_notifs();
+  receiver_->take();
+}
+
 }  // namespace wsmtp::common::pg

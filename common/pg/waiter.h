@@ -25,6 +25,9 @@ class WorkWaiter {
   // Returns true if a notification arrived (or was already pending), false on
   // timeout. Must be called outside any transaction on conn.
   bool wait(std::chrono::milliseconds timeout);
+  // Forgets the notifications that have arrived: the caller is about to look
+  // for work anyway. Must be called outside any transaction on conn.
+  void drain();
 
  private:
   class Receiver;

@@ -21,6 +21,9 @@ struct WorkerLoopOptions {
   // wait at once) instead of claiming again to find nothing: in a burst most
   // of the deliverers' claims were such empty ones. 0: always claim again.
   int batch_size = 0;
+  // After a NOTIFY, wait this long for more work before claiming ([queue]
+  // gather_time_ms): bigger batches in a burst for that much latency.
+  std::chrono::milliseconds gather_time{0};
 };
 
 // True at most once per period (the first call included): for work a worker

@@ -1,6 +1,7 @@
 // The worker loop against a real PostgreSQL: a full batch is followed by
 // another claim at once; a partial one means the queue looked drained, so the
-// loop waits for a NOTIFY instead of claiming again to find nothing. And the
+// loop waits for a NOTIFY instead of claiming again to find nothing; woken, it
+// gathers for a moment so that one claim covers what arrived meanwhile. And the
 // cadence on which workers look for expired leases.
 #include <atomic>
 #include <chrono>
@@ -49,6 +50,31 @@ TEST_CASE("a full batch is followed by another claim; after a partial one the lo
   auto conn = db.connect();
   pqxx::nontransaction(*conn).exec0("NOTIFY wsmtp_deliver");
   CHECK(eventually([&] { return steps == 3; }));
+  stop = true;
+  worker.join();
+}
+
+TEST_CASE("woken by NOTIFY, the loop gathers: notifications within gather_time make one claim") {
+  test::TestDatabase db;
+  std::atomic<bool> stop{false};
+  std::atomic<int> steps{0};
+  auto step = [&](pqxx::connection&) {
+    ++steps;
+    return 0;
+  };
+  std::thread worker([&] {
+    common::pg::run_worker_loop({db.conninfo(), common::pg::kRouteChannel, 60s, 10, 1000ms}, stop, step);
+  });
+  CHECK(eventually([&] { return steps == 1; }));  // the first look, at start
+  auto conn = db.connect();
+  pqxx::nontransaction(*conn).exec0("NOTIFY wsmtp_route");
+  std::this_thread::sleep_for(200ms);  // into the gather time
+  for (int i = 0; i < 2; ++i) pqxx::nontransaction(*conn).exec0("NOTIFY wsmtp_route");
+  CHECK(eventually([&] { return steps == 2; }));
+  // The three arrived within the gather time: one claim covered them all (a
+  // second would come a gather time, 1 s, after the first).
+  std::this_thread::sleep_for(1500ms);
+  CHECK(steps == 2);
   stop = true;
   worker.join();
 }
