@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "unique_fd.h"
+#include "write_all.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -65,17 +66,6 @@ bool already_delivered(const std::string& maildir, const std::string& name) {
   }
   ::closedir(dir);
   return found;
-}
-
-void write_all(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("write " + path);
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "unique_fd.h"
+#include "write_all.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -53,17 +54,6 @@ std::string host_for_file_name() {
   for (auto& ch : out)
     if (ch == '/' || ch == ':') ch = '_';
   return out;
-}
-
-void write_all(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail(errno, "write " + path);
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
 }
 
 // A maildirsize we could not update would undercount from now on: removing

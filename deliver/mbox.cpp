@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "unique_fd.h"
+#include "write_all.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -40,17 +41,6 @@ bool is_from(std::string_view prefix) {
   std::size_t i = 0;
   while (i < prefix.size() && prefix[i] == '>') ++i;
   return prefix.substr(i) == kFrom;
-}
-
-void write_all(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail(errno, "write " + path);
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(n));
-  }
 }
 
 // POSIX record lock on the whole file, polled so a reader that holds it forever
