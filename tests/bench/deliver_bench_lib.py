@@ -4,6 +4,7 @@ Postfix, which fsyncs its queue, must be fair), a parallel SMTP sender, and
 timing helpers. Everything started here is stopped by PID or by its own stop.
 """
 import os
+import signal
 import smtplib
 import sys
 import threading
@@ -70,3 +71,19 @@ def timed_until(predicate, timeout, interval=0.05):
     start = time.time()
     wait_until(predicate, timeout, interval=interval, what="benchmark completion")
     return time.time() - start
+
+
+def drain_rate(p, n, queue):
+    """Queues n messages with no deliverer running (queue() sends them), waits
+    until they are routed, then times one wdeliver (as configured) draining
+    them to DONE. Returns messages per second; the deliverer is stopped."""
+    counts = queue_counts(p)
+    done_before, routed_before = counts["DONE"], counts["ROUTED"]
+    queue()
+    timed_until(lambda: queue_counts(p)["ROUTED"] == routed_before + n, 300, interval=0.2)
+    proc = p.start("wdeliver")
+    seconds = timed_until(lambda: queue_counts(p)["DONE"] == done_before + n, 600)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    p.procs["wdeliver"] = []
+    return n / seconds

@@ -15,11 +15,10 @@ deliver_features.py [messages] [prefill] (default 500 per measurement and
 1000; 4 KiB messages). Needs WSMTP_BIN. Bounded: a few minutes at most.
 """
 import os
-import signal
 import statistics
 import sys
 
-from deliver_bench_lib import durable_pipeline, queue_counts, send_parallel, set_section, sql, timed_until
+from deliver_bench_lib import drain_rate, durable_pipeline, send_parallel, set_section, sql
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
 from deliver_relays import SmtpSink  # noqa: E402
@@ -39,17 +38,8 @@ def send(port, first, count, rcpt_of, sessions=8):
     send_parallel(port, count, sessions, rcpt_of, first=first, body=eightbit_body, mail_options=["BODY=8BITMIME"])
 
 
-def drain_rate(p, first, n, rcpt_of):
-    done_before = queue_counts(p)["DONE"]
-    routed_before = queue_counts(p)["ROUTED"]
-    send(p.port, first, n, rcpt_of)
-    timed_until(lambda: queue_counts(p)["ROUTED"] == routed_before + n, 300, interval=0.2)
-    proc = p.start("wdeliver")
-    seconds = timed_until(lambda: queue_counts(p)["DONE"] == done_before + n, 600)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    p.procs["wdeliver"] = []
-    return n / seconds
+def drain(p, first, n, rcpt_of):
+    return drain_rate(p, n, lambda: send(p.port, first, n, rcpt_of))
 
 
 def prefill(p, count):
@@ -87,7 +77,7 @@ def main():
             rates = []
             for setting in ("NULL", "1099511627776"):
                 sql(p, f"UPDATE mailboxes SET quota_bytes = {setting}")
-                rates.append(drain_rate(p, first, n, local))
+                rates.append(drain(p, first, n, local))
                 first += n
             quota_ratios.append(rates[1] / rates[0])
             print(f"maildir ({fill} messages per mailbox already): no quota {rates[0]:6.0f}/s, "
@@ -101,7 +91,7 @@ def main():
                 sql(p, "INSERT INTO relay_pools (name, max_messages_per_connection, eightbit_policy) "
                        "VALUES ('default', 1000, 'convert')")
                 sql(p, f"INSERT INTO relays (pool, host, port) VALUES ('default', '127.0.0.1', {sink.backend_port})")
-                rates.append(drain_rate(p, first, n, remote))
+                rates.append(drain(p, first, n, remote))
                 first += n
             convert_ratios.append(rates[1] / rates[0])
             print(f"relay, 8-bit mail: to an 8BITMIME relay {rates[0]:6.0f}/s, converted for a 7-bit relay "

@@ -8,11 +8,10 @@ delivery. PostgreSQL runs with fsync on. Usage: deliver_rate.py [messages]
 (default 2000; 4 KiB each, spread over 20 mailboxes). Needs WSMTP_BIN.
 """
 import os
-import signal
 import sys
 import time
 
-from deliver_bench_lib import HERE, durable_pipeline, queue_counts, send_parallel, set_section, sql, timed_until
+from deliver_bench_lib import HERE, drain_rate, durable_pipeline, send_parallel, set_section, sql, timed_until
 
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 from deliver_postfix import Postfix  # noqa: E402
@@ -24,18 +23,10 @@ DELIVER_KEYS = {"transports": "maildir, relay", "batch_size": "50"}
 
 def wsmtp_rate(p, n, workers, rcpt_of, first):
     """Queue n messages with no deliverer running, then time `workers` draining them."""
-    done_before = queue_counts(p)["DONE"]
-    send_parallel(p.port, n, 8, rcpt_of, first=first)
-    timed_until(lambda: queue_counts(p)["ROUTED"] == n, 300, interval=0.2)
     # One supervisor holding exactly `workers` worker processes (it would
     # otherwise add workers for the deep backlog).
     set_section(p, "deliver", **DELIVER_KEYS, min_workers=str(workers), max_workers=str(workers))
-    proc = p.start("wdeliver")
-    seconds = timed_until(lambda: queue_counts(p)["DONE"] == done_before + n, 600)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    p.procs["wdeliver"] = []
-    return n / seconds
+    return drain_rate(p, n, lambda: send_parallel(p.port, n, 8, rcpt_of, first=first))
 
 
 def postfix_rate(root, n):

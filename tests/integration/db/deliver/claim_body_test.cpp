@@ -4,8 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include "deliver/claim_body.h"
-#include "pg/body.h"
 #include "pg/transitions.h"
+#include "routed_message.h"
 #include "test_database.h"
 
 using namespace wsmtp;
@@ -13,30 +13,6 @@ using namespace wsmtp::common::pg;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A received message stored as `chunks`, routed to one Maildir recipient.
-void received_and_routed(pqxx::connection& conn, const std::vector<std::string>& chunks) {
-  std::int64_t size = 0;
-  {
-    pqxx::work tx(conn);
-    auto id = create_message(tx, {"s@x.org", "192.0.2.7", "client.example", "test", {"a@y.org"}});
-    for (std::size_t i = 0; i < chunks.size(); ++i) {
-      append_body_chunk(tx, id, static_cast<int>(i), chunks[i]);
-      size += static_cast<std::int64_t>(chunks[i].size());
-    }
-    REQUIRE(commit_received(tx, id, size));
-    tx.commit();
-  }
-  auto routing = claim_for_routing(conn, {"router", 60s, 1, 5});
-  REQUIRE(routing.size() == 1);
-  PlannedDelivery plan;
-  plan.recipient = plan.original_rcpt = "a@y.org";
-  plan.transport = "maildir";
-  plan.destination = "/var/mail/a";
-  pqxx::work tx(conn);
-  REQUIRE(finish_routing(tx, routing[0].lease, {plan}));
-  tx.commit();
-}
 
 std::string streamed(pqxx::connection& conn, const DeliveryClaim& claim) {
   std::string out;
@@ -52,9 +28,9 @@ TEST_CASE("small bodies come with the claim, byte for byte; multi-chunk and big 
   const std::string small("Subject: s\r\n\r\nbinary \0\xff\x80 bytes\r\n", 33);
   const std::string big_one(70 * 1024, 'b');  // one chunk, above what a claim carries
   const std::vector<std::string> two = {"Subject: two\r\n\r\nfirst half ", "second half\r\n"};
-  received_and_routed(*conn, {small});
-  received_and_routed(*conn, {big_one});
-  received_and_routed(*conn, two);
+  test::received_and_routed(*conn, {small}, "maildir", "/var/mail/a");
+  test::received_and_routed(*conn, {big_one}, "maildir", "/var/mail/a");
+  test::received_and_routed(*conn, two, "maildir", "/var/mail/a");
 
   auto claims = claim_for_delivery(*conn, {"deliverer", 60s, 10, 5}, {"maildir"});
   REQUIRE(claims.size() == 3);

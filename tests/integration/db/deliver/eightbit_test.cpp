@@ -11,8 +11,8 @@
 #include <catch2/catch.hpp>
 
 #include "deliver/eightbit.h"
-#include "pg/body.h"
 #include "pg/transitions.h"
+#include "routed_message.h"
 #include "test_database.h"
 
 using namespace wsmtp;
@@ -28,28 +28,7 @@ const std::string kPeer = "LMTP server 127.0.0.1:24";
 // Stores a received message as `chunks`, routes it to one LMTP recipient, and
 // returns its delivery claim.
 DeliveryClaim stored(pqxx::connection& conn, const std::vector<std::string>& chunks) {
-  std::int64_t size = 0;
-  {
-    pqxx::work tx(conn);
-    auto id = create_message(tx, {"s@x.org", "192.0.2.7", "client.example", "test", {"a@y.org"}});
-    for (std::size_t i = 0; i < chunks.size(); ++i) {
-      append_body_chunk(tx, id, static_cast<int>(i), chunks[i]);
-      size += static_cast<std::int64_t>(chunks[i].size());
-    }
-    REQUIRE(commit_received(tx, id, size));
-    tx.commit();
-  }
-  auto routing = claim_for_routing(conn, {"router", 60s, 1, 5});
-  REQUIRE(routing.size() == 1);
-  PlannedDelivery plan;
-  plan.recipient = plan.original_rcpt = "a@y.org";
-  plan.transport = "lmtp";
-  plan.destination = "/run/lmtp";
-  {
-    pqxx::work tx(conn);
-    REQUIRE(finish_routing(tx, routing[0].lease, {plan}));
-    tx.commit();
-  }
+  test::received_and_routed(conn, chunks, "lmtp", "/run/lmtp");
   auto claims = claim_for_delivery(conn, {"deliverer", 60s, 1, 5}, {"lmtp"});
   REQUIRE(claims.size() == 1);
   return std::move(claims[0]);
