@@ -1,5 +1,6 @@
 #include "pg/pg_store.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -64,16 +65,14 @@ class PgStore final : public Store {
     with_tx([&](pqxx::work& tx) { return discard_receiving(tx, msg_id); });
   }
 
-  // Two single statements, each its own transaction: ids and stamps (no
-  // flush wait), then the batch (one durable commit). A connection lost during
-  // the second leaves its outcome unknown: resolved by asking about the ids.
+  // One statement, its own transaction and one durable commit, with ids taken
+  // from a block reserved ahead. A connection lost during it leaves its
+  // outcome unknown: resolved by asking about the ids.
   std::vector<std::int64_t> store_messages(const std::vector<CompleteMessage>& messages) override {
-    auto slots = without_tx([&](pqxx::nontransaction& tx) { return reserve_receipts(tx, messages); });
-    std::vector<std::int64_t> ids;
-    for (const auto& slot : slots) ids.push_back(slot.msg_id);
+    auto ids = take_ids(messages.size());
     try {
       without_tx([&](pqxx::nontransaction& tx) {
-        store_received_batch(tx, slots, messages);
+        store_received_batch(tx, ids, messages);
         return 0;
       });
     } catch (const pqxx::broken_connection& e) {
@@ -120,6 +119,20 @@ class PgStore final : public Store {
     return false;
   }
 
+  // Ids for the next n messages, from the block this store reserved ahead
+  // (one statement per kIdBlock messages instead of one per batch). Ids left
+  // over when the listener stops are never used: gaps, nothing else.
+  std::vector<std::int64_t> take_ids(std::size_t n) {
+    if (spare_ids_.size() < n) {
+      auto block = std::max(kIdBlock, n - spare_ids_.size());
+      auto more = without_tx([&](pqxx::nontransaction& tx) { return reserve_message_ids(tx, static_cast<int>(block)); });
+      spare_ids_.insert(spare_ids_.end(), more.begin(), more.end());
+    }
+    std::vector<std::int64_t> ids(spare_ids_.begin(), spare_ids_.begin() + static_cast<std::ptrdiff_t>(n));
+    spare_ids_.erase(spare_ids_.begin(), spare_ids_.begin() + static_cast<std::ptrdiff_t>(n));
+    return ids;
+  }
+
   // The router learns of new mail from a NOTIFY sent after the commit, outside
   // it (common/pg/wakeup.h). Failing to send it loses nothing: routers poll.
   void wake_router() { waker_->request(kRouteChannel); }
@@ -161,9 +174,12 @@ class PgStore final : public Store {
     }
   }
 
+  static constexpr std::size_t kIdBlock = 64;
+
   std::string conninfo_;
   std::shared_ptr<WakeupSender> waker_;
   std::unique_ptr<pqxx::connection> conn_;
+  std::vector<std::int64_t> spare_ids_;  // reserved, not yet used, in ascending order
 };
 
 }  // namespace

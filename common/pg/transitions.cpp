@@ -112,33 +112,24 @@ std::string bytea_params(std::size_t first, std::size_t n) {
 
 }  // namespace
 
-std::vector<ReceiptSlot> reserve_receipts(pqxx::transaction_base& tx, const std::vector<CompleteMessage>& batch) {
-  std::vector<std::string> senders, clients;
-  for (const auto& m : batch) {
-    senders.push_back(m.envelope.envelope_from);
-    clients.push_back(m.envelope.client_addr);
-  }
-  // set_config(..., true) is SET LOCAL: this transaction's commit does not wait
-  // for a WAL flush (ids and stamps are not promises; see the schema).
-  auto rows = tx.exec_params(
-      "SELECT r.id, r.route_vtime FROM (SELECT set_config('synchronous_commit', 'off', true)) AS c, "
-      "receive_batch_begin($1::text[], $2::text[]) AS r",
-      text_array(senders), text_array(clients));
-  std::vector<ReceiptSlot> slots;
-  for (const auto& row : rows) slots.push_back({row[0].as<std::int64_t>(), row[1].as<std::int64_t>()});
-  if (slots.size() != batch.size()) throw std::runtime_error("receive_batch_begin returned the wrong number of rows");
-  return slots;
+std::vector<std::int64_t> reserve_message_ids(pqxx::transaction_base& tx, int count) {
+  if (count < 1 || count > 1000) throw std::invalid_argument(fmt::format("cannot reserve {} message ids", count));
+  std::vector<std::int64_t> ids;
+  for (const auto& row : tx.exec_params("SELECT reserve_message_ids($1)", count))
+    ids.push_back(row[0].as<std::int64_t>());
+  if (ids.size() != static_cast<std::size_t>(count)) throw std::runtime_error("reserve_message_ids returned too few ids");
+  return ids;
 }
 
-void store_received_batch(pqxx::transaction_base& tx, const std::vector<ReceiptSlot>& slots,
+void store_received_batch(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids,
                           const std::vector<CompleteMessage>& batch) {
+  if (ids.size() != batch.size())
+    throw std::invalid_argument(fmt::format("{} ids for a batch of {} messages", ids.size(), batch.size()));
   std::vector<std::string> senders, clients, helos, by, rcpt_addr;
-  std::vector<std::int64_t> ids, stamps, sizes, rcpt_ord, rcpt_seq;
+  std::vector<std::int64_t> sizes, rcpt_ord, rcpt_seq;
   std::vector<pqxx::binarystring> bodies;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const auto& m = batch[i];
-    ids.push_back(slots.at(i).msg_id);
-    stamps.push_back(slots.at(i).route_vtime);
     senders.push_back(m.envelope.envelope_from);
     clients.push_back(m.envelope.client_addr);
     helos.push_back(m.envelope.client_helo);
@@ -152,12 +143,12 @@ void store_received_batch(pqxx::transaction_base& tx, const std::vector<ReceiptS
     }
   }
   auto created = tx.exec_params1(
-                       "SELECT receive_batch($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], "
-                       "$6::text[], $7::bigint[], $8::bigint[], $9::int[], $10::text[], " +
-                           bytea_params(11, bodies.size()) + ")",
-                       bigint_array(ids), bigint_array(stamps), text_array(senders), text_array(clients),
-                       text_array(helos), text_array(by), bigint_array(sizes), bigint_array(rcpt_ord),
-                       bigint_array(rcpt_seq), text_array(rcpt_addr), pqxx::prepare::make_dynamic_params(bodies))[0]
+                       "SELECT receive_messages($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
+                       "$6::bigint[], $7::bigint[], $8::int[], $9::text[], " +
+                           bytea_params(10, bodies.size()) + ")",
+                       bigint_array(ids), text_array(senders), text_array(clients), text_array(helos),
+                       text_array(by), bigint_array(sizes), bigint_array(rcpt_ord), bigint_array(rcpt_seq),
+                       text_array(rcpt_addr), pqxx::prepare::make_dynamic_params(bodies))[0]
                      .as<std::size_t>();
   if (created != batch.size())
     throw std::runtime_error(fmt::format("batch of {} messages: only {} created", batch.size(), created));

@@ -44,28 +44,24 @@ struct ClaimOptions {
 // Creates a message in state 0 (RECEIVING) with its envelope recipients.
 std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& message);
 // The fair-order stamp for a message in state 0 about to be committed, taken
-// like reserve_receipts' (asynchronous commit: run it in its own transaction)
-// so the commit itself holds no fairness row. nullopt: no such message in state 0.
+// with asynchronous commit (run it in a transaction of its own) so the commit
+// itself holds no fairness row. nullopt: no such message in state 0.
 std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id);
 // 0 -> 1 (RECEIVED). The caller sends 250 only after committing tx. Without a
 // route_vtime from stamp_receiving the schema trigger stamps the message.
 bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64_t size,
                      std::optional<std::int64_t> route_vtime = std::nullopt);
 // Complete small messages (envelope and whole body) are stored a batch at a
-// time in two steps (schema/009_commit_concurrency.sql), so a batch costs two
-// round trips however many messages it holds:
-struct ReceiptSlot {
-  std::int64_t msg_id = 0;
-  std::int64_t route_vtime = 0;  // the message's place in the router's fair order
-};
-// Step 1: ids and fair-order stamps, one per message. Makes its transaction
-// commit asynchronously: run it in a transaction (or statement) of its own.
-std::vector<ReceiptSlot> reserve_receipts(pqxx::transaction_base& tx, const std::vector<CompleteMessage>& batch);
-// Step 2: creates every message of the batch directly in state 1 with its
-// recipients and body, in one statement; throws unless all were created. The
-// caller answers 250 only after that commits; if the commit's answer is lost,
-// the ids of step 1 tell whether it happened.
-void store_received_batch(pqxx::transaction_base& tx, const std::vector<ReceiptSlot>& slots,
+// time by one statement (schema/013_receive_one_statement.sql), with ids
+// reserved ahead so that they are known before the commit:
+// `count` fresh message ids (1..1000), in a statement of their own or any
+// transaction (ids are never handed out twice, committed or not).
+std::vector<std::int64_t> reserve_message_ids(pqxx::transaction_base& tx, int count);
+// Creates every message of the batch directly in state 1 with its recipients,
+// body and fair-order stamp, ids[i] for batch[i], in one statement; throws
+// unless all were created. The caller answers 250 only after that commits; if
+// the commit's answer is lost, the ids tell whether it happened.
+void store_received_batch(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids,
                           const std::vector<CompleteMessage>& batch);
 // Deletes a message still in state 0 (an aborted receipt). Never touches state >= 1.
 bool discard_receiving(pqxx::transaction_base& tx, std::int64_t msg_id);

@@ -9,8 +9,7 @@ the test harness default); Postfix runs as a private instance (its own config
 and queue directory under /tmp, loopback port) that accepts into its queue and
 fsyncs queue files as it always does, then discards (no delivery work competes).
 Also runs pgbench with the same SQL the listener does per small message
-(receive_batch_begin for id and fair-order stamp, then receive_batch; one
-message per transaction) at 20 clients as the database's own ceiling. Usage: WSMTP_BIN=build-dir listener_smtp_source.py [messages]
+(receive_messages with a reserved id; one message per transaction) at 20 clients as the database's own ceiling. Usage: WSMTP_BIN=build-dir listener_smtp_source.py [messages]
 (WSMTP_BENCH_ROUNDS=n alternating rounds per run, default 3)
 Bounded: a fixed message count per run (default 2000) and a 10 s pgbench.
 """
@@ -122,11 +121,9 @@ default_process_limit = 100
 def pgbench(p, clients, seconds=10):
     script = os.path.join(p.root, "accept.sql")
     with open(script, "w") as f:
-        # The listener's two statements for one message per transaction (it
+        # The listener's statement for one message per transaction (it
         # batches several per transaction under load; pgbench does not).
-        f.write("SELECT r.id AS mid, r.route_vtime AS vt FROM (SELECT set_config('synchronous_commit', 'off', true)) c, "
-                "receive_batch_begin(ARRAY['bench@client.example'], ARRAY['127.0.0.1']) r \\gset\n"
-                "SELECT receive_batch(ARRAY[:mid]::bigint[], ARRAY[:vt]::bigint[], ARRAY['bench@client.example'], "
+        f.write("SELECT receive_messages(ARRAY(SELECT reserve_message_ids(1)), ARRAY['bench@client.example'], "
                 "ARRAY['127.0.0.1'], ARRAY['h'], ARRAY['pgbench'], ARRAY[4096]::bigint[], ARRAY[1]::bigint[], "
                 "ARRAY[0], ARRAY['alice@example.test'], ARRAY[decode(repeat('78', 4096), 'hex')]);\n")
     r = subprocess.run([os.path.join(_pg_bindir(), "pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds),

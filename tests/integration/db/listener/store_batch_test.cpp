@@ -2,6 +2,8 @@
 // a batch of messages stored with set-based statements keeps each message's
 // recipients and body with it (ids are not mixed up), moves all to state 1, and
 // the deferred wake-up replaces the trigger's NOTIFY for that session only.
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
@@ -78,7 +80,7 @@ TEST_CASE("the listener's session wakes the router after its commit, not from in
     {
       pqxx::work tx(*conn);
       std::vector<common::CompleteMessage> batch{message("a@example.org", {"x@example.test"}, "x\r\n")};
-      common::pg::store_received_batch(tx, common::pg::reserve_receipts(tx, batch), batch);
+      common::pg::store_received_batch(tx, common::pg::reserve_message_ids(tx, 1), batch);
       tx.commit();
     }
     CHECK_FALSE(router.wait(300ms));
@@ -89,7 +91,7 @@ TEST_CASE("the listener's session wakes the router after its commit, not from in
     auto conn = db.connect();
     pqxx::work tx(*conn);
     std::vector<common::CompleteMessage> batch{message("a@example.org", {"x@example.test"}, "x\r\n")};
-    common::pg::store_received_batch(tx, common::pg::reserve_receipts(tx, batch), batch);
+    common::pg::store_received_batch(tx, common::pg::reserve_message_ids(tx, 1), batch);
     tx.commit();
     CHECK(router.wait(5s));
   }
@@ -130,7 +132,7 @@ TEST_CASE("only the listener role may create messages through the batch function
   pqxx::connection router(db.conninfo() + " user=t_wsmtp_router");
   std::vector<common::CompleteMessage> batch{message("a@example.org", {"x@example.test"}, "x\r\n")};
   pqxx::work tx(router);
-  CHECK_THROWS_AS(common::pg::store_received_batch(tx, {{1, 1}}, batch), pqxx::insufficient_privilege);
+  CHECK_THROWS_AS(common::pg::store_received_batch(tx, {1}, batch), pqxx::insufficient_privilege);
 }
 
 TEST_CASE("a shared wake-up sender wakes the router for commits made through any store") {
@@ -144,4 +146,32 @@ TEST_CASE("a shared wake-up sender wakes the router for commits made through any
   CHECK(router.wait(5s));
   second->store_messages({message("b@example.org", {"x@example.test"}, "y\r\n")});
   CHECK(router.wait(5s));
+}
+
+TEST_CASE("stores take message ids from blocks reserved ahead, never the same id twice") {
+  test::TestDatabase db;
+  auto waker = std::make_shared<common::pg::WakeupSender>(db.conninfo());
+  auto first = common::pg::make_pg_store(listener_conninfo(db), waker);
+  auto second = common::pg::make_pg_store(listener_conninfo(db), waker);
+  std::vector<std::int64_t> all;
+  std::vector<common::CompleteMessage> big_batch;
+  for (int i = 0; i < 70; ++i) big_batch.push_back(message("a@example.org", {"x@example.test"}, fmt::format("{}\r\n", i)));
+  for (int round = 0; round < 3; ++round) {
+    for (auto* store : {first.get(), second.get()}) {
+      auto ids = store->store_messages({message("a@example.org", {"x@example.test"}, "x\r\n"),
+                                        message("b@example.org", {"y@example.test"}, "y\r\n")});
+      CHECK(ids[0] < ids[1]);
+      all.insert(all.end(), ids.begin(), ids.end());
+    }
+  }
+  // More messages than a block holds: the block is topped up for the batch.
+  auto ids = first->store_messages(big_batch);
+  REQUIRE(ids.size() == 70);
+  all.insert(all.end(), ids.begin(), ids.end());
+  std::sort(all.begin(), all.end());
+  CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+  CHECK(db.query("SELECT count(*) FROM messages WHERE state = 1")[0][0].as<std::size_t>() == all.size());
+  // Each id is the message it was returned for.
+  CHECK(body_of(db, ids[69]) == "69\r\n");
+  CHECK(db.query("SELECT count(*) FROM reserve_message_ids(3)").at(0).at(0).as<int>() == 3);
 }
