@@ -1,5 +1,7 @@
 #include "compose.h"
 
+#include <cstring>
+
 namespace wsmtp::deliver {
 
 std::string local_trace_headers(std::string_view envelope_from, std::string_view recipient) {
@@ -11,17 +13,29 @@ std::string local_trace_headers(std::string_view envelope_from, std::string_view
   return out;
 }
 
+// Copies runs between CRs whole (memchr), not byte by byte: every local copy
+// of every message passes through here.
 void CrlfToLf::feed(std::string_view in, std::string& out) {
-  for (char ch : in) {
-    if (pending_cr_) {
-      pending_cr_ = false;
-      if (ch != '\n') out += '\r';
+  out.reserve(out.size() + in.size() + 1);
+  std::size_t pos = 0;
+  if (pending_cr_ && !in.empty()) {
+    pending_cr_ = false;
+    if (in.front() != '\n') out += '\r';
+  }
+  while (pos < in.size()) {
+    const void* found = std::memchr(in.data() + pos, '\r', in.size() - pos);
+    if (!found) {
+      out.append(in.substr(pos));
+      return;
     }
-    if (ch == '\r') {
-      pending_cr_ = true;
-      continue;
+    auto cr = static_cast<std::size_t>(static_cast<const char*>(found) - in.data());
+    out.append(in.substr(pos, cr - pos));
+    if (cr + 1 == in.size()) {
+      pending_cr_ = true;  // the next piece says whether it was a line end
+      return;
     }
-    out += ch;
+    if (in[cr + 1] != '\n') out += '\r';
+    pos = cr + 1;
   }
 }
 

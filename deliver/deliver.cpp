@@ -259,7 +259,7 @@ int Deliverer::run_batch(pqxx::connection& conn) {
       jobs.push_back({&claim, {}});
     jobs.back().tasks.push_back(&task);
   };
-  MaildirBatch maildirs(maildir_owner_);
+  MaildirBatch maildirs(maildir_owner_, &known_maildirs_);
   PassQuotas quotas(usage_cache_);
   quotas.load(conn, maildir_recipients(claims));
   std::vector<std::pair<std::int64_t, std::size_t>> staged;  // (msg, index in its results) per staged copy

@@ -32,6 +32,7 @@ class Deliverer {
   std::string owner_;
   std::string host_;
   MaildirOwner maildir_owner_;
+  KnownMaildirs known_maildirs_;
   MaildirUsageCache usage_cache_;  // kept across passes: a full, idle mailbox is not rescanned
   RelaySessions relays_;
   LmtpSessions lmtp_;

@@ -84,7 +84,18 @@ std::string maildir_unique_name(std::int64_t received_epoch, std::int64_t msg_id
   return fmt::format("{}.W{}_{}.{}", received_epoch, msg_id, delivery_id, safe);
 }
 
+void KnownMaildirs::add(const std::string& maildir) {
+  if (known_.size() >= kMaxEntries) known_.clear();
+  known_.insert(maildir);
+}
+
 std::size_t MaildirBatch::size() const { return staged_.size(); }
+
+void MaildirBatch::ensure(const std::string& maildir) {
+  if (known_ && known_->contains(maildir)) return;
+  ensure_maildir(maildir, owner_);
+  if (known_) known_->add(maildir);
+}
 
 MaildirBatch::~MaildirBatch() {
   // Staged but never synced (an exception in the caller): nothing reached new/.
@@ -100,18 +111,25 @@ MaildirOutcome MaildirBatch::stage(const std::string& maildir, const std::string
 }
 
 bool MaildirBatch::contains(const std::string& maildir, const std::string& unique_name) {
-  ensure_maildir(maildir, owner_);
+  ensure(maildir);
   return already_delivered(maildir, unique_name);
 }
 
 void MaildirBatch::write(const std::string& maildir, const std::string& unique_name,
                          const std::function<void(const ByteSink&)>& produce) {
   Staged s;
+  s.maildir = maildir;
   s.tmp = maildir + "/tmp/" + unique_name;
   s.dst = maildir + "/new/" + unique_name;
   s.new_dir = maildir + "/new";
   // O_TRUNC: a tmp file left by a crashed attempt is simply overwritten.
   s.fd = common::UniqueFd(::open(s.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, owner_.file_mode));
+  if (!s.fd && errno == ENOENT && known_) {
+    // Known, but removed since (an admin deleting a mailbox): made again.
+    known_->forget(maildir);
+    ensure(maildir);
+    s.fd = common::UniqueFd(::open(s.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, owner_.file_mode));
+  }
   if (!s.fd) fail("open " + s.tmp);
   try {
     if (::fchmod(s.fd.get(), owner_.file_mode) != 0) fail("fchmod " + s.tmp);
@@ -193,6 +211,8 @@ std::vector<std::string> MaildirBatch::sync() {
       auto d = std::find(dirs.begin(), dirs.end(), s.new_dir) - dirs.begin();
       s.error = dir_errors[static_cast<std::size_t>(d)];
     }
+    // A Maildir that failed is checked (and made again if need be) next time.
+    if (!s.error.empty() && known_) known_->forget(s.maildir);
     out.push_back(std::move(s.error));
   }
   staged_.clear();

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "unique_fd.h"
@@ -35,6 +36,21 @@ struct MaildirOwner {
   mode_t file_mode = 0600;
 };
 
+// Maildirs this deliverer found or made complete (tmp/, new/, cur/), so that
+// each copy does not try mkdir on every directory of its path again (seven
+// system calls per copy). A Maildir removed behind our back is noticed when a
+// write into it fails, forgotten, and made again.
+class KnownMaildirs {
+ public:
+  bool contains(const std::string& maildir) const { return known_.count(maildir) != 0; }
+  void add(const std::string& maildir);
+  void forget(const std::string& maildir) { known_.erase(maildir); }
+
+ private:
+  static constexpr std::size_t kMaxEntries = 100000;  // then start over: bounded memory
+  std::unordered_set<std::string> known_;
+};
+
 // A batch of Maildir deliveries that pays the fsyncs together: each message
 // is written to tmp/ as it comes (stage), then sync() fsyncs all the tmp files
 // in parallel, renames each into new/ and fsyncs each new/ directory once.
@@ -42,7 +58,8 @@ struct MaildirOwner {
 // rename durable before the caller commits), only the waiting overlaps.
 class MaildirBatch {
  public:
-  explicit MaildirBatch(MaildirOwner owner = {}) : owner_(owner) {}
+  // known: kept by the caller across batches; nullptr: check every time.
+  explicit MaildirBatch(MaildirOwner owner = {}, KnownMaildirs* known = nullptr) : owner_(owner), known_(known) {}
   ~MaildirBatch();
   MaildirBatch(const MaildirBatch&) = delete;
   MaildirBatch& operator=(const MaildirBatch&) = delete;
@@ -76,13 +93,17 @@ class MaildirBatch {
  private:
   struct Staged {
     common::UniqueFd fd;
+    std::string maildir;
     std::string tmp;
     std::string dst;
     std::string new_dir;
     std::string error;
     std::uint64_t size = 0;
   };
+  void ensure(const std::string& maildir);
+
   MaildirOwner owner_;
+  KnownMaildirs* known_;
   std::vector<Staged> staged_;
 };
 

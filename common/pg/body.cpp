@@ -21,8 +21,7 @@ void read_body(pqxx::transaction_base& tx, std::int64_t msg_id, const std::funct
         tx.exec_params("SELECT seq, data FROM body_chunks WHERE message_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
                        msg_id, next, kChunksPerFetch);
     for (const auto& row : rows) {
-      pqxx::binarystring bytes(row[1]);
-      sink(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      sink(bytea_value(row[1]));
       next = row[0].as<int>() + 1;
     }
     if (rows.size() < static_cast<std::size_t>(kChunksPerFetch)) return;
@@ -52,10 +51,7 @@ std::map<std::int64_t, std::string> read_small_bodies(pqxx::transaction_base& tx
       "WHERE c.message_id = ANY($1::bigint[]) AND c.seq = 0 AND octet_length(c.data) <= $2 "
       "  AND NOT EXISTS (SELECT 1 FROM body_chunks n WHERE n.message_id = c.message_id AND n.seq = 1 OFFSET 0)",
       bigint_array(ids), static_cast<std::int64_t>(max_bytes));
-  for (const auto& row : rows) {
-    pqxx::binarystring bytes(row[1]);
-    bodies.emplace(row[0].as<std::int64_t>(), std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-  }
+  for (const auto& row : rows) bodies.emplace(row[0].as<std::int64_t>(), bytea_value(row[1]));
   return bodies;
 }
 

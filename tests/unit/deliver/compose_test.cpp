@@ -27,6 +27,31 @@ TEST_CASE("CRLF becomes LF across chunk boundaries, lone CR kept") {
   CHECK(local_trace_headers("", "x@y") == "Return-Path: <>\nDelivered-To: x@y\n");
 }
 
+TEST_CASE("CRLF to LF gives the same bytes however the input is cut") {
+  // Every split of inputs full of CR, LF and CRLF in odd places, against the
+  // rule spelled out one byte at a time.
+  auto by_rule = [](const std::string& in) {
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); ++i)
+      if (!(in[i] == '\r' && i + 1 < in.size() && in[i + 1] == '\n')) out += in[i];
+    return out;
+  };
+  for (std::string in : {"\r\r\n\n\r", "x\r\ny\rz\r\r\n", "\r", "\n\r\n\r\r", "plain text, no line end"}) {
+    for (std::size_t a = 0; a <= in.size(); ++a)
+      for (std::size_t b = a; b <= in.size(); ++b) {
+        CrlfToLf c;
+        std::string out;
+        c.feed(std::string_view(in).substr(0, a), out);
+        c.feed(std::string_view(in).substr(a, b - a), out);
+        c.feed("", out);
+        c.feed(std::string_view(in).substr(b), out);
+        c.finish(out);
+        INFO("input " << in.size() << " bytes split at " << a << " and " << b);
+        CHECK(out == by_rule(in));
+      }
+  }
+}
+
 TEST_CASE("retry backoff doubles and is capped") {
   DeliverConfig c;
   c.retry_base = 60s;
@@ -172,6 +197,43 @@ TEST_CASE("a new mailbox gets the configured owner and modes; a batch syncs many
   struct stat file {};
   REQUIRE(::stat((boxes[0] + "/new/n0").c_str(), &file) == 0);
   CHECK((file.st_mode & 0777) == 0640);
+  std::filesystem::remove_all(root);
+}
+
+TEST_CASE("a Maildir known from earlier batches is made again if it was removed") {
+  auto root = temp_dir();
+  auto box = (root / "u" / "Maildir").string();
+  auto produce = [](const ByteSink& sink) { sink("Subject: x\n\nbody\n"); };
+  KnownMaildirs known;
+  {
+    MaildirBatch batch({}, &known);
+    CHECK(batch.stage(box, "first", produce) == MaildirOutcome::written);
+    CHECK(batch.sync().front().empty());
+  }
+  CHECK(known.contains(box));
+  std::filesystem::remove_all(root / "u");  // the mailbox removed behind the deliverer's back
+  {
+    MaildirBatch batch({}, &known);
+    CHECK(batch.stage(box, "second", produce) == MaildirOutcome::written);
+    CHECK(batch.sync().front().empty());
+  }
+  CHECK(count_files(box + "/new") == 1);
+  CHECK(std::filesystem::is_directory(box + "/cur"));
+  // Only new/ removed: the rename fails, the copy is reported (to be
+  // retried), and the Maildir is checked again next time.
+  std::filesystem::remove_all(box + "/new");
+  {
+    MaildirBatch batch({}, &known);
+    CHECK(batch.stage(box, "third", produce) == MaildirOutcome::written);
+    CHECK_FALSE(batch.sync().front().empty());
+  }
+  CHECK_FALSE(known.contains(box));
+  {
+    MaildirBatch batch({}, &known);
+    CHECK(batch.stage(box, "third", produce) == MaildirOutcome::written);
+    CHECK(batch.sync().front().empty());
+  }
+  CHECK(count_files(box + "/new") == 1);
   std::filesystem::remove_all(root);
 }
 
