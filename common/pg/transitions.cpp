@@ -4,7 +4,11 @@
 //    never commit over the worker that took the message after it;
 //  * claims lock candidate rows with FOR UPDATE SKIP LOCKED, so concurrent
 //    claimers partition the queue instead of blocking on each other;
-//  * the schema trigger refuses any other move, stamps state times and NOTIFYs.
+//  * the schema refuses any other move and NOTIFYs the next stage (schema 015);
+//  * the moves every message makes (claims and finishes) set state_changed_at
+//    and their stage's timestamp themselves, as the schema's stamp would
+//    (which then does not run: a PL/pgSQL call per row saved); the rare ones
+//    (holds, resets, releases) leave it to the schema.
 #include "pg/transitions.h"
 
 #include <map>
@@ -74,7 +78,8 @@ std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int
 bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64_t size,
                      std::optional<std::int64_t> route_vtime) {
   auto r = tx.exec_params(
-      "UPDATE messages SET state = 1, size = $2, route_vtime = COALESCE($3, route_vtime) WHERE id = $1 AND state = 0",
+      "UPDATE messages SET state = 1, size = $2, route_vtime = COALESCE($3, route_vtime), "
+      "  state_changed_at = now(), received_at = COALESCE(received_at, now()) WHERE id = $1 AND state = 0",
       msg_id, size, route_vtime ? std::to_string(*route_vtime).c_str() : nullptr);
   if (r.affected_rows() == 1) log::info("msg={} state RECEIVING->RECEIVED size={}", msg_id, size);
   return r.affected_rows() == 1;
@@ -199,7 +204,7 @@ constexpr const char* kReclaimExpiredRouting =
 constexpr const char* kClaimFreshRouting =
     "WITH moved AS ("
     "  UPDATE messages m SET state = 2, lease_owner = $1, lease_token = gen_random_uuid(), "
-    "    lease_expires = now() + $2::interval "
+    "    lease_expires = now() + $2::interval, state_changed_at = now(), routing_at = now() "
     "  WHERE m.id = ANY (ARRAY(SELECT id FROM messages WHERE state = 1 AND NOT held "
     "                         ORDER BY route_vtime, id LIMIT $3 FOR UPDATE SKIP LOCKED)) "
     "  RETURNING m.id, false AS held, m.lease_token, m.envelope_from, m.expired_claims, m.held_reason) "
@@ -278,7 +283,8 @@ std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std:
   static const char* const kFinish =
       "WITH moved AS ("
       "  UPDATE messages m SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
-      "    expired_claims = 0, next_attempt_at = now() "
+      "    expired_claims = 0, next_attempt_at = now(), state_changed_at = now(), "
+      "    routed_at = COALESCE(m.routed_at, now()) "
       "  FROM unnest($1::bigint[], $2::uuid[]) AS l(id, token) "
       "  WHERE m.id = l.id AND m.state = 2 AND m.lease_token = l.token RETURNING m.id), "
       "planned AS ("
@@ -363,7 +369,7 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   if (room > 0) {
     static const std::string kClaimFresh = fmt::format(
         "UPDATE messages m SET state = 4, lease_owner = $1, lease_token = gen_random_uuid(), "
-        "  lease_expires = now() + $2::interval "
+        "  lease_expires = now() + $2::interval, state_changed_at = now(), delivering_at = now() "
         "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = 3 AND NOT held AND next_attempt_at <= now() "
         "               AND {} ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)) "
         "RETURNING m.id, m.lease_token, m.envelope_from, "
@@ -434,7 +440,8 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
                                    lease.msg_id)[0];
   if (pending[0].as<std::int64_t>() == 0) {
     exec_prepared_sql(tx, "wsmtp_finish_done",
-                      "UPDATE messages SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
+                      "UPDATE messages SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+                      "  state_changed_at = now(), done_at = now() "
                       "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
                       lease.msg_id, lease.token);
     log::info("msg={} state DELIVERING->DONE", lease.msg_id);
@@ -443,6 +450,7 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
   }
   exec_prepared_sql(tx, "wsmtp_finish_deferred",
                     "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+                    "  state_changed_at = now(), routed_at = COALESCE(routed_at, now()), "
                     "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
                     "                                         WHERE message_id = $1 AND status = 'pending') "
                     "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
@@ -485,7 +493,8 @@ std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
       "  WHERE d.id = x.id AND d.message_id = x.msg AND d.status = 'pending' "
       "    AND x.msg IN (SELECT id FROM owned) RETURNING d.message_id), "
       "done AS ("
-      "  UPDATE messages m SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
+      "  UPDATE messages m SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+      "    state_changed_at = now(), done_at = now() "
       "  FROM owned WHERE m.id = owned.id RETURNING m.id) "
       "SELECT id FROM done ORDER BY id",
       bigint_array(ids), text_array(tokens), bigint_array(delivery_ids), bigint_array(delivery_msgs),

@@ -4,6 +4,7 @@
 
 #include "msg_state.h"
 #include "pg/migrate.h"
+#include "pg/waiter.h"
 #include "test_database.h"
 
 using namespace wsmtp;
@@ -36,33 +37,56 @@ TEST_CASE("the database refuses moves outside the state machine") {
   CHECK_THROWS_AS(db.query("UPDATE messages SET state = 0"), pqxx::sql_error);  // backwards
 }
 
-TEST_CASE("the state trigger admits exactly the moves listed in msg_transitions") {
-  // The trigger checks moves against a constant list (schema 012) for speed;
-  // this keeps it and the table the same machine.
+TEST_CASE("the state triggers admit exactly the moves listed in msg_transitions") {
+  // The triggers check moves against a constant list (schemas 012, 015) for
+  // speed; this keeps it and the table the same machine, for moves stamped by
+  // the schema and for moves that stamp themselves (as the daemons' do).
   test::TestDatabase db;
-  for (auto from : common::kAllStates)
-    for (auto to : common::kAllStates) {
-      if (from == to) continue;
-      const auto f = std::to_string(static_cast<int>(from)), t = std::to_string(static_cast<int>(to));
-      const bool listed =
-          db.query("SELECT count(*) FROM msg_transitions WHERE from_state = " + f + " AND to_state = " + t)[0][0]
-              .as<int>() == 1;
-      // A message put in `from` directly (the trigger fires on changes of state only
-      // when they come through it: it is disabled for the setup).
-      db.query("ALTER TABLE messages DISABLE TRIGGER messages_state_guard");
-      auto id = db.query("INSERT INTO messages (envelope_from, state, received_at) VALUES ('a@b', " + f +
-                         ", now()) RETURNING id")[0][0]
-                    .as<std::string>();
-      db.query("ALTER TABLE messages ENABLE TRIGGER messages_state_guard");
-      bool admitted = true;
-      try {
-        db.query("UPDATE messages SET state = " + t + " WHERE id = " + id);
-      } catch (const pqxx::sql_error&) {
-        admitted = false;
+  for (const char* stamp : {"", ", state_changed_at = now() - interval '1 second'"})
+    for (auto from : common::kAllStates)
+      for (auto to : common::kAllStates) {
+        if (from == to) continue;
+        const auto f = std::to_string(static_cast<int>(from)), t = std::to_string(static_cast<int>(to));
+        const bool listed =
+            db.query("SELECT count(*) FROM msg_transitions WHERE from_state = " + f + " AND to_state = " + t)[0][0]
+                .as<int>() == 1;
+        // A message put in `from` directly (the triggers are disabled for the setup).
+        db.query("ALTER TABLE messages DISABLE TRIGGER USER");
+        auto id = db.query("INSERT INTO messages (envelope_from, state, received_at) VALUES ('a@b', " + f +
+                           ", now()) RETURNING id")[0][0]
+                      .as<std::string>();
+        db.query("ALTER TABLE messages ENABLE TRIGGER USER");
+        bool admitted = true;
+        try {
+          db.query("UPDATE messages SET state = " + t + stamp + " WHERE id = " + id);
+        } catch (const pqxx::sql_error&) {
+          admitted = false;
+        }
+        INFO(f << " -> " << t << (*stamp ? " (stamped by the statement)" : ""));
+        CHECK(admitted == listed);
       }
-      INFO(f << " -> " << t);
-      CHECK(admitted == listed);
-    }
+  for (int s = 2; s <= 5; ++s) {
+    INFO("created in state " << s);
+    CHECK_THROWS_AS(db.query("INSERT INTO messages (envelope_from, state, received_at) VALUES ('a@b', " +
+                             std::to_string(s) + ", now())"),
+                    pqxx::check_violation);
+  }
+}
+
+TEST_CASE("a move the statement does not stamp is stamped by the schema, and wakes the next stage") {
+  test::TestDatabase db;
+  auto listen = db.connect();
+  common::pg::WorkWaiter deliver(*listen, common::pg::kDeliverChannel);
+  auto id = db.query("INSERT INTO messages (envelope_from, state) VALUES ('a@b', 1) RETURNING id")[0][0].as<std::string>();
+  CHECK(db.query("SELECT received_at IS NOT NULL FROM messages WHERE id = " + id)[0][0].as<bool>());
+  db.query("UPDATE messages SET state_changed_at = now() - interval '1 day' WHERE id = " + id);
+  db.query("UPDATE messages SET state = 2 WHERE id = " + id);
+  CHECK(db.query("SELECT routing_at IS NOT NULL AND state_changed_at > now() - interval '1 minute' "
+                 "FROM messages WHERE id = " + id)[0][0].as<bool>());
+  CHECK_FALSE(deliver.wait(std::chrono::milliseconds(200)));
+  db.query("UPDATE messages SET state = 3 WHERE id = " + id);
+  CHECK(db.query("SELECT routed_at IS NOT NULL FROM messages WHERE id = " + id)[0][0].as<bool>());
+  CHECK(deliver.wait(std::chrono::seconds(5)));
 }
 
 TEST_CASE("migrations are recorded, idempotent, and refuse a newer database") {
