@@ -53,12 +53,12 @@ std::optional<IpAddress> peer_address(const sockaddr* addr) {
 
 }  // namespace
 
-Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool::StoreFactory factory, int store_threads,
-           int index, std::shared_ptr<CommitGate> gate)
+Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, int index)
     : index_(index),
       settings_(std::move(settings)),
       limits_(limits),
       identity_(common::worker_identity()),
+      pool_(pool),
       recipient_cache_(settings_.config->recipient_cache_time) {
   base_.reset(event_base_new());
   if (!base_) throw std::runtime_error("event_base_new failed");
@@ -66,16 +66,15 @@ Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool::StoreFa
   if (!control_) throw std::runtime_error("event_new failed for the loop control event");
   cached_answers_event_.reset(event_new(base_.get(), -1, 0, &Loop::cached_answers_cb, this));
   if (!cached_answers_event_) throw std::runtime_error("event_new failed for the recipient cache event");
-  pool_ = std::make_unique<StoreWorkerPool>(
-      base_.get(), std::move(factory), store_threads,
-      [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); }, std::move(gate));
+  endpoint_ = pool_.attach(base_.get(),
+                           [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); });
 }
 
 Loop::~Loop() {
-  // Sockets first (their callbacks point at connections), then the workers.
+  // Sockets first (their callbacks point at connections). The shared store
+  // pool was stopped by the server: no result arrives any more.
   connections_.clear();
   listeners_.clear();
-  if (pool_) pool_->stop();
 }
 
 void Loop::run(std::vector<common::UniqueFd> listeners) {
@@ -319,7 +318,7 @@ void Loop::emit(Connection& c) {
 void Loop::after_activity(Connection& c) {
   emit(c);
   if (auto op = c.session.take_store_op()) {
-    if (!answer_without_store(c, *op)) pool_->submit(c.id, std::move(*op));
+    if (!answer_without_store(c, *op)) pool_.submit(endpoint_, c.id, std::move(*op));
     c.op_in_flight = true;
   }
   if (c.bev && c.session.wants_tls() && !c.tarpitted && !c.session.closing()) start_tls(c);
@@ -548,7 +547,7 @@ void Loop::grace_over() {
     return;
   }
   log::warn("loop {}: shutdown grace period over with {} connection(s) left", index_, connections_.size());
-  pool_->cancel_queued();
+  pool_.cancel_queued(endpoint_);
   std::vector<std::uint64_t> ids;
   for (const auto& [id, c] : connections_)
     if (!c->op_in_flight) ids.push_back(id);

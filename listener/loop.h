@@ -1,6 +1,6 @@
 // One event loop of wsmtp, run on its own thread: its listening sockets (bound
 // by Server, shared with the other loops through SO_REUSEPORT), one bufferevent
-// per client (wrapped in TLS after STARTTLS), its own store worker pool, timeouts,
+// per client (wrapped in TLS after STARTTLS), its endpoint in the shared store pool, timeouts,
 // the tarpit and shutdown. It moves bytes between sockets and Sessions and store
 // results back into them; it knows nothing of SMTP commands and never touches
 // the database. Other threads talk to it only through post_config() and
@@ -36,10 +36,9 @@ struct LoopSettings {
 
 class Loop {
  public:
-  // base must have been created after evthread_use_pthreads(). Starts
-  // store_threads store workers. limits is shared with the other loops.
-  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool::StoreFactory factory, int store_threads,
-       int index, std::shared_ptr<CommitGate> gate);
+  // Attaches to pool, shared with the other loops like limits; both must
+  // outlive the loop, and pool must be stopped before the loop is destroyed.
+  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, int index);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -110,7 +109,8 @@ class Loop {
   ClientLimits& limits_;
   std::string identity_;
   common::EventBasePtr base_;
-  std::unique_ptr<StoreWorkerPool> pool_;  // after base_: destroyed first
+  StoreWorkerPool& pool_;
+  int endpoint_ = -1;  // ours in pool_
   std::vector<common::ListenerPtr> listeners_;
   common::EventPtr control_, resume_accept_, grace_timer_;
   RecipientCache recipient_cache_;

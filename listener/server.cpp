@@ -73,10 +73,10 @@ Server::Server(ListenerConfig config, StoreWorkerPool::StoreFactory factory, Rel
   settings_.tls = tls_context(config);
   settings_.config = std::make_shared<const ListenerConfig>(std::move(config));
   const auto& c = *settings_.config;
-  int per_loop = std::max(1, c.store_connections / c.loops);
-  auto gate = std::make_shared<CommitGate>();  // one group commit at a time for all loops
-  for (int i = 0; i < c.loops; ++i)
-    loops_.push_back(std::make_unique<Loop>(settings_, limits_, factory, per_loop, i, gate));
+  // One pool of store_connections for all loops: their whole messages share
+  // the group commits (store_worker.cpp).
+  pool_ = std::make_unique<StoreWorkerPool>(std::move(factory), c.store_connections);
+  for (int i = 0; i < c.loops; ++i) loops_.push_back(std::make_unique<Loop>(settings_, limits_, *pool_, i));
   signal_base_.reset(event_base_new());
   if (!signal_base_) throw std::runtime_error("event_base_new failed");
 }
@@ -86,6 +86,9 @@ Server::~Server() {
   for (auto& loop : loops_) loop->post_shutdown();
   for (auto& t : threads_)
     if (t.joinable()) t.join();
+  // The queued aborts of closing sessions run, then the workers end, before
+  // any loop (and its event base) goes.
+  if (pool_) pool_->stop();
 }
 
 void Server::bind() {

@@ -24,8 +24,8 @@ class Server {
   // Reads and validates the whole configuration again; throws on any error.
   using Reload = std::function<ListenerConfig()>;
 
-  // Builds the TLS context (if configured) and config.loops loops, splitting
-  // config.store_connections among them (at least one each). Throws on failure.
+  // Builds the TLS context (if configured), one pool of config.store_connections
+  // store workers and config.loops loops sharing it. Throws on failure.
   Server(ListenerConfig config, StoreWorkerPool::StoreFactory factory, Reload reload);
   ~Server();
   Server(const Server&) = delete;
@@ -50,6 +50,7 @@ class Server {
   common::EventBasePtr signal_base_;
   common::EventPtr sigterm_, sigint_, sighup_;
   std::vector<std::unique_ptr<Loop>> loops_;
+  std::unique_ptr<StoreWorkerPool> pool_;  // after loops_: stopped and destroyed before them
   std::vector<std::vector<common::UniqueFd>> sockets_;  // per loop, until run() hands them over
   std::vector<std::thread> threads_;
   std::atomic<int> running_loops_{0};

@@ -15,38 +15,47 @@
 
 #include <algorithm>
 #include <exception>
+#include <stdexcept>
 
 #include "log.h"
 
 namespace wsmtp::listener {
 
-StoreWorkerPool::StoreWorkerPool(event_base* base, StoreFactory factory, int threads, CompletionHandler on_done,
-                                 std::shared_ptr<CommitGate> gate)
-    : factory_(std::move(factory)), on_done_(std::move(on_done)), gate_(std::move(gate)) {
-  // Taking our mutex before notifying means a worker that saw the gate busy is
-  // either still before its wait (and will see it free) or already waiting.
-  gate_token_ = gate_->subscribe([this] {
-    std::lock_guard lock(mutex_);
-    wake_.notify_all();
-  });
-  done_event_.reset(event_new(base, -1, 0, &StoreWorkerPool::on_done_event, this));
-  if (!done_event_) throw std::runtime_error("event_new failed for the store completion event");
+// One pool for all loops, and one group commit at a time in it: while a batch
+// of whole messages waits for its WAL flush, the messages of every loop pile up
+// for the next one, so each flush covers as many messages as possible. With a
+// pool per loop (and a lock between them for the commits), the loops' batches
+// were split: measured on 2 cores shared with PostgreSQL, router and
+// deliverer (10,000 messages of 4 KiB over 20 sessions), 2 loops made ~1,440
+// commits where 1 loop made ~1,040, and the burst took 10.2 s instead of 8.7 s.
+StoreWorkerPool::StoreWorkerPool(StoreFactory factory, int threads) : factory_(std::move(factory)) {
   threads_.reserve(static_cast<std::size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { worker_main(); });
 }
 
 StoreWorkerPool::~StoreWorkerPool() { stop(); }
 
-void StoreWorkerPool::submit(std::uint64_t session_id, StoreOp op) {
+int StoreWorkerPool::attach(event_base* base, CompletionHandler on_done) {
+  std::lock_guard lock(mutex_);
+  auto endpoint = std::make_unique<Endpoint>();
+  endpoint->pool = this;
+  endpoint->index = static_cast<int>(endpoints_.size());
+  endpoint->on_done = std::move(on_done);
+  endpoint->done_event.reset(event_new(base, -1, 0, &StoreWorkerPool::on_done_event, endpoint.get()));
+  if (!endpoint->done_event) throw std::runtime_error("event_new failed for the store completion event");
+  endpoints_.push_back(std::move(endpoint));
+  return endpoints_.back()->index;
+}
+
+void StoreWorkerPool::submit(int endpoint, std::uint64_t session_id, StoreOp op) {
   {
     std::lock_guard lock(mutex_);
-    jobs_.push_back(Job{session_id, std::move(op)});
+    jobs_.push_back(Job{endpoint, session_id, std::move(op)});
   }
   wake_.notify_one();
 }
 
 void StoreWorkerPool::stop() {
-  if (gate_token_) gate_->unsubscribe(std::exchange(gate_token_, 0));
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -55,51 +64,48 @@ void StoreWorkerPool::stop() {
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
+  std::lock_guard lock(mutex_);
+  for (auto& endpoint : endpoints_) endpoint->done_event.reset();  // before their bases go
 }
 
-void StoreWorkerPool::cancel_queued() {
+void StoreWorkerPool::cancel_queued(int endpoint) {
   std::deque<Job> cancelled;
   {
     std::lock_guard lock(mutex_);
     std::deque<Job> kept;
-    for (auto& job : jobs_) (std::holds_alternative<AbortMessage>(job.op) ? kept : cancelled).push_back(std::move(job));
+    for (auto& job : jobs_)
+      (job.endpoint == endpoint && !std::holds_alternative<AbortMessage>(job.op) ? cancelled : kept)
+          .push_back(std::move(job));
     jobs_.swap(kept);
   }
   for (auto& job : cancelled) {
     StoreResult result;
     result.error = "cancelled: shutting down";
-    post(job.session_id, std::move(result));
+    post(job.endpoint, job.session_id, std::move(result));
   }
 }
 
 bool StoreWorkerPool::runnable() const {
   for (const auto& job : jobs_)
-    if (!std::holds_alternative<StoreWhole>(job.op) || !gate_->busy() || stopping_) return true;
+    if (!std::holds_alternative<StoreWhole>(job.op) || !committing_ || stopping_) return true;
   return false;
 }
 
-// Whole messages are committed by one worker at a time in the process (the
-// CommitGate), all that are queued in this pool in one transaction: while that
-// commit waits for its WAL flush, the next batch grows, so under load each
-// flush covers many messages. Other ops run on the other workers meanwhile.
-// When stopping, the gate is not waited for: closing sessions' last commits
-// must not queue behind another loop's.
-std::vector<StoreWorkerPool::Job> StoreWorkerPool::take_batch(bool& holds_gate) {
+// Whole messages are committed one batch at a time, all that are queued (from
+// every loop) in one transaction; other ops run on the other workers meanwhile.
+// When stopping, the running commit is not waited for: closing sessions' last
+// commits must not queue behind it.
+std::vector<StoreWorkerPool::Job> StoreWorkerPool::take_batch(bool& holds_commit) {
   std::vector<Job> batch;
-  holds_gate = false;
-  bool may_write = stopping_ || !gate_->busy();
+  holds_commit = false;
+  const bool may_write = stopping_ || !committing_;
   auto first = std::find_if(jobs_.begin(), jobs_.end(),
                             [&](const Job& j) { return !std::holds_alternative<StoreWhole>(j.op) || may_write; });
-  if (first != jobs_.end() && std::holds_alternative<StoreWhole>(first->op) && !stopping_) {
-    holds_gate = gate_->try_acquire();
-    if (!holds_gate)  // another pool's worker took it just now: other work only
-      first = std::find_if(jobs_.begin(), jobs_.end(),
-                           [](const Job& j) { return !std::holds_alternative<StoreWhole>(j.op); });
-  }
   if (first == jobs_.end()) return batch;
   batch.push_back(std::move(*first));
   jobs_.erase(first);
   if (!std::holds_alternative<StoreWhole>(batch.front().op)) return batch;
+  if (!stopping_) holds_commit = committing_ = true;
   // Sessions have one op each outstanding, so taking later StoreWholes ahead of
   // other sessions' ops reorders nothing that depends on order.
   for (auto it = jobs_.begin(); it != jobs_.end() && batch.size() < kMaxBatch;) {
@@ -117,17 +123,23 @@ void StoreWorkerPool::worker_main() {
   std::unique_ptr<common::Store> store;
   for (;;) {
     std::vector<Job> batch;
-    bool holds_gate = false;
+    bool holds_commit = false;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || runnable(); });
       // Queued jobs still run when stopping: they are the aborts of closing sessions.
       if (jobs_.empty()) return;
-      batch = take_batch(holds_gate);
+      batch = take_batch(holds_commit);
       if (batch.empty()) continue;
     }
     run_batch(store, batch);
-    if (holds_gate) gate_->release();
+    if (holds_commit) {
+      {
+        std::lock_guard lock(mutex_);
+        committing_ = false;
+      }
+      wake_.notify_all();  // workers that saw only whole messages queued
+    }
   }
 }
 
@@ -152,7 +164,7 @@ void StoreWorkerPool::run_batch(std::unique_ptr<common::Store>& store, std::vect
         StoreResult result;
         result.ok = true;
         result.msg_id = ids.at(i);
-        post(batch[i].session_id, std::move(result));
+        post(batch[i].endpoint, batch[i].session_id, std::move(result));
       }
       return;
     } catch (const std::exception& e) {
@@ -165,34 +177,39 @@ void StoreWorkerPool::run_batch(std::unique_ptr<common::Store>& store, std::vect
     result.error = connect_error;
     if (store) result = run_store_op(*store, job.op);
     if (!result.ok) log::error("{} failed: {}", describe(job.op), result.error);
-    post(job.session_id, std::move(result));
+    post(job.endpoint, job.session_id, std::move(result));
   }
 }
 
-void StoreWorkerPool::post(std::uint64_t session_id, StoreResult result) {
+void StoreWorkerPool::post(int endpoint, std::uint64_t session_id, StoreResult result) {
+  event* done_event = nullptr;
   {
     std::lock_guard lock(mutex_);
-    done_.push_back(Done{session_id, std::move(result)});
+    auto& e = *endpoints_.at(static_cast<std::size_t>(endpoint));
+    e.done.push_back(Done{session_id, std::move(result)});
+    done_event = e.done_event.get();  // released only by stop(), after the workers are joined
   }
-  event_active(done_event_.get(), EV_READ, 0);
+  // Thread-safe with libevent's pthreads locking.
+  if (done_event) event_active(done_event, EV_READ, 0);
 }
 
-void StoreWorkerPool::on_done_event(evutil_socket_t, short, void* self) noexcept {
+void StoreWorkerPool::on_done_event(evutil_socket_t, short, void* endpoint) noexcept {
+  auto* e = static_cast<Endpoint*>(endpoint);
   try {
-    static_cast<StoreWorkerPool*>(self)->deliver_done();
-  } catch (const std::exception& e) {
+    e->pool->deliver_done(*e);
+  } catch (const std::exception& ex) {
     // The handler contains its own per-session failures; reaching here is our bug.
-    log::fatal("store completion handler threw: {}", e.what());
+    log::fatal("store completion handler threw: {}", ex.what());
   }
 }
 
-void StoreWorkerPool::deliver_done() {
+void StoreWorkerPool::deliver_done(Endpoint& endpoint) {
   std::deque<Done> batch;
   {
     std::lock_guard lock(mutex_);
-    batch.swap(done_);
+    batch.swap(endpoint.done);
   }
-  for (auto& d : batch) on_done_(d.session_id, std::move(d.result));
+  for (auto& d : batch) endpoint.on_done(d.session_id, std::move(d.result));
 }
 
 }  // namespace wsmtp::listener
