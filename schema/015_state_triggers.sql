@@ -52,15 +52,19 @@ BEGIN
 END;
 $$;
 
+-- Called only for sessions that do not send their own wake-ups (the
+-- triggers' WHEN clause): one pass over the rows the statement wrote.
 CREATE FUNCTION messages_state_wakeup() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    received boolean;
+    routed boolean;
 BEGIN
-    IF current_setting('wsmtp.deferred_wakeup', true) IS DISTINCT FROM 'on' THEN
-        IF EXISTS (SELECT 1 FROM written WHERE state = 1) THEN
-            PERFORM pg_notify('wsmtp_route', '');
-        END IF;
-        IF EXISTS (SELECT 1 FROM written WHERE state = 3) THEN
-            PERFORM pg_notify('wsmtp_deliver', '');
-        END IF;
+    SELECT bool_or(state = 1), bool_or(state = 3) INTO received, routed FROM written;
+    IF received THEN
+        PERFORM pg_notify('wsmtp_route', '');
+    END IF;
+    IF routed THEN
+        PERFORM pg_notify('wsmtp_deliver', '');
     END IF;
     RETURN NULL;
 END;
@@ -91,10 +95,12 @@ CREATE TRIGGER messages_state_stamp_update
     EXECUTE FUNCTION messages_state_stamp();
 CREATE TRIGGER messages_state_wakeup_insert
     AFTER INSERT ON messages REFERENCING NEW TABLE AS written
-    FOR EACH STATEMENT EXECUTE FUNCTION messages_state_wakeup();
+    FOR EACH STATEMENT WHEN (current_setting('wsmtp.deferred_wakeup', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION messages_state_wakeup();
 CREATE TRIGGER messages_state_wakeup_update
     AFTER UPDATE ON messages REFERENCING NEW TABLE AS written
-    FOR EACH STATEMENT EXECUTE FUNCTION messages_state_wakeup();
+    FOR EACH STATEMENT WHEN (current_setting('wsmtp.deferred_wakeup', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION messages_state_wakeup();
 
 -- The listener's batch sets received_at itself, so no stamp fires for it.
 CREATE OR REPLACE FUNCTION receive_batch(ids bigint[], stamps bigint[], senders text[], clients text[], helos text[],
