@@ -35,29 +35,6 @@ std::string upper(std::string_view s) {
   return out;
 }
 
-ServerExtensions parse_ehlo(const Reply& reply) {
-  ServerExtensions ext;
-  ext.esmtp = true;
-  std::size_t start = 0;
-  bool first = true;
-  // The first line is the greeting text; each further line names one extension.
-  while (start <= reply.text.size()) {
-    auto end = reply.text.find('\n', start);
-    if (end == std::string::npos) end = reply.text.size();
-    auto line = upper(std::string_view(reply.text).substr(start, end - start));
-    start = end + 1;
-    if (std::exchange(first, false)) continue;
-    if (line == "PIPELINING")
-      ext.pipelining = true;
-    else if (line == "8BITMIME")
-      ext.eightbitmime = true;
-    else if (line == "STARTTLS")
-      ext.starttls = true;
-    else if (line.rfind("SIZE", 0) == 0 && (line.size() == 4 || line[4] == ' '))
-      ext.size_limit = line.size() > 5 ? std::strtoull(line.c_str() + 5, nullptr, 10) : 0;
-  }
-  return ext;
-}
 
 std::string ssl_errors() {
   std::string out;
@@ -76,6 +53,39 @@ bool is_ip_literal(const std::string& host) {
 }
 
 }  // namespace
+
+ServerExtensions parse_ehlo(const Reply& reply) {
+  ServerExtensions ext;
+  ext.esmtp = true;
+  std::size_t start = 0;
+  bool first = true;
+  // The first line is the greeting text; each further line names one extension.
+  while (start <= reply.text.size()) {
+    auto end = reply.text.find('\n', start);
+    if (end == std::string::npos) end = reply.text.size();
+    auto line = upper(std::string_view(reply.text).substr(start, end - start));
+    start = end + 1;
+    if (std::exchange(first, false)) continue;
+    if (line == "PIPELINING")
+      ext.pipelining = true;
+    else if (line == "8BITMIME")
+      ext.eightbitmime = true;
+    else if (line == "STARTTLS")
+      ext.starttls = true;
+    else if (line.rfind("SIZE", 0) == 0 && (line.size() == 4 || line[4] == ' ')) {
+      ext.size = true;
+      ext.size_limit = line.size() > 5 ? std::strtoull(line.c_str() + 5, nullptr, 10) : 0;
+    }
+  }
+  return ext;
+}
+
+std::string mail_command(const Envelope& envelope, const ServerExtensions& ext) {
+  std::string mail = "MAIL FROM:<" + envelope.from + ">";
+  if (ext.size && envelope.size > 0) mail += fmt::format(" SIZE={}", envelope.size);
+  if (envelope.declare_8bit && ext.eightbitmime) mail += " BODY=8BITMIME";
+  return mail;
+}
 
 const Reply& TransactionResult::outcome(std::size_t i) const {
   if (!mail.is_positive()) return mail;
@@ -356,9 +366,7 @@ void SmtpClient::transmit_body(const std::function<void(const ChunkSink&)>& prod
 }
 
 TransactionResult SmtpClient::send(const Envelope& envelope, const std::function<void(const ChunkSink&)>& produce) {
-  std::string mail = "MAIL FROM:<" + envelope.from + ">";
-  if (ext_.size_limit > 0 && envelope.size > 0) mail += fmt::format(" SIZE={}", envelope.size);
-  if (envelope.declare_8bit && ext_.eightbitmime) mail += " BODY=8BITMIME";
+  std::string mail = mail_command(envelope, ext_);
   TransactionResult result;
   result.recipients.reserve(envelope.recipients.size());
   if (ext_.pipelining) {

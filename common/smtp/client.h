@@ -44,7 +44,8 @@ struct ServerExtensions {
   bool pipelining = false;
   bool eightbitmime = false;
   bool starttls = false;
-  std::uint64_t size_limit = 0;  // 0: none announced
+  bool size = false;             // SIZE (RFC 1870) announced, with or without a limit
+  std::uint64_t size_limit = 0;  // 0: no fixed limit announced
   bool tls_active = false;
 };
 
@@ -61,6 +62,13 @@ struct Envelope {
   std::uint64_t size = 0;     // announced with SIZE= when the server supports it
   bool declare_8bit = false;  // BODY=8BITMIME
 };
+
+// What an EHLO (or LHLO) reply announces.
+ServerExtensions parse_ehlo(const Reply& reply);
+// The MAIL command for envelope to a server announcing ext: SIZE= whenever the
+// server takes the SIZE extension (its limit, if any, is its to enforce),
+// BODY=8BITMIME when the message declares 8-bit content and the server takes it.
+std::string mail_command(const Envelope& envelope, const ServerExtensions& ext);
 
 struct TransactionResult {
   Reply mail;
