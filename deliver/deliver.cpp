@@ -73,7 +73,13 @@ DeliveryResult deliver_maildir(pqxx::connection& conn, MaildirBatch& batch, Pass
   auto delivered =
       DeliveryResult{task.delivery_id, DeliveryStatus::delivered, "maildir " + task.destination + "/new/" + name, {}};
   // A copy an earlier attempt left is delivered, whatever the quota says now.
-  if (batch.contains(task.destination, name)) {
+  // Only a message claimed before can have one.
+  bool earlier_copy = false;
+  if (claim.first_claim)
+    batch.prepare(task.destination);
+  else
+    earlier_copy = batch.contains(task.destination, name);
+  if (earlier_copy) {
     log::info("msg={} rcpt={} already in {} (earlier attempt); not written again", claim.lease.msg_id, task.recipient,
               task.destination);
     return delivered;

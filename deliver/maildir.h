@@ -74,6 +74,10 @@ class MaildirBatch {
   // contains() creates maildir/{tmp,new,cur} if missing and says whether the
   // message is in new/ or cur/ already; write() stages it without that check.
   bool contains(const std::string& maildir, const std::string& unique_name);
+  // Only the first half of contains(): maildir/{tmp,new,cur} made if missing.
+  // For a copy that cannot have been written before (a first delivery claim),
+  // which then needs no look into new/ and cur/ (cur/ grows with the mailbox).
+  void prepare(const std::string& maildir) { ensure(maildir); }
   void write(const std::string& maildir, const std::string& unique_name,
              const std::function<void(const ByteSink&)>& produce);
 

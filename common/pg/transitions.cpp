@@ -367,17 +367,25 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   }
   int room = o.limit - static_cast<int>(claims.size());
   if (room > 0) {
+    // The candidates' delivering_at is read as locked (FOR UPDATE returns the
+    // latest committed version), before this claim overwrites it: NULL means
+    // no delivery claim ever committed for the message.
     static const std::string kClaimFresh = fmt::format(
+        "WITH c AS (SELECT id, delivering_at IS NULL AS first FROM messages "
+        "           WHERE state = 3 AND NOT held AND next_attempt_at <= now() AND {} "
+        "           ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
         "UPDATE messages m SET state = 4, lease_owner = $1, lease_token = gen_random_uuid(), "
         "  lease_expires = now() + $2::interval, state_changed_at = now(), delivering_at = now() "
-        "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = 3 AND NOT held AND next_attempt_at <= now() "
-        "               AND {} ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)) "
+        "FROM c WHERE m.id = c.id AND m.id = ANY(ARRAY(SELECT id FROM c)) "
         "RETURNING m.id, m.lease_token, m.envelope_from, "
-        "  extract(epoch FROM m.received_at)::bigint, m.expired_claims, m.size",
+        "  extract(epoch FROM m.received_at)::bigint, m.expired_claims, m.size, c.first",
         kWorkFor);
     auto fresh =
         exec_prepared_sql(tx, "wsmtp_deliver_claim", kClaimFresh.c_str(), o.owner, interval(o.lease_time), room, want);
-    for (const auto& row : fresh) add(row);
+    for (const auto& row : fresh) {
+      add(row);
+      claims.back().first_claim = row[6].as<bool>();
+    }
   }
   load_claimed_work(tx, claims, transports);
   tx.commit();

@@ -144,6 +144,10 @@ struct DeliveryClaim {
   std::int64_t size = 0;            // octets of the stored message (SIZE= to relays)
   std::vector<DeliveryTask> tasks;  // pending, due, for the transports asked for
   std::optional<std::string> body;  // the stored message when small (read with the claim); else stream it
+  // The message's first delivery claim ever: no earlier attempt can have left
+  // a copy anywhere (a copy is only written under a committed claim, and every
+  // claim stamps delivering_at), so local agents need not look for one.
+  bool first_claim = false;
 };
 
 // 3 -> 4 (DELIVERING) for messages with due deliveries on one of `transports`, or

@@ -237,6 +237,19 @@ TEST_CASE("a Maildir known from earlier batches is made again if it was removed"
   std::filesystem::remove_all(root);
 }
 
+TEST_CASE("prepare makes the Maildir without looking for an earlier copy; contains looks in new/ and cur/") {
+  auto root = temp_dir();
+  auto box = (root / "u" / "Maildir").string();
+  MaildirBatch batch;
+  batch.prepare(box);
+  CHECK(std::filesystem::is_directory(box + "/tmp"));
+  CHECK(std::filesystem::is_directory(box + "/cur"));
+  std::ofstream(box + "/cur/copy:2,S") << "moved there by a POP reader\n";
+  CHECK(batch.contains(box, "copy"));
+  CHECK_FALSE(batch.contains(box, "other"));
+  std::filesystem::remove_all(root);
+}
+
 TEST_CASE("[deliver] keys: defaults, checks, and the error names the key") {
   auto parse = [](const std::string& text) {
     return read_deliver_config(wsmtp::common::ConfigFile::parse("[deliver]\n" + text, "t.conf"));

@@ -288,3 +288,34 @@ TEST_CASE("a finish with a lost lease records nothing and queues no DSN") {
   CHECK(count(db, "SELECT count(*) FROM messages") == 1);
   CHECK(count(db, "SELECT count(*) FROM deliveries WHERE status = 'pending'") == 1);
 }
+
+TEST_CASE("only a message's first delivery claim says so; after a deferral, an expired lease or a reset it does not") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  auto claim = routed_and_claimed(*conn, "s@x.org", {plan("a@y.org", "a@y.org", "maildir", "/m/a")});
+  CHECK(claim.first_claim);
+  auto id = std::to_string(claim.lease.msg_id);
+  auto claim_again = [&] {
+    db.query("UPDATE deliveries SET next_attempt_at = now() WHERE message_id = " + id);
+    db.query("UPDATE messages SET next_attempt_at = now() WHERE id = " + id);
+    auto claims = claim_for_delivery(*conn, {"deliverer", 60s, 1, 5}, {"maildir"});
+    REQUIRE(claims.size() == 1);
+    return claims[0];
+  };
+  // Deferred: a copy may have been written for another recipient, or left
+  // behind by this one; the next claim must look.
+  CHECK(finish(*conn, claim, {{claim.tasks[0].delivery_id, DeliveryStatus::deferred, "quota", 0s}}) ==
+        FinishOutcome::deferred);
+  auto second = claim_again();
+  CHECK_FALSE(second.first_claim);
+  // The worker died holding it: the lease expires and the message is taken again.
+  db.query("UPDATE messages SET lease_expires = now() - interval '1 second' WHERE id = " + id);
+  auto reclaimed = claim_for_delivery(*conn, {"deliverer", 60s, 1, 5}, {"maildir"});
+  REQUIRE(reclaimed.size() == 1);
+  CHECK_FALSE(reclaimed[0].first_claim);
+  // The reaper returns an expired lease to ROUTED; the fresh claim after it
+  // still knows the message was claimed before.
+  db.query("UPDATE messages SET lease_expires = now() - interval '1 second' WHERE id = " + id);
+  CHECK(reset_expired_leases(*conn, common::MsgState::delivering, 5, 10).reset == 1);
+  CHECK_FALSE(claim_again().first_claim);
+}
