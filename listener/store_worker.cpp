@@ -39,12 +39,11 @@ int StoreWorkerPool::attach(event_base* base, CompletionHandler on_done) {
   std::lock_guard lock(mutex_);
   auto endpoint = std::make_unique<Endpoint>();
   endpoint->pool = this;
-  endpoint->index = static_cast<int>(endpoints_.size());
   endpoint->on_done = std::move(on_done);
   endpoint->done_event.reset(event_new(base, -1, 0, &StoreWorkerPool::on_done_event, endpoint.get()));
   if (!endpoint->done_event) throw std::runtime_error("event_new failed for the store completion event");
   endpoints_.push_back(std::move(endpoint));
-  return endpoints_.back()->index;
+  return static_cast<int>(endpoints_.size()) - 1;
 }
 
 void StoreWorkerPool::submit(int endpoint, std::uint64_t session_id, StoreOp op) {

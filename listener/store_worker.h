@@ -66,7 +66,6 @@ class StoreWorkerPool {
   };
   struct Endpoint {
     StoreWorkerPool* pool;
-    int index;
     CompletionHandler on_done;
     common::EventPtr done_event;
     std::deque<Done> done;  // guarded by the pool's mutex_

@@ -32,8 +32,7 @@ std::string read_body_start(pqxx::transaction_base& tx, std::int64_t msg_id, std
   auto rows = tx.exec_params("SELECT data FROM body_chunks WHERE message_id = $1 ORDER BY seq LIMIT 4", msg_id);
   std::string start;
   for (const auto& row : rows) {
-    pqxx::binarystring bytes(row[0]);
-    start.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    start.append(bytea_value(row[0]));
     if (start.find("\r\n\r\n") != std::string::npos || start.size() >= max_bytes) break;
   }
   return start;

@@ -1,6 +1,7 @@
 #include "pg/router_queue.h"
 
 #include "log.h"
+#include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {
 
@@ -66,9 +67,8 @@ mail::HeaderBlock read_message_headers(pqxx::transaction_base& tx, std::int64_t 
         "$1 AND seq >= $2 ORDER BY seq LIMIT $3",
         msg_id, next, kChunksPerFetch);
     for (const auto& row : rows) {
-      pqxx::binarystring bytes(row[1]);
       next = row[0].as<int>() + 1;
-      if (collector.feed(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()))) {
+      if (collector.feed(bytea_value(row[1]))) {
         done = true;
         break;
       }

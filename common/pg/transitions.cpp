@@ -24,7 +24,6 @@
 #include "pg/delivery_work.h"
 #include "pg/prepared.h"
 #include "pg/sql_util.h"
-#include "pg/waiter.h"
 
 namespace wsmtp::common::pg {
 namespace {
@@ -490,9 +489,9 @@ std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
       "WITH owned AS ("
       "  SELECT m.id FROM messages m JOIN unnest($1::bigint[], $2::uuid[]) AS l(id, token) "
       "    ON m.id = l.id AND m.lease_token = l.token "
-      "  WHERE m.id = ANY($1::bigint[]) AND m.state = 4 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id "
-      "= m.id "
-      "        AND d.status = 'pending' AND d.id <> ALL($3::bigint[])) "
+      "  WHERE m.id = ANY($1::bigint[]) AND m.state = 4 "
+      "    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = m.id "
+      "                    AND d.status = 'pending' AND d.id <> ALL($3::bigint[])) "
       "  FOR UPDATE OF m), "
       "recorded AS ("
       "  UPDATE deliveries d SET status = 'delivered', attempts = d.attempts + 1, last_error = NULLIF(x.e, ''), "
@@ -602,19 +601,14 @@ bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::st
 }
 
 bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id) {
+  // Workers wait for a NOTIFY once their queue looked drained: the schema's
+  // wake-up trigger (015) notifies the stage a RECEIVED or ROUTED row waits for.
   auto r = tx.exec_params(
       "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
-      "WHERE id = $1 AND held RETURNING state",
+      "WHERE id = $1 AND held",
       msg_id);
-  if (r.empty()) return false;
-  log::info("msg={} released", msg_id);
-  // Workers wait for a NOTIFY once their queue looked drained: wake the stage
-  // the message is waiting for now, not at its next poll.
-  const auto state = r[0][0].as<int>();
-  if (state == static_cast<int>(MsgState::received) || state == static_cast<int>(MsgState::routed))
-    tx.exec_params("SELECT pg_notify($1, '')",
-                   state == static_cast<int>(MsgState::received) ? kRouteChannel : kDeliverChannel);
-  return true;
+  if (r.affected_rows()) log::info("msg={} released", msg_id);
+  return r.affected_rows() == 1;
 }
 
 }  // namespace wsmtp::common::pg

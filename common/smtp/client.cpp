@@ -35,7 +35,6 @@ std::string upper(std::string_view s) {
   return out;
 }
 
-
 std::string ssl_errors() {
   std::string out;
   while (unsigned long e = ERR_get_error()) {
