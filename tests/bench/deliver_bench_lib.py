@@ -16,7 +16,10 @@ from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
 
 
 def durable_pipeline(**kwargs):
-    p = Pipeline(**kwargs)
+    """A pipeline set up as a single host runs it: durable commits, the queue
+    database's vacuum advice, and the daemons on PostgreSQL's Unix socket
+    (deploy/examples/wsmtp.conf)."""
+    p = Pipeline(db_socket=True, **kwargs)
     with open(os.path.join(p.pg.datadir, "postgresql.conf"), "a") as conf:
         conf.write("fsync = on\nfull_page_writes = on\nsynchronous_commit = on\n"
                    # The queue database's tuning from deploy/README.md: vacuum the

@@ -139,7 +139,7 @@ def pgbench(p, clients, seconds=10):
 def main():
     extra = "max_connection_rate = 0\nmax_connections_per_client = 500\nmax_message_size = 100M\n"
     extra += os.environ.get("WSMTP_BENCH_LISTENER", "").replace(";", "\n") + "\n"
-    with Pipeline(listener_extra=extra) as p:
+    with Pipeline(listener_extra=extra, db_socket=True) as p:  # as on a single host
         # Durable commits for the benchmark: the harness turns fsync off for speed.
         with open(os.path.join(p.pg.datadir, "postgresql.conf"), "a") as conf:
             conf.write("fsync = on\nfull_page_writes = on\nsynchronous_commit = on\n")

@@ -129,7 +129,8 @@ def main():
     ap.add_argument("--no-fsync", action="store_true", help="keep the test harness's fsync = off")
     args = ap.parse_args()
     counts = tuple(int(x * args.scale) for x in (6000, 2000, 100))
-    with Pipeline(listener_extra="max_connection_rate = 0\nmax_connections_per_client = 500\n") as p:
+    with Pipeline(listener_extra="max_connection_rate = 0\nmax_connections_per_client = 500\n",
+                  db_socket=True) as p:  # as on a single host
         if not args.no_fsync:
             with open(os.path.join(p.pg.datadir, "postgresql.conf"), "a") as conf:
                 conf.write("fsync = on\nfull_page_writes = on\nsynchronous_commit = on\n")

@@ -78,8 +78,11 @@ class PgServer:
         self._run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "-t", "60",
                   "-l", self.logfile, "restart")
 
-    def conninfo(self, dbname="postgres"):
-        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+    def conninfo(self, dbname="postgres", via_socket=False):
+        """TCP on 127.0.0.1, or the Unix socket in the server's directory (as a
+        single-host deployment connects: deploy/examples/wsmtp.conf)."""
+        host = self.tmp if via_socket else "127.0.0.1"
+        return f"host={host} port={self.port} user=postgres dbname={dbname}"
 
     def psql(self, sql, dbname="postgres"):
         out = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",

@@ -36,11 +36,15 @@ def bin_dir():
 
 
 class Pipeline:
-    def __init__(self, domain="example.test", lease_time="5s", queue_extra="", listener_extra="", ipv6=False):
+    def __init__(self, domain="example.test", lease_time="5s", queue_extra="", listener_extra="", ipv6=False,
+                 db_socket=False):
         self.bindir = bin_dir()
         self.root = tempfile.mkdtemp(prefix="wsmtp-e2e-")
         self.pg = PgServer()
-        self.conninfo = self.pg.create_database("wsmtp")
+        self.pg.create_database("wsmtp")
+        # The daemons reach the database over TCP, or with db_socket over the
+        # Unix socket, as on a single host (the benchmarks).
+        self.conninfo = self.pg.conninfo("wsmtp", via_socket=db_socket)
         self.port = free_port()
         self.domain = domain
         self.mail_root = os.path.join(self.root, "mail")

@@ -5,7 +5,9 @@ Python's smtplib to two mailboxes and one alias, read back from the Maildirs.
 Asserts each message lands exactly once in the right Maildir with the trace
 headers and the exact body (a dot-stuffed line, a lone-dot line, 8-bit text),
 that an unknown local user is refused at RCPT with 550 5.1.1, and that
-`wsmtpctl queue` then shows every message in state 5 (DONE).
+`wsmtpctl queue` then shows every message in state 5 (DONE). The daemons
+reach PostgreSQL over its Unix socket, as a single-host deployment does
+(deploy/examples/wsmtp.conf); the other tests use TCP.
 """
 import os
 import smtplib
@@ -43,7 +45,7 @@ def check_delivered(p, user, original, subject):
 
 
 def main():
-    with Pipeline() as p:
+    with Pipeline(db_socket=True) as p:
         p.add_domain()
         p.add_mailbox("alice")
         p.add_mailbox("bob")
@@ -85,6 +87,12 @@ def main():
             assert q[name]["count"] == 0, (name, q[name])
         text = p.ctl("queue").stdout
         assert "5 DONE" in text and " 3 " in text, text
+
+        # The daemons' sessions came over the socket (no client address); this
+        # check's own psql session comes over TCP.
+        socket_sessions = p.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'wsmtp' "
+                                    "AND backend_type = 'client backend' AND client_addr IS NULL", dbname="wsmtp")
+        assert int(socket_sessions) >= 3, socket_sessions
 
         # Each accepted message is logged with its queue id in every program.
         for prog, word in (("wsmtp", "accepted"), ("wroute", "ROUTING->ROUTED"), ("wdeliver", "delivered rcpt=")):
