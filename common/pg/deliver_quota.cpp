@@ -1,5 +1,6 @@
 #include "pg/deliver_quota.h"
 
+#include "pg/prepared.h"
 #include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {
@@ -26,7 +27,8 @@ std::map<std::string, MailboxQuota> load_mailbox_quotas(pqxx::connection& conn,
   std::map<std::string, MailboxQuota> out;
   if (addresses.empty()) return out;
   pqxx::nontransaction tx(conn);  // one read of settings: no snapshot needed
-  auto rows = tx.exec_params(
+  auto rows = exec_prepared_sql(
+      tx, "wsmtp_deliver_quotas",
       "SELECT address, quota_bytes, quota_messages FROM mailboxes "
       "WHERE address = ANY($1::text[]) AND (quota_bytes IS NOT NULL OR quota_messages IS NOT NULL)",
       text_array(addresses));

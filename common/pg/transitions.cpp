@@ -119,7 +119,7 @@ std::string bytea_params(std::size_t first, std::size_t n) {
 std::vector<std::int64_t> reserve_message_ids(pqxx::transaction_base& tx, int count) {
   if (count < 1 || count > 1000) throw std::invalid_argument(fmt::format("cannot reserve {} message ids", count));
   std::vector<std::int64_t> ids;
-  for (const auto& row : tx.exec_params("SELECT reserve_message_ids($1)", count))
+  for (const auto& row : exec_prepared_sql(tx, "wsmtp_reserve_ids", "SELECT reserve_message_ids($1)", count))
     ids.push_back(row[0].as<std::int64_t>());
   if (ids.size() != static_cast<std::size_t>(count)) throw std::runtime_error("reserve_message_ids returned too few ids");
   return ids;
@@ -146,14 +146,17 @@ void store_received_batch(pqxx::transaction_base& tx, const std::vector<std::int
       rcpt_addr.push_back(m.envelope.recipients[r]);
     }
   }
-  auto created = tx.exec_params1(
-                       "SELECT receive_messages($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
-                       "$6::bigint[], $7::bigint[], $8::int[], $9::text[], " +
-                           bytea_params(10, bodies.size()) + ")",
-                       bigint_array(ids), text_array(senders), text_array(clients), text_array(helos),
-                       text_array(by), bigint_array(sizes), bigint_array(rcpt_ord), bigint_array(rcpt_seq),
-                       text_array(rcpt_addr), pqxx::prepare::make_dynamic_params(bodies))[0]
-                     .as<std::size_t>();
+  // One prepared statement per batch size (the body parameters are spelled
+  // out), parsed and planned once per store connection.
+  const auto sql = "SELECT receive_messages($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
+                   "$6::bigint[], $7::bigint[], $8::int[], $9::text[], " +
+                   bytea_params(10, bodies.size()) + ")";
+  auto rows = exec_prepared_sql(tx, fmt::format("wsmtp_receive_{}", bodies.size()).c_str(), sql.c_str(),
+                                bigint_array(ids), text_array(senders), text_array(clients), text_array(helos),
+                                text_array(by), bigint_array(sizes), bigint_array(rcpt_ord), bigint_array(rcpt_seq),
+                                text_array(rcpt_addr), pqxx::prepare::make_dynamic_params(bodies));
+  if (rows.size() != 1) throw std::runtime_error("receive_messages returned no row");
+  const auto created = rows[0][0].as<std::size_t>();
   if (created != batch.size())
     throw std::runtime_error(fmt::format("batch of {} messages: only {} created", batch.size(), created));
   for (std::size_t i = 0; i < ids.size(); ++i)
