@@ -201,8 +201,10 @@ std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const
     try {
       for (auto& r : transact(conn, *pool, *session, job)) results.push_back(std::move(r));
     } catch (const common::smtp::ClientError& e) {
-      // The connection broke before the relay answered the final dot: the relay
-      // has not taken the message (RFC 5321 §6.1), so it is retried later.
+      // The connection broke before the relay answered the final dot. Until it
+      // answers, the relay has not taken the message (RFC 5321 §6.1), so it is
+      // retried later; if the break came after the final dot, the relay may
+      // have kept it anyway, and the error says so.
       log::warn("msg={} relay {} failed mid-transaction: {}", job.claim->lease.msg_id, relay_name(session->relay),
                 e.what());
       common::pg::mark_relay_down(conn, pool_name, session->relay, pool->down_time, e.what());

@@ -398,8 +398,19 @@ TransactionResult SmtpClient::send(const Envelope& envelope, const std::function
     } else {
       write(".\r\n");  // RFC 2920 §3.1: DATA was accepted without recipients; end it empty
     }
-    result.data = read_reply(any_accepted ? options_.data_timeout : options_.command_timeout);
-    if (options_.lmtp && any_accepted) read_lmtp_replies(result);
+    try {
+      result.data = read_reply(any_accepted ? options_.data_timeout : options_.command_timeout);
+      if (options_.lmtp && any_accepted) read_lmtp_replies(result);
+    } catch (const ClientError& e) {
+      // The whole message and its final dot were sent: the server may have
+      // taken it even though its reply never came (RFC 5321 §6.1, RFC 1047),
+      // and the retry that follows may deliver it a second time. Say so in the
+      // log line, as an admin tracing a duplicate needs to know.
+      if (!any_accepted) throw;
+      throw ClientError(std::string(e.what()) +
+                        " after the end of data: the server may have taken the message, which may then be sent "
+                        "more than once");
+    }
   }
   bool delivered = any_accepted && result.data && result.data->is_positive();
   if (!delivered && connected()) command("RSET");

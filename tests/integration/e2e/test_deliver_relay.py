@@ -2,8 +2,10 @@
 """Relay pools against real peers: two Postfix smtp-sink relays in one weighted
 pool behind counting proxies. Checks batching (many messages per connection,
 all recipients of a message in one transaction), weighting (3:1 by
-connections), failover when one relay is stopped mid-run (it is marked down and
-nothing is lost or duplicated), retry after 4xx (smtp-sink's fault injection),
+connections), failover when one relay is stopped mid-run (it is marked down,
+nothing is lost, and nothing is duplicated except a message the stopped relay
+kept after the final dot without its reply getting out, which wdeliver logs as
+a possible duplicate), retry after 4xx (smtp-sink's fault injection),
 and a DSN to the sender's mailbox after a 5xx. Bounded: ~250 messages, minutes.
 """
 import os
@@ -30,6 +32,25 @@ def subjects(sinks):
             if m and b".leading dot" in msg:
                 seen.setdefault(m.group(1).decode(), []).append((sink.name, rcpts))
     return seen
+
+
+def cut_after_final_dot(p, sink):
+    """Subjects whose transaction with sink broke after the final dot had been
+    sent, as wdeliver logged them ("may then be sent more than once"): the
+    relay may have kept such a message although its reply never arrived (RFC
+    5321 section 6.1, RFC 1047), and the retry then delivers it again. Traced
+    by queue id: the copy's Received: header names it, wsmtp's log maps it to
+    the message id that wdeliver logs."""
+    cut = set(re.findall(rf"msg=(\d+) relay 127\.0\.0\.1:{sink.port} failed mid-transaction: "
+                         r".*may then be sent more than once", p.log("wdeliver")))
+    queue_ids = {qid for msg, qid in re.findall(r"msg=(\d+) accepted id=(\S+)", p.log("wsmtp")) if msg in cut}
+    out = set()
+    for _frm, _rcpts, msg in sink.messages():
+        qid = re.search(rb" id ([0-9A-Za-z]+)", msg)
+        subject = re.search(rb"Subject: (\S+)", msg)
+        if qid and subject and qid.group(1).decode() in queue_ids:
+            out.add(subject.group(1).decode())
+    return out
 
 
 def send(p, tokens, rcpts=REMOTE, sender="alice@example.test"):
@@ -87,8 +108,15 @@ def run(p, a, b):
     wait_until(lambda: queue_counts(p)["DONE"] == 240, 120, interval=0.3, what="phase 2 DONE")
     seen = subjects([a, b])
     assert set(phase2) <= set(seen), f"lost: {sorted(set(phase2) - set(seen))[:10]}"
+    # A second copy is allowed only where the protocol cannot prevent it: a
+    # on its way down kept a message whose final reply never arrived, and the
+    # retry gave it to b. Any other duplicate is ours.
     dups = {t: v for t, v in seen.items() if len(v) != 1}
-    assert not dups, f"duplicates: {list(dups.items())[:5]}"
+    explained = cut_after_final_dot(p, a)
+    unexplained = {t: v for t, v in dups.items() if t not in explained or sorted(n for n, _r in v) != ["a", "b"]}
+    assert not unexplained, f"duplicates: {list(unexplained.items())[:5]}"
+    if dups:
+        print(f"phase 2: {sorted(dups)} sent twice: a was cut after the final dot (logged as such)")
     down = sql(p, f"SELECT count(*) FROM relays WHERE port = {a.port} AND down_until > now()")
     assert down == "1", "the stopped relay was not marked down"
     print(f"phase 2: a stopped mid-run; on b {sum(1 for v in seen.values() if v[0][0] == 'b')} messages in total")

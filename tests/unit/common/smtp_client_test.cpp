@@ -1,5 +1,14 @@
-// What the SMTP/LMTP client reads from EHLO/LHLO and puts on its MAIL command.
+// What the SMTP/LMTP client reads from EHLO/LHLO and puts on its MAIL command,
+// and what it reports when a server answers the final dot, or vanishes there.
 #include "smtp/client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string_view>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -38,4 +47,124 @@ TEST_CASE("MAIL carries SIZE= whenever the server takes SIZE, BODY=8BITMIME when
   e.from.clear();
   e.declare_8bit = false;
   CHECK(mail_command(e, announced({"x.example", "SIZE 1000"})) == "MAIL FROM:<> SIZE=4096");
+}
+
+// --- against a scripted server on a loopback port ---------------------------
+
+namespace {
+
+// Accepts one connection and plays a minimal SMTP server (no extensions). At
+// the final dot it answers 250, or with drop_at_dot closes the connection
+// without a reply, as a relay that dies (or a link that breaks) just then.
+class ScriptedServer {
+ public:
+  explicit ScriptedServer(bool drop_at_dot) : drop_at_dot_(drop_at_dot) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listener_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener_, 1) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptedServer() {
+    thread_.join();
+    ::close(listener_);
+  }
+  int port() const { return port_; }
+  std::string body() const { return body_; }
+
+ private:
+  void serve() {
+    const int fd = ::accept(listener_, nullptr, nullptr);
+    if (fd < 0) return;
+    say(fd, "220 scripted.example ESMTP\r\n");
+    bool in_data = false;
+    for (std::string line; read_line(fd, line);) {
+      if (in_data) {
+        if (line != ".") {
+          body_ += line + "\n";
+          continue;
+        }
+        in_data = false;
+        if (drop_at_dot_) break;  // the message is complete here, the reply never leaves
+        say(fd, "250 2.0.0 queued\r\n");
+      } else if (line.rfind("EHLO", 0) == 0) {
+        say(fd, "250 scripted.example\r\n");
+      } else if (line == "DATA") {
+        in_data = true;
+        say(fd, "354 go ahead\r\n");
+      } else if (line == "QUIT") {
+        say(fd, "221 bye\r\n");
+        break;
+      } else {
+        say(fd, "250 2.1.0 ok\r\n");  // MAIL, RCPT, RSET, NOOP
+      }
+    }
+    ::close(fd);
+  }
+  // Runs on the server thread, where Catch's assertions must not be used; a
+  // failed write shows as the client's error.
+  static void say(int fd, std::string_view text) {
+    if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) ::shutdown(fd, SHUT_RDWR);
+  }
+  bool read_line(int fd, std::string& line) {
+    line.clear();
+    for (char c; ::read(fd, &c, 1) == 1;) {
+      if (c == '\n') {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        return true;
+      }
+      line += c;
+    }
+    return false;
+  }
+
+  bool drop_at_dot_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::string body_;
+  std::thread thread_;
+};
+
+ClientOptions plain_options() {
+  ClientOptions o;
+  o.helo_name = "client.example";
+  o.tls = TlsPolicy::none;
+  o.command_timeout = std::chrono::seconds(5);
+  o.data_timeout = std::chrono::seconds(5);
+  return o;
+}
+
+const auto kBody = [](const ChunkSink& sink) { sink("Subject: t\r\n\r\nhello\r\n"); };
+
+}  // namespace
+
+TEST_CASE("a reply to the final dot is the transaction's result") {
+  ScriptedServer server(false);
+  SmtpClient client(plain_options());
+  REQUIRE_FALSE(client.open("127.0.0.1", server.port()));
+  auto result = client.send(Envelope{"a@example.org", {"b@example.test"}, 0, false}, kBody);
+  REQUIRE(result.data);
+  CHECK(result.data->code == 250);
+  client.quit();
+}
+
+TEST_CASE("a connection lost after the final dot is reported as a possible duplicate") {
+  ScriptedServer server(true);
+  SmtpClient client(plain_options());
+  REQUIRE_FALSE(client.open("127.0.0.1", server.port()));
+  try {
+    client.send(Envelope{"a@example.org", {"b@example.test"}, 0, false}, kBody);
+    FAIL("send returned without the final reply");
+  } catch (const ClientError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("after the end of data") != std::string::npos);
+    CHECK(what.find("may then be sent more than once") != std::string::npos);
+  }
+  CHECK(server.body() == "Subject: t\n\nhello\n");  // the server did get the whole message
 }
