@@ -27,6 +27,7 @@ class CountingProxy:
         self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.open = []
+        self.closed = False
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -43,6 +44,10 @@ class CountingProxy:
                 client.close()
                 continue
             with self.lock:
+                if self.closed:  # accepted in the moment close() ran
+                    client.close()
+                    backend.close()
+                    continue
                 self.connections += 1
                 self.open += [client, backend]
             for a, b in ((client, backend), (backend, client)):
@@ -65,15 +70,17 @@ class CountingProxy:
                 pass
 
     def close(self):
-        """Stops accepting (new connections are refused) and cuts open ones."""
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        """Stops accepting (new connections are refused) and cuts open ones.
+        shutdown() before close(): a pump thread blocked in recv() on a socket
+        keeps it alive after close() alone, so no FIN would reach the client,
+        which would then wait out its data timeout for a reply."""
         with self.lock:
-            for s in self.open:
+            self.closed = True
+            sockets = [self.sock, *self.open]
+        for s in sockets:
+            for end in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
                 try:
-                    s.close()
+                    end()
                 except OSError:
                     pass
             self.open = []
