@@ -147,7 +147,8 @@ void store_received_batch(pqxx::transaction_base& tx, const std::vector<std::int
     }
   }
   // One prepared statement per batch size (the body parameters are spelled
-  // out), parsed and planned once per store connection.
+  // out), parsed and planned once per store connection; the listener's batches
+  // hold at most 64 messages, so a connection keeps at most 64 of them.
   const auto sql = "SELECT receive_messages($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
                    "$6::bigint[], $7::bigint[], $8::int[], $9::text[], " +
                    bytea_params(10, bodies.size()) + ")";
