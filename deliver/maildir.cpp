@@ -121,14 +121,16 @@ void MaildirBatch::write(const std::string& maildir, const std::string& unique_n
   s.maildir = maildir;
   s.tmp = maildir + "/tmp/" + unique_name;
   s.dst = maildir + "/new/" + unique_name;
-  s.new_dir = maildir + "/new";
   // O_TRUNC: a tmp file left by a crashed attempt is simply overwritten.
-  s.fd = common::UniqueFd(::open(s.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, owner_.file_mode));
+  auto open_tmp = [&] {
+    return common::UniqueFd(::open(s.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, owner_.file_mode));
+  };
+  s.fd = open_tmp();
   if (!s.fd && errno == ENOENT && known_) {
     // Known, but removed since (an admin deleting a mailbox): made again.
     known_->forget(maildir);
     ensure(maildir);
-    s.fd = common::UniqueFd(::open(s.tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, owner_.file_mode));
+    s.fd = open_tmp();
   }
   if (!s.fd) fail("open " + s.tmp);
   try {
@@ -194,13 +196,13 @@ std::vector<std::string> MaildirBatch::sync() {
       ::unlink(s.tmp.c_str());
     }
   });
-  std::vector<std::string> dirs;
+  std::vector<std::string> dirs;  // the Maildirs whose new/ received a rename
   for (const auto& s : staged_)
-    if (s.error.empty() && std::find(dirs.begin(), dirs.end(), s.new_dir) == dirs.end()) dirs.push_back(s.new_dir);
+    if (s.error.empty() && std::find(dirs.begin(), dirs.end(), s.maildir) == dirs.end()) dirs.push_back(s.maildir);
   std::vector<std::string> dir_errors(dirs.size());
   parallel_for(dirs.size(), [&](std::size_t i) {
     try {
-      fsync_dir(dirs[i]);
+      fsync_dir(dirs[i] + "/new");
     } catch (const std::exception& e) {
       dir_errors[i] = e.what();
     }
@@ -208,7 +210,7 @@ std::vector<std::string> MaildirBatch::sync() {
   std::vector<std::string> out;
   for (auto& s : staged_) {
     if (s.error.empty()) {
-      auto d = std::find(dirs.begin(), dirs.end(), s.new_dir) - dirs.begin();
+      auto d = std::find(dirs.begin(), dirs.end(), s.maildir) - dirs.begin();
       s.error = dir_errors[static_cast<std::size_t>(d)];
     }
     // A Maildir that failed is checked (and made again if need be) next time.

@@ -100,7 +100,6 @@ class MaildirBatch {
     std::string maildir;
     std::string tmp;
     std::string dst;
-    std::string new_dir;
     std::string error;
     std::uint64_t size = 0;
   };
