@@ -44,6 +44,7 @@ struct ServerExtensions {
   bool pipelining = false;
   bool eightbitmime = false;
   bool starttls = false;
+  bool smtputf8 = false;         // SMTPUTF8 (RFC 6531)
   bool size = false;             // SIZE (RFC 1870) announced, with or without a limit
   std::uint64_t size_limit = 0;  // 0: no fixed limit announced
   bool tls_active = false;
@@ -67,8 +68,12 @@ struct Envelope {
 ServerExtensions parse_ehlo(const Reply& reply);
 // The MAIL command for envelope to a server announcing ext: SIZE= whenever the
 // server takes the SIZE extension (its limit, if any, is its to enforce),
-// BODY=8BITMIME when the message declares 8-bit content and the server takes it.
+// BODY=8BITMIME when the message declares 8-bit content and the server takes it,
+// SMTPUTF8 when an address of the envelope is not ASCII and the server takes it.
 std::string mail_command(const Envelope& envelope, const ServerExtensions& ext);
+// True when the sender or a recipient is a UTF-8 address (RFC 6531), which only
+// a server announcing SMTPUTF8 may be given.
+bool needs_smtputf8(const Envelope& envelope);
 
 struct TransactionResult {
   Reply mail;
@@ -123,6 +128,8 @@ class SmtpClient {
   bool try_connect(const sockaddr* address, socklen_t length);
   void connect(const std::string& host, int port);
   void read_lmtp_replies(TransactionResult& result);
+  TransactionResult send_without_smtputf8(const Envelope& envelope,
+                                          const std::function<void(const ChunkSink&)>& produce);
   void start_tls(const std::string& host);
   std::optional<Reply> greet(const std::string& host);
   Reply ehlo();

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string_view>
 #include <thread>
 
@@ -49,6 +50,20 @@ TEST_CASE("MAIL carries SIZE= whenever the server takes SIZE, BODY=8BITMIME when
   CHECK(mail_command(e, announced({"x.example", "SIZE 1000"})) == "MAIL FROM:<> SIZE=4096");
 }
 
+TEST_CASE("MAIL carries SMTPUTF8 only for a UTF-8 address to a server that takes it") {
+  auto utf8 = announced({"x.example", "SMTPUTF8"});
+  CHECK(utf8.smtputf8);
+  Envelope ascii{"a@example.org", {"b@example.test"}, 0, false};
+  CHECK_FALSE(needs_smtputf8(ascii));
+  CHECK(mail_command(ascii, utf8) == "MAIL FROM:<a@example.org>");
+  Envelope unicode{"a@example.org", {"b\xc3\xa9@example.test"}, 0, false};
+  CHECK(needs_smtputf8(unicode));
+  CHECK(mail_command(unicode, utf8) == "MAIL FROM:<a@example.org> SMTPUTF8");
+  unicode.recipients = {"b@example.test"};
+  unicode.from = "\xc3\xa9@example.org";
+  CHECK(needs_smtputf8(unicode));
+}
+
 // --- against a scripted server on a loopback port ---------------------------
 
 namespace {
@@ -77,6 +92,7 @@ class ScriptedServer {
   }
   int port() const { return port_; }
   std::string body() const { return body_; }
+  const std::vector<std::string>& commands() const { return commands_; }  // read after the server thread ended
 
  private:
   void serve() {
@@ -85,6 +101,7 @@ class ScriptedServer {
     say(fd, "220 scripted.example ESMTP\r\n");
     bool in_data = false;
     for (std::string line; read_line(fd, line);) {
+      if (!in_data) commands_.push_back(line);
       if (in_data) {
         if (line != ".") {
           body_ += line + "\n";
@@ -128,6 +145,7 @@ class ScriptedServer {
   int listener_ = -1;
   int port_ = 0;
   std::string body_;
+  std::vector<std::string> commands_;
   std::thread thread_;
 };
 
@@ -167,4 +185,36 @@ TEST_CASE("a connection lost after the final dot is reported as a possible dupli
     CHECK(what.find("may then be sent more than once") != std::string::npos);
   }
   CHECK(server.body() == "Subject: t\n\nhello\n");  // the server did get the whole message
+}
+
+// RFC 6531 §3.2: a UTF-8 address never goes to a server without SMTPUTF8 (the
+// scripted server announces nothing); it fails with 5.6.7 as if refused there,
+// while the ASCII recipients of the same message are delivered.
+TEST_CASE("a server without SMTPUTF8 gets the ASCII recipients only; UTF-8 ones fail with 5.6.7") {
+  const std::string utf8 = "j\xc3\xb6rg@example.test";
+  std::vector<std::string> seen;
+  {
+    ScriptedServer server(false);
+    SmtpClient client(plain_options());
+    REQUIRE_FALSE(client.open("127.0.0.1", server.port()));
+    auto result = client.send(Envelope{"a@example.org", {"b@example.test", utf8, "c@example.test"}, 0, false}, kBody);
+    CHECK(result.outcome(0).code == 250);
+    CHECK(result.outcome(1).code == 553);
+    CHECK(result.outcome(1).status == EnhancedCode{5, 6, 7});
+    CHECK(result.outcome(2).code == 250);
+    client.quit();
+    seen = server.commands();
+  }
+  CHECK(std::find(seen.begin(), seen.end(), "RCPT TO:<b@example.test>") != seen.end());
+  CHECK(std::find(seen.begin(), seen.end(), "RCPT TO:<c@example.test>") != seen.end());
+  for (const auto& line : seen) CHECK(line.find(utf8) == std::string::npos);
+
+  ScriptedServer server(false);
+  SmtpClient client(plain_options());
+  REQUIRE_FALSE(client.open("127.0.0.1", server.port()));
+  auto result = client.send(Envelope{utf8, {"b@example.test"}, 0, false}, kBody);
+  CHECK(result.outcome(0).code == 553);
+  CHECK(result.outcome(0).status == EnhancedCode{5, 6, 7});
+  CHECK_FALSE(result.data);
+  client.quit();
 }
