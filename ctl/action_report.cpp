@@ -68,9 +68,10 @@ MessageOutcome describe_bounce(const common::pg::BounceResult& r) {
       break;
     case BounceVerdict::bounced: {
       const bool unrouted = r.from == common::MsgState::received || r.from == common::MsgState::routing;
-      out.detail = fmt::format("{}{}: bounced {} {}", from, r.held ? " (held)" : "", r.bounced,
-                               unrouted ? "envelope recipient(s)" : "pending deliverie(s)");
-      if (r.reported > r.bounced) out.detail += fmt::format(" ({} failure(s) reported in all)", r.reported);
+      const char* what = unrouted ? (r.bounced == 1 ? "envelope recipient" : "envelope recipients")
+                                  : (r.bounced == 1 ? "pending delivery" : "pending deliveries");
+      out.detail = fmt::format("{}{}: bounced {} {}", from, r.held ? " (held)" : "", r.bounced, what);
+      if (r.reported > r.bounced) out.detail += fmt::format(" ({} failures reported in all)", r.reported);
       if (!r.lease_owner.empty()) out.detail += fmt::format("; took over the lease of {}", r.lease_owner);
       if (r.null_sender)
         out.detail += "; no DSN: the sender is <> (a report to the null sender could never be delivered)";

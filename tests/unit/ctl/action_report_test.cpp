@@ -49,7 +49,7 @@ TEST_CASE("bounce results read as what happened, per state") {
   r.dsn_id = 12;
   auto out = describe_bounce(r);
   CHECK(out.changed);
-  CHECK(out.detail == "RECEIVED (held): bounced 2 envelope recipient(s); DSN msg=12 queued to the sender; now DONE");
+  CHECK(out.detail == "RECEIVED (held): bounced 2 envelope recipients; DSN msg=12 queued to the sender; now DONE");
   r.dsn_id.reset();
   r.null_sender = true;
   CHECK(has(describe_bounce(r).detail, "no DSN: the sender is <>"));
