@@ -51,8 +51,9 @@ MessageOutcome describe_bounce(const common::pg::BounceResult& r) {
       out.detail = "no such message";
       break;
     case BounceVerdict::receiving:
-      out.detail = "still RECEIVING: the client was never answered 250, so there is nothing to bounce "
-                   "(the reaper deletes an aborted receipt)";
+      out.detail =
+          "still RECEIVING: the client was never answered 250, so there is nothing to bounce "
+          "(the reaper deletes an aborted receipt)";
       break;
     case BounceVerdict::already_done:
       out.detail = "already DONE: every delivery is final and reported";

@@ -334,8 +334,7 @@ void add_alias_commands(CLI::App& app, Context& ctx) {
         print_json(out);
         return kExitOk;
       }
-      for (const auto& a : aliases)
-        std::cout << fmt::format("{} -> {}\n", a.address, a.target);
+      for (const auto& a : aliases) std::cout << fmt::format("{} -> {}\n", a.address, a.target);
       return kExitOk;
     };
   });

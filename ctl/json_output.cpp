@@ -5,9 +5,7 @@
 
 namespace wsmtp::ctl {
 
-void print_json(const Json& j) {
-  std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
-}
+void print_json(const Json& j) { std::cout << j.dump(-1, ' ', false, Json::error_handler_t::replace) << "\n"; }
 
 bool is_utf8(std::string_view text) {
   std::size_t i = 0;
@@ -38,8 +36,7 @@ bool is_utf8(std::string_view text) {
       cp = (cp << 6) | (cc & 0x3F);
     }
     // Overlong three- and four-byte forms, UTF-16 surrogates, beyond Unicode.
-    if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) ||
-        cp > 0x10FFFF)
+    if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
       return false;
     i += extra + 1;
   }

@@ -12,8 +12,7 @@ bool is_host_char(char c) {
 }
 
 std::string absolute_path(const char* flag, const std::string& path) {
-  if (path.empty() || path.front() != '/')
-    throw UsageError(fmt::format("{} {}: must be an absolute path", flag, path));
+  if (path.empty() || path.front() != '/') throw UsageError(fmt::format("{} {}: must be an absolute path", flag, path));
   if (path.find_first_of(std::string("\n\r\0", 3)) != std::string::npos)
     throw UsageError(fmt::format("{}: a path may not contain line breaks or NUL", flag));
   return path;

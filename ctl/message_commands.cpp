@@ -108,8 +108,12 @@ int show(Context& ctx, std::int64_t id) {
     auto out = message_json(messages[0]);
     Json deliveries = Json::array();
     for (const auto& d : common::pg::load_deliveries(tx, id)) {
-      Json dj = {{"id", d.id},         {"transport", d.transport},   {"status", d.status},
-                 {"attempts", d.attempts}, {"next_attempt_at", d.next_attempt_at}, {"final_at", d.final_at}};
+      Json dj = {{"id", d.id},
+                 {"transport", d.transport},
+                 {"status", d.status},
+                 {"attempts", d.attempts},
+                 {"next_attempt_at", d.next_attempt_at},
+                 {"final_at", d.final_at}};
       put_bytes(dj, "recipient", d.recipient);
       put_bytes(dj, "original_rcpt", d.original_rcpt);
       put_bytes(dj, "destination", d.destination);
@@ -173,8 +177,7 @@ int print_report(Context& ctx, const ActionReport& report, const FilterArgs& arg
 // Runs a flag or due-time action on the selected messages in one transaction
 // and says, per message it left alone, why.
 template <class Action>
-int bulk(Context& ctx, const FilterArgs& args, const char* action_name, const char* verb, Verb kind,
-         Action action) {
+int bulk(Context& ctx, const FilterArgs& args, const char* action_name, const char* verb, Verb kind, Action action) {
   pqxx::work tx(ctx.db());
   auto selection = select_for_action(tx, args);
   ActionReport report{action_name, selection.ids.size(), selection.missing};

@@ -150,8 +150,8 @@ int reset(Context& ctx, const ResetArgs& a) {
   if (f.id && all.empty())
     throw CommandError(fmt::format("message {} does not exist or is not in ROUTING/DELIVERING", *f.id));
   if (live_skipped)
-    throw CommandError(fmt::format("nothing reset: {} matching message(s) have a live lease (use --force)",
-                                   live_skipped));
+    throw CommandError(
+        fmt::format("nothing reset: {} matching message(s) have a live lease (use --force)", live_skipped));
   throw CommandError("nothing reset: no message in ROUTING or DELIVERING matches");
 }
 

@@ -394,10 +394,8 @@ void add_relay(CLI::App& app, Context& context, const std::shared_ptr<Args>& a) 
                                 {"weight", r.weight},
                                 {"down_until", r.down_until},
                                 {"last_error", r.last_error}});
-            out.push_back({{"pool", p.name},
-                           {"tls", p.tls_policy},
-                           {"eightbit", p.eightbit_policy},
-                           {"relays", relays}});
+            out.push_back(
+                {{"pool", p.name}, {"tls", p.tls_policy}, {"eightbit", p.eightbit_policy}, {"relays", relays}});
           }
           print_json(out);
           return kExitOk;

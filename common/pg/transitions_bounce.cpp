@@ -77,8 +77,12 @@ std::map<std::int64_t, Locked> lock_messages(pqxx::transaction_base& tx, const s
       bigint_array(ids));
   std::map<std::int64_t, Locked> out;
   for (const auto& r : rows)
-    out[r[0].as<std::int64_t>()] = {static_cast<MsgState>(r[1].as<int>()), r[2].as<bool>(), r[3].as<std::string>(),
-                                    r[4].as<std::string>(), r[5].as<std::string>(), r[6].as<bool>()};
+    out[r[0].as<std::int64_t>()] = {static_cast<MsgState>(r[1].as<int>()),
+                                    r[2].as<bool>(),
+                                    r[3].as<std::string>(),
+                                    r[4].as<std::string>(),
+                                    r[5].as<std::string>(),
+                                    r[6].as<bool>()};
   return out;
 }
 

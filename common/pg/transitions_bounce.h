@@ -28,7 +28,7 @@ enum class BounceVerdict {
 
 struct BounceOptions {
   std::string reason = "5.0.0 delivery cancelled by the postmaster";  // status and text in the DSN
-  std::string reporting_mta = "localhost";                           // host name written into the DSN
+  std::string reporting_mta = "localhost";                            // host name written into the DSN
   // Also bounce messages in DELIVERING whose lease is live. The worker's finish
   // then fails its lease check, but what it already handed to a mailbox or a
   // relay stays delivered: the recipient may get the message and the sender a DSN.

@@ -76,8 +76,8 @@ TEST_CASE("bounce results read as what happened, per state") {
 TEST_CASE("an action exits 1 when it changed nothing, or left a named message unchanged") {
   ActionReport report{"hold", 2, {{1, true, "held"}, {2, false, "already held"}}};
   CHECK(report.changed() == 1);
-  CHECK(report.exit_status({}) == kExitOk);       // a filter: something changed
-  CHECK(report.exit_status({1}) == kExitOk);      // every named id changed
+  CHECK(report.exit_status({}) == kExitOk);   // a filter: something changed
+  CHECK(report.exit_status({1}) == kExitOk);  // every named id changed
   CHECK(report.exit_status({1, 2}) == kExitFailed);
   CHECK(report.exit_status({3}) == kExitFailed);  // named, not even selected
   ActionReport nothing{"release", 1, {{2, false, "not held"}}};

@@ -40,7 +40,7 @@ TEST_CASE("put_bytes keeps invalid bytes in a base64 twin and the dump stays val
   CHECK_FALSE(j.contains("sender_base64"));
   auto text = j.dump(-1, ' ', false, Json::error_handler_t::replace);
   CHECK(is_utf8(text));
-  auto back = Json::parse(text);  // throws if the output were not JSON
+  auto back = Json::parse(text);                                          // throws if the output were not JSON
   CHECK(back["headers"] == "Subject: caf\xEF\xBF\xBD \xEF\xBF\xBD\r\n");  // U+FFFD for each bad byte
   CHECK(back["sender"] == "a@b.example");
 }

@@ -35,7 +35,8 @@ TEST_CASE("each transport takes its own destination") {
 }
 
 TEST_CASE("a wrong destination is refused naming the flag and the form") {
-  CHECK(refusal(args("maildir", "", "", "")) == "--transport maildir needs --maildir DIR (the Maildir's absolute path)");
+  CHECK(refusal(args("maildir", "", "", "")) ==
+        "--transport maildir needs --maildir DIR (the Maildir's absolute path)");
   CHECK(refusal(args("maildir", "Maildir", "", "")) == "--maildir Maildir: must be an absolute path");
   CHECK(refusal(args("mbox", "", "", "")) == "--transport mbox needs --mbox FILE (the spool file's absolute path)");
   CHECK(refusal(args("mbox", "", "spool", "")) == "--mbox spool: must be an absolute path");

@@ -76,10 +76,10 @@ TEST_CASE("bounce of a message held before routing fails every recipient and sen
   CHECK(state_of(db, id) == 5);
   CHECK_FALSE(db.query(fmt::format("SELECT held FROM messages WHERE id = {}", id))[0][0].as<bool>());
   // The DSN is a new message waiting for the router, to the sender, from <>.
-  auto dsn = db.query(fmt::format(
-      "SELECT m.state, m.envelope_from, r.address FROM messages m JOIN recipients r ON r.message_id = m.id "
-      "WHERE m.id = {}",
-      *r[0].dsn_id));
+  auto dsn = db.query(
+      fmt::format("SELECT m.state, m.envelope_from, r.address FROM messages m JOIN recipients r ON r.message_id = m.id "
+                  "WHERE m.id = {}",
+                  *r[0].dsn_id));
   REQUIRE(dsn.size() == 1);
   CHECK(dsn[0][0].as<int>() == 1);
   CHECK(dsn[0][1].as<std::string>().empty());
@@ -118,12 +118,14 @@ TEST_CASE("bounce of a held routed message sends the DSN now, not after a releas
   auto conn = db.connect();
   auto id = receive(*conn, "sender@x.org", {"a@local.test", "b@local.test"});
   route(*conn);
-  db.query(fmt::format("UPDATE deliveries SET status = 'delivered', final_at = now() WHERE message_id = {} "
-                       "AND recipient = 'a@local.test'",
-                       id));
-  db.query(fmt::format("UPDATE deliveries SET attempts = 2, last_error = '451 4.2.0 busy' WHERE message_id = {} "
-                       "AND status = 'pending'",
-                       id));
+  db.query(
+      fmt::format("UPDATE deliveries SET status = 'delivered', final_at = now() WHERE message_id = {} "
+                  "AND recipient = 'a@local.test'",
+                  id));
+  db.query(
+      fmt::format("UPDATE deliveries SET attempts = 2, last_error = '451 4.2.0 busy' WHERE message_id = {} "
+                  "AND status = 'pending'",
+                  id));
   db.query(fmt::format("UPDATE messages SET held = true WHERE id = {}", id));
   auto r = bounce(*conn, {id});
   CHECK(r[0].verdict == BounceVerdict::bounced);
@@ -169,6 +171,16 @@ TEST_CASE("bounce leaves a message under a live delivery lease alone unless forc
   CHECK(refused[0].lease_owner == "deliver-7");
   CHECK_FALSE(refused[0].lease_expires.empty());
   CHECK(state_of(db, id) == 4);
+  // A deliverer that died (lease expired) is no obstacle: the reaper would return it anyway.
+  auto other = receive(*conn, "sender@x.org", {"b@local.test"});
+  route(*conn);
+  REQUIRE(claim_for_delivery(*conn, {"dead-deliverer", 300s, 10, 5}, {"maildir"}).size() == 1);
+  db.query(fmt::format("UPDATE messages SET lease_expires = now() - interval '1 second' WHERE id = {}", other));
+  auto expired = bounce(*conn, {other});
+  CHECK(expired[0].verdict == BounceVerdict::bounced);
+  CHECK(expired[0].from == MsgState::delivering);
+  CHECK(expired[0].lease_owner == "dead-deliverer");
+  CHECK(state_of(db, other) == 5);
   auto forced = bounce(*conn, {id}, true);
   CHECK(forced[0].verdict == BounceVerdict::bounced);
   CHECK(forced[0].dsn_id);
