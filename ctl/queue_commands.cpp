@@ -82,7 +82,8 @@ struct ResetArgs {
   int limit = 10000;
 };
 
-int reset(Context& ctx, const ResetArgs& a) {
+// Validates the flags; throws CommandError naming the bad one.
+common::pg::ResetFilter reset_filter(const ResetArgs& a) {
   common::pg::ResetFilter f;
   if (a.id > 0) f.id = a.id;
   if (!a.state.empty()) {
@@ -100,6 +101,11 @@ int reset(Context& ctx, const ResetArgs& a) {
     throw CommandError("reset needs --id, --state, --older-than or --sender");
   f.force = a.force;
   f.limit = a.limit;
+  return f;
+}
+
+int reset(Context& ctx, const ResetArgs& a) {
+  auto f = reset_filter(a);
   pqxx::work tx(ctx.db());
   // Candidates including live leases, to explain what --force would add.
   auto all_filter = f;
