@@ -25,6 +25,13 @@ class CommandError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Arguments CLI11 cannot check alone ("--lmtp x: expected HOST:PORT"): printed,
+// exit kExitUsage.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Context {
  public:
   common::CommonOptions options;

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "context.h"
+#include "json_output.h"
 #include "pg/migrate.h"
 
 namespace wsmtp::ctl {
@@ -17,6 +18,12 @@ void add_db_commands(CLI::App& app, Context& ctx) {
     ctx.action = [&ctx] {
       auto applied = common::pg::migrate(ctx.db(), common::pg::embedded_migrations());
       auto status = common::pg::schema_status(ctx.db(), common::pg::embedded_migrations());
+      if (ctx.json) {
+        Json list = Json::array();
+        for (const auto& m : applied) list.push_back({{"version", m.version}, {"name", m.name}});
+        print_json({{"database_version", status.database_version}, {"applied", list}});
+        return kExitOk;
+      }
       for (const auto& m : applied) std::cout << fmt::format("applied {:03} {}\n", m.version, m.name);
       std::cout << fmt::format("schema at version {} ({} applied now)\n", status.database_version, applied.size());
       return kExitOk;
@@ -28,9 +35,12 @@ void add_db_commands(CLI::App& app, Context& ctx) {
     ctx.action = [&ctx] {
       auto s = common::pg::schema_status(ctx.db(), common::pg::embedded_migrations());
       if (ctx.json) {
-        std::cout << fmt::format(R"({{"database_version":{},"binary_version":{},"pending":{}}})", s.database_version,
-                                 s.binary_version, s.pending.size())
-                  << "\n";
+        Json pending = Json::array();
+        for (const auto& m : s.pending) pending.push_back({{"version", m.version}, {"name", m.name}});
+        print_json({{"database_version", s.database_version},
+                    {"binary_version", s.binary_version},
+                    {"pending", s.pending.size()},
+                    {"pending_migrations", pending}});
       } else {
         std::cout << fmt::format(
             "database schema version: {}\nbinary schema version:   {}\npending migrations:      {}\n",

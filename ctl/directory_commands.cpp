@@ -8,6 +8,8 @@
 
 #include "address.h"
 #include "context.h"
+#include "json_output.h"
+#include "mailbox_destination.h"
 #include "pg/deliver_quota.h"
 #include "pg/directory.h"
 #include "pg/directory_admin.h"
@@ -69,9 +71,19 @@ std::string describe_quota(const common::pg::MailboxQuota& q) {
   return out;
 }
 
+Json quota_json(const std::optional<common::pg::MailboxQuota>& q) {
+  if (!q || !q->limited()) return nullptr;
+  return {{"bytes", q->bytes ? Json(*q->bytes) : Json(nullptr)},
+          {"messages", q->messages ? Json(*q->messages) : Json(nullptr)}};
+}
+
+Json mailbox_json(const common::MailboxTarget& m) {
+  return {{"address", m.address}, {"transport", m.transport}, {"destination", m.maildir}};
+}
+
 struct Args {
   std::string name;
-  std::string maildir;
+  DestinationArgs destination;
   std::string quota;
   std::string quota_messages;
   std::vector<std::string> targets;
@@ -119,6 +131,10 @@ void add_domain_commands(CLI::App& app, Context& ctx) {
       pqxx::read_transaction tx(ctx.db());
       auto counts = common::pg::domain_counts(tx, name);
       if (!counts.exists) throw CommandError(fmt::format("no local domain '{}'", name));
+      if (ctx.json) {
+        print_json({{"domain", name}, {"mailboxes", counts.mailboxes}, {"aliases", counts.aliases}});
+        return kExitOk;
+      }
       std::cout << fmt::format("domain {}\nmailboxes {}\naliases {}\n", name, counts.mailboxes, counts.aliases);
       return kExitOk;
     };
@@ -127,37 +143,59 @@ void add_domain_commands(CLI::App& app, Context& ctx) {
   list->callback([&ctx] {
     ctx.action = [&ctx] {
       pqxx::read_transaction tx(ctx.db());
-      for (const auto& d : common::pg::list_domains(tx)) std::cout << d << "\n";
+      auto domains = common::pg::list_domains(tx);
+      if (ctx.json) {
+        print_json(domains);
+        return kExitOk;
+      }
+      for (const auto& d : domains) std::cout << d << "\n";
       return kExitOk;
     };
   });
 }
 
 void add_mailbox_commands(CLI::App& app, Context& ctx) {
-  auto* cmd = app.add_subcommand("mailbox", "local mailboxes (Maildir)");
+  auto* cmd = app.add_subcommand("mailbox", "local mailboxes (Maildir, mbox or LMTP)");
   cmd->require_subcommand(1);
   auto args = std::make_shared<Args>();
-  auto* add = cmd->add_subcommand("add", "add a mailbox delivered to a Maildir");
+  auto* add = cmd->add_subcommand("add", "add a mailbox delivered to a Maildir, an mbox spool or an LMTP server");
   add->add_option("address", args->name, "mailbox address")->required();
-  add->add_option("--maildir", args->maildir, "absolute path of the Maildir")->required();
+  add->add_option("--transport", args->destination.transport, "maildir (default), mbox or lmtp");
+  add->add_option("--maildir", args->destination.maildir, "maildir: absolute path of the Maildir");
+  add->add_option("--mbox", args->destination.mbox, "mbox: absolute path of the spool file");
+  add->add_option("--lmtp", args->destination.lmtp,
+                  "lmtp: the server, HOST:PORT or unix:/path/to/socket (wdeliver's lmtp_server, if set, overrides it)");
   add->add_option("--quota", args->quota, "most bytes its Maildir may hold (500M, 2G, ...; default none)");
   add->add_option("--quota-messages", args->quota_messages, "most messages its Maildir may hold (default none)");
   add->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       auto address = require_address(args->name);
-      if (args->maildir.empty() || args->maildir.front() != '/')
-        throw CommandError(fmt::format("--maildir {}: must be an absolute path", args->maildir));
+      auto destination = mailbox_destination(args->destination);
       common::pg::MailboxQuota quota;
       if (!args->quota.empty()) quota.bytes = parse_quota_bytes(args->quota);
       if (!args->quota_messages.empty()) quota.messages = parse_quota_messages(args->quota_messages);
+      // The quota is kept in the Maildir++ maildirsize file (deliver/quota.h):
+      // an mbox spool or an LMTP server has none for wdeliver to enforce.
+      if (quota.limited() && args->destination.transport != "maildir")
+        throw UsageError("--quota and --quota-messages apply to Maildir mailboxes only");
       auto domain = common::to_lower_ascii(address.domain);
       pqxx::work tx(ctx.db());
       require_local_domain(tx, domain);
-      bool added = common::pg::add_mailbox(tx, address.lookup_key(), domain, args->maildir);
-      if (added && quota.limited()) common::pg::set_mailbox_quota(tx, address.lookup_key(), quota);
+      // Adding the same mailbox again is a no-op that succeeds (setup scripts
+      // rerun); a different one under the same address is refused, not merged.
+      if (auto existing = common::pg::find_mailbox(tx, address.lookup_key())) {
+        if (existing->transport != args->destination.transport || existing->maildir != destination)
+          throw CommandError(fmt::format("mailbox {} already exists with {} {}; remove it first to change it",
+                                         existing->address, existing->transport, existing->maildir));
+        std::cout << "mailbox already present: " << existing->address << "\n";
+        return kExitOk;
+      }
+      common::pg::add_mailbox(tx, address.lookup_key(), domain, destination, args->destination.transport);
+      if (quota.limited()) common::pg::set_mailbox_quota(tx, address.lookup_key(), quota);
       tx.commit();
-      std::cout << (added ? "added mailbox " : "mailbox already present: ") << address.lookup_key() << "\n";
-      if (added && quota.limited()) std::cout << "quota " << describe_quota(quota) << "\n";
+      std::cout << fmt::format("added mailbox {} ({} {})\n", address.lookup_key(), args->destination.transport,
+                               destination);
+      if (quota.limited()) std::cout << "quota " << describe_quota(quota) << "\n";
       return kExitOk;
     };
   });
@@ -200,8 +238,15 @@ void add_mailbox_commands(CLI::App& app, Context& ctx) {
       pqxx::read_transaction tx(ctx.db());
       auto m = common::pg::find_mailbox(tx, address);
       if (!m) throw CommandError(fmt::format("no mailbox '{}'", address));
-      std::cout << fmt::format("mailbox {}\ntransport {}\nmaildir {}\n", m->address, m->transport, m->maildir);
-      if (auto quota = common::pg::mailbox_quota(tx, address)) std::cout << "quota " << describe_quota(*quota) << "\n";
+      auto quota = common::pg::mailbox_quota(tx, address);
+      if (ctx.json) {
+        auto j = mailbox_json(*m);
+        j["quota"] = quota_json(quota);
+        print_json(j);
+        return kExitOk;
+      }
+      std::cout << fmt::format("mailbox {}\ntransport {}\ndestination {}\n", m->address, m->transport, m->maildir);
+      if (quota) std::cout << "quota " << describe_quota(*quota) << "\n";
       return kExitOk;
     };
   });
@@ -210,8 +255,14 @@ void add_mailbox_commands(CLI::App& app, Context& ctx) {
   list->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       pqxx::read_transaction tx(ctx.db());
-      for (const auto& m : common::pg::list_mailboxes(tx, common::to_lower_ascii(args->domain)))
-        std::cout << fmt::format("{} {} {}\n", m.address, m.transport, m.maildir);
+      auto mailboxes = common::pg::list_mailboxes(tx, common::to_lower_ascii(args->domain));
+      if (ctx.json) {
+        Json out = Json::array();
+        for (const auto& m : mailboxes) out.push_back(mailbox_json(m));
+        print_json(out);
+        return kExitOk;
+      }
+      for (const auto& m : mailboxes) std::cout << fmt::format("{} {} {}\n", m.address, m.transport, m.maildir);
       return kExitOk;
     };
   });
@@ -263,6 +314,10 @@ void add_alias_commands(CLI::App& app, Context& ctx) {
       pqxx::read_transaction tx(ctx.db());
       auto targets = common::pg::alias_targets(tx, address);
       if (targets.empty()) throw CommandError(fmt::format("no alias '{}'", address));
+      if (ctx.json) {
+        print_json({{"address", address}, {"targets", targets}});
+        return kExitOk;
+      }
       for (const auto& t : targets) std::cout << address << " -> " << t << "\n";
       return kExitOk;
     };
@@ -272,8 +327,14 @@ void add_alias_commands(CLI::App& app, Context& ctx) {
   list->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
       pqxx::read_transaction tx(ctx.db());
-      for (const auto& a : common::pg::list_aliases(tx, common::to_lower_ascii(args->domain)))
-        std::cout << fmt::format("{} -> {}\n", a.address, a.target);
+      auto aliases = common::pg::list_aliases(tx, common::to_lower_ascii(args->domain));
+      if (ctx.json) {
+        Json out = Json::array();
+        for (const auto& a : aliases) out.push_back({{"address", a.address}, {"target", a.target}});
+        print_json(out);
+        return kExitOk;
+      }
+      for (const auto& a : aliases) std::cout << fmt::format("{} -> {}\n", a.address, a.target);
       return kExitOk;
     };
   });

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
   return common::run_main(app, argc, argv, [&]() -> int {
     try {
       return ctx.action ? ctx.action() : ctl::kExitUsage;
+    } catch (const ctl::UsageError& e) {
+      std::cerr << "wsmtpctl: " << e.what() << "\n";
+      return ctl::kExitUsage;
     } catch (const ctl::CommandError& e) {
       std::cerr << "wsmtpctl: " << e.what() << "\n";
       return ctl::kExitFailed;

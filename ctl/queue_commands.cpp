@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 
 #include "context.h"
-#include "json.h"
+#include "json_output.h"
 #include "pg/message_view.h"
 #include "pg/queue_report.h"
 #include "reap/reap_pass.h"
@@ -22,10 +22,13 @@ std::string age(double seconds) {
   return fmt::format("{}d", s / 86400);
 }
 
-std::string pairs_json(const std::vector<std::pair<std::string, std::int64_t>>& pairs, const char* key) {
-  std::string out;
-  for (const auto& [name, count] : pairs)
-    out += fmt::format(R"({}{{"{}":{},"count":{}}})", out.empty() ? "" : ",", key, json_str(name), count);
+Json pairs_json(const std::vector<std::pair<std::string, std::int64_t>>& pairs, const char* key) {
+  Json out = Json::array();
+  for (const auto& [name, count] : pairs) {
+    Json entry = {{"count", count}};
+    put_bytes(entry, key, name);
+    out.push_back(std::move(entry));
+  }
   return out;
 }
 
@@ -34,15 +37,17 @@ int show_queue(Context& ctx, int top) {
   auto summary = common::pg::queue_summary(tx);
   auto backlog = common::pg::backlog(tx, top);
   if (ctx.json) {
-    std::string out = R"({"states":[)";
-    for (std::size_t i = 0; i < summary.size(); ++i) {
-      const auto& s = summary[i];
-      out += fmt::format(R"({}{{"state":{},"name":"{}","count":{},"held":{},"oldest_seconds":{:.0f}}})", i ? "," : "",
-                         static_cast<int>(s.state), common::state_name(s.state), s.count, s.held, s.oldest_age_seconds);
-    }
-    out += fmt::format(R"(],"deferred":{},"top_senders":[{}],"top_destinations":[{}]}})", backlog.deferred_messages,
-                       pairs_json(backlog.top_senders, "sender"), pairs_json(backlog.top_destinations, "domain"));
-    std::cout << out << "\n";
+    Json states = Json::array();
+    for (const auto& st : summary)
+      states.push_back({{"state", static_cast<int>(st.state)},
+                        {"name", std::string(common::state_name(st.state))},
+                        {"count", st.count},
+                        {"held", st.held},
+                        {"oldest_seconds", static_cast<std::int64_t>(st.oldest_age_seconds)}});
+    print_json({{"states", states},
+                {"deferred", backlog.deferred_messages},
+                {"top_senders", pairs_json(backlog.top_senders, "sender")},
+                {"top_destinations", pairs_json(backlog.top_destinations, "domain")}});
     return kExitOk;
   }
   std::cout << fmt::format("{:<14} {:>9} {:>7} {:>8}\n", "STATE", "COUNT", "HELD", "OLDEST");
@@ -77,7 +82,8 @@ struct ResetArgs {
   int limit = 10000;
 };
 
-int reset(Context& ctx, const ResetArgs& a) {
+// Validates the flags; throws CommandError naming the bad one.
+common::pg::ResetFilter reset_filter(const ResetArgs& a) {
   common::pg::ResetFilter f;
   if (a.id > 0) f.id = a.id;
   if (!a.state.empty()) {
@@ -95,33 +101,64 @@ int reset(Context& ctx, const ResetArgs& a) {
     throw CommandError("reset needs --id, --state, --older-than or --sender");
   f.force = a.force;
   f.limit = a.limit;
+  return f;
+}
+
+int reset(Context& ctx, const ResetArgs& a) {
+  auto f = reset_filter(a);
   pqxx::work tx(ctx.db());
   // Candidates including live leases, to explain what --force would add.
   auto all_filter = f;
   all_filter.force = true;
   auto all = common::pg::reset_candidates(tx, all_filter);
   int live_skipped = 0;
+  Json messages = Json::array();
   for (const auto& c : all) {
-    if (c.lease_live && !f.force) {
-      ++live_skipped;
-      continue;
-    }
-    std::cout << fmt::format("{}msg={} {} -> {}{}\n", a.dry_run ? "would reset " : "reset ", c.msg_id,
-                             common::state_name(c.from), common::state_name(*common::reset_target(c.from)),
-                             c.lease_live ? fmt::format(" (live lease of {})", c.lease_owner) : "");
+    const bool skipped = c.lease_live && !f.force;
+    live_skipped += skipped;
+    messages.push_back({{"id", c.msg_id},
+                        {"from", std::string(common::state_name(c.from))},
+                        {"to", std::string(common::state_name(*common::reset_target(c.from)))},
+                        {"lease_owner", c.lease_owner},
+                        {"lease_live", c.lease_live},
+                        {"skipped", skipped}});
+    if (ctx.json) continue;
+    if (skipped)
+      std::cout << fmt::format("msg={} unchanged: {} with a live lease of {} (use --force)\n", c.msg_id,
+                               common::state_name(c.from), c.lease_owner);
+    else
+      std::cout << fmt::format("{}msg={} {} -> {}{}\n", a.dry_run ? "would reset " : "reset ", c.msg_id,
+                               common::state_name(c.from), common::state_name(*common::reset_target(c.from)),
+                               c.lease_live ? fmt::format(" (live lease of {})", c.lease_owner) : "");
   }
-  if (live_skipped)
+  if (live_skipped && !ctx.json)
     std::cout << fmt::format("skipped {} message(s) whose lease is still live (use --force)\n", live_skipped);
-  if (a.dry_run) return kExitOk;
+  // A dry run reports and changes nothing by request: it exits 0 whatever it found.
+  if (a.dry_run) {
+    if (ctx.json)
+      print_json({{"dry_run", true},
+                  {"would_reset", static_cast<int>(all.size()) - live_skipped},
+                  {"skipped_live", live_skipped},
+                  {"messages", messages}});
+    return kExitOk;
+  }
   auto moved = common::pg::reset_messages(tx, f);
   tx.commit();
-  std::cout << fmt::format("{} message(s) reset\n", moved.size());
-  if (f.id && moved.empty()) {
-    if (all.empty())
-      throw CommandError(fmt::format("message {} does not exist or is not in ROUTING/DELIVERING", *f.id));
-    return kExitFailed;
-  }
-  return kExitOk;
+  if (ctx.json)
+    print_json({{"dry_run", false},
+                {"reset", moved.size()},
+                {"skipped_live", live_skipped},
+                {"messages", messages},
+                {"reset_ids", moved}});
+  else
+    std::cout << fmt::format("{} message(s) reset\n", moved.size());
+  if (!moved.empty()) return kExitOk;
+  if (f.id && all.empty())
+    throw CommandError(fmt::format("message {} does not exist or is not in ROUTING/DELIVERING", *f.id));
+  if (live_skipped)
+    throw CommandError(
+        fmt::format("nothing reset: {} matching message(s) have a live lease (use --force)", live_skipped));
+  throw CommandError("nothing reset: no message in ROUTING or DELIVERING matches");
 }
 
 }  // namespace
@@ -142,10 +179,12 @@ void add_queue_commands(CLI::App& app, Context& ctx) {
       auto s =
           common::reap::reap_once(ctx.db(), common::reap::read_reaper_config(file), common::read_queue_config(file));
       if (ctx.json)
-        std::cout << fmt::format(
-            R"({{"routing_reset":{},"delivering_reset":{},"held":{},"expired_bounced":{},"aborted_deleted":{},"done_deleted":{}}})"
-            "\n",
-            s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted);
+        print_json({{"routing_reset", s.routing_reset},
+                    {"delivering_reset", s.delivering_reset},
+                    {"held", s.held},
+                    {"expired_bounced", s.expired_bounced},
+                    {"aborted_deleted", s.aborted_deleted},
+                    {"done_deleted", s.done_deleted}});
       else
         std::cout << fmt::format(
             "leases returned: routing {} delivering {}; held {}; expired and bounced {}; deleted: aborted {} done {}\n",

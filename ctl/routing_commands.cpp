@@ -6,6 +6,7 @@
 
 #include "address.h"
 #include "context.h"
+#include "json_output.h"
 #include "pg/directory.h"
 #include "pg/relay_admin.h"
 #include "pg/router_admin.h"
@@ -96,7 +97,18 @@ void add_mailing_list(CLI::App& app, Context& context, const std::shared_ptr<Arg
       [a](CLI::App* c) { c->add_option("--domain", a->domain, "only this domain"); },
       [a](Context& ctx) {
         pqxx::read_transaction tx(ctx.db());
-        for (const auto& l : common::pg::list_lists(tx, common::to_lower_ascii(a->domain)))
+        auto lists = common::pg::list_lists(tx, common::to_lower_ascii(a->domain));
+        if (ctx.json) {
+          Json out = Json::array();
+          for (const auto& l : lists)
+            out.push_back({{"address", l.address},
+                           {"owner", l.owner},
+                           {"policy", common::pg::posting_policy_name(l.policy)},
+                           {"list_id", l.list_id}});
+          print_json(out);
+          return kExitOk;
+        }
+        for (const auto& l : lists)
           std::cout << fmt::format("{} owner={} policy={} id={}\n", l.address, l.owner,
                                    common::pg::posting_policy_name(l.policy), l.list_id);
         return kExitOk;
@@ -134,7 +146,12 @@ void add_mailing_list(CLI::App& app, Context& context, const std::shared_ptr<Arg
       [a](CLI::App* c) { c->add_option("address", a->address, "list address")->required(); },
       [a](Context& ctx) {
         pqxx::read_transaction tx(ctx.db());
-        for (const auto& m : common::pg::list_list_members(tx, key_of(a->address))) std::cout << m << "\n";
+        auto members = common::pg::list_list_members(tx, key_of(a->address));
+        if (ctx.json) {
+          print_json(members);
+          return kExitOk;
+        }
+        for (const auto& m : members) std::cout << m << "\n";
         return kExitOk;
       });
 }
@@ -170,7 +187,14 @@ void add_catchall_and_forward(CLI::App& app, Context& context, const std::shared
       ca, context, "list", "list catch-alls", [](CLI::App*) {},
       [](Context& ctx) {
         pqxx::read_transaction tx(ctx.db());
-        for (const auto& c : common::pg::list_catchalls(tx)) std::cout << c.domain << " -> " << c.target << "\n";
+        auto catchalls = common::pg::list_catchalls(tx);
+        if (ctx.json) {
+          Json out = Json::array();
+          for (const auto& c : catchalls) out.push_back({{"domain", c.domain}, {"target", c.target}});
+          print_json(out);
+          return kExitOk;
+        }
+        for (const auto& c : catchalls) std::cout << c.domain << " -> " << c.target << "\n";
         return kExitOk;
       });
 
@@ -211,7 +235,15 @@ void add_catchall_and_forward(CLI::App& app, Context& context, const std::shared
       [a](CLI::App* c) { c->add_option("--domain", a->domain, "only this domain"); },
       [a](Context& ctx) {
         pqxx::read_transaction tx(ctx.db());
-        for (const auto& f : common::pg::list_forwards(tx, common::to_lower_ascii(a->domain)))
+        auto forwards = common::pg::list_forwards(tx, common::to_lower_ascii(a->domain));
+        if (ctx.json) {
+          Json out = Json::array();
+          for (const auto& f : forwards)
+            out.push_back({{"address", f.address}, {"target", f.target}, {"keep_copy", f.keep_copy}});
+          print_json(out);
+          return kExitOk;
+        }
+        for (const auto& f : forwards)
           std::cout << fmt::format("{} -> {}{}\n", f.address, f.target, f.keep_copy ? " (keep copy)" : "");
         return kExitOk;
       });
@@ -267,7 +299,21 @@ void add_autoreply(CLI::App& app, Context& context, const std::shared_ptr<Args>&
       [a](CLI::App* c) { c->add_option("--domain", a->domain, "only this domain"); },
       [a](Context& ctx) {
         pqxx::read_transaction tx(ctx.db());
-        for (const auto& r : common::pg::list_autoreplies(tx, common::to_lower_ascii(a->domain)))
+        auto replies = common::pg::list_autoreplies(tx, common::to_lower_ascii(a->domain));
+        if (ctx.json) {
+          Json out = Json::array();
+          for (const auto& r : replies) {
+            Json j = {{"address", r.address},
+                      {"starts_at", r.starts_at},
+                      {"ends_at", r.ends_at},
+                      {"period_seconds", r.period_seconds}};
+            put_bytes(j, "subject", r.subject);
+            out.push_back(std::move(j));
+          }
+          print_json(out);
+          return kExitOk;
+        }
+        for (const auto& r : replies)
           std::cout << fmt::format("{} \"{}\" from={} until={} period={}s\n", r.address, r.subject,
                                    r.starts_at.empty() ? "-" : r.starts_at, r.ends_at.empty() ? "-" : r.ends_at,
                                    r.period_seconds);
@@ -338,6 +384,22 @@ void add_relay(CLI::App& app, Context& context, const std::shared_ptr<Args>& a) 
       cmd, context, "list", "list pools and relays (with down marks)", [](CLI::App*) {},
       [](Context& ctx) {
         pqxx::read_transaction tx(ctx.db());
+        if (ctx.json) {
+          Json out = Json::array();
+          for (const auto& p : common::pg::list_relay_pools(tx)) {
+            Json relays = Json::array();
+            for (const auto& r : common::pg::list_relays(tx, p.name))
+              relays.push_back({{"host", r.host},
+                                {"port", r.port},
+                                {"weight", r.weight},
+                                {"down_until", r.down_until},
+                                {"last_error", r.last_error}});
+            out.push_back(
+                {{"pool", p.name}, {"tls", p.tls_policy}, {"eightbit", p.eightbit_policy}, {"relays", relays}});
+          }
+          print_json(out);
+          return kExitOk;
+        }
         for (const auto& p : common::pg::list_relay_pools(tx)) {
           std::cout << fmt::format("pool {} tls={} 8bit={}\n", p.name, p.tls_policy, p.eightbit_policy);
           for (const auto& r : common::pg::list_relays(tx, p.name))

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "context.h"
+#include "json_output.h"
 #include "pg/auth_users.h"
 
 namespace wsmtp::ctl {
@@ -103,7 +104,12 @@ void add_user_commands(CLI::App& app, Context& ctx) {
   cmd->add_subcommand("list", "list users")->callback([&ctx] {
     ctx.action = [&ctx] {
       pqxx::read_transaction tx(ctx.db());
-      for (const auto& u : common::pg::list_auth_users(tx)) std::cout << u << "\n";
+      auto users = common::pg::list_auth_users(tx);
+      if (ctx.json) {
+        print_json(users);
+        return kExitOk;
+      }
+      for (const auto& u : users) std::cout << u << "\n";
       return kExitOk;
     };
   });

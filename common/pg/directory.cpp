@@ -46,9 +46,11 @@ bool add_domain(pqxx::transaction_base& tx, const std::string& domain) {
 }
 
 bool add_mailbox(pqxx::transaction_base& tx, const std::string& address, const std::string& domain,
-                 const std::string& maildir) {
-  return tx.exec_params("INSERT INTO mailboxes (address, domain, maildir) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                        address, domain, maildir)
+                 const std::string& destination, const std::string& transport) {
+  return tx.exec_params(
+               "INSERT INTO mailboxes (address, domain, maildir, transport) VALUES ($1, $2, $3, $4) "
+               "ON CONFLICT DO NOTHING",
+               address, domain, destination, transport)
              .affected_rows() == 1;
 }
 

@@ -58,8 +58,10 @@ class PgDirectoryLookup final : public DirectoryLookup {
 
 // Administrative writes. Each returns false if the row already existed.
 bool add_domain(pqxx::transaction_base& tx, const std::string& domain);
+// destination: the Maildir, the mbox spool or the LMTP server (schema 016
+// checks the form per transport); transport: maildir, mbox or lmtp.
 bool add_mailbox(pqxx::transaction_base& tx, const std::string& address, const std::string& domain,
-                 const std::string& maildir);
+                 const std::string& destination, const std::string& transport = "maildir");
 bool add_alias(pqxx::transaction_base& tx, const std::string& address, const std::string& domain,
                const std::string& target);
 

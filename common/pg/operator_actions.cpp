@@ -1,5 +1,7 @@
 #include "pg/operator_actions.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "log.h"
@@ -8,16 +10,27 @@
 
 namespace wsmtp::common::pg {
 
-int hold_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids, const std::string& reason) {
+namespace {
+
+MessageIds ids_of(const pqxx::result& rows) {
+  MessageIds out;
+  for (const auto& r : rows) out.push_back(r[0].as<std::int64_t>());
+  std::sort(out.begin(), out.end());  // RETURNING has no order
+  return out;
+}
+
+}  // namespace
+
+MessageIds hold_messages(pqxx::transaction_base& tx, const MessageIds& ids, const std::string& reason) {
   auto rows = tx.exec_params(
       "UPDATE messages SET held = true, held_reason = $2 WHERE id = ANY($1::bigint[]) AND state < 5 AND NOT held "
       "RETURNING id",
       bigint_array(ids), reason);
   for (const auto& r : rows) log::info("msg={} held by operator: {}", r[0].as<std::int64_t>(), reason);
-  return static_cast<int>(rows.size());
+  return ids_of(rows);
 }
 
-int release_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
+MessageIds release_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
   auto rows = tx.exec_params(
       "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
       "WHERE id = ANY($1::bigint[]) AND held RETURNING id, state",
@@ -26,28 +39,42 @@ int release_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>
   // A release gives the message a fresh set of attempts (lease expiries and
   // routing failures alike). Released work must not wait for the next poll.
   tx.exec("SELECT pg_notify('" + std::string(kRouteChannel) + "', ''), pg_notify('" + kDeliverChannel + "', '')");
-  return static_cast<int>(rows.size());
+  return ids_of(rows);
 }
 
-int delete_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
+MessageIds delete_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
   auto rows =
       tx.exec_params("DELETE FROM messages WHERE id = ANY($1::bigint[]) RETURNING id, state", bigint_array(ids));
   for (const auto& r : rows)
     log::info("msg={} deleted by operator (was in state {})", r[0].as<std::int64_t>(), r[1].as<int>());
-  return static_cast<int>(rows.size());
+  return ids_of(rows);
 }
 
-int retry_now(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids) {
-  auto n = tx.exec_params(
-                 "UPDATE deliveries SET next_attempt_at = now() WHERE message_id = ANY($1::bigint[]) "
-                 "AND status = 'pending'",
-                 bigint_array(ids))
-               .affected_rows();
-  tx.exec_params("UPDATE messages SET next_attempt_at = now() WHERE id = ANY($1::bigint[]) AND state = 3",
-                 bigint_array(ids));
+MessageIds retry_now(pqxx::transaction_base& tx, const MessageIds& ids) {
+  auto rows = tx.exec_params(
+      "WITH m AS (UPDATE messages SET next_attempt_at = now() WHERE id = ANY($1::bigint[]) AND state = 3 "
+      "           AND NOT held AND EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id "
+      "                                    AND d.status = 'pending') RETURNING id), "
+      "d AS (UPDATE deliveries SET next_attempt_at = now() WHERE message_id IN (SELECT id FROM m) "
+      "      AND status = 'pending') "
+      "SELECT id FROM m ORDER BY id",
+      bigint_array(ids));
   tx.exec(std::string("SELECT pg_notify('") + kDeliverChannel + "', '')");
-  for (auto id : ids) log::info("msg={} retry requested by operator", id);
-  return static_cast<int>(n);
+  for (const auto& r : rows) log::info("msg={} retry requested by operator", r[0].as<std::int64_t>());
+  return ids_of(rows);
+}
+
+std::vector<MessageSnapshot> message_snapshots(pqxx::transaction_base& tx, const MessageIds& ids) {
+  auto rows = tx.exec_params(
+      "SELECT m.id, m.state, m.held, COALESCE(m.lease_owner, ''), COALESCE(m.lease_expires > now(), false), "
+      "  (SELECT count(*) FROM deliveries d WHERE d.message_id = m.id AND d.status = 'pending') "
+      "FROM unnest($1::bigint[]) WITH ORDINALITY AS i(id, ord) JOIN messages m ON m.id = i.id ORDER BY i.ord",
+      bigint_array(ids));
+  std::vector<MessageSnapshot> out;
+  for (const auto& r : rows)
+    out.push_back({r[0].as<std::int64_t>(), r[1].as<int>(), r[2].as<bool>(), r[3].as<std::string>(), r[4].as<bool>(),
+                   r[5].as<int>()});
+  return out;
 }
 
 namespace {
@@ -68,17 +95,6 @@ int bounce_locked(pqxx::transaction_base& tx, const std::string& ids, const std:
 }
 
 }  // namespace
-
-int bounce_pending(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids, const std::string& reason) {
-  // Only routed messages nobody is working on: a live delivery attempt would
-  // otherwise race with us. SKIP LOCKED leaves the busy ones for a later try.
-  auto locked = tx.exec_params(
-      "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND state = 3 FOR UPDATE SKIP LOCKED", bigint_array(ids));
-  std::vector<std::int64_t> ours;
-  for (const auto& r : locked) ours.push_back(r[0].as<std::int64_t>());
-  if (ours.empty()) return 0;
-  return bounce_locked(tx, bigint_array(ours), reason);
-}
 
 int expire_queue_lifetime(pqxx::connection& conn, std::chrono::seconds lifetime, int limit) {
   pqxx::work tx(conn);

@@ -1,7 +1,9 @@
 // Bulk operator actions on selected messages (wsmtpctl hold, release, delete,
-// retry, bounce) and the reaper's queue-lifetime expiry. None of these moves a
-// message's state (that is transitions.cpp): they set flags, due times and
-// delivery outcomes, and wake the deliverers.
+// retry) and the reaper's queue-lifetime expiry. None of these moves a
+// message's state (that is transitions.cpp; the operator's bounce is
+// transitions_bounce.h): they set flags, due times and delivery outcomes, and
+// wake the workers. Each action returns the ids it changed, so the caller can
+// say why the others did not change (message_state_snapshot).
 #pragma once
 
 #include <chrono>
@@ -13,16 +15,30 @@
 
 namespace wsmtp::common::pg {
 
-int hold_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids, const std::string& reason);
-int release_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids);
+using MessageIds = std::vector<std::int64_t>;
+
+// Holds messages not DONE and not held yet.
+MessageIds hold_messages(pqxx::transaction_base& tx, const MessageIds& ids, const std::string& reason);
+// Releases held messages with a fresh set of attempts.
+MessageIds release_messages(pqxx::transaction_base& tx, const MessageIds& ids);
 // Deletes the messages with recipients, body and deliveries.
-int delete_messages(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids);
-// Makes every pending delivery of these messages due now. Returns deliveries touched.
-int retry_now(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids);
-// Gives up the pending deliveries of routed (state 3) messages: they become
-// bounced with `reason`, and the deliverer that finishes the message sends the DSN.
-// Returns deliveries bounced.
-int bounce_pending(pqxx::transaction_base& tx, const std::vector<std::int64_t>& ids, const std::string& reason);
+MessageIds delete_messages(pqxx::transaction_base& tx, const MessageIds& ids);
+// Makes every pending delivery of ROUTED, unheld messages due now (a held
+// message would not be claimed, and a DELIVERING one gets its next due time
+// from the deliverer's finish, so touching either would change nothing).
+MessageIds retry_now(pqxx::transaction_base& tx, const MessageIds& ids);
+
+// What an operator needs to hear about a message an action left unchanged.
+struct MessageSnapshot {
+  std::int64_t id = 0;
+  int state = 0;
+  bool held = false;
+  std::string lease_owner;
+  bool lease_live = false;
+  int pending = 0;  // pending deliveries
+};
+// In the order of ids; ids of no message are left out.
+std::vector<MessageSnapshot> message_snapshots(pqxx::transaction_base& tx, const MessageIds& ids);
 
 // Reaper: pending deliveries of routed messages received longer ago than
 // `lifetime` are bounced (4.4.7). Own transaction; returns deliveries bounced.

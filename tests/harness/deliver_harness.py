@@ -31,8 +31,7 @@ def sql(p, statement):
 
 def add_mbox_mailbox(p, user, spool):
     """A mailbox whose transport is mbox, delivering into the spool file `spool`."""
-    p.ctl("mailbox", "add", f"{user}@{p.domain}", "--maildir", spool)
-    sql(p, f"UPDATE mailboxes SET transport = 'mbox' WHERE address = '{user}@{p.domain}'")
+    p.ctl("mailbox", "add", f"{user}@{p.domain}", "--transport", "mbox", "--mbox", spool)
 
 
 def start_workers(p, count, *extra):

@@ -39,8 +39,7 @@ def run(p, dovecot):
     p.add_domain()
     p.add_mailbox("sender")  # a Maildir mailbox: receives the DSN
     for u in KNOWN + (UNKNOWN,):
-        p.add_mailbox(u)
-        sql(p, f"UPDATE mailboxes SET transport = 'lmtp' WHERE address = '{u}@{p.domain}'")
+        p.ctl("mailbox", "add", f"{u}@{p.domain}", "--transport", "lmtp", "--lmtp", f"127.0.0.1:{dovecot.lmtp_port}")
     p.start_all()
     bodies = {}
     with p.smtp() as s:

@@ -98,8 +98,8 @@ def run(p, seven, eight):
     p.add_domain()
     p.add_mailbox("sender")  # a Maildir mailbox: receives the DSN
     for u in USERS:
-        p.add_mailbox(u)
-        sql(p, f"UPDATE mailboxes SET transport = 'lmtp' WHERE address = '{u}@{p.domain}'")
+        # Each phase points wdeliver's lmtp_server at another sink, which overrides this.
+        p.ctl("mailbox", "add", f"{u}@{p.domain}", "--transport", "lmtp", "--lmtp", f"127.0.0.1:{seven.port}")
     for name in ("wsmtp", "wroute", "wreaper"):
         p.start(name)
 

@@ -12,6 +12,7 @@
 #include "pg/operator_actions.h"
 #include "pg/router_queue.h"
 #include "pg/transitions.h"
+#include "pg/transitions_bounce.h"
 #include "test_database.h"
 
 using namespace wsmtp;
@@ -161,12 +162,24 @@ TEST_CASE("each daemon's transitions work under its own role") {
   CHECK_FALSE(exists(db, id));
   CHECK(expire_queue_lifetime(*reaper, 60s, 100) == 0);
 
-  // admin: hold, release and delete any message.
+  // admin: hold, release, bounce and delete any message.
+  {
+    pqxx::work tx(*listener);
+    auto fresh = create_message(tx, {"s@example.org", "192.0.2.1", "h", "l", {"u@example.net"}});
+    commit_received(tx, fresh, 1);
+    tx.commit();
+    pqxx::work bounce_tx(*admin);
+    auto bounced = bounce_messages(bounce_tx, {fresh}, {});
+    CHECK(bounced[0].verdict == BounceVerdict::bounced);
+    CHECK(bounced[0].dsn_id);
+    bounce_tx.commit();
+    CHECK(state_of(db, fresh) == 5);
+  }
   {
     pqxx::work tx(*admin);
-    CHECK(hold_messages(tx, {stale}, "inspect") == 1);
-    CHECK(release_messages(tx, {stale}) == 1);
-    CHECK(delete_messages(tx, {stale}) == 1);
+    CHECK(hold_messages(tx, {stale}, "inspect").size() == 1);
+    CHECK(release_messages(tx, {stale}).size() == 1);
+    CHECK(delete_messages(tx, {stale}).size() == 1);
     tx.commit();
   }
   CHECK_FALSE(exists(db, stale));
