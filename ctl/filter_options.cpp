@@ -36,23 +36,23 @@ common::pg::MessageFilter to_filter(const FilterArgs& a, bool bulk) {
   f.ids = a.ids;
   if (!a.state.empty()) {
     f.state = parse_state(a.state);
-    if (!f.state) throw CommandError(fmt::format("--state {}: expected a state name or 0-5", a.state));
+    if (!f.state) throw UsageError(fmt::format("--state {}: expected a state name or 0-5", a.state));
   }
   if (!a.older_than.empty()) {
     f.older_than = common::parse_duration(a.older_than);
     if (!f.older_than)
-      throw CommandError(fmt::format("--older-than {}: expected a duration like 30m, 2h, 5d", a.older_than));
+      throw UsageError(fmt::format("--older-than {}: expected a duration like 30m, 2h, 5d", a.older_than));
   }
   if (!a.sender.empty()) f.sender = a.sender == "<>" ? std::string() : a.sender;
   if (!a.recipient.empty()) f.recipient = a.recipient;
   if (!a.client.empty()) f.client = a.client;
-  if (a.held && a.not_held) throw CommandError("--held and --not-held exclude each other");
+  if (a.held && a.not_held) throw UsageError("--held and --not-held exclude each other");
   if (a.held) f.held = true;
   if (a.not_held) f.held = false;
   f.deferred = a.deferred;
   f.limit = a.limit;
   if (bulk && f.empty() && !a.all)
-    throw CommandError("no messages selected: give ids or filters (--state, --sender, ...), or --all");
+    throw UsageError("no messages selected: give ids or filters (--state, --sender, ...), or --all");
   return f;
 }
 

@@ -89,16 +89,16 @@ common::pg::ResetFilter reset_filter(const ResetArgs& a) {
   if (!a.state.empty()) {
     f.state = parse_reset_state(a.state);
     if (!f.state)
-      throw CommandError(fmt::format("--state {}: only ROUTING (2) and DELIVERING (4) can be reset", a.state));
+      throw UsageError(fmt::format("--state {}: only ROUTING (2) and DELIVERING (4) can be reset", a.state));
   }
   if (!a.older_than.empty()) {
     f.older_than = common::parse_duration(a.older_than);
     if (!f.older_than)
-      throw CommandError(fmt::format("--older-than {}: expected a duration like 90s, 10m, 2h", a.older_than));
+      throw UsageError(fmt::format("--older-than {}: expected a duration like 90s, 10m, 2h", a.older_than));
   }
   if (!a.sender.empty()) f.sender = a.sender == "<>" ? std::string() : a.sender;
   if (!f.id && !f.state && !f.older_than && !f.sender)
-    throw CommandError("reset needs --id, --state, --older-than or --sender");
+    throw UsageError("reset needs --id, --state, --older-than or --sender");
   f.force = a.force;
   f.limit = a.limit;
   return f;

@@ -74,7 +74,7 @@ void add_mailing_list(CLI::App& app, Context& context, const std::shared_ptr<Arg
           spec.owner = key_of(a->owner);
           spec.bounce_address = a->bounce.empty() ? "" : key_of(a->bounce);
           auto policy = common::pg::parse_posting_policy(a->policy);
-          if (!policy) throw CommandError(fmt::format("--policy {}: expected anyone, members or moderated", a->policy));
+          if (!policy) throw UsageError(fmt::format("--policy {}: expected anyone, members or moderated", a->policy));
           spec.policy = *policy;
           spec.list_id = a->list_id;
           spec.description = a->description;
@@ -273,7 +273,7 @@ void add_autoreply(CLI::App& app, Context& context, const std::shared_ptr<Args>&
         }
         if (spec.body.empty()) throw CommandError("empty auto-reply text (give --body or text on stdin)");
         auto period = common::parse_duration(a->period);
-        if (!period) throw CommandError(fmt::format("--period {}: expected a duration like 1d or 7d", a->period));
+        if (!period) throw UsageError(fmt::format("--period {}: expected a duration like 1d or 7d", a->period));
         spec.period_seconds = period->count();
         spec.starts_at = a->starts;
         spec.ends_at = a->ends;

@@ -53,13 +53,13 @@ def main():
         r = ctl_raw(p, "show", "424242")
         assert r.returncode == 1 and "no message 424242" in r.stderr, r.stderr
         r = ctl_raw(p, "list", "--state", "SIDEWAYS")
-        assert r.returncode == 1 and "--state SIDEWAYS" in r.stderr, r.stderr
+        assert r.returncode == 2 and "--state SIDEWAYS" in r.stderr, r.stderr
         r = ctl_raw(p, "hold")
-        assert r.returncode == 1 and "no messages selected" in r.stderr, r.stderr
+        assert r.returncode == 2 and "no messages selected" in r.stderr, r.stderr
         r = ctl_raw(p, "mailbox", "add", "x@nowhere.test", "--maildir", "/tmp/x")
         assert r.returncode == 1 and "not a local domain" in r.stderr, r.stderr
         r = ctl_raw(p, "reset", "--state", "DONE")
-        assert r.returncode == 1 and "only ROUTING" in r.stderr, r.stderr
+        assert r.returncode == 2 and "only ROUTING" in r.stderr, r.stderr
         assert ctl_raw(p, "frobnicate").returncode != 0
 
         p.add_domain()
@@ -133,7 +133,7 @@ def main():
         assert p.ctl("mailing-list", "members", f"team@{d}").stdout.split() == [f"alice@{d}", f"bob@{d}"]
         assert "policy=anyone" in p.ctl("mailing-list", "list").stdout
         r = ctl_raw(p, "mailing-list", "add", f"x@{d}", "--owner", f"alice@{d}", "--policy", "everyone")
-        assert r.returncode == 1 and "--policy everyone" in r.stderr, r.stderr
+        assert r.returncode == 2 and "--policy everyone" in r.stderr, r.stderr
         p.ctl("catchall", "set", d, f"alice@{d}")
         assert f"{d} -> alice@{d}" in p.ctl("catchall", "list").stdout
         p.ctl("forward", "add", f"alice@{d}", "alice@elsewhere.example", "--keep-copy")
