@@ -4,8 +4,8 @@
 // data_timeout plus one second per min_data_rate bytes received; and the
 // session's lifetime. Pure: time is passed in, so the loop arms one timer at
 // next() and asks expired() when it fires. Time spent parked (waiting for the
-// store, tarpitted, or for the client to read our replies) is not the
-// client's: it is added back when the session reads again.
+// store, or held back by the tarpit) is not the client's: it is added back when
+// the session reads again. Time the client takes to read our replies is its own.
 #pragma once
 
 #include <chrono>

@@ -191,16 +191,6 @@ void Loop::event_cb(bufferevent*, short events, void* conn) noexcept {
   }
 }
 
-void Loop::deadline_cb(evutil_socket_t, short, void* conn) noexcept {
-  auto& c = *static_cast<Connection*>(conn);
-  try {
-    c.deadline_armed = Deadlines::Clock::time_point::max();
-    c.loop->after_activity(c);  // acts if a deadline passed, else arms the next one
-  } catch (const std::exception& e) {
-    c.loop->fail_connection(c, "deadline", e);
-  }
-}
-
 void Loop::tarpit_cb(evutil_socket_t, short, void* conn) noexcept {
   auto& c = *static_cast<Connection*>(conn);
   try {
@@ -362,43 +352,6 @@ void Loop::after_activity(Connection& c) {
     arm_deadline(c);
   }
   forget_if_done(c);
-}
-
-// The deadlines are checked whenever the connection is touched and by one
-// timer per connection (deadline_cb), never by waiting.
-void Loop::check_deadlines(Connection& c) {
-  if (!c.bev || c.session.closing()) return;
-  auto now = Deadlines::Clock::now();
-  bool parked = c.session.waiting() || c.paused_for_output || c.tarpitted;
-  c.deadlines.update(now, c.session.message_in_progress() || c.session.in_data(), c.session.in_data(), parked);
-  auto kind = c.deadlines.expired(now);
-  if (kind == Deadlines::Kind::none) return;
-  if (c.session.wants_tls()) {
-    // Mid-handshake a plaintext 421 cannot be sent: just hang up.
-    log::info("client={} TLS handshake not complete within {}s, disconnecting", c.client_ip,
-              settings_.config->command_deadline.count());
-    c.session.on_disconnect();
-    return close_socket(c);
-  }
-  c.session.on_deadline(kind);
-}
-
-// One timer per connection at its next deadline. Deadlines only move later
-// while the session runs (bytes arrive, lines complete), so the timer is set
-// again only for an earlier one; when it fires early, after_activity re-arms it.
-void Loop::arm_deadline(Connection& c) {
-  if (c.session.closing()) return;
-  auto now = Deadlines::Clock::now();
-  bool parked = c.session.waiting() || c.paused_for_output || c.tarpitted;
-  c.deadlines.update(now, c.session.message_in_progress() || c.session.in_data(), c.session.in_data(), parked);
-  auto next = c.deadlines.next();
-  if (next >= c.deadline_armed) return;
-  if (!c.deadline_timer) c.deadline_timer.reset(evtimer_new(base_.get(), &Loop::deadline_cb, &c));
-  if (!c.deadline_timer) throw std::runtime_error("evtimer_new failed for a session deadline");
-  auto wait = std::chrono::duration_cast<std::chrono::microseconds>(std::max(next - now, Deadlines::Clock::duration(0)));
-  timeval tv{static_cast<time_t>(wait.count() / 1000000), static_cast<suseconds_t>(wait.count() % 1000000)};
-  if (evtimer_add(c.deadline_timer.get(), &tv) != 0) throw std::runtime_error("evtimer_add failed for a deadline");
-  c.deadline_armed = next;
 }
 
 // A TLS filter's write callback fires once its bytes reached the socket

@@ -102,6 +102,7 @@ class Loop {
   bool feed_once(Connection& c);
   void emit(Connection& c);
   void after_activity(Connection& c);
+  Deadlines::Clock::time_point update_deadlines(Connection& c);
   void check_deadlines(Connection& c);
   void arm_deadline(Connection& c);
   void start_tls(Connection& c);

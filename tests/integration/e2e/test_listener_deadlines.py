@@ -60,13 +60,13 @@ def trickle(port, payload, results, index, interval=1.0, limit=20.0):
 
 
 def normal_client(p, results):
-    """A whole transaction and a few commands at a human pace: about 4 s in all,
-    every line sent at once."""
+    """A whole transaction and a few commands at a human pace: about 3 s in all
+    (longer than command_deadline), every line sent at once."""
     try:
         with smtplib.SMTP("127.0.0.1", p.port, timeout=20) as s:
             s.ehlo("normal.example")
             s.sendmail("normal@client.example", [f"alice@{p.domain}"], b"Subject: normal\r\n\r\nfine\r\n")
-            for _ in range(6):
+            for _ in range(5):
                 time.sleep(0.5)
                 code, _ = s.noop()
                 if code != 250:
