@@ -249,6 +249,7 @@ void Session::cmd_rcpt(std::string_view arg) {
   }
   auto key = address.lookup_key();
   pending_postmaster_ = common::is_postmaster_key(key);
+  pending_our_postmaster_ = key == "postmaster@" + common::to_lower_ascii(config_.hostname);
   issue(CheckRecipient{key, key.substr(key.rfind('@') + 1)}, Pending::recipient);
 }
 
@@ -289,6 +290,12 @@ void Session::recipient_result(const StoreResult& result) {
       log_rejected_recipient("unknown user");
       return error(replies::unknown_user());
     case common::RecipientVerdict::remote:
+      // postmaster@ this host's own name, when that is no local domain, is
+      // our postmaster too (never relayed, which would send it back here).
+      if (pending_our_postmaster_) {
+        pending_recipient_ = common::kBarePostmaster;
+        break;
+      }
       if (trusted_ || authenticated()) break;
       recipient_rejected_ = true;
       log_rejected_recipient("relay denied");

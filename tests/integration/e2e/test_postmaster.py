@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Mail to postmaster (RFC 5321 §4.5.1, issue 13): <postmaster@local-domain>
-and the bare <Postmaster> are accepted from an untrusted client, from the null
-sender too, without a postmaster mailbox. With no [router] postmaster the
+and the bare <Postmaster> (and postmaster@ the listener's hostname) are
+accepted from an untrusted client, from the null sender too, without a
+postmaster mailbox. With no [router] postmaster the
 message is held, with a reason in `wsmtpctl show`, never bounced or lost; once
 postmaster is set (as deploy/run's demo does: demo@demo.test) and the message
 released, it and later ones arrive in that mailbox's Maildir. A domain's own
@@ -71,7 +72,8 @@ def main():
         p.start("wroute")
         assert "released 1 of 1" in p.ctl("release", str(held[0]["id"])).stdout
         send(p, "", ["<PostMaster@Demo.Test>"], "null sender")
-        send(p, "someone@client.example", ["<postmaster>"], "bare")
+        # The bare form, and postmaster@ the listener's own name (no local domain).
+        send(p, "someone@client.example", ["<postmaster>", "<postmaster@mx.example.test>"], "bare")
         wait_until(lambda: len(p.maildir_files("demo")) == 3, 30, what="three messages in the demo Maildir")
         assert subjects(p, "demo") == ["Subject: bare", "Subject: held", "Subject: null sender"], subjects(p, "demo")
         assert not json.loads(p.ctl("--json", "list", "--held").stdout)
