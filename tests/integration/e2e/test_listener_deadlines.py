@@ -116,7 +116,7 @@ def test_data_trickle(p):
     check(reply is not None and reply.startswith("421 4.4.2") and "too slowly" in reply,
           f"trickled DATA cut off with 421 4.4.2: {reply!r}")
     # data_timeout 10 s plus a few dozen bytes at 1000 bytes/s.
-    check(9 < elapsed < 14, f"cut off after the base allowance ({elapsed:.1f} s)")
+    check(9 < elapsed < 15, f"cut off after the base allowance ({elapsed:.1f} s)")
     c.close()
     rows = sql(p, "SELECT count(*) FROM messages WHERE envelope_from = 'slow@client.example' AND state >= 1")
     check(rows[0][0] == "0", "nothing stored for the trickled message")
@@ -145,7 +145,7 @@ def test_lifetime(p):
     elapsed = time.monotonic() - start
     check(lines and lines[-1].startswith("421 4.4.2") and "session time limit" in lines[-1],
           f"session ended with 421 4.4.2: {lines}")
-    check(5.5 < elapsed < 9, f"after max_session_time ({elapsed:.1f} s)")
+    check(5.5 < elapsed < 10, f"after max_session_time ({elapsed:.1f} s)")
     c.close()
 
     # A message that is under way when the lifetime passes, at a fair rate
