@@ -5,18 +5,21 @@ of 10s, max_session_time 6s. Twenty clients that each send one byte a second
 are all cut off with 421 4.4.2 within a few seconds while a client at a normal
 pace is served; a DATA trickled byte by byte is cut off and nothing is stored;
 a session past its lifetime is closed at its next command, but a message in
-progress at a fair rate is still accepted first. Bounded: about 20 seconds.
+progress at a fair rate is still accepted first; a TLS handshake trickled after
+STARTTLS is hung up on. Bounded: about 20 seconds.
 """
 import os
+import shutil
 import smtplib
 import socket
 import sys
+import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
 from pipeline import Pipeline  # noqa: E402
-from listener_harness import RawSmtp, sql  # noqa: E402
+from listener_harness import RawSmtp, make_cert, sql  # noqa: E402
 
 FAILURES = []
 LOCK = threading.Lock()
@@ -169,13 +172,53 @@ def test_lifetime(p):
     c.close()
 
 
+def test_tls_handshake_trickle(p):
+    """After STARTTLS the handshake is part of the next command's deadline: a
+    client that trickles a ClientHello is disconnected (no plaintext 421 can be
+    sent inside a handshake)."""
+    c = RawSmtp(p.port)
+    start = time.monotonic()
+    c.reply()
+    c.cmd("EHLO x")
+    check(c.cmd("STARTTLS")[0] == 220, "STARTTLS 220")
+    hello = bytes.fromhex("16030100f4010000f00303") + bytes(32)  # the start of a ClientHello
+    closed = False
+    c.sock.settimeout(1)
+    for b in hello:
+        try:
+            c.sock.send(bytes([b]))
+            if c.sock.recv(1000) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+    elapsed = time.monotonic() - start
+    check(closed and elapsed < 8, f"trickled TLS handshake cut off ({closed}, {elapsed:.1f} s)")
+    check("TLS handshake not complete within 2s" in p.log("wsmtp"), "the handshake cut-off is logged")
+    c.close()
+
+
 def main():
-    extra = "command_deadline = 2s\nmin_data_rate = 1000\ndata_timeout = 10s\nmax_session_time = 6s\n"
+    tmp = tempfile.mkdtemp(prefix="wsmtp-deadlines-")
+    cert, key = make_cert(tmp)
+    extra = ("command_deadline = 2s\nmin_data_rate = 1000\ndata_timeout = 10s\nmax_session_time = 6s\n"
+             f"tls_cert_file = {cert}\ntls_key_file = {key}\n")
+    try:
+        run(extra)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(extra):
     with Pipeline(listener_extra=extra) as p:
         p.add_domain()
         p.add_mailbox("alice")
         p.start("wsmtp")
-        threads = [threading.Thread(target=t, args=(p,)) for t in (test_tricklers, test_data_trickle, test_lifetime)]
+        threads = [threading.Thread(target=t, args=(p,)) for t in (test_tricklers, test_data_trickle, test_lifetime,
+                                                               test_tls_handshake_trickle)]
         for t in threads:
             t.start()
         for t in threads:
