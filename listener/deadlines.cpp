@@ -25,10 +25,10 @@ void Deadlines::update(Clock::time_point now, bool in_message, bool reading_data
       message_start_ += idle;
     }
   }
-  if (in_message && !in_message_) {
-    message_start_ = now;
-    data_bytes_ = 0;
-  }
+  // The bytes are counted from the DATA (or BDAT) line on, and may be counted
+  // before this call sees the message begin: they are forgotten when it ends.
+  if (in_message && !in_message_) message_start_ = now;
+  if (!in_message && in_message_) data_bytes_ = 0;
   // After a DATA's final dot (or a BDAT chunk) the wait for a command begins.
   if (reading_data_ && !reading_data) command_start_ = now;
   in_message_ = in_message;

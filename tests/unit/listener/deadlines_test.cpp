@@ -106,6 +106,17 @@ TEST_CASE("the session lifetime ends a session between messages, not inside one"
   CHECK(off.next() == t0 + seconds(1000));
 }
 
+TEST_CASE("bytes that arrive with the DATA line count; a new message starts from zero", "[deadlines]") {
+  Deadlines d(limits(), t0);
+  d.update(t0, false, false, false);
+  d.data_received(1000);  // fed in the same round as DATA, before the loop looks again
+  d.update(t0, true, true, false);
+  CHECK(d.next() == t0 + seconds(20));
+  d.update(t0 + seconds(1), false, false, false);  // accepted
+  d.update(t0 + seconds(2), true, true, false);   // the next message
+  CHECK(d.next() == t0 + seconds(12));
+}
+
 TEST_CASE("after the data the wait for a command starts afresh", "[deadlines]") {
   Deadlines d(limits(), t0);
   d.update(t0, true, true, false);
