@@ -51,7 +51,9 @@ std::string to_lower_ascii(std::string_view text);
 // key (Address::lookup_key) or kBarePostmaster.
 inline constexpr std::string_view kBarePostmaster = "postmaster";
 inline bool is_postmaster_key(std::string_view key) {
-  return key == kBarePostmaster || (key.size() > kBarePostmaster.size() && key.substr(0, 11) == "postmaster@");
+  return key.substr(0, kBarePostmaster.size()) == kBarePostmaster &&
+         (key.size() == kBarePostmaster.size() ||
+          (key[kBarePostmaster.size()] == '@' && key.size() > kBarePostmaster.size() + 1));
 }
 
 }  // namespace wsmtp::common
