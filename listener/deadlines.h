@@ -20,8 +20,8 @@ class Deadlines {
 
   struct Limits {
     std::chrono::seconds command_deadline{300};
-    std::chrono::seconds data_base{600};    // what a message gets before its bytes count
-    std::uint64_t min_data_rate = 500;      // bytes/s; 0: no data deadline
+    std::chrono::seconds data_base{600};          // what a message gets before its bytes count
+    std::uint64_t min_data_rate = 500;            // bytes/s; 0: no data deadline
     std::chrono::seconds max_session_time{3600};  // 0: none
   };
 

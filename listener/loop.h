@@ -56,8 +56,7 @@ class Loop {
 
  private:
   struct Connection {
-    Connection(Loop* owner, std::uint64_t number, std::string ip, common::BufferEventPtr socket, Session s,
-               Deadlines d)
+    Connection(Loop* owner, std::uint64_t number, std::string ip, common::BufferEventPtr socket, Session s, Deadlines d)
         : loop(owner),
           id(number),
           client_ip(std::move(ip)),
@@ -71,7 +70,8 @@ class Loop {
     Session session;
     Deadlines deadlines;
     common::EventPtr deadline_timer;  // created on first use
-    Deadlines::Clock::time_point deadline_armed = Deadlines::Clock::time_point::max();  // max: not armed
+    // When deadline_timer fires; max() while it is not armed.
+    Deadlines::Clock::time_point deadline_armed = Deadlines::Clock::time_point::max();
     common::EventPtr tarpit;  // created on first use
     common::EventPtr linger;  // polls a TLS connection's unsent bytes before closing
     std::string held_output;  // replies delayed by the tarpit

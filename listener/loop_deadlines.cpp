@@ -59,7 +59,8 @@ void Loop::arm_deadline(Connection& c) {
   if (next >= c.deadline_armed) return;
   if (!c.deadline_timer) c.deadline_timer.reset(evtimer_new(base_.get(), &Loop::deadline_cb, &c));
   if (!c.deadline_timer) throw std::runtime_error("evtimer_new failed for a session deadline");
-  auto wait = std::chrono::duration_cast<std::chrono::microseconds>(std::max(next - now, Deadlines::Clock::duration(0)));
+  auto wait =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::max(next - now, Deadlines::Clock::duration(0)));
   timeval tv{static_cast<time_t>(wait.count() / 1000000), static_cast<suseconds_t>(wait.count() % 1000000)};
   if (evtimer_add(c.deadline_timer.get(), &tv) != 0) throw std::runtime_error("evtimer_add failed for a deadline");
   c.deadline_armed = next;

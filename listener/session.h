@@ -191,7 +191,7 @@ class Session {
   std::string pending_recipient_;
   bool pending_postmaster_ = false;      // pending_recipient_ is postmaster@domain
   bool pending_our_postmaster_ = false;  // ... and the domain is our hostname
-  std::uint64_t transactions_ = 0;  // numbers queue ids within the session
+  std::uint64_t transactions_ = 0;       // numbers queue ids within the session
 
   // The body. msg_id_ is non-zero while a message exists in state 0 that we own.
   bool body_started_ = false;

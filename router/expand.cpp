@@ -33,7 +33,7 @@ class Expander {
     // The bare <Postmaster> the listener accepted (RFC 5321 §4.5.1).
     if (common::to_lower_ascii(address) == common::kBarePostmaster)
       return to_postmaster(std::string(common::kBarePostmaster), depth, scope,
-                          on_path(std::string(common::kBarePostmaster)));
+                           on_path(std::string(common::kBarePostmaster)));
     auto parsed = common::parse_mailbox(address, true);
     if (!parsed) return bounce(address, "5.1.3 bad destination mailbox address syntax", scope);
     const std::string key = parsed->lookup_key();
@@ -100,10 +100,9 @@ class Expander {
       return descend(key, {target}, depth, scope);
     if (scope) return bounce(key, "5.1.1 user unknown", scope);
     add({key, kHoldTransport, "",
-         target.empty() ? "mail to " + key +
-                              ": no mailbox or alias for it and no [router] postmaster set; set one, then release"
-                        : "mail to " + key + ": [router] postmaster " + target +
-                              " leads back to postmaster; fix it, then release",
+         target.empty()
+             ? "mail to " + key + ": no mailbox or alias for it and no [router] postmaster set; set one, then release"
+             : "mail to " + key + ": [router] postmaster " + target + " leads back to postmaster; fix it, then release",
          "", std::nullopt});
   }
 

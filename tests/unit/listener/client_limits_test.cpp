@@ -64,7 +64,6 @@ TEST_CASE("failed AUTH attempts per address across connections", "[limits]") {
   CHECK_FALSE(limits.auth_blocked("a", t + seconds(601), 3));
 }
 
-
 // Issue 13: a local application sending more than 60 messages a minute, or
 // smtp-source with 20 sessions, was refused. Exempt clients (limit_exceptions)
 // keep only the overall limit and the AUTH failure limits.

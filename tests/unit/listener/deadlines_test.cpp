@@ -86,7 +86,7 @@ TEST_CASE("the session lifetime ends a session between messages, not inside one"
   d.update(t0, false, false, false);
   CHECK(d.next() == t0 + seconds(60));
   d.update(t0 + seconds(50), true, true, false);  // DATA began at 50 s
-  d.data_received(10000);                           // worth 100 s
+  d.data_received(10000);                         // worth 100 s
   CHECK(d.expired(t0 + seconds(70)) == Kind::none);
   CHECK(d.next() == t0 + seconds(250));
   d.update(t0 + seconds(90), false, false, false);  // the message is done
@@ -113,7 +113,7 @@ TEST_CASE("bytes that arrive with the DATA line count; a new message starts from
   d.update(t0, true, true, false);
   CHECK(d.next() == t0 + seconds(20));
   d.update(t0 + seconds(1), false, false, false);  // accepted
-  d.update(t0 + seconds(2), true, true, false);   // the next message
+  d.update(t0 + seconds(2), true, true, false);    // the next message
   CHECK(d.next() == t0 + seconds(12));
 }
 

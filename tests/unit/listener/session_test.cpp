@@ -362,10 +362,10 @@ TEST_CASE("<Postmaster> is accepted from anyone without a lookup", "[session][re
   config.hostname = "mx.not-local.test";
   Dialogue d(config, "198.51.100.7");
   d.hello();
-  auto out = d.send("MAIL FROM:<>\r\nRCPT TO:<POSTMASTER>\r\nRCPT TO:<postmaster@example.org>\r\n"
-                    "RCPT TO:<Postmaster@MX.Not-Local.test>\r\nDATA\r\nSubject: hi\r\n\r\nhello\r\n.\r\n");
-  CHECK(codes(out) ==
-        std::vector<std::string>{"250 2.1.0", "250 2.1.5", "250 2.1.5", "250 2.1.5", "354", "250 2.0.0"});
+  auto out = d.send(
+      "MAIL FROM:<>\r\nRCPT TO:<POSTMASTER>\r\nRCPT TO:<postmaster@example.org>\r\n"
+      "RCPT TO:<Postmaster@MX.Not-Local.test>\r\nDATA\r\nSubject: hi\r\n\r\nhello\r\n.\r\n");
+  CHECK(codes(out) == std::vector<std::string>{"250 2.1.0", "250 2.1.5", "250 2.1.5", "250 2.1.5", "354", "250 2.0.0"});
   CHECK(d.store.calls.front() == "check postmaster@example.org");
   REQUIRE(d.store.messages.size() == 1);
   // postmaster@ our own name, no local domain here, is our postmaster: never relayed.
