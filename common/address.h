@@ -45,4 +45,15 @@ bool is_valid_domain(std::string_view text, bool allow_utf8 = false);
 
 std::string to_lower_ascii(std::string_view text);
 
+// RFC 5321 §4.5.1: every domain we receive mail for has the reserved mailbox
+// "postmaster" (case-insensitive), and "<Postmaster>" without a domain must be
+// accepted too; the listener stores that one as kBarePostmaster. key is a lookup
+// key (Address::lookup_key) or kBarePostmaster.
+inline constexpr std::string_view kBarePostmaster = "postmaster";
+inline bool is_postmaster_key(std::string_view key) {
+  return key.substr(0, kBarePostmaster.size()) == kBarePostmaster &&
+         (key.size() == kBarePostmaster.size() ||
+          (key[kBarePostmaster.size()] == '@' && key.size() > kBarePostmaster.size() + 1));
+}
+
 }  // namespace wsmtp::common

@@ -9,9 +9,17 @@ namespace {
 constexpr auto kWindow = std::chrono::minutes(1);
 }
 
-ClientLimits::Admit ClientLimits::admit(const std::string& client, Clock::time_point now, const Limits& limits) {
+ClientLimits::Admit ClientLimits::admit(const std::string& client, Clock::time_point now, const Limits& limits,
+                                        bool exempt) {
   std::lock_guard lock(mutex_);
   forget_idle(now);
+  if (exempt) {
+    if (open_ >= limits.max_connections) return Admit::too_many_connections;
+    // Counted per address all the same, so release() stays symmetric.
+    ++clients_[client].open;
+    ++open_;
+    return Admit::ok;
+  }
   auto& c = clients_[client];
   if (now - c.window_start >= kWindow) {
     c.window_start = now;

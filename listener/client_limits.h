@@ -23,7 +23,10 @@ class ClientLimits {
   };
 
   // Counts the connection if admitted; every admitted one needs a release().
-  Admit admit(const std::string& client, Clock::time_point now, const Limits& limits);
+  // An exempt client (limit_exceptions: a local application, a trusted network)
+  // is held to max_connections only, so one sender cannot take every slot, but
+  // the per-address count and rate do not apply to it.
+  Admit admit(const std::string& client, Clock::time_point now, const Limits& limits, bool exempt = false);
   void release(const std::string& client);
 
   // Failed AUTH attempts per address across connections (a password guesser

@@ -26,6 +26,12 @@ bool ListenerConfig::is_trusted(const IpAddress& address) const {
   return false;
 }
 
+bool ListenerConfig::is_limit_exempt(const IpAddress& address) const {
+  for (const auto& network : limit_exceptions)
+    if (network.contains(address)) return true;
+  return false;
+}
+
 bool parse_listen_address(const std::string& text, ListenAddress& out) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos) return false;
@@ -58,6 +64,12 @@ void read_protection_keys(common::SectionReader& s, ListenerConfig& c) {
   c.tarpit_after_errors = static_cast<int>(s.get_int("tarpit_after_errors", 3, 1, 1000));
   c.tarpit_delay = s.get_duration("tarpit_delay", c.tarpit_delay, seconds(0), seconds(60));
   c.max_connection_rate = static_cast<int>(s.get_int("max_connection_rate", 60, 0, 1000000));
+  // A trickling client must not hold a connection slot for ever (Postfix's
+  // smtpd_per_record_deadline and smtpd_min_data_rate). Seconds are allowed so
+  // tests can use them; real deployments keep minutes.
+  c.command_deadline = s.get_duration("command_deadline", c.command_deadline, seconds(1), seconds(3600));
+  c.min_data_rate = static_cast<std::uint64_t>(s.get_int("min_data_rate", 500, 0, 1000000000));
+  c.max_session_time = s.get_duration("max_session_time", c.max_session_time, seconds(0), seconds(7 * 86400));
   c.shutdown_grace = s.get_duration("shutdown_grace", c.shutdown_grace, seconds(0), seconds(600));
   auto cores = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
   c.loops = static_cast<int>(s.get_int("loops", cores, 1, 256));
@@ -115,6 +127,19 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
     auto cidr = Cidr::parse(text);
     if (!cidr) s.fail("trusted_networks", fmt::format("'{}' is not an address or network such as 192.0.2.0/24", text));
     c.trusted_networks.push_back(*cidr);
+  }
+
+  // "trusted_networks" in the list stands for every network listed there.
+  for (const auto& text : s.get_list("limit_exceptions", {"127.0.0.0/8", "::1/128", "trusted_networks"})) {
+    if (text == "trusted_networks") {
+      c.limit_exceptions.insert(c.limit_exceptions.end(), c.trusted_networks.begin(), c.trusted_networks.end());
+      continue;
+    }
+    auto cidr = Cidr::parse(text);
+    if (!cidr)
+      s.fail("limit_exceptions",
+             fmt::format("'{}' is not an address, a network such as 192.0.2.0/24, or the word trusted_networks", text));
+    c.limit_exceptions.push_back(*cidr);
   }
 
   read_protection_keys(s, c);

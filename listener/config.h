@@ -26,11 +26,19 @@ struct ListenerConfig {
   std::size_t max_recipients = 100;           // RFC 5321 §4.5.3.1.8: at least 100
   std::chrono::seconds command_timeout{300};  // RFC 5321 §4.5.3.2.7: 5 minutes
   std::chrono::seconds data_timeout{600};     // per data block; §4.5.3.2.6 allows 10 minutes at the end
+  // Deadlines that a client trickling bytes cannot push back (deadlines.h):
+  std::chrono::seconds command_deadline{300};  // for a whole command line, idle time before it included
+  std::uint64_t min_data_rate = 500;           // bytes/s a message must average after data_timeout; 0: off
+  std::chrono::seconds max_session_time{3600};  // then 421 at the next command; 0: off
   int max_connections = 1000;
   int max_connections_per_client = 20;
   int max_errors = 10;
   int store_connections = 4;           // database worker threads, one connection each
   std::vector<Cidr> trusted_networks;  // may relay; empty: nobody may
+  // Exempt from max_connections_per_client, max_connection_rate, max_errors and
+  // the tarpit (Postfix's smtpd_client_event_limit_exceptions); not from
+  // max_connections or the AUTH failure limits. Default: loopback and trusted_networks.
+  std::vector<Cidr> limit_exceptions;
   std::size_t max_line_length = 1000;  // RFC 5321 §4.5.3.1.6, CRLF included; see body_filter.h
   int max_received_headers = 50;       // hop limit (Postfix hopcount_limit): more is a loop, 554 5.4.6
   int max_auth_failures = 3;           // per session, then 421
@@ -49,6 +57,8 @@ struct ListenerConfig {
 
   // True if address may relay (is inside one of trusted_networks).
   bool is_trusted(const IpAddress& address) const;
+  // True if address is inside one of limit_exceptions.
+  bool is_limit_exempt(const IpAddress& address) const;
 };
 
 // Parses "host:port" with an IPv4 host or a bracketed IPv6 host.

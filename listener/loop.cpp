@@ -208,7 +208,7 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   auto client = peer_address(addr);
   if (!client || shutting_down_) return;
   auto ip = client->str();
-  if (!admitted(owner.get(), ip)) return;
+  if (!admitted(owner.get(), *client, ip)) return;
   common::BufferEventPtr bev(bufferevent_socket_new(base_.get(), owner.get(), BEV_OPT_CLOSE_ON_FREE));
   if (!bev) {
     limits_.release(ip);
@@ -219,7 +219,11 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   auto id = next_id_++;
   SessionContext context{*client, identity_};
   context.session_number = (static_cast<std::uint64_t>(index_) << 48) | id;
-  auto conn = std::make_unique<Connection>(this, id, ip, std::move(bev), Session(settings_.config, std::move(context)));
+  const auto& config = *settings_.config;
+  Deadlines::Limits deadline_limits{config.command_deadline, config.data_timeout, config.min_data_rate,
+                                    config.max_session_time};
+  auto conn = std::make_unique<Connection>(this, id, ip, std::move(bev), Session(settings_.config, std::move(context)),
+                                           Deadlines(deadline_limits, Deadlines::Clock::now()));
   auto& c = *conn;
   connections_.emplace(id, std::move(conn));
   log::debug("client={} connected (id {})", ip, id);
@@ -234,10 +238,10 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
 
 // Over a limit the client gets one 421 line and a clean close. Best effort,
 // non-blocking: a fresh socket's send buffer takes one line.
-bool Loop::admitted(evutil_socket_t fd, const std::string& ip) {
+bool Loop::admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip) {
   const auto& config = *settings_.config;
   ClientLimits::Limits limits{config.max_connections, config.max_connections_per_client, config.max_connection_rate};
-  auto verdict = limits_.admit(ip, ClientLimits::Clock::now(), limits);
+  auto verdict = limits_.admit(ip, ClientLimits::Clock::now(), limits, config.is_limit_exempt(client));
   if (verdict == ClientLimits::Admit::ok) return true;
   bool rate = verdict == ClientLimits::Admit::rate_exceeded;
   log::info("client={} refused: {}", ip, rate ? "connection rate exceeded" : "too many connections");
@@ -273,6 +277,7 @@ bool Loop::feed_once(Connection& c) {
     auto* bytes = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(take)));
     c.session.on_raw(std::string_view(bytes, take));
     evbuffer_drain(in, take);
+    c.deadlines.data_received(take);
     return true;
   }
   std::size_t limit = c.session.max_piece();
@@ -288,8 +293,13 @@ bool Loop::feed_once(Connection& c) {
     return false;  // wait for more input
   }
   auto* bytes = reinterpret_cast<const char*>(evbuffer_pullup(in, static_cast<ev_ssize_t>(take + complete)));
+  bool data = c.session.in_data();
   c.session.on_line(std::string_view(bytes, take), complete);
   evbuffer_drain(in, take + complete);
+  if (data)
+    c.deadlines.data_received(take + complete);
+  else if (complete)
+    c.deadlines.command_done(Deadlines::Clock::now());
   return true;
 }
 
@@ -316,6 +326,7 @@ void Loop::emit(Connection& c) {
 // adjusts reading and timeouts, and closes or forgets the connection when it is
 // finished. May destroy c: callers must not touch it afterwards.
 void Loop::after_activity(Connection& c) {
+  check_deadlines(c);
   emit(c);
   if (auto op = c.session.take_store_op()) {
     if (!answer_without_store(c, *op)) pool_.submit(endpoint_, c.id, std::move(*op));
@@ -338,6 +349,7 @@ void Loop::after_activity(Connection& c) {
       }
       bufferevent_enable(c.bev.get(), EV_READ);
     }
+    arm_deadline(c);
   }
   forget_if_done(c);
 }
@@ -471,6 +483,8 @@ void Loop::on_store_done(std::uint64_t id, StoreResult result) {
 void Loop::close_socket(Connection& c) {
   if (!c.bev) return;
   c.bev.reset();
+  c.deadline_timer.reset();
+  c.deadline_armed = Deadlines::Clock::time_point::max();
   c.tarpit.reset();
   c.linger.reset();
   c.tarpitted = false;

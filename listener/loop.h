@@ -1,7 +1,7 @@
 // One event loop of wsmtp, run on its own thread: its listening sockets (bound
 // by Server, shared with the other loops through SO_REUSEPORT), one bufferevent
 // per client (wrapped in TLS after STARTTLS), its endpoint in the shared store pool, timeouts,
-// the tarpit and shutdown. It moves bytes between sockets and Sessions and store
+// deadlines, the tarpit and shutdown. It moves bytes between sockets and Sessions and store
 // results back into them; it knows nothing of SMTP commands and never touches
 // the database. Other threads talk to it only through post_config() and
 // post_shutdown(), which are thread-safe.
@@ -18,6 +18,7 @@
 
 #include "client_limits.h"
 #include "config.h"
+#include "deadlines.h"
 #include "handles.h"
 #include "recipient_cache.h"
 #include "session.h"
@@ -55,13 +56,22 @@ class Loop {
 
  private:
   struct Connection {
-    Connection(Loop* owner, std::uint64_t number, std::string ip, common::BufferEventPtr socket, Session s)
-        : loop(owner), id(number), client_ip(std::move(ip)), bev(std::move(socket)), session(std::move(s)) {}
+    Connection(Loop* owner, std::uint64_t number, std::string ip, common::BufferEventPtr socket, Session s, Deadlines d)
+        : loop(owner),
+          id(number),
+          client_ip(std::move(ip)),
+          bev(std::move(socket)),
+          session(std::move(s)),
+          deadlines(d) {}
     Loop* loop;
     std::uint64_t id;
     std::string client_ip;
     common::BufferEventPtr bev;  // null once the socket is closed
     Session session;
+    Deadlines deadlines;
+    common::EventPtr deadline_timer;  // created on first use
+    // When deadline_timer fires; max() while it is not armed.
+    Deadlines::Clock::time_point deadline_armed = Deadlines::Clock::time_point::max();
     common::EventPtr tarpit;  // created on first use
     common::EventPtr linger;  // polls a TLS connection's unsent bytes before closing
     std::string held_output;  // replies delayed by the tarpit
@@ -82,15 +92,19 @@ class Loop {
   static void resume_accept_cb(evutil_socket_t, short, void* self) noexcept;
   static void grace_over_cb(evutil_socket_t, short, void* self) noexcept;
   static void tarpit_cb(evutil_socket_t, short, void* conn) noexcept;
+  static void deadline_cb(evutil_socket_t, short, void* conn) noexcept;
   static void linger_cb(evutil_socket_t, short, void* conn) noexcept;
   static void cached_answers_cb(evutil_socket_t, short, void* self) noexcept;
 
   void accept(evutil_socket_t fd, const sockaddr* addr);
-  bool admitted(evutil_socket_t fd, const std::string& ip);
+  bool admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip);
   void process_input(Connection& c);
   bool feed_once(Connection& c);
   void emit(Connection& c);
   void after_activity(Connection& c);
+  Deadlines::Clock::time_point update_deadlines(Connection& c);
+  void check_deadlines(Connection& c);
+  void arm_deadline(Connection& c);
   void start_tls(Connection& c);
   void on_tls_event(Connection& c, short events);
   void on_store_done(std::uint64_t id, StoreResult result);

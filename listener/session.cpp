@@ -55,6 +55,7 @@ Session::Session(std::shared_ptr<const ListenerConfig> config, SessionContext co
     : config_owner_(std::move(config)), config_(*config_owner_), context_(std::move(context)) {
   client_ip_ = context_.client.str();
   trusted_ = config_.is_trusted(context_.client);
+  limit_exempt_ = config_.is_limit_exempt(context_.client);
   filter_.reset(config_.max_line_length);
   reply(replies::greeting(config_.hostname));
 }
@@ -220,19 +221,21 @@ void Session::cmd_rcpt(std::string_view arg) {
   if (body_started_) return error(replies::bad_sequence("RCPT after BDAT"));
   if (!iequals_prefix(arg, "TO:")) return error(replies::syntax_error("RCPT TO:<address>"));
   arg = trim(arg.substr(3));
-  common::Address address;
-  std::string_view params;
-  // RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted; it means
-  // postmaster@hostname, so hostname should be a local domain with that mailbox.
+  // RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted, from
+  // anyone; there is no domain to look up. It is stored as the bare
+  // "postmaster", which the router sends to its configured postmaster.
   if (iequals_prefix(arg, "<POSTMASTER>")) {
-    address = common::Address{"postmaster", config_.hostname};
-    params = trim(arg.substr(12));
-  } else {
-    auto path = common::parse_path(arg, /*allow_null=*/false, /*allow_utf8=*/true);
-    if (path.error != common::PathError::none) return error(replies::bad_recipient_syntax());
-    address = path.address;
-    params = path.params;
+    auto params = trim(arg.substr(12));
+    if (!params.empty()) return error(replies::unknown_parameter(params.substr(0, params.find_first_of(" ="))));
+    if (recipients_.size() >= config_.max_recipients)
+      return reply(replies::too_many_recipients(config_.max_recipients));
+    recipients_.emplace_back(common::kBarePostmaster);
+    return reply(replies::recipient_ok());
   }
+  auto path = common::parse_path(arg, /*allow_null=*/false, /*allow_utf8=*/true);
+  if (path.error != common::PathError::none) return error(replies::bad_recipient_syntax());
+  const common::Address& address = path.address;
+  std::string_view params = path.params;
   if (!params.empty()) return error(replies::unknown_parameter(params.substr(0, params.find_first_of(" ="))));
   if (!smtputf8_ && !is_ascii(address.str())) return error(replies::utf8_needs_smtputf8());
   // RFC 5321 §4.5.3.1.10: 452 asks the client to send the rest in a later transaction.
@@ -245,6 +248,8 @@ void Session::cmd_rcpt(std::string_view arg) {
     return error(replies::relay_denied());
   }
   auto key = address.lookup_key();
+  pending_postmaster_ = common::is_postmaster_key(key);
+  pending_our_postmaster_ = key == "postmaster@" + common::to_lower_ascii(config_.hostname);
   issue(CheckRecipient{key, key.substr(key.rfind('@') + 1)}, Pending::recipient);
 }
 
@@ -277,11 +282,20 @@ void Session::recipient_result(const StoreResult& result) {
     case common::RecipientVerdict::known_local:
       break;
     case common::RecipientVerdict::unknown_local:
+      // RFC 5321 §4.5.1: postmaster exists in every local domain, whatever
+      // the directory says; the router finds it a mailbox.
+      if (pending_postmaster_) break;
       // Rejected now rather than bounced later: no backscatter.
       recipient_rejected_ = true;
       log_rejected_recipient("unknown user");
       return error(replies::unknown_user());
     case common::RecipientVerdict::remote:
+      // postmaster@ this host's own name, when that is no local domain, is
+      // our postmaster too (never relayed, which would send it back here).
+      if (pending_our_postmaster_) {
+        pending_recipient_ = common::kBarePostmaster;
+        break;
+      }
       if (trusted_ || authenticated()) break;
       recipient_rejected_ = true;
       log_rejected_recipient("relay denied");
@@ -316,6 +330,30 @@ void Session::on_timeout() {
   if (close_) return;
   log::info("client={} timeout{}", client_ip_, in_data() ? " during DATA" : "");
   close_with(replies::timeout(config_.hostname));
+  abort_message_if_any();
+}
+
+void Session::on_deadline(Deadlines::Kind kind) {
+  if (close_ || kind == Deadlines::Kind::none) return;
+  if (waiting()) log::fatal("deadline checked while the session waits for the store (server bug)");
+  switch (kind) {
+    case Deadlines::Kind::command:
+      log::info("client={} command line not complete within {}s, disconnecting", client_ip_,
+                config_.command_deadline.count());
+      close_with(replies::command_too_slow(config_.hostname));
+      break;
+    case Deadlines::Kind::data:
+      log::info("client={} id={} message data slower than {} bytes/s, disconnecting", client_ip_, queue_id(),
+                config_.min_data_rate);
+      close_with(replies::data_too_slow(config_.hostname));
+      break;
+    case Deadlines::Kind::session:
+      log::info("client={} session longer than {}s, disconnecting", client_ip_, config_.max_session_time.count());
+      close_with(replies::session_too_long(config_.hostname));
+      break;
+    case Deadlines::Kind::none:
+      break;
+  }
   abort_message_if_any();
 }
 
@@ -390,8 +428,11 @@ void Session::reply(const common::smtp::Reply& r) {
 
 void Session::error(const common::smtp::Reply& r) {
   reply(r);
-  // Counting every refusal also limits directory harvesting through RCPT.
+  // Counting every refusal also limits directory harvesting through RCPT. A
+  // client in limit_exceptions (a local application) is neither cut off nor
+  // slowed down for its mistakes.
   ++errors_;
+  if (limit_exempt_) return;
   if (errors_ >= config_.max_errors && !close_) {
     log::info("client={} too many errors ({}), disconnecting", client_ip_, errors_);
     return close_with(replies::too_many_errors(config_.hostname));

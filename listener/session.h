@@ -19,6 +19,7 @@
 #include "body_filter.h"
 #include "cidr.h"
 #include "config.h"
+#include "deadlines.h"
 #include "smtp/reply.h"
 #include "store_op.h"
 
@@ -65,6 +66,9 @@ class Session {
   void on_tls_started(std::string cipher);
   // The client was silent for too long: 421, abort any message, close.
   void on_timeout();
+  // A deadline the client could not push back passed (deadlines.h): 421 4.4.2
+  // naming it, abort any message, close. Must not be called while waiting().
+  void on_deadline(Deadlines::Kind kind);
   // The server is stopping: 421 now if idle, else after the outstanding op.
   void on_shutdown();
   // The connection is gone: nothing more is sent; an unfinished message is aborted
@@ -89,6 +93,8 @@ class Session {
   bool wants_tls() const { return phase_ == Phase::starttls; }
   bool tls_active() const { return !tls_cipher_.empty(); }
   bool in_data() const { return phase_ == Phase::data || phase_ == Phase::bdat; }
+  // A DATA or BDAT body has begun and its final reply is not given yet.
+  bool message_in_progress() const { return body_started_ && !close_; }
   std::uint64_t raw_remaining() const { return phase_ == Phase::bdat ? bdat_remaining_ : 0; }
   std::size_t max_piece() const { return in_data() ? kDataPiece : kCommandPiece; }
   bool authenticated() const { return !auth_user_.empty(); }
@@ -153,7 +159,8 @@ class Session {
   const ListenerConfig& config_;
   SessionContext context_;
   std::string client_ip_;
-  bool trusted_ = false;  // in trusted_networks
+  bool trusted_ = false;       // in trusted_networks
+  bool limit_exempt_ = false;  // in limit_exceptions: no max_errors, no tarpit
 
   Phase phase_ = Phase::need_helo;
   Pending pending_ = Pending::none;
@@ -182,7 +189,9 @@ class Session {
   std::vector<std::string> recipients_;
   bool recipient_rejected_ = false;
   std::string pending_recipient_;
-  std::uint64_t transactions_ = 0;  // numbers queue ids within the session
+  bool pending_postmaster_ = false;      // pending_recipient_ is postmaster@domain
+  bool pending_our_postmaster_ = false;  // ... and the domain is our hostname
+  std::uint64_t transactions_ = 0;       // numbers queue ids within the session
 
   // The body. msg_id_ is non-zero while a message exists in state 0 that we own.
   bool body_started_ = false;

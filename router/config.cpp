@@ -1,5 +1,8 @@
 #include "config.h"
 
+#include <fmt/format.h>
+
+#include "address.h"
 #include "identity.h"
 
 namespace wsmtp::router {
@@ -18,6 +21,14 @@ RouterConfig read_router_config(const common::ConfigFile& file) {
   c.hostname = s.get_string("hostname", common::host_name());
   if (c.hostname.empty() || c.hostname.find_first_of(" \t\r\n<>@") != std::string::npos)
     s.fail("hostname", "must be a host name");
+  // A full address (no bare "postmaster": that is what it routes).
+  auto postmaster = s.get_string("postmaster", "");
+  if (!postmaster.empty()) {
+    auto parsed = common::parse_mailbox(postmaster, /*allow_utf8=*/true);
+    if (!parsed)
+      s.fail("postmaster", fmt::format("expected a mail address such as hostmaster@example.org, got '{}'", postmaster));
+    c.postmaster = parsed->lookup_key();
+  }
   c.scaling = common::read_worker_scaling(s);
   s.finish();
   return c;

@@ -20,6 +20,10 @@ struct RouterConfig {
   std::string relay_pool = "default";      // where mail for remote domains goes
   int max_routing_failures = 3;            // a message whose routing throws this often is held
   std::string hostname;                    // for auto-reply Message-IDs; default: the host name
+  // Where mail to postmaster goes when the domain has no postmaster mailbox,
+  // alias or list (RFC 5321 §4.5.1), and mail to the bare <Postmaster>. A
+  // lookup key; "": not set, such mail is held for the operator.
+  std::string postmaster;
   common::WorkerScaling scaling;  // min_workers, max_workers, backlog_per_worker, idle_time
 };
 

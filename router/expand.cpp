@@ -30,6 +30,10 @@ class Expander {
       overflow_ = true;
       return;
     }
+    // The bare <Postmaster> the listener accepted (RFC 5321 §4.5.1).
+    if (common::to_lower_ascii(address) == common::kBarePostmaster)
+      return to_postmaster(std::string(common::kBarePostmaster), depth, scope,
+                           on_path(std::string(common::kBarePostmaster)));
     auto parsed = common::parse_mailbox(address, true);
     if (!parsed) return bounce(address, "5.1.3 bad destination mailbox address syntax", scope);
     const std::string key = parsed->lookup_key();
@@ -42,6 +46,9 @@ class Expander {
     }
     if (info.mailbox) return visit_mailbox(key, info, depth, scope, seen_on_path);
     if (info.list && !seen_on_path) return visit_list(key, *info.list, depth, scope);
+    // Before the catch-all: postmaster is the operator's, not whoever
+    // collects a domain's unknown addresses.
+    if (info.local_domain && common::is_postmaster_key(key)) return to_postmaster(key, depth, scope, seen_on_path);
     // An alias naming itself was handled above (a mailbox); any other revisit
     // is a loop.
     if (seen_on_path) return bounce(key, "5.4.6 alias loop detected", scope);
@@ -77,6 +84,26 @@ class Expander {
     // RFC 3834 §2: list mail is not answered; only mail addressed to the
     // mailbox itself.
     if (info.autoreply_active && !scope) out_.autoreply_mailboxes.push_back(key);
+  }
+
+  // Postmaster without a mailbox, alias or list of its own: the configured
+  // postmaster. With none configured, or one that leads back here, the
+  // message is held rather than bounced or dropped (mail to postmaster is
+  // often the report of a problem; a bounce of it would go to someone who
+  // cannot fix ours): the operator sees it in `wsmtpctl queue`, sets
+  // [router] postmaster and releases it. Inside a list's fan-out it is an
+  // unknown member like any other, reported to the list: one member must not
+  // hold a whole list's mail.
+  void to_postmaster(const std::string& key, int depth, const ListScope* scope, bool seen_on_path) {
+    const auto& target = limits_.postmaster;
+    if (!target.empty() && target != key && !seen_on_path && !on_path(target))
+      return descend(key, {target}, depth, scope);
+    if (scope) return bounce(key, "5.1.1 user unknown", scope);
+    add({key, kHoldTransport, "",
+         target.empty()
+             ? "mail to " + key + ": no mailbox or alias for it and no [router] postmaster set; set one, then release"
+             : "mail to " + key + ": [router] postmaster " + target + " leads back to postmaster; fix it, then release",
+         "", std::nullopt});
   }
 
   // Refusals of the list itself belong to whoever sent to it (scope: the
@@ -163,7 +190,7 @@ class Expander {
     add({address, kBounceTransport, "", reason, "", scope_from(scope)});
   }
   void add(FinalRecipient r) {
-    if (r.transport != kBounceTransport) ++deliverable_;
+    if (r.transport != kBounceTransport && r.transport != kHoldTransport) ++deliverable_;
     auto key = r.address + '\0' + r.transport + '\0' + r.destination;
     if (seen_.insert(key).second) out_.recipients.push_back(std::move(r));
   }

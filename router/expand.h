@@ -30,6 +30,7 @@ struct ExpansionLimits {
   // pass it bounces (5.2.4) instead of being expanded.
   std::int64_t max_list_members = 100000;
   std::string relay_pool = "default";
+  std::string postmaster;  // RouterConfig::postmaster: lookup key, "" when not set
 };
 
 // What one message's expansion has used so far, shared by its envelope
@@ -43,9 +44,9 @@ struct ExpansionBudget {
 struct FinalRecipient {
   std::string address;                         // lookup form
   std::string transport;                       // "maildir", "mbox", ... (the mailbox's tag), "relay",
-                                               // or "bounce"
+                                               // "bounce", or "hold"
   std::string destination;                     // Maildir/spool path, relay pool, or "" for a bounce
-  std::string bounce_reason;                   // for transport "bounce": enhanced code and text
+  std::string bounce_reason;                   // for "bounce": enhanced code and text; for "hold": why
   std::string prepend_headers{};               // list mail: List-* and X-Loop lines
   std::optional<std::string> envelope_from{};  // list mail: the list's bounce address; for a bounce
                                                // inside a list's fan-out, where the report goes
@@ -77,6 +78,9 @@ struct MessageContext {
 };
 
 inline constexpr const char* kBounceTransport = "bounce";
+// Not a delivery: the whole message must wait for the operator (postmaster
+// with nowhere to go). plan_message turns it into Plan::hold_reason.
+inline constexpr const char* kHoldTransport = "hold";
 
 // Expands one recipient. A final recipient reached twice appears once. A bounce
 // inside a list's fan-out carries the list's bounce address (envelope_from): the

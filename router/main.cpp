@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
     if (check_only) return 0;
     const auto& stop = common::install_stop_signals();
     log::info("wroute supervisor starting on {}", common::host_name());
+    if (config.postmaster.empty())
+      log::warn("[router] postmaster is not set: mail to postmaster without its own mailbox or alias will be held");
     auto worker = [&] {
       const std::string owner = common::worker_identity();
       log::info("wroute worker starting as {}", owner);

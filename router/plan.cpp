@@ -14,6 +14,7 @@ ExpansionLimits expansion_limits(const RouterConfig& config) {
   limits.max_expansion = config.max_expansion;
   limits.max_list_members = config.max_list_members;
   limits.relay_pool = config.relay_pool;
+  limits.postmaster = config.postmaster;
   return limits;
 }
 
@@ -28,6 +29,10 @@ Plan plan_message(common::DirectoryLookup& directory, const RouterConfig& config
   for (const auto& rcpt : recipients) {
     auto expansion = expand_recipient(directory, rcpt, context, limits, budget);
     for (auto& r : expansion.recipients) {
+      if (r.transport == kHoldTransport) {
+        if (!plan.hold_reason) plan.hold_reason = r.bounce_reason;
+        continue;
+      }
       common::pg::PlannedDelivery p{r.address,         rcpt,           r.transport, r.destination, std::nullopt,
                                     r.prepend_headers, r.envelope_from};
       if (r.transport == kBounceTransport) p.bounce_reason = r.bounce_reason;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,6 +23,9 @@ struct Plan {
   std::vector<std::pair<std::string, std::string>> autoreplies;  // mailbox, original recipient
   std::vector<std::string> warnings;                             // limits that refused work
   std::int64_t list_members = 0;                                 // members of the lists it fans out
+  // Set: nothing is delivered; the message is held for the operator with this
+  // reason (a recipient with transport "hold", see expand.h).
+  std::optional<std::string> hold_reason;
 };
 
 ExpansionLimits expansion_limits(const RouterConfig& config);

@@ -112,12 +112,19 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
   for (std::size_t i = first; i < claims.size() && (i == first || list_members < config.max_list_members); ++i) {
     auto& work = works.emplace_back(tx, claims[i]);
     work.plan = plan_message(directory, config, claims[i].recipients, work.context);
+    if (work.plan.hold_reason) continue;  // held below, nothing planned
     list_members += work.plan.list_members;
     plans.push_back({claims[i].lease, work.plan.deliveries, work.plan.fanouts});
   }
   std::set<std::int64_t> moved;
-  for (const auto& r : common::pg::finish_routing(tx, plans)) moved.insert(r.msg_id);
+  if (!plans.empty())
+    for (const auto& r : common::pg::finish_routing(tx, plans)) moved.insert(r.msg_id);
   for (auto& work : works) {
+    if (work.plan.hold_reason) {
+      if (!common::pg::hold_unroutable(tx, work.claim.lease, *work.plan.hold_reason))
+        log::warn("msg={} lease lost before it could be held; another router owns it", work.claim.lease.msg_id);
+      continue;
+    }
     if (!moved.count(work.claim.lease.msg_id)) {
       log::warn("msg={} lease lost before routing finished; another router owns it", work.claim.lease.msg_id);
       continue;

@@ -604,6 +604,16 @@ bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::st
   return r.affected_rows() == 1;
 }
 
+bool hold_unroutable(pqxx::transaction_base& tx, const Lease& lease, const std::string& reason) {
+  auto r = tx.exec_params(
+      "UPDATE messages SET state = 1, held = true, held_reason = $3, "
+      "  lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
+      "WHERE id = $1 AND state = 2 AND lease_token = $2::uuid",
+      lease.msg_id, lease.token, reason);
+  if (r.affected_rows()) log::warn("msg={} held in state {}: {}", lease.msg_id, state_name(MsgState::received), reason);
+  return r.affected_rows() == 1;
+}
+
 bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id) {
   // Workers wait for a NOTIFY once their queue looked drained: the schema's
   // wake-up trigger (015) notifies the stage a RECEIVED or ROUTED row waits for.

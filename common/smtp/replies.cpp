@@ -61,6 +61,15 @@ Reply too_many_errors(std::string_view hostname) {
 Reply timeout(std::string_view hostname) {
   return r(421, 4, 4, 2, fmt::format("{} Error: timeout exceeded", hostname));
 }
+Reply command_too_slow(std::string_view hostname) {
+  return r(421, 4, 4, 2, fmt::format("{} Error: command line not received in time, closing connection", hostname));
+}
+Reply data_too_slow(std::string_view hostname) {
+  return r(421, 4, 4, 2, fmt::format("{} Error: message data arriving too slowly, closing connection", hostname));
+}
+Reply session_too_long(std::string_view hostname) {
+  return r(421, 4, 4, 2, fmt::format("{} Error: session time limit exceeded, closing connection", hostname));
+}
 Reply shutting_down(std::string_view hostname) {
   return r(421, 4, 3, 2, fmt::format("{} Service shutting down, closing transmission channel", hostname));
 }

@@ -47,6 +47,11 @@ Reply bare_newline_rejected();
 Reply try_again_later();
 Reply too_many_errors(std::string_view hostname);
 Reply timeout(std::string_view hostname);
+// The deadlines a trickling client cannot push back (listener/deadlines.h):
+// RFC 3463 X.4.2 "bad connection", as for an idle timeout.
+Reply command_too_slow(std::string_view hostname);
+Reply data_too_slow(std::string_view hostname);
+Reply session_too_long(std::string_view hostname);
 Reply shutting_down(std::string_view hostname);
 Reply too_many_connections(std::string_view hostname);
 

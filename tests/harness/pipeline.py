@@ -37,7 +37,7 @@ def bin_dir():
 
 class Pipeline:
     def __init__(self, domain="example.test", lease_time="5s", queue_extra="", listener_extra="", ipv6=False,
-                 db_socket=False):
+                 db_socket=False, router_extra=""):
         self.bindir = bin_dir()
         self.root = tempfile.mkdtemp(prefix="wsmtp-e2e-")
         self.pg = PgServer()
@@ -63,7 +63,8 @@ class Pipeline:
                 f"listen = 127.0.0.1:{self.port}{f', [::1]:{self.port}' if ipv6 else ''}\n"
                 "hostname = mx.example.test\n"
                 f"{listener_extra}\n"
-                "[router]\n\n"
+                "[router]\n"
+                f"{router_extra}\n"
                 "[deliver]\n"
                 "transports = maildir\n"
                 "retry_base = 1s\n\n"

@@ -84,3 +84,14 @@ TEST_CASE("lookup keys are lower-case and unquote plain local parts") {
   CHECK(is_valid_domain("mail.example.org"));
   CHECK_FALSE(is_valid_domain("mail..example.org"));
 }
+
+TEST_CASE("postmaster lookup keys (RFC 5321 section 4.5.1)") {
+  CHECK(is_postmaster_key("postmaster"));
+  CHECK(is_postmaster_key("postmaster@example.org"));
+  CHECK(is_postmaster_key(parse_mailbox("PostMaster@Example.ORG")->lookup_key()));
+  CHECK_FALSE(is_postmaster_key("postmaster@"));
+  CHECK_FALSE(is_postmaster_key("postmasters@example.org"));
+  CHECK_FALSE(is_postmaster_key("postmaster+x@example.org"));
+  CHECK_FALSE(is_postmaster_key("x-postmaster@example.org"));
+  CHECK_FALSE(is_postmaster_key("postmast"));
+}

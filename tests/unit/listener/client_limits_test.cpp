@@ -64,4 +64,29 @@ TEST_CASE("failed AUTH attempts per address across connections", "[limits]") {
   CHECK_FALSE(limits.auth_blocked("a", t + seconds(601), 3));
 }
 
+// Issue 13: a local application sending more than 60 messages a minute, or
+// smtp-source with 20 sessions, was refused. Exempt clients (limit_exceptions)
+// keep only the overall limit and the AUTH failure limits.
+TEST_CASE("an exempt client skips the per-address count and rate, not the overall limit", "[limits]") {
+  ClientLimits limits;
+  ClientLimits::Limits l{5, 2, 3};
+  auto t = ClientLimits::Clock::time_point{} + seconds(1000);
+  for (int i = 0; i < 100; ++i) {
+    REQUIRE(limits.admit("127.0.0.1", t, l, /*exempt=*/true) == Admit::ok);
+    limits.release("127.0.0.1");
+  }
+  for (int i = 0; i < 5; ++i) CHECK(limits.admit("127.0.0.1", t, l, true) == Admit::ok);
+  CHECK(limits.admit("127.0.0.1", t, l, true) == Admit::too_many_connections);  // 5 overall
+  CHECK(limits.open_connections() == 5);
+  for (int i = 0; i < 5; ++i) limits.release("127.0.0.1");
+  CHECK(limits.open_connections() == 0);
+  // The same address without the exemption is limited as before.
+  CHECK(limits.admit("127.0.0.1", t, l) == Admit::ok);
+  CHECK(limits.admit("127.0.0.1", t, l) == Admit::ok);
+  CHECK(limits.admit("127.0.0.1", t, l) == Admit::too_many_connections);
+  // AUTH failures still count and block an exempt address.
+  for (int i = 0; i < 3; ++i) limits.note_auth_failure("127.0.0.1", t, seconds(600));
+  CHECK(limits.auth_blocked("127.0.0.1", t, 3));
+}
+
 }  // namespace wsmtp::listener

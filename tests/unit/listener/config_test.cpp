@@ -34,6 +34,48 @@ TEST_CASE("listener config defaults", "[config]") {
   CHECK(c.store_connections == 4);
   CHECK(c.trusted_networks.empty());
   CHECK_FALSE(c.is_trusted(*IpAddress::parse("127.0.0.1")));
+  // Loopback is exempt from the client limits, but still not trusted to relay.
+  CHECK(c.is_limit_exempt(*IpAddress::parse("127.0.0.1")));
+  CHECK(c.is_limit_exempt(*IpAddress::parse("127.3.2.1")));
+  CHECK(c.is_limit_exempt(*IpAddress::parse("::1")));
+  CHECK_FALSE(c.is_limit_exempt(*IpAddress::parse("192.0.2.1")));
+  CHECK(c.command_deadline == std::chrono::seconds(300));
+  CHECK(c.min_data_rate == 500);
+  CHECK(c.max_session_time == std::chrono::seconds(3600));
+}
+
+TEST_CASE("limit_exceptions: default loopback and trusted_networks; a list replaces it", "[config]") {
+  auto c = parse("[listener]\ntrusted_networks = 192.0.2.0/24\n");
+  CHECK(c.is_limit_exempt(*IpAddress::parse("192.0.2.7")));
+  CHECK(c.is_limit_exempt(*IpAddress::parse("127.0.0.1")));
+  CHECK_FALSE(c.is_limit_exempt(*IpAddress::parse("198.51.100.1")));
+
+  c = parse("[listener]\ntrusted_networks = 192.0.2.0/24\nlimit_exceptions = 198.51.100.0/24\n");
+  CHECK(c.is_limit_exempt(*IpAddress::parse("198.51.100.1")));
+  CHECK_FALSE(c.is_limit_exempt(*IpAddress::parse("127.0.0.1")));
+  CHECK_FALSE(c.is_limit_exempt(*IpAddress::parse("192.0.2.7")));
+  CHECK_FALSE(c.is_trusted(*IpAddress::parse("198.51.100.1")));  // exempt is not trusted
+
+  c = parse("[listener]\ntrusted_networks = 192.0.2.0/24\nlimit_exceptions = ::1, trusted_networks\n");
+  CHECK(c.is_limit_exempt(*IpAddress::parse("192.0.2.7")));
+  CHECK(c.is_limit_exempt(*IpAddress::parse("::1")));
+  CHECK_FALSE(c.is_limit_exempt(*IpAddress::parse("127.0.0.1")));
+
+  c = parse("[listener]\nlimit_exceptions =\n");
+  CHECK(c.limit_exceptions.empty());
+
+  CHECK_THROWS_WITH(parse("[listener]\nlimit_exceptions = 127.0.0.1/8\n"),
+                    Catch::Contains("test.conf:2: [listener] limit_exceptions"));
+}
+
+TEST_CASE("deadline keys", "[config]") {
+  auto c = parse("[listener]\ncommand_deadline = 2s\nmin_data_rate = 1000\nmax_session_time = 0\n");
+  CHECK(c.command_deadline == std::chrono::seconds(2));
+  CHECK(c.min_data_rate == 1000);
+  CHECK(c.max_session_time == std::chrono::seconds(0));
+  CHECK_THROWS_WITH(parse("[listener]\ncommand_deadline = 0\n"),
+                    Catch::Contains("test.conf:2: [listener] command_deadline"));
+  CHECK_THROWS_WITH(parse("[listener]\nmin_data_rate = -1\n"), Catch::Contains("[listener] min_data_rate"));
 }
 
 TEST_CASE("listener config values", "[config]") {

@@ -78,6 +78,11 @@ class Dialogue {
     run_ops();
     return take();
   }
+  std::string deadline(Deadlines::Kind kind) {
+    session_->on_deadline(kind);
+    run_ops();
+    return take();
+  }
   std::string shutdown() {
     session_->on_shutdown();
     run_ops();
@@ -323,6 +328,11 @@ TEST_CASE("recipient verdicts, including the open-relay tricks", "[session][rela
       {"198.51.100.1", {"192.0.2.0/24"}, "<someone@remote.test>", "554 5.7.1"},
       {"127.0.0.1", {}, "<someone@remote.test>", "554 5.7.1"},  // loopback is not trusted by default
       {"192.0.2.10", {}, "<Postmaster>", "250 2.1.5"},
+      // RFC 5321 §4.5.1: postmaster in any local domain, without a mailbox.
+      {"192.0.2.10", {}, "<postmaster@example.org>", "250 2.1.5"},
+      {"192.0.2.10", {}, "<PostMaster@Example.ORG>", "250 2.1.5"},
+      {"192.0.2.10", {}, "<postmaster+x@example.org>", "550 5.1.1"},
+      {"192.0.2.10", {}, "<postmaster@remote.test>", "554 5.7.1"},
       {"192.0.2.10", {}, "bob@example.org", "501 5.1.3"},
       {"192.0.2.10", {}, "<bob@example.org> NOTIFY=NEVER", "555 5.5.4"},
       {"192.0.2.10", {}, "<user%remote.test@example.org>", "554 5.7.1"},
@@ -343,6 +353,26 @@ TEST_CASE("recipient verdicts, including the open-relay tricks", "[session][rela
   d.send("MAIL FROM:<>\r\n");
   INFO(row.rcpt);
   CHECK(codes(d.send(std::string("RCPT TO:") + row.rcpt + "\r\n")) == std::vector<std::string>{row.expected});
+}
+
+// Issue 13: <Postmaster> got 554 5.7.1 when the listener's hostname was no
+// local domain. It needs no lookup and is stored as the bare "postmaster".
+TEST_CASE("<Postmaster> is accepted from anyone without a lookup", "[session][relay]") {
+  auto config = test_config();
+  config.hostname = "mx.not-local.test";
+  Dialogue d(config, "198.51.100.7");
+  d.hello();
+  auto out = d.send(
+      "MAIL FROM:<>\r\nRCPT TO:<POSTMASTER>\r\nRCPT TO:<postmaster@example.org>\r\n"
+      "RCPT TO:<Postmaster@MX.Not-Local.test>\r\nDATA\r\nSubject: hi\r\n\r\nhello\r\n.\r\n");
+  CHECK(codes(out) == std::vector<std::string>{"250 2.1.0", "250 2.1.5", "250 2.1.5", "250 2.1.5", "354", "250 2.0.0"});
+  CHECK(d.store.calls.front() == "check postmaster@example.org");
+  REQUIRE(d.store.messages.size() == 1);
+  // postmaster@ our own name, no local domain here, is our postmaster: never relayed.
+  CHECK(d.store.messages.begin()->second.envelope.recipients ==
+        std::vector<std::string>{"postmaster", "postmaster@example.org", "postmaster"});
+  CHECK(codes(d.send("MAIL FROM:<>\r\nRCPT TO:<Postmaster> FOO=1\r\n")) ==
+        std::vector<std::string>{"250 2.1.0", "555 5.5.4"});
 }
 
 TEST_CASE("commands out of order, with bad syntax, or unknown", "[session]") {
@@ -627,6 +657,20 @@ TEST_CASE("errors past tarpit_after_errors ask for a delay; too many end the ses
   CHECK(d.session().closing());
 }
 
+TEST_CASE("a client in limit_exceptions is neither tarpitted nor cut off for errors", "[session]") {
+  auto config = test_config();
+  config.limit_exceptions.push_back(*Cidr::parse("192.0.2.0/24"));
+  Dialogue d(config);
+  d.hello();
+  std::string out;
+  for (int i = 0; i < 20; ++i) {
+    out += d.send("A\r\n");
+    CHECK(d.session().take_tarpit().count() == 0);
+  }
+  CHECK_FALSE(d.session().closing());
+  CHECK(codes(d.send("NOOP\r\n")) == std::vector<std::string>{"250 2.0.0"});
+}
+
 TEST_CASE("a browser's request is not SMTP", "[session]") {
   Dialogue d;
   d.send("");
@@ -654,6 +698,35 @@ TEST_CASE("disconnect, timeout and shutdown during DATA never commit", "[session
     CHECK(m.aborted);
     CHECK_FALSE(m.committed);
   }
+}
+
+TEST_CASE("a passed deadline ends the session with 421 4.4.2 and never commits", "[session]") {
+  auto kind = GENERATE(Deadlines::Kind::command, Deadlines::Kind::data, Deadlines::Kind::session);
+  auto config = test_config();
+  config.max_message_size = 1 << 20;
+  Dialogue d(config);
+  d.hello();
+  if (kind == Deadlines::Kind::data) {
+    d.send(std::string(kTransaction) + "DATA\r\n");
+    for (std::size_t i = 0; i < Session::kBodyChunkSize / 900; ++i) d.send(std::string(990, 'p') + "\r\n");
+    CHECK(d.session().message_in_progress());
+  } else {
+    d.send("MAIL FROM:<a@example.net>\r\nRC");
+    CHECK_FALSE(d.session().message_in_progress());
+  }
+  auto out = d.deadline(kind);
+  REQUIRE(codes(out) == std::vector<std::string>{"421 4.4.2"});
+  const char* text = kind == Deadlines::Kind::command ? "command line not received in time"
+                     : kind == Deadlines::Kind::data  ? "message data arriving too slowly"
+                                                      : "session time limit exceeded";
+  CHECK(out.find(text) != std::string::npos);
+  CHECK(d.session().closing());
+  CHECK_FALSE(d.session().message_in_progress());
+  for (const auto& [id, m] : d.store.messages) {
+    CHECK(m.aborted);
+    CHECK_FALSE(m.committed);
+  }
+  CHECK(d.deadline(kind).empty());  // once only
 }
 
 TEST_CASE("a disconnect while the last chunk is being written never commits", "[session]") {

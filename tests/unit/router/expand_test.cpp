@@ -1,4 +1,5 @@
 #include "router/expand.h"
+#include "router/plan.h"
 
 #include <map>
 #include <set>
@@ -443,4 +444,65 @@ TEST_CASE("alias expansion counts toward max_expansion; past it the recipient bo
   for (int j = 0; j < 10; ++j) shallow.aliases.insert({"top@example.org", "end@example.org"});
   CHECK(router::expand_recipient(shallow, "top@example.org", m.context(), small).recipients ==
         std::vector<FinalRecipient>{fr("end@example.org", "maildir", "/m/end")});
+}
+
+// RFC 5321 §4.5.1 (issue 13): postmaster in every local domain, and the bare
+// <Postmaster>, reach someone without any per-domain setup.
+TEST_CASE("postmaster: its own mailbox or alias wins, else [router] postmaster, else held") {
+  FakeDirectory dir;
+  dir.domains.insert("other.org");
+  dir.mailboxes = {{"admin@example.org", "/m/admin"}, {"postmaster@other.org", "/m/pm-other"}};
+  dir.catchalls = {{"example.org", "admin@example.org"}};
+  Message m;
+  auto with = [&](const std::string& postmaster, const std::string& rcpt) {
+    auto l = limits();
+    l.postmaster = postmaster;
+    return router::expand_recipient(dir, rcpt, m.context(""), l).recipients;
+  };
+  const auto admin = std::vector<FinalRecipient>{fr("admin@example.org", "maildir", "/m/admin")};
+  // Configured: the bare form and postmaster@ any local domain, any case; it
+  // wins over the domain's catch-all.
+  dir.catchalls = {{"example.org", "nobody@remote.example"}};
+  CHECK(with("admin@example.org", "postmaster") == admin);
+  CHECK(with("admin@example.org", "PostMaster") == admin);
+  CHECK(with("admin@example.org", "POSTMASTER@example.org") == admin);
+  // A domain's own postmaster mailbox wins.
+  CHECK(with("admin@example.org", "postmaster@other.org") ==
+        std::vector<FinalRecipient>{fr("postmaster@other.org", "maildir", "/m/pm-other")});
+  // ... and so does an alias.
+  dir.aliases = {{"postmaster@example.org", "postmaster@other.org"}};
+  CHECK(with("admin@example.org", "postmaster@example.org") ==
+        std::vector<FinalRecipient>{fr("postmaster@other.org", "maildir", "/m/pm-other")});
+  dir.aliases.clear();
+  // Remote postmasters are relayed like anyone else.
+  CHECK(with("admin@example.org", "postmaster@remote.example") ==
+        std::vector<FinalRecipient>{fr("postmaster@remote.example", "relay", "default")});
+
+  // Not configured: held, never bounced.
+  for (const auto* rcpt : {"postmaster", "postmaster@example.org"}) {
+    auto held = with("", rcpt);
+    REQUIRE(held.size() == 1);
+    CHECK(held[0].transport == router::kHoldTransport);
+    CHECK(held[0].bounce_reason.find("no [router] postmaster set") != std::string::npos);
+  }
+  // Configured as a postmaster address that has no mailbox: held, no loop.
+  auto loop = with("postmaster@example.org", "postmaster");
+  REQUIRE(loop.size() == 1);
+  CHECK(loop[0].transport == router::kHoldTransport);
+  CHECK(loop[0].bounce_reason.find("leads back to postmaster") != std::string::npos);
+}
+
+TEST_CASE("a held postmaster recipient holds the message's plan") {
+  FakeDirectory dir;
+  dir.mailboxes = {{"alice@example.org", "/m/alice"}};
+  Message m;
+  router::RouterConfig config;
+  auto plan = router::plan_message(dir, config, {"alice@example.org", "postmaster"}, m.context());
+  REQUIRE(plan.hold_reason);
+  CHECK(plan.hold_reason->find("mail to postmaster") == 0);
+  config.postmaster = "alice@example.org";
+  plan = router::plan_message(dir, config, {"alice@example.org", "postmaster"}, m.context());
+  CHECK_FALSE(plan.hold_reason);
+  REQUIRE(plan.deliveries.size() == 1);  // one copy for alice
+  CHECK(plan.deliveries[0].recipient == "alice@example.org");
 }

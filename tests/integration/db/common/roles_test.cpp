@@ -212,6 +212,22 @@ TEST_CASE("the listener role is refused outside its rights") {
                   pqxx::insufficient_privilege);
 }
 
+// Issue 13: mail to postmaster with nowhere to go is held by the router (2->1).
+TEST_CASE("the router may hold a message it claimed") {
+  test::TestDatabase db;
+  auto listener = connect_as(db, "wsmtp_listener");
+  auto router = connect_as(db, "wsmtp_router");
+  auto id = receive_as(*listener, "postmaster@example.net");
+  auto claims = claim_for_routing(*router, opts("router-a"));
+  REQUIRE(claims.size() == 1);
+  pqxx::work tx(*router);
+  CHECK(hold_unroutable(tx, claims[0].lease, "mail to postmaster: nowhere to go"));
+  tx.commit();
+  CHECK(state_of(db, id) == 1);
+  CHECK(db.query("SELECT held_reason FROM messages WHERE held AND lease_token IS NULL")[0][0].as<std::string>() ==
+        "mail to postmaster: nowhere to go");
+}
+
 TEST_CASE("router, deliverer and reaper roles are refused outside their rights") {
   test::TestDatabase db;
   auto router = connect_as(db, "wsmtp_router");

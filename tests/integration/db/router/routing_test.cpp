@@ -231,3 +231,36 @@ TEST_CASE("router bookkeeping: backlog and pruning of fairness clocks") {
   CHECK(common::pg::prune_route_fairness(tx, 100) == 0);  // route_batch pruned them when it went idle
   CHECK(count(db, "SELECT count(*) FROM route_fairness") == 0);
 }
+
+// Issue 13: postmaster with nowhere to go is held in state 1 (with its
+// reason), in the same batch transaction that routes the other messages; once
+// [router] postmaster is set, a release routes it there.
+TEST_CASE("postmaster without a mailbox or [router] postmaster is held, then routed after release") {
+  TestDatabase db;
+  auto conn = db.connect();
+  add_directory(*conn, "example.org", {"ann", "admin"});
+  auto before = receive(*conn, "s@remote.example", {"ann@example.org"});
+  auto pm = receive(*conn, "", {"postmaster@example.org", "postmaster"});
+  auto after = receive(*conn, "s@remote.example", {"ann@example.org"});
+  CHECK(route_all(*conn) == 3);
+  CHECK(count(db, "SELECT count(*) FROM messages WHERE state = 3 AND id IN (" + id_s(before) + ", " + id_s(after) +
+                      ")") == 2);
+  auto row = db.query("SELECT state, held, held_reason, lease_owner IS NULL FROM messages WHERE id = " + id_s(pm));
+  CHECK(row[0][0].as<int>() == 1);
+  CHECK(row[0][1].as<bool>());
+  CHECK(row[0][2].as<std::string>().find("no [router] postmaster set") != std::string::npos);
+  CHECK(row[0][3].as<bool>());
+  CHECK(count(db, "SELECT count(*) FROM deliveries WHERE message_id = " + id_s(pm)) == 0);
+
+  router::RouterConfig config;
+  config.postmaster = "admin@example.org";
+  {
+    pqxx::work tx(*conn);
+    REQUIRE(common::pg::release_message(tx, pm));
+    tx.commit();
+  }
+  CHECK(route_all(*conn, config) == 1);
+  CHECK(count(db, "SELECT state FROM messages WHERE id = " + id_s(pm)) == 3);
+  CHECK(count(db, "SELECT count(*) FROM deliveries WHERE recipient = 'admin@example.org' AND message_id = " +
+                      id_s(pm)) == 1);
+}
