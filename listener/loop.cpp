@@ -53,12 +53,13 @@ std::optional<IpAddress> peer_address(const sockaddr* addr) {
 
 }  // namespace
 
-Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, int index)
+Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, QueueIdReserve& queue_ids, int index)
     : index_(index),
       settings_(std::move(settings)),
       limits_(limits),
       identity_(common::worker_identity()),
       pool_(pool),
+      queue_ids_(queue_ids),
       recipient_cache_(settings_.config->recipient_cache_time) {
   base_.reset(event_base_new());
   if (!base_) throw std::runtime_error("event_base_new failed");
@@ -218,7 +219,7 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
 
   auto id = next_id_++;
   SessionContext context{*client, identity_};
-  context.session_number = (static_cast<std::uint64_t>(index_) << 48) | id;
+  context.queue_ids = &queue_ids_;
   auto conn = std::make_unique<Connection>(this, id, ip, std::move(bev), Session(settings_.config, std::move(context)));
   auto& c = *conn;
   connections_.emplace(id, std::move(conn));
@@ -321,6 +322,9 @@ void Loop::after_activity(Connection& c) {
     if (!answer_without_store(c, *op)) pool_.submit(endpoint_, c.id, std::move(*op));
     c.op_in_flight = true;
   }
+  // Sessions took queue ids; the next block is reserved before they run out.
+  // Session 0: nobody waits for the answer.
+  if (queue_ids_.refill_due()) pool_.submit(endpoint_, 0, RefillQueueIds{});
   if (c.bev && c.session.wants_tls() && !c.tarpitted && !c.session.closing()) start_tls(c);
   if (c.bev) {
     if (c.session.closing() && !c.tarpitted) {

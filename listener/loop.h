@@ -19,6 +19,7 @@
 #include "client_limits.h"
 #include "config.h"
 #include "handles.h"
+#include "queue_ids.h"
 #include "recipient_cache.h"
 #include "session.h"
 #include "store_worker.h"
@@ -36,9 +37,9 @@ struct LoopSettings {
 
 class Loop {
  public:
-  // Attaches to pool, shared with the other loops like limits; both must
-  // outlive the loop, and pool must be stopped before the loop is destroyed.
-  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, int index);
+  // Attaches to pool, shared with the other loops like limits and queue_ids;
+  // all must outlive the loop, and pool must be stopped before the loop is destroyed.
+  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, QueueIdReserve& queue_ids, int index);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -110,6 +111,7 @@ class Loop {
   std::string identity_;
   common::EventBasePtr base_;
   StoreWorkerPool& pool_;
+  QueueIdReserve& queue_ids_;
   int endpoint_ = -1;  // ours in pool_
   std::vector<common::ListenerPtr> listeners_;
   common::EventPtr control_, resume_accept_, grace_timer_;

@@ -53,16 +53,21 @@ int hold_exhausted(pqxx::transaction_base& tx, MsgState state, int max_expired_c
 // --- listener ---------------------------------------------------------------
 
 std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& m) {
-  auto id = tx.exec_params1(
-                  "INSERT INTO messages (envelope_from, client_addr, client_helo, received_by) "
-                  "VALUES ($1, NULLIF($2, '')::inet, $3, $4) RETURNING id",
-                  m.envelope_from, m.client_addr, m.client_helo, m.received_by)[0]
-                .as<std::int64_t>();
-  tx.exec_params0(
-      "INSERT INTO recipients (message_id, seq, address) "
-      "SELECT $1, r.ord - 1, r.address FROM unnest($2::text[]) WITH ORDINALITY AS r(address, ord)",
-      id, text_array(m.recipients));
+  auto id = reserve_message_ids(tx, 1).front();
+  create_message(tx, id, m);
   return id;
+}
+
+// The id was reserved from the identity's sequence (reserve_message_ids), so
+// OVERRIDING SYSTEM VALUE cannot collide with one the sequence hands out later.
+// Message and recipients in one statement: one round trip per streamed message.
+void create_message(pqxx::transaction_base& tx, std::int64_t msg_id, const NewMessage& m) {
+  exec_prepared_sql(tx, "wsmtp_create_message",
+                    "WITH m AS (INSERT INTO messages (id, envelope_from, client_addr, client_helo, received_by) "
+                    "  OVERRIDING SYSTEM VALUE VALUES ($1, $2, NULLIF($3, '')::inet, $4, $5) RETURNING id) "
+                    "INSERT INTO recipients (message_id, seq, address) "
+                    "SELECT m.id, r.ord - 1, r.address FROM m, unnest($6::text[]) WITH ORDINALITY AS r(address, ord)",
+                    msg_id, m.envelope_from, m.client_addr, m.client_helo, m.received_by, text_array(m.recipients));
 }
 
 std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id) {

@@ -41,7 +41,11 @@ struct ClaimOptions {
 
 // --- listener ---------------------------------------------------------------
 
-// Creates a message in state 0 (RECEIVING) with its envelope recipients.
+// Creates a message in state 0 (RECEIVING) with its envelope recipients under
+// msg_id, an id from reserve_message_ids (the listener's queue id, given out
+// before the message is stored).
+void create_message(pqxx::transaction_base& tx, std::int64_t msg_id, const NewMessage& message);
+// The same under a fresh id, returned (tools and tests).
 std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& message);
 // The fair-order stamp for a message in state 0 about to be committed, taken
 // with asynchronous commit (run it in a transaction of its own) so the commit
