@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "queue_id.h"
 #include "pg/auth_users.h"
 #include "pg/body.h"
 #include "pg/connection.h"
@@ -63,7 +64,7 @@ class PgStore final : public Store {
       if (resolve_in_doubt({msg_id}, e)) return;
       throw;
     }
-    if (!ok) throw std::runtime_error(fmt::format("msg={} was no longer in state RECEIVING", msg_id));
+    if (!ok) throw std::runtime_error(fmt::format("msg={} was no longer in state RECEIVING", qid(msg_id)));
     wake_router();
   }
 
@@ -105,7 +106,7 @@ class PgStore final : public Store {
   // again (a duplicate); 250 for an uncommitted one would lose it. So ask the
   // database which it was, reconnecting for a bounded time. True: committed.
   bool resolve_in_doubt(const std::vector<std::int64_t>& ids, const std::exception& cause) {
-    log::error("msg={} commit in doubt ({}); asking the database", ids.front(), cause.what());
+    log::error("msg={} commit in doubt ({}); asking the database", qid(ids.front()), cause.what());
     conn_.reset();
     for (int attempt = 0; attempt < 30; ++attempt) {
       try {
@@ -114,7 +115,7 @@ class PgStore final : public Store {
         auto row = tx.exec_params1(
             "SELECT count(*) FILTER (WHERE state >= 1) FROM messages WHERE id = ANY($1::bigint[])", bigint_array(ids));
         auto committed = row[0].as<std::size_t>();
-        log::error("msg={} in-doubt commit resolved: {}", ids.front(),
+        log::error("msg={} in-doubt commit resolved: {}", qid(ids.front()),
                    committed == ids.size() ? "committed" : "not committed");
         return committed == ids.size();
       } catch (const std::exception& e) {
@@ -122,7 +123,7 @@ class PgStore final : public Store {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
       }
     }
-    log::error("msg={} in-doubt commit unresolved after 15s; answering 451", ids.front());
+    log::error("msg={} in-doubt commit unresolved after 15s; answering 451", qid(ids.front()));
     return false;
   }
 
