@@ -67,8 +67,8 @@ Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, Q
   if (!control_) throw std::runtime_error("event_new failed for the loop control event");
   cached_answers_event_.reset(event_new(base_.get(), -1, 0, &Loop::cached_answers_cb, this));
   if (!cached_answers_event_) throw std::runtime_error("event_new failed for the recipient cache event");
-  endpoint_ = pool_.attach(base_.get(),
-                           [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); });
+  endpoint_ =
+      pool_.attach(base_.get(), [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); });
 }
 
 Loop::~Loop() {
@@ -223,7 +223,7 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   auto conn = std::make_unique<Connection>(this, id, ip, std::move(bev), Session(settings_.config, std::move(context)));
   auto& c = *conn;
   connections_.emplace(id, std::move(conn));
-  log::debug("client={} connected (id {})", ip, id);
+  log::debug("client={} connected (connection {})", ip, id);
 
   bufferevent_setcb(c.bev.get(), &Loop::read_cb, &Loop::write_cb, &Loop::event_cb, &c);
   bufferevent_setwatermark(c.bev.get(), EV_READ, 0, kInputHighWatermark);
@@ -479,7 +479,7 @@ void Loop::close_socket(Connection& c) {
   c.linger.reset();
   c.tarpitted = false;
   limits_.release(c.client_ip);
-  log::debug("client={} closed (id {})", c.client_ip, c.id);
+  log::debug("client={} closed (connection {})", c.client_ip, c.id);
 }
 
 void Loop::fail_connection(Connection& c, const char* where, const std::exception& e) noexcept {
