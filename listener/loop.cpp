@@ -324,7 +324,7 @@ void Loop::after_activity(Connection& c) {
   }
   // Sessions took queue ids; the next block is reserved before they run out.
   // Session 0: nobody waits for the answer.
-  if (queue_ids_.refill_due()) pool_.submit(endpoint_, 0, RefillQueueIds{});
+  if (queue_ids_.refill_due(std::chrono::steady_clock::now())) pool_.submit(endpoint_, 0, RefillQueueIds{});
   if (c.bev && c.session.wants_tls() && !c.tarpitted && !c.session.closing()) start_tls(c);
   if (c.bev) {
     if (c.session.closing() && !c.tarpitted) {

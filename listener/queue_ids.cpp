@@ -22,10 +22,12 @@ std::optional<std::int64_t> QueueIdReserve::take() {
   return id;
 }
 
-bool QueueIdReserve::refill_due() {
+bool QueueIdReserve::refill_due(std::chrono::steady_clock::time_point now) {
   std::lock_guard lock(mutex_);
   if (refilling_ || ids_.size() * 2 >= static_cast<std::size_t>(block_)) return false;
+  if (refill_failed_ && now - last_request_ < kRetryPause) return false;
   refilling_ = true;
+  last_request_ = now;
   return true;
 }
 
@@ -45,6 +47,7 @@ void QueueIdReserve::refill(common::Store& store) {
   } catch (...) {
     std::lock_guard lock(mutex_);
     refilling_ = false;
+    refill_failed_ = true;
     throw;
   }
 }
@@ -58,6 +61,7 @@ void QueueIdReserve::add(const std::vector<std::int64_t>& ids, std::size_t skip)
   std::lock_guard lock(mutex_);
   for (std::size_t i = skip; i < ids.size(); ++i) ids_.push_back(ids[i]);
   refilling_ = false;
+  refill_failed_ = false;
 }
 
 }  // namespace wsmtp::listener

@@ -8,6 +8,7 @@
 // else: the sequence never hands an id out twice, across restarts and hosts.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <mutex>
@@ -28,8 +29,10 @@ class QueueIdReserve {
   // a store worker (take_or_reserve) and waits for the answer.
   std::optional<std::int64_t> take();
   // Thread-safe. True once when the reserve runs low and no refill is under
-  // way: the caller then has refill() run by a store worker.
-  bool refill_due();
+  // way: the caller then has refill() run by a store worker. After a failed
+  // refill, not again before kRetryPause has passed (a database that is down
+  // is not asked at the rate clients send commands).
+  bool refill_due(std::chrono::steady_clock::time_point now);
 
   // Store worker threads only (they block on store, which may throw):
   // One id, from the reserve or else from a fresh block (the rest is kept).
@@ -40,14 +43,17 @@ class QueueIdReserve {
   std::size_t size();  // thread-safe; for tests and logs
 
   static constexpr int kDefaultBlock = 256;
+  static constexpr std::chrono::seconds kRetryPause{1};
 
  private:
   void add(const std::vector<std::int64_t>& ids, std::size_t skip);
 
   const int block_;
   std::mutex mutex_;
-  std::deque<std::int64_t> ids_;  // guarded by mutex_
-  bool refilling_ = false;        // guarded by mutex_
+  std::deque<std::int64_t> ids_;                        // guarded by mutex_
+  bool refilling_ = false;                              // guarded by mutex_
+  bool refill_failed_ = false;                          // guarded by mutex_
+  std::chrono::steady_clock::time_point last_request_;  // guarded by mutex_
 };
 
 }  // namespace wsmtp::listener

@@ -11,44 +11,52 @@
 
 namespace wsmtp::listener {
 
+namespace {
+const auto t0 = std::chrono::steady_clock::time_point() + std::chrono::hours(1);
+}  // namespace
+
 TEST_CASE("the reserve asks for one refill when it runs low, and none while one is under way", "[queue_ids]") {
   test::FakeStore store;
   QueueIdReserve ids(4);
   CHECK_FALSE(ids.take());
-  REQUIRE(ids.refill_due());
-  CHECK_FALSE(ids.refill_due());  // one refill at a time
+  REQUIRE(ids.refill_due(t0));
+  CHECK_FALSE(ids.refill_due(t0));  // one refill at a time
   ids.refill(store);
   CHECK(ids.size() == 4);
   CHECK(ids.take() == 42);
   CHECK(ids.take() == 43);
-  CHECK_FALSE(ids.refill_due());  // half a block left
+  CHECK_FALSE(ids.refill_due(t0));  // half a block left
   CHECK(ids.take() == 44);
-  REQUIRE(ids.refill_due());
+  REQUIRE(ids.refill_due(t0));
   ids.refill(store);
   CHECK(ids.take() == 45);
   CHECK(ids.take() == 46);
   CHECK(store.reserved == std::vector<int>{4, 4});
 }
 
-TEST_CASE("a failed refill can be asked for again", "[queue_ids]") {
+TEST_CASE("a failed refill is asked for again after a pause, not at once", "[queue_ids]") {
   test::FakeStore store;
   QueueIdReserve ids(4);
-  REQUIRE(ids.refill_due());
+  REQUIRE(ids.refill_due(t0));
   store.fail_reserve = true;
   CHECK_THROWS(ids.refill(store));
-  CHECK(ids.refill_due());
+  CHECK_FALSE(ids.refill_due(t0 + std::chrono::milliseconds(500)));
+  REQUIRE(ids.refill_due(t0 + QueueIdReserve::kRetryPause));
+  store.fail_reserve = false;
+  ids.refill(store);
+  CHECK(ids.size() == 4);
 }
 
 TEST_CASE("a session that found the reserve empty gets one id and the rest are kept", "[queue_ids]") {
   test::FakeStore store;
   QueueIdReserve ids(4);
-  REQUIRE(ids.refill_due());  // a refill that never reports back (cancelled at shutdown)
+  REQUIRE(ids.refill_due(t0));  // a refill that never reports back (cancelled at shutdown)
   CHECK(ids.take_or_reserve(store) == 42);
   CHECK(ids.size() == 3);
   CHECK(ids.take_or_reserve(store) == 43);  // from the reserve: no store call
   CHECK(store.reserved == std::vector<int>{4});
   CHECK(ids.take() == 44);
-  CHECK(ids.refill_due());  // the stuck refill was cleared when ids arrived
+  CHECK(ids.refill_due(t0));  // the stuck refill was cleared when ids arrived
 }
 
 TEST_CASE("loops taking ids at once never get the same one", "[queue_ids]") {

@@ -105,7 +105,7 @@ class Dialogue {
       REQUIRE(op);
       session_->on_store_result(run_store_op(store, *op, &ids));
     }
-    if (refill && ids.refill_due()) REQUIRE(run_store_op(store, RefillQueueIds{}, &ids).ok);
+    if (refill && ids.refill_due({})) REQUIRE(run_store_op(store, RefillQueueIds{}, &ids).ok);
   }
   std::string take() {
     auto out = session_->take_output();
