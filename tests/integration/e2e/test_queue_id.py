@@ -8,11 +8,13 @@ message (stored whole) and a big one (streamed in chunks) alike. A message
 refused during DATA is logged under its queue id too. Ids never repeat:
 after the listener restarts every new id is above every earlier one, and a
 second listener on the same database (as a second host would run) hands out
-ids that neither listener handed out before.
+ids that neither listener handed out before. A bounce (DSN) has its own queue
+id, and its log lines name both its own and the original's.
 """
 import os
 import re
 import signal
+import smtplib
 import subprocess
 import sys
 
@@ -24,14 +26,14 @@ SENDER = "sender@client.example"
 MAX_SIZE = 300000
 
 
-def send(p, subject, body="hello\r\n", port=None):
+def send(p, subject, body="hello\r\n", port=None, rcpt="alice", sender=SENDER):
     """Sends one message; returns the queue id from the 250 reply."""
-    import smtplib
     with smtplib.SMTP("127.0.0.1", port or p.port, timeout=30) as s:
         s.ehlo("client.example")
-        s.mail(SENDER)
-        s.rcpt(f"alice@{p.domain}")
-        code, text = s.data(f"From: {SENDER}\r\nSubject: {subject}\r\n\r\n{body}")
+        s.mail(sender)
+        code, text = s.rcpt(f"{rcpt}@{p.domain}")
+        assert code == 250, (code, text)
+        code, text = s.data(f"From: {sender}\r\nSubject: {subject}\r\n\r\n{body}")
     assert code == 250, (code, text)
     m = re.fullmatch(rb"2\.0\.0 Ok: queued as (\S+)", text)
     assert m, text
@@ -99,8 +101,26 @@ def main():
         log = p.log("wsmtp")
         assert not re.search(r"\bid=|\d+S\d+", log), "wsmtp still logs a session id"
 
+        # A DSN is a message of its own: its lines name its id and the original's.
+        p.add_mailbox("broken")
+        os.makedirs(os.path.dirname(os.path.dirname(p.maildir("broken"))), exist_ok=True)
+        with open(os.path.dirname(p.maildir("broken")), "w") as f:
+            f.write("a file where the mailbox's directory should be\n")
+        orig = send(p, "doomed", rcpt="broken", sender=f"alice@{p.domain}")
+        dsn_line = re.compile(rf"\bmsg=(\d+) dsn for msg={re.escape(orig)} created in state RECEIVED")
+        try:
+            wait_until(lambda: dsn_line.search(p.log("wdeliver")), 2, what="an immediate bounce")
+        except AssertionError:  # deferred: the operator gives up on it
+            wait_until(lambda: p.ctl("bounce", orig, check=False).stdout.startswith("bounced deliveries 1 "), 30,
+                       interval=0.5, what=f"wsmtpctl bounce {orig}")
+            wait_until(lambda: dsn_line.search(p.log("wdeliver")), 30, what="the DSN")
+        dsn = dsn_line.search(p.log("wdeliver")).group(1)
+        assert re.search(rf"\bmsg={re.escape(orig)} DSN msg={dsn} queued to <alice@", p.log("wdeliver"))
+        wait_until(lambda: re.search(rf"\bmsg={dsn} delivered rcpt=alice@", p.log("wdeliver")), 30,
+                   what=f"delivery of the DSN msg={dsn}")
+        assert p.ctl("show", dsn).returncode == 0
+
         # Refused during DATA: logged under its queue id, which nothing else uses.
-        import smtplib
         with p.smtp() as s:
             s.ehlo("client.example")
             s.mail(SENDER)
