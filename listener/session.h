@@ -19,11 +19,12 @@
 #include "body_filter.h"
 #include "cidr.h"
 #include "config.h"
-#include "queue_ids.h"
 #include "smtp/reply.h"
 #include "store_op.h"
 
 namespace wsmtp::listener {
+
+class QueueIdReserve;
 
 struct SessionContext {
   IpAddress client;         // the peer's address

@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "queue_id.h"
+#include "queue_ids.h"
 #include "session.h"
 #include "smtp/replies.h"
 
@@ -289,7 +290,7 @@ void Session::flush_chunk(bool last) {
       return issue(StoreWhole{common::CompleteMessage{std::move(envelope), std::exchange(chunk_, {}), queue_id_}},
                    Pending::store_whole);
     }
-    // A big message: its row exists from now on; the chunk waits for the id.
+    // A big message: its row exists from now on; the chunk waits for the row.
     return issue(BeginMessage{queue_id_,
                               common::NewMessage{envelope_from_, client_ip_, helo_, context_.received_by, recipients_}},
                  Pending::begin);

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "queue_id.h"
+#include "queue_ids.h"
 
 namespace wsmtp::listener {
 

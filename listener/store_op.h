@@ -7,10 +7,11 @@
 #include <string>
 #include <variant>
 
-#include "queue_ids.h"
 #include "store.h"
 
 namespace wsmtp::listener {
+
+class QueueIdReserve;
 
 struct CheckRecipient {
   std::string address;  // lookup key, lower-case local@domain
@@ -56,7 +57,7 @@ struct StoreResult {
   std::int64_t msg_id = 0;                                                     // TakeQueueId
   bool verified = false;                                                       // VerifyUser
   bool auth_blocked = false;  // VerifyUser not run: the address failed too often (ClientLimits)
-  std::string error;                                                           // when !ok, for the log
+  std::string error;          // when !ok, for the log
 };
 
 // Runs op on store; the queue id ops use ids (without one, TakeQueueId reserves

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fake_store.h"
+#include "queue_ids.h"
 #include "session.h"
 #include "store_op.h"
 
