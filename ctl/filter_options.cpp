@@ -5,6 +5,7 @@
 #include "address.h"
 #include "config/config_file.h"
 #include "context.h"
+#include "queue_id.h"
 
 namespace wsmtp::ctl {
 
@@ -17,8 +18,19 @@ std::optional<common::MsgState> parse_state(const std::string& text) {
   return std::nullopt;
 }
 
+CLI::Validator queue_id_arg() {
+  return CLI::Validator(
+      [](std::string& text) {
+        auto id = common::parse_queue_id(text);
+        if (!id) return fmt::format("'{}' is not a queue id", text);
+        text = std::to_string(*id);
+        return std::string();
+      },
+      "QUEUE_ID", "queue id");
+}
+
 void add_filter_options(CLI::App* cmd, FilterArgs& a, bool bulk) {
-  cmd->add_option("ids", a.ids, "message ids")->check(CLI::PositiveNumber);
+  cmd->add_option("ids", a.ids, "queue ids (as in the logs and the 250 reply)")->transform(queue_id_arg());
   cmd->add_option("--state", a.state, "state name or number (e.g. ROUTED or 3)");
   cmd->add_option("--older-than", a.older_than, "created longer ago than this (e.g. 30m, 2h, 5d)");
   cmd->add_option("--sender", a.sender, "envelope sender (use '<>' for the null sender)");

@@ -23,6 +23,11 @@ struct FilterArgs {
 // messages, so --all is offered and an empty selection is refused without it.
 void add_filter_options(CLI::App* cmd, FilterArgs& args, bool bulk);
 
+// For an option taking message ids: accepts a queue id as the 250 reply, the
+// Received: header and the logs show it (common/queue_id.h) and turns it into
+// the message id the option stores; anything else is a usage error (exit 2).
+CLI::Validator queue_id_arg();
+
 // Validates and converts; throws CommandError naming the bad flag.
 common::pg::MessageFilter to_filter(const FilterArgs& args, bool bulk);
 

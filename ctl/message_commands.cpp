@@ -10,6 +10,7 @@
 #include "filter_options.h"
 #include "identity.h"
 #include "json_output.h"
+#include "queue_id.h"
 #include "pg/message_view.h"
 #include "pg/operator_actions.h"
 #include "pg/transitions_bounce.h"
@@ -62,8 +63,8 @@ int list(Context& ctx, const FilterArgs& args) {
   std::cout << fmt::format("{:>10} {:<11} {:<20} {:>9} {:>5} {:>4} {}\n", "ID", "STATE", "CREATED", "SIZE", "RCPTS",
                            "HELD", "SENDER");
   for (const auto& m : messages)
-    std::cout << fmt::format("{:>10} {:<11} {:<20} {:>9} {:>5} {:>4} {}\n", m.id, common::state_name(m.state),
-                             m.created_at, m.size, m.recipients, m.held ? "yes" : "",
+    std::cout << fmt::format("{:>10} {:<11} {:<20} {:>9} {:>5} {:>4} {}\n", common::qid(m.id),
+                             common::state_name(m.state), m.created_at, m.size, m.recipients, m.held ? "yes" : "",
                              m.envelope_from.empty() ? "<>" : m.envelope_from);
   return kExitOk;
 }
@@ -72,8 +73,8 @@ void print_detail(pqxx::transaction_base& tx, const MessageDetail& m) {
   auto line = [](const char* label, const std::string& value) {
     if (!value.empty()) std::cout << fmt::format("{:<16} {}\n", label, value);
   };
-  std::cout << fmt::format("{:<16} {}\n{:<16} {} ({})\n", "message", m.id, "state", common::state_name(m.state),
-                           static_cast<int>(m.state));
+  std::cout << fmt::format("{:<16} {}\n{:<16} {} ({})\n", "message", common::qid(m.id), "state",
+                           common::state_name(m.state), static_cast<int>(m.state));
   line("sender", m.envelope_from.empty() ? "<>" : m.envelope_from);
   line("client", m.client_addr + (m.client_helo.empty() ? "" : " helo=" + m.client_helo));
   line("received by", m.received_by);
@@ -103,7 +104,7 @@ void print_detail(pqxx::transaction_base& tx, const MessageDetail& m) {
 int show(Context& ctx, std::int64_t id) {
   pqxx::read_transaction tx(ctx.db());
   auto messages = common::pg::load_messages(tx, {id});
-  if (messages.empty()) throw CommandError(fmt::format("no message {}", id));
+  if (messages.empty()) throw CommandError(fmt::format("no message {}", common::qid(id)));
   if (ctx.json) {
     auto out = message_json(messages[0]);
     Json deliveries = Json::array();
@@ -238,7 +239,9 @@ void add_message_commands(CLI::App& app, Context& ctx) {
 
   auto id = std::make_shared<std::int64_t>(0);
   auto* sh = app.add_subcommand("show", "envelope, headers, deliveries and state times of one message");
-  sh->add_option("id", *id, "message id")->required()->check(CLI::PositiveNumber);
+  sh->add_option("id", *id, "queue id (as in the logs, the Received: header and the 250 reply)")
+      ->required()
+      ->transform(queue_id_arg());
   sh->callback([&ctx, id] { ctx.action = [&ctx, id] { return show(ctx, *id); }; });
 
   auto reason = std::make_shared<std::string>("held by operator");

@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 
 #include "context.h"
+#include "filter_options.h"
 #include "json_output.h"
+#include "queue_id.h"
 #include "pg/message_view.h"
 #include "pg/queue_report.h"
 #include "reap/reap_pass.h"
@@ -124,10 +126,10 @@ int reset(Context& ctx, const ResetArgs& a) {
                         {"skipped", skipped}});
     if (ctx.json) continue;
     if (skipped)
-      std::cout << fmt::format("msg={} unchanged: {} with a live lease of {} (use --force)\n", c.msg_id,
+      std::cout << fmt::format("msg={} unchanged: {} with a live lease of {} (use --force)\n", common::qid(c.msg_id),
                                common::state_name(c.from), c.lease_owner);
     else
-      std::cout << fmt::format("{}msg={} {} -> {}{}\n", a.dry_run ? "would reset " : "reset ", c.msg_id,
+      std::cout << fmt::format("{}msg={} {} -> {}{}\n", a.dry_run ? "would reset " : "reset ", common::qid(c.msg_id),
                                common::state_name(c.from), common::state_name(*common::reset_target(c.from)),
                                c.lease_live ? fmt::format(" (live lease of {})", c.lease_owner) : "");
   }
@@ -154,7 +156,7 @@ int reset(Context& ctx, const ResetArgs& a) {
     std::cout << fmt::format("{} message(s) reset\n", moved.size());
   if (!moved.empty()) return kExitOk;
   if (f.id && all.empty())
-    throw CommandError(fmt::format("message {} does not exist or is not in ROUTING/DELIVERING", *f.id));
+    throw CommandError(fmt::format("message {} does not exist or is not in ROUTING/DELIVERING", common::qid(*f.id)));
   if (live_skipped)
     throw CommandError(
         fmt::format("nothing reset: {} matching message(s) have a live lease (use --force)", live_skipped));
@@ -195,7 +197,7 @@ void add_queue_commands(CLI::App& app, Context& ctx) {
 
   auto args = std::make_shared<ResetArgs>();  // co-owned by the subcommand's callbacks
   auto* rs = app.add_subcommand("reset", "move stuck messages back one state (2->1, 4->3) to be reprocessed");
-  rs->add_option("--id", args->id, "message id")->check(CLI::PositiveNumber);
+  rs->add_option("--id", args->id, "queue id")->transform(queue_id_arg());
   rs->add_option("--state", args->state, "ROUTING (2) or DELIVERING (4)");
   rs->add_option("--older-than", args->older_than, "only messages in their state longer than this (e.g. 10m)");
   rs->add_option("--sender", args->sender, "only messages from this envelope sender ('<>' for the null sender)");

@@ -12,6 +12,7 @@
 #include "claim_body.h"
 #include "compose.h"
 #include "log.h"
+#include "queue_id.h"
 #include "maildir.h"
 #include "mbox.h"
 #include "pg/body.h"
@@ -62,7 +63,8 @@ DeliveryResult over_quota(const DeliverConfig& config, const common::pg::Deliver
                             task.recipient, human_bytes(usage.bytes), usage.messages, limit);
   if (bounce) return {task.delivery_id, DeliveryStatus::bounced, detail, {}};
   auto delay = retry_delay(config, task.attempts + 1);
-  log::info("msg={} rcpt={} deferred: {}; retry in {}s", claim.lease.msg_id, task.recipient, detail, delay.count());
+  log::info("msg={} rcpt={} deferred: {}; retry in {}s", common::qid(claim.lease.msg_id), task.recipient, detail,
+            delay.count());
   return {task.delivery_id, DeliveryStatus::deferred, detail, delay};
 }
 
@@ -80,8 +82,8 @@ DeliveryResult deliver_maildir(pqxx::connection& conn, MaildirBatch& batch, Pass
   else
     earlier_copy = batch.contains(task.destination, name);
   if (earlier_copy) {
-    log::info("msg={} rcpt={} already in {} (earlier attempt); not written again", claim.lease.msg_id, task.recipient,
-              task.destination);
+    log::info("msg={} rcpt={} already in {} (earlier attempt); not written again", common::qid(claim.lease.msg_id),
+              task.recipient, task.destination);
     return delivered;
   }
   batch.write(task.destination, name, [&](const ByteSink& sink) { produce_local_copy(conn, claim, task, sink); });
@@ -124,14 +126,14 @@ DeliveryResult deliver_mbox(pqxx::connection& conn, const DeliverConfig& config,
       [&](const MboxSink& sink) { produce_local_copy(conn, claim, task, sink); },
       {config.mbox_lock_timeout, config.mbox_stale_lock_age}, &copy);
   if (outcome == MboxOutcome::already_present)
-    log::info("msg={} rcpt={} already in {} (earlier attempt); not appended again", claim.lease.msg_id, task.recipient,
-              task.destination);
+    log::info("msg={} rcpt={} already in {} (earlier attempt); not appended again", common::qid(claim.lease.msg_id),
+              task.recipient, task.destination);
   else if (outcome == MboxOutcome::replaced_partial)
     log::warn("msg={} rcpt={} an unfinished copy from an earlier attempt ended {}; cut off and written again",
-              claim.lease.msg_id, task.recipient, task.destination);
+              common::qid(claim.lease.msg_id), task.recipient, task.destination);
   else if (outcome == MboxOutcome::appended_after_partial)
     log::warn("msg={} rcpt={} an unfinished copy from an earlier attempt stays in {} (other mail follows it)",
-              claim.lease.msg_id, task.recipient, task.destination);
+              common::qid(claim.lease.msg_id), task.recipient, task.destination);
   return {task.delivery_id, DeliveryStatus::delivered, "mbox " + task.destination, {}};
 }
 
@@ -149,7 +151,8 @@ DeliveryResult run_local_task(pqxx::connection& conn, MaildirBatch& batch, PassQ
     // Local failures (disk full, permissions, lock timeouts) are temporary: an
     // admin can fix them, and the message must not bounce meanwhile.
     auto delay = retry_delay(config, task.attempts + 1);
-    log::warn("msg={} rcpt={} deferred: {}; retry in {}s", claim.lease.msg_id, task.recipient, e.what(), delay.count());
+    log::warn("msg={} rcpt={} deferred: {}; retry in {}s", common::qid(claim.lease.msg_id), task.recipient, e.what(),
+              delay.count());
     return {task.delivery_id, DeliveryStatus::deferred, e.what(), delay};
   }
 }
@@ -157,11 +160,11 @@ DeliveryResult run_local_task(pqxx::connection& conn, MaildirBatch& batch, PassQ
 void log_result(const common::pg::DeliveryClaim& claim, const common::pg::DeliveryTask& task,
                 const DeliveryResult& result) {
   if (result.status == DeliveryStatus::delivered)
-    log::info("msg={} delivered rcpt={} orig={} via {}: {}", claim.lease.msg_id, task.recipient, task.original_rcpt,
-              task.transport, result.detail);
+    log::info("msg={} delivered rcpt={} orig={} via {}: {}", common::qid(claim.lease.msg_id), task.recipient,
+              task.original_rcpt, task.transport, result.detail);
   else if (result.status == DeliveryStatus::bounced)
-    log::info("msg={} bounced rcpt={} orig={} via {}: {}", claim.lease.msg_id, task.recipient, task.original_rcpt,
-              task.transport, result.detail);
+    log::info("msg={} bounced rcpt={} orig={} via {}: {}", common::qid(claim.lease.msg_id), task.recipient,
+              task.original_rcpt, task.transport, result.detail);
 }
 
 // Records one message's results with its transition, inside the batch's
@@ -175,7 +178,7 @@ void finish_claim(pqxx::work& tx, const common::pg::DeliveryClaim& claim, const 
     log::warn(
         "msg={} lease lost before delivery results were recorded; the new owner will redo them "
         "(Maildir copies are not duplicated)",
-        claim.lease.msg_id);
+        common::qid(claim.lease.msg_id));
     sub.abort();
     return;
   }
@@ -192,7 +195,7 @@ void sync_maildirs(MaildirBatch& batch, const std::vector<std::pair<std::int64_t
     const auto& error = errors.at(next++);
     if (error.empty()) continue;
     auto& r = results[msg_id][index];
-    log::warn("msg={} Maildir copy not durable: {}; deferred", msg_id, error);
+    log::warn("msg={} Maildir copy not durable: {}; deferred", common::qid(msg_id), error);
     r = {r.delivery_id, DeliveryStatus::deferred, error, retry_delay(config, 1)};
   }
 }
@@ -304,8 +307,8 @@ int Deliverer::run_batch(pqxx::connection& conn) {
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {
-      log::error("msg={} recording delivery results failed: {}; will retry after the lease expires", claim.lease.msg_id,
-                 e.what());
+      log::error("msg={} recording delivery results failed: {}; will retry after the lease expires",
+                 common::qid(claim.lease.msg_id), e.what());
     }
   }
   // One commit (one WAL flush) for the whole batch.

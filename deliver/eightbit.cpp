@@ -7,6 +7,7 @@
 
 #include "claim_body.h"
 #include "log.h"
+#include "queue_id.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -64,9 +65,9 @@ EightBitDecision decide_8bit(pqxx::connection& conn, EightBitPolicy policy, cons
   auto decision = decide(conn, policy, claim, prepend, peer);
   const auto msg_id = claim.lease.msg_id;
   if (decision.refusal)
-    log::info("msg={} 8-bit content refused for every recipient: {}", msg_id, *decision.refusal);
+    log::info("msg={} 8-bit content refused for every recipient: {}", common::qid(msg_id), *decision.refusal);
   else if (decision.convert)
-    log::info("msg={} converted to 7 bit for {} ({} MIME parts quoted-printable)", msg_id, peer,
+    log::info("msg={} converted to 7 bit for {} ({} MIME parts quoted-printable)", common::qid(msg_id), peer,
               decision.convert->convert.size());
   return decision;
 }

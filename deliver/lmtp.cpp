@@ -4,6 +4,7 @@
 
 #include "eightbit.h"
 #include "log.h"
+#include "queue_id.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -93,7 +94,7 @@ std::vector<DeliveryResult> LmtpSessions::deliver(pqxx::connection& conn, const 
     } catch (const std::exception& e) {
       // Unreachable server or a connection lost before the final replies: the
       // server has not taken the message; retry later.
-      log::warn("msg={} LMTP to {} failed: {}", job.claim->lease.msg_id, server, e.what());
+      log::warn("msg={} LMTP to {} failed: {}", common::qid(job.claim->lease.msg_id), server, e.what());
       if (auto& client = sessions_[server]) client->quit();
       for (auto& r : all_tasks(job, DeliveryStatus::deferred, std::string("4.4.1 ") + e.what(), config_))
         results.push_back(std::move(r));

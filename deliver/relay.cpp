@@ -7,6 +7,7 @@
 
 #include "eightbit.h"
 #include "log.h"
+#include "queue_id.h"
 
 namespace wsmtp::deliver {
 namespace {
@@ -145,8 +146,9 @@ std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, cons
                               "relay " + relay_name(session.relay));
   if (eightbit.refusal) return all_tasks(job, DeliveryStatus::bounced, *eightbit.refusal, config_);
   if (eightbit.convert) envelope.size = eightbit.convert->converted_size;
-  auto result = client.send(
-      envelope, [&](const common::smtp::ChunkSink& sink) { stream_message(conn, *job.claim, prepend, eightbit, sink); });
+  auto result = client.send(envelope, [&](const common::smtp::ChunkSink& sink) {
+    stream_message(conn, *job.claim, prepend, eightbit, sink);
+  });
   ++session.messages;
   std::vector<DeliveryResult> out;
   for (std::size_t i = 0; i < job.tasks.size(); ++i) {
@@ -205,8 +207,8 @@ std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const
       // answers, the relay has not taken the message (RFC 5321 §6.1), so it is
       // retried later; if the break came after the final dot, the relay may
       // have kept it anyway, and the error says so.
-      log::warn("msg={} relay {} failed mid-transaction: {}", job.claim->lease.msg_id, relay_name(session->relay),
-                e.what());
+      log::warn("msg={} relay {} failed mid-transaction: {}", common::qid(job.claim->lease.msg_id),
+                relay_name(session->relay), e.what());
       common::pg::mark_relay_down(conn, pool_name, session->relay, pool->down_time, e.what());
       for (std::size_t i = 0; i < pool->relays.size(); ++i)
         if (pool->relays[i].host == session->relay.host && pool->relays[i].port == session->relay.port)
@@ -219,7 +221,7 @@ std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const
     } catch (const std::exception& e) {
       // Reading the body failed: the client dropped the connection without the
       // final dot, so the relay discards the half message; retry later.
-      log::error("msg={} relay transaction aborted: {}", job.claim->lease.msg_id, e.what());
+      log::error("msg={} relay transaction aborted: {}", common::qid(job.claim->lease.msg_id), e.what());
       session->client->quit();
       for (auto& r : all_tasks(job, DeliveryStatus::deferred, std::string("4.3.0 ") + e.what(), config_))
         results.push_back(std::move(r));

@@ -53,12 +53,13 @@ std::optional<IpAddress> peer_address(const sockaddr* addr) {
 
 }  // namespace
 
-Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, int index)
+Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, QueueIdReserve& queue_ids, int index)
     : index_(index),
       settings_(std::move(settings)),
       limits_(limits),
       identity_(common::worker_identity()),
       pool_(pool),
+      queue_ids_(queue_ids),
       recipient_cache_(settings_.config->recipient_cache_time) {
   base_.reset(event_base_new());
   if (!base_) throw std::runtime_error("event_base_new failed");
@@ -66,8 +67,8 @@ Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, i
   if (!control_) throw std::runtime_error("event_new failed for the loop control event");
   cached_answers_event_.reset(event_new(base_.get(), -1, 0, &Loop::cached_answers_cb, this));
   if (!cached_answers_event_) throw std::runtime_error("event_new failed for the recipient cache event");
-  endpoint_ = pool_.attach(base_.get(),
-                           [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); });
+  endpoint_ =
+      pool_.attach(base_.get(), [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); });
 }
 
 Loop::~Loop() {
@@ -218,7 +219,7 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
 
   auto id = next_id_++;
   SessionContext context{*client, identity_};
-  context.session_number = (static_cast<std::uint64_t>(index_) << 48) | id;
+  context.queue_ids = &queue_ids_;
   const auto& config = *settings_.config;
   Deadlines::Limits deadline_limits{config.command_deadline, config.data_timeout, config.min_data_rate,
                                     config.max_session_time};
@@ -226,7 +227,7 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
                                            Deadlines(deadline_limits, Deadlines::Clock::now()));
   auto& c = *conn;
   connections_.emplace(id, std::move(conn));
-  log::debug("client={} connected (id {})", ip, id);
+  log::debug("client={} connected (connection {})", ip, id);
 
   bufferevent_setcb(c.bev.get(), &Loop::read_cb, &Loop::write_cb, &Loop::event_cb, &c);
   bufferevent_setwatermark(c.bev.get(), EV_READ, 0, kInputHighWatermark);
@@ -332,6 +333,9 @@ void Loop::after_activity(Connection& c) {
     if (!answer_without_store(c, *op)) pool_.submit(endpoint_, c.id, std::move(*op));
     c.op_in_flight = true;
   }
+  // Sessions took queue ids; the next block is reserved before they run out.
+  // Session 0: nobody waits for the answer.
+  if (queue_ids_.refill_due(std::chrono::steady_clock::now())) pool_.submit(endpoint_, 0, RefillQueueIds{});
   if (c.bev && c.session.wants_tls() && !c.tarpitted && !c.session.closing()) start_tls(c);
   if (c.bev) {
     if (c.session.closing() && !c.tarpitted) {
@@ -489,7 +493,7 @@ void Loop::close_socket(Connection& c) {
   c.linger.reset();
   c.tarpitted = false;
   limits_.release(c.client_ip);
-  log::debug("client={} closed (id {})", c.client_ip, c.id);
+  log::debug("client={} closed (connection {})", c.client_ip, c.id);
 }
 
 void Loop::fail_connection(Connection& c, const char* where, const std::exception& e) noexcept {

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "deadlines.h"
 #include "handles.h"
+#include "queue_ids.h"
 #include "recipient_cache.h"
 #include "session.h"
 #include "store_worker.h"
@@ -37,9 +38,9 @@ struct LoopSettings {
 
 class Loop {
  public:
-  // Attaches to pool, shared with the other loops like limits; both must
-  // outlive the loop, and pool must be stopped before the loop is destroyed.
-  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, int index);
+  // Attaches to pool, shared with the other loops like limits and queue_ids;
+  // all must outlive the loop, and pool must be stopped before the loop is destroyed.
+  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, QueueIdReserve& queue_ids, int index);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -124,6 +125,7 @@ class Loop {
   std::string identity_;
   common::EventBasePtr base_;
   StoreWorkerPool& pool_;
+  QueueIdReserve& queue_ids_;
   int endpoint_ = -1;  // ours in pool_
   std::vector<common::ListenerPtr> listeners_;
   common::EventPtr control_, resume_accept_, grace_timer_;

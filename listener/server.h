@@ -49,6 +49,7 @@ class Server {
   ClientLimits limits_;
   common::EventBasePtr signal_base_;
   common::EventPtr sigterm_, sigint_, sighup_;
+  QueueIdReserve queue_ids_;  // shared by the loops and the pool; outlives both
   std::vector<std::unique_ptr<Loop>> loops_;
   std::unique_ptr<StoreWorkerPool> pool_;  // after loops_: stopped and destroyed before them
   std::vector<std::vector<common::UniqueFd>> sockets_;  // per loop, until run() hands them over

@@ -8,6 +8,7 @@
 
 #include "address.h"
 #include "log.h"
+#include "queue_id.h"
 #include "smtp/replies.h"
 
 namespace wsmtp::listener {
@@ -256,7 +257,10 @@ void Session::cmd_rcpt(std::string_view arg) {
 void Session::on_store_result(const StoreResult& result) {
   if (!waiting()) log::fatal("store result without an outstanding op (server bug)");
   Pending was = std::exchange(pending_, Pending::none);
-  if (!result.ok) log::warn("client={} store op failed: {}", client_ip_, result.error);
+  if (!result.ok && queue_id_ != 0)
+    log::warn("msg={} client={} store op failed: {}", common::qid(queue_id_), client_ip_, result.error);
+  else if (!result.ok)
+    log::warn("client={} store op failed: {}", client_ip_, result.error);
   if (close_ || shutdown_pending_) return result_while_closing(was, result);
 
   switch (was) {
@@ -264,6 +268,9 @@ void Session::on_store_result(const StoreResult& result) {
       return recipient_result(result);
     case Pending::verify:
       return verify_result(result);
+    case Pending::queue_id_data:
+    case Pending::queue_id_bdat:
+      return queue_id_result(was, result);
     case Pending::begin:
     case Pending::append:
     case Pending::append_last:
@@ -308,9 +315,8 @@ void Session::recipient_result(const StoreResult& result) {
 // The connection is gone or the server is stopping. Never commit a message the
 // client cannot be told about; only a commit already under way may complete.
 void Session::result_while_closing(Pending was, const StoreResult& result) {
-  if (was == Pending::begin && result.ok) msg_id_ = result.msg_id;
+  if (was == Pending::begin && result.ok) msg_id_ = queue_id_;
   if ((was == Pending::commit || was == Pending::store_whole) && result.ok) {
-    if (was == Pending::store_whole) msg_id_ = result.msg_id;
     if (!disconnected_) accepted();
     msg_id_ = 0;
   }
@@ -319,16 +325,19 @@ void Session::result_while_closing(Pending was, const StoreResult& result) {
 }
 
 void Session::accepted() {
-  log::info("msg={} accepted id={} from=<{}> rcpts={} size={} client={}{}{}", msg_id_, queue_id(), envelope_from_,
+  log::info("msg={} accepted from=<{}> rcpts={} size={} client={}{}{}", common::qid(queue_id_), envelope_from_,
             recipients_.size(), stored_size_, client_ip_, tls_active() ? " tls" : "",
             authenticated() ? " auth=" + auth_user_ : std::string());
-  reply(replies::queued(msg_id_));
+  reply(replies::queued(queue_id_));
   msg_id_ = 0;
 }
 
 void Session::on_timeout() {
   if (close_) return;
-  log::info("client={} timeout{}", client_ip_, in_data() ? " during DATA" : "");
+  if (in_data() && queue_id_ != 0)
+    log::info("msg={} client={} timeout during DATA", common::qid(queue_id_), client_ip_);
+  else
+    log::info("client={} timeout", client_ip_);
   close_with(replies::timeout(config_.hostname));
   abort_message_if_any();
 }
@@ -343,8 +352,8 @@ void Session::on_deadline(Deadlines::Kind kind) {
       close_with(replies::command_too_slow(config_.hostname));
       break;
     case Deadlines::Kind::data:
-      log::info("client={} id={} message data slower than {} bytes/s, disconnecting", client_ip_, queue_id(),
-                config_.min_data_rate);
+      log::info("msg={} client={} message data slower than {} bytes/s, disconnecting", common::qid(queue_id_),
+                client_ip_, config_.min_data_rate);
       close_with(replies::data_too_slow(config_.hostname));
       break;
     case Deadlines::Kind::session:
@@ -401,8 +410,8 @@ void Session::abort_message_if_any() {
 }
 
 void Session::reset_transaction() {
-  if (has_mail_) ++transactions_;
   has_mail_ = false;
+  queue_id_ = 0;  // never reused: a retried message gets a new one
   smtputf8_ = false;
   envelope_from_.clear();
   recipients_.clear();

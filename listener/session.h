@@ -25,12 +25,16 @@
 
 namespace wsmtp::listener {
 
+class QueueIdReserve;
+
 struct SessionContext {
   IpAddress client;         // the peer's address
   std::string received_by;  // this listener's identity (host:pid), stored with the message
   // Injected so tests need no wall clock; used for the Received: and Date: headers only.
   std::function<std::chrono::system_clock::time_point()> clock = [] { return std::chrono::system_clock::now(); };
-  std::uint64_t session_number = 0;  // unique within this process: names the session in queue ids
+  // Where sessions take their messages' queue ids without waiting (shared by
+  // every loop; outlives the session). Null: each is asked of the store (TakeQueueId).
+  QueueIdReserve* queue_ids = nullptr;
 };
 
 class Session {
@@ -101,7 +105,19 @@ class Session {
 
  private:
   enum class Phase { need_helo, ready, data, bdat, auth, starttls, closed };
-  enum class Pending { none, recipient, begin, append, append_last, commit, store_whole, verify, abort };
+  enum class Pending {
+    none,
+    recipient,
+    queue_id_data,  // TakeQueueId for DATA: 354 once the id is known
+    queue_id_bdat,  // TakeQueueId for the first BDAT: its chunk is read once the id is known
+    begin,
+    append,
+    append_last,
+    commit,
+    store_whole,
+    verify,
+    abort
+  };
   enum class DataOutcome { ok, too_big, line_too_long, loop, store_failed };
   enum class AuthStep { none, plain, login_user, login_password };
 
@@ -128,6 +144,10 @@ class Session {
   // session_data.cpp: DATA and BDAT
   void cmd_data(std::string_view arg);
   void cmd_bdat(std::string_view arg);
+  bool have_queue_id(Pending pending);
+  void queue_id_result(Pending was, const StoreResult& result);
+  void begin_data();
+  void begin_bdat_chunk();
   void start_body();
   void data_piece(std::string_view bytes, bool complete);
   void body_content(std::string_view bytes);
@@ -141,7 +161,6 @@ class Session {
   void append_result(Pending was, const StoreResult& result);
   std::string received_header() const;
   std::string missing_headers() const;
-  std::string queue_id() const;
   std::string with_protocol() const;
 
   void issue(StoreOp op, Pending pending);
@@ -191,10 +210,12 @@ class Session {
   std::string pending_recipient_;
   bool pending_postmaster_ = false;      // pending_recipient_ is postmaster@domain
   bool pending_our_postmaster_ = false;  // ... and the domain is our hostname
-  std::uint64_t transactions_ = 0;       // numbers queue ids within the session
 
-  // The body. msg_id_ is non-zero while a message exists in state 0 that we own.
+  // The body. queue_id_ names the transaction's message from the start of its
+  // body (Received:, logs, 250) until the transaction ends; msg_id_ is non-zero
+  // while a message exists in state 0 that we own.
   bool body_started_ = false;
+  std::int64_t queue_id_ = 0;
   std::int64_t msg_id_ = 0;
   BodyFilter filter_;
   std::string chunk_;

@@ -17,6 +17,8 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "queue_id.h"
+#include "queue_ids.h"
 #include "session.h"
 #include "smtp/replies.h"
 
@@ -29,6 +31,10 @@ void Session::cmd_data(std::string_view arg) {
   if (!arg.empty()) return error(replies::syntax_error("DATA"));
   if (body_started_) return error(replies::bad_sequence("DATA after BDAT"));
   if (recipients_.empty()) return error(recipient_rejected_ ? replies::no_valid_recipients() : replies::need_rcpt());
+  if (have_queue_id(Pending::queue_id_data)) begin_data();
+}
+
+void Session::begin_data() {
   start_body();
   phase_ = Phase::data;
   at_line_start_ = true;
@@ -57,18 +63,51 @@ void Session::cmd_bdat(std::string_view arg) {
     return;
   }
   bdat_refusal_.reset();
+  bdat_size_ = size;
+  bdat_last_ = last;
   if (!has_mail_) {
     bdat_refusal_ = replies::need_mail();
   } else if (recipients_.empty()) {
     bdat_refusal_ = recipient_rejected_ ? replies::no_valid_recipients() : replies::need_rcpt();
   } else if (!body_started_) {
+    // Parked before the chunk's octets are read: they start the body, which
+    // starts with the Received: header naming the queue id.
+    if (!have_queue_id(Pending::queue_id_bdat)) return;
     start_body();
   }
-  bdat_remaining_ = size;
-  bdat_size_ = size;
-  bdat_last_ = last;
+  begin_bdat_chunk();
+}
+
+void Session::begin_bdat_chunk() {
+  bdat_remaining_ = bdat_size_;
   phase_ = Phase::bdat;
-  if (size == 0) bdat_chunk_done();
+  if (bdat_size_ == 0) bdat_chunk_done();
+}
+
+// The message's queue id is taken when its body starts, from the listener's
+// reserve without waiting; if that is empty, the session parks (as `pending`)
+// until a store worker has reserved more. False: parked, queue_id_result() goes on.
+bool Session::have_queue_id(Pending pending) {
+  if (queue_id_ != 0) return true;
+  if (context_.queue_ids) {
+    if (auto id = context_.queue_ids->take()) {
+      queue_id_ = *id;
+      return true;
+    }
+  }
+  issue(TakeQueueId{}, pending);
+  return false;
+}
+
+void Session::queue_id_result(Pending was, const StoreResult& result) {
+  if (result.ok) queue_id_ = result.msg_id;
+  if (was == Pending::queue_id_data) return result.ok ? begin_data() : reply(replies::try_again_later());
+  // BDAT: the chunk is read either way; without an id it is discarded and refused.
+  if (result.ok)
+    start_body();
+  else
+    bdat_refusal_ = replies::try_again_later();
+  begin_bdat_chunk();
 }
 
 void Session::start_body() {
@@ -83,8 +122,6 @@ void Session::start_body() {
   chunk_.reserve(kBodyChunkSize + kDataPiece + 2);
   stored_size_ = chunk_.size();
 }
-
-std::string Session::queue_id() const { return fmt::format("{:X}S{:X}", context_.session_number, transactions_); }
 
 // RFC 3848 / RFC 6531 §3.7.3 protocol names for the "with" clause.
 std::string Session::with_protocol() const {
@@ -105,7 +142,8 @@ std::string Session::received_header() const {
                           fmt::gmtime(std::chrono::system_clock::to_time_t(context_.clock())));
   std::string header = fmt::format("Received: from {} ([{}])\r\n\tby {}", helo_, ip, config_.hostname);
   if (tls_active()) header += fmt::format(" ({})", tls_cipher_);
-  header += fmt::format(" with {} id {}", with_protocol(), queue_id());
+  // The queue id, as in the 250 and the logs (RFC 5321 §4.4 "ID" clause).
+  header += fmt::format(" with {} id {}", with_protocol(), common::qid(queue_id_));
   if (recipients_.size() == 1) header += fmt::format("\r\n\tfor <{}>", recipients_.front());
   header += fmt::format("; {}\r\n", date);
   return header;
@@ -122,7 +160,7 @@ std::string Session::missing_headers() const {
     std::string origin = context_.received_by;
     for (auto& ch : origin)
       if (ch == ':') ch = '.';
-    out += fmt::format("Message-ID: <{:%Y%m%d%H%M%S}.{}.{}@{}>\r\n", fmt::gmtime(now), queue_id(), origin,
+    out += fmt::format("Message-ID: <{:%Y%m%d%H%M%S}.{}.{}@{}>\r\n", fmt::gmtime(now), common::qid(queue_id_), origin,
                        config_.hostname);
   }
   return out;
@@ -215,12 +253,12 @@ void Session::body_line_end() {
   filter_.line_end(chunk_);
   stored_size_ += chunk_.size() - before;
   if (filter_.line_too_long()) {
-    log::info("client={} id={} rejected from=<{}>: line longer than {} octets", client_ip_, queue_id(), envelope_from_,
-              config_.max_line_length);
+    log::info("msg={} rejected from=<{}> client={}: line longer than {} octets", common::qid(queue_id_), envelope_from_,
+              client_ip_, config_.max_line_length);
     outcome_ = DataOutcome::line_too_long;
   } else if (filter_.received_headers() > config_.max_received_headers) {
-    log::info("client={} id={} rejected from=<{}>: mail loop ({} Received: headers)", client_ip_, queue_id(),
-              envelope_from_, filter_.received_headers());
+    log::info("msg={} rejected from=<{}> client={}: mail loop ({} Received: headers)", common::qid(queue_id_),
+              envelope_from_, client_ip_, filter_.received_headers());
     outcome_ = DataOutcome::loop;
   }
   if (outcome_ != DataOutcome::ok) {
@@ -233,8 +271,8 @@ bool Session::over_size() {
   if (body_size_ <= config_.max_message_size) return false;
   // The client cannot be interrupted mid-DATA (it reads no replies until the
   // end), so the row is aborted now and the rest of the data is discarded.
-  log::info("client={} id={} rejected from=<{}>: message larger than {} bytes", client_ip_, queue_id(), envelope_from_,
-            config_.max_message_size);
+  log::info("msg={} rejected from=<{}> client={}: message larger than {} bytes", common::qid(queue_id_), envelope_from_,
+            client_ip_, config_.max_message_size);
   outcome_ = DataOutcome::too_big;
   std::string().swap(chunk_);
   abort_message_if_any();
@@ -249,11 +287,12 @@ void Session::flush_chunk(bool last) {
   if (msg_id_ == 0) {
     if (last) {
       common::NewMessage envelope{envelope_from_, client_ip_, helo_, context_.received_by, recipients_};
-      return issue(StoreWhole{common::CompleteMessage{std::move(envelope), std::exchange(chunk_, {})}},
+      return issue(StoreWhole{common::CompleteMessage{std::move(envelope), std::exchange(chunk_, {}), queue_id_}},
                    Pending::store_whole);
     }
-    // A big message: its row exists from now on; the chunk waits for the id.
-    return issue(BeginMessage{common::NewMessage{envelope_from_, client_ip_, helo_, context_.received_by, recipients_}},
+    // A big message: its row exists from now on; the chunk waits for the row.
+    return issue(BeginMessage{queue_id_,
+                              common::NewMessage{envelope_from_, client_ip_, helo_, context_.received_by, recipients_}},
                  Pending::begin);
   }
   if (last && chunk_.empty()) {
@@ -277,14 +316,13 @@ void Session::append_result(Pending was, const StoreResult& result) {
       reset_transaction();
     }
   } else if (was == Pending::begin) {
-    msg_id_ = result.msg_id;
+    msg_id_ = queue_id_;
     // Writes the chunk that was waiting for the id, and parks again.
     flush_chunk(false);
   } else if (was == Pending::append_last) {
     issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_)}, Pending::commit);
   } else if (was == Pending::commit || was == Pending::store_whole) {
     // DESIGN: 250 only once the transaction that set state 1 has committed.
-    if (was == Pending::store_whole) msg_id_ = result.msg_id;
     accepted();
     reset_transaction();
   }

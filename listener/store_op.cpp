@@ -6,6 +6,9 @@
 
 #include <fmt/format.h>
 
+#include "queue_id.h"
+#include "queue_ids.h"
+
 namespace wsmtp::listener {
 
 namespace {
@@ -17,16 +20,22 @@ template <class... F>
 Overloaded(F...) -> Overloaded<F...>;
 }  // namespace
 
-StoreResult run_store_op(common::Store& store, const StoreOp& op) noexcept {
+StoreResult run_store_op(common::Store& store, const StoreOp& op, QueueIdReserve* ids) noexcept {
   StoreResult result;
   try {
     std::visit(Overloaded{
                    [&](const CheckRecipient& o) { result.verdict = store.check_recipient(o.address, o.domain); },
-                   [&](const BeginMessage& o) { result.msg_id = store.begin_message(o.message); },
+                   [&](const TakeQueueId&) {
+                     result.msg_id = ids ? ids->take_or_reserve(store) : store.reserve_message_ids(1).at(0);
+                   },
+                   [&](const RefillQueueIds&) {
+                     if (ids) ids->refill(store);
+                   },
+                   [&](const BeginMessage& o) { store.begin_message(o.msg_id, o.message); },
                    [&](const AppendBody& o) { store.append_body(o.msg_id, o.seq, o.bytes); },
                    [&](const CommitMessage& o) { store.commit_message(o.msg_id, o.size); },
                    [&](const AbortMessage& o) { store.abort_message(o.msg_id); },
-                   [&](const StoreWhole& o) { result.msg_id = store.store_messages({o.message}).at(0); },
+                   [&](const StoreWhole& o) { store.store_messages({o.message}); },
                    [&](const VerifyUser& o) { result.verified = store.verify_user(o.username, o.password); },
                },
                op);
@@ -45,11 +54,13 @@ StoreResult run_store_op(common::Store& store, const StoreOp& op) noexcept {
 std::string describe(const StoreOp& op) {
   return std::visit(Overloaded{
                         [](const CheckRecipient& o) { return fmt::format("check_recipient {}", o.address); },
-                        [](const BeginMessage&) { return std::string("begin_message"); },
-                        [](const AppendBody& o) { return fmt::format("msg={} append_body seq={}", o.msg_id, o.seq); },
-                        [](const CommitMessage& o) { return fmt::format("msg={} commit", o.msg_id); },
-                        [](const AbortMessage& o) { return fmt::format("msg={} abort", o.msg_id); },
-                        [](const StoreWhole&) { return std::string("store_whole"); },
+                        [](const TakeQueueId&) { return std::string("take_queue_id"); },
+                        [](const RefillQueueIds&) { return std::string("refill_queue_ids"); },
+                        [](const BeginMessage& o) { return fmt::format("msg={} begin_message", common::qid(o.msg_id)); },
+                        [](const AppendBody& o) { return fmt::format("msg={} append_body seq={}", common::qid(o.msg_id), o.seq); },
+                        [](const CommitMessage& o) { return fmt::format("msg={} commit", common::qid(o.msg_id)); },
+                        [](const AbortMessage& o) { return fmt::format("msg={} abort", common::qid(o.msg_id)); },
+                        [](const StoreWhole& o) { return fmt::format("msg={} store_whole", common::qid(o.message.msg_id)); },
                         [](const VerifyUser&) { return std::string("verify_user"); },
                     },
                     op);

@@ -11,11 +11,19 @@
 
 namespace wsmtp::listener {
 
+class QueueIdReserve;
+
 struct CheckRecipient {
   std::string address;  // lookup key, lower-case local@domain
   std::string domain;   // lower-case
 };
+// The session's message needs its queue id and the reserve was empty: one id
+// (StoreResult::msg_id), reserving a block ahead for the other sessions.
+struct TakeQueueId {};
+// The reserve runs low: a block is added, nobody waits for it (no session).
+struct RefillQueueIds {};
 struct BeginMessage {
+  std::int64_t msg_id = 0;  // the queue id the session took
   common::NewMessage message;
 };
 struct AppendBody {
@@ -40,21 +48,23 @@ struct VerifyUser {
   std::string password;  // never logged (describe() leaves it out)
 };
 
-using StoreOp =
-    std::variant<CheckRecipient, BeginMessage, AppendBody, CommitMessage, AbortMessage, StoreWhole, VerifyUser>;
+using StoreOp = std::variant<CheckRecipient, TakeQueueId, RefillQueueIds, BeginMessage, AppendBody, CommitMessage,
+                             AbortMessage, StoreWhole, VerifyUser>;
 
 struct StoreResult {
   bool ok = false;
   common::RecipientVerdict verdict = common::RecipientVerdict::unknown_local;  // CheckRecipient
-  std::int64_t msg_id = 0;                                                     // BeginMessage, StoreWhole
+  std::int64_t msg_id = 0;                                                     // TakeQueueId
   bool verified = false;                                                       // VerifyUser
   bool auth_blocked = false;  // VerifyUser not run: the address failed too often (ClientLimits)
-  std::string error;                                                           // when !ok, for the log
+  std::string error;          // when !ok, for the log
 };
 
-// Runs op on store. Never throws: any exception becomes {ok = false, error = what()}
-// (STYLE §4: the listener catches per unit of work and answers 451).
-StoreResult run_store_op(common::Store& store, const StoreOp& op) noexcept;
+// Runs op on store; the queue id ops use ids (without one, TakeQueueId reserves
+// a single id and RefillQueueIds does nothing). Never throws: any exception
+// becomes {ok = false, error = what()} (STYLE §4: the listener catches per unit
+// of work and answers 451).
+StoreResult run_store_op(common::Store& store, const StoreOp& op, QueueIdReserve* ids = nullptr) noexcept;
 
 // "append_body msg=42" and the like, for log lines; never includes body bytes.
 std::string describe(const StoreOp& op);

@@ -28,7 +28,8 @@ namespace wsmtp::listener {
 // were split: measured on 2 cores shared with PostgreSQL, router and
 // deliverer (10,000 messages of 4 KiB over 20 sessions), 2 loops made ~1,440
 // commits where 1 loop made ~1,040, and the burst took 10.2 s instead of 8.7 s.
-StoreWorkerPool::StoreWorkerPool(StoreFactory factory, int threads) : factory_(std::move(factory)) {
+StoreWorkerPool::StoreWorkerPool(StoreFactory factory, int threads, QueueIdReserve& ids)
+    : factory_(std::move(factory)), ids_(ids) {
   threads_.reserve(static_cast<std::size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { worker_main(); });
 }
@@ -157,13 +158,12 @@ void StoreWorkerPool::run_batch(std::unique_ptr<common::Store>& store, std::vect
     messages.reserve(batch.size());
     for (auto& job : batch) messages.push_back(std::move(std::get<StoreWhole>(job.op).message));
     try {
-      auto ids = store->store_messages(messages);
+      store->store_messages(messages);
       log::debug("group commit: {} messages in one transaction", batch.size());
-      for (std::size_t i = 0; i < batch.size(); ++i) {
+      for (auto& job : batch) {
         StoreResult result;
         result.ok = true;
-        result.msg_id = ids.at(i);
-        post(batch[i].endpoint, batch[i].session_id, std::move(result));
+        post(job.endpoint, job.session_id, std::move(result));
       }
       return;
     } catch (const std::exception& e) {
@@ -174,7 +174,7 @@ void StoreWorkerPool::run_batch(std::unique_ptr<common::Store>& store, std::vect
   for (auto& job : batch) {
     StoreResult result;
     result.error = connect_error;
-    if (store) result = run_store_op(*store, job.op);
+    if (store) result = run_store_op(*store, job.op, &ids_);
     if (!result.ok) log::error("{} failed: {}", describe(job.op), result.error);
     post(job.endpoint, job.session_id, std::move(result));
   }

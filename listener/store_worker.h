@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "handles.h"
+#include "queue_ids.h"
 #include "store.h"
 #include "store_op.h"
 
@@ -28,8 +29,8 @@ class StoreWorkerPool {
 
   // Starts `threads` workers, each creating its own Store through factory (in its
   // own thread; a failing factory fails that worker's jobs and is retried on the
-  // next job).
-  StoreWorkerPool(StoreFactory factory, int threads);
+  // next job). The queue id ops take from and refill ids, which must outlive the pool.
+  StoreWorkerPool(StoreFactory factory, int threads, QueueIdReserve& ids);
   ~StoreWorkerPool();  // stop()
   StoreWorkerPool(const StoreWorkerPool&) = delete;
   StoreWorkerPool& operator=(const StoreWorkerPool&) = delete;
@@ -83,6 +84,7 @@ class StoreWorkerPool {
   void deliver_done(Endpoint& endpoint);
 
   StoreFactory factory_;
+  QueueIdReserve& ids_;
 
   std::mutex mutex_;
   std::condition_variable wake_;

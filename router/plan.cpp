@@ -5,6 +5,7 @@
 #include <set>
 
 #include "log.h"
+#include "queue_id.h"
 
 namespace wsmtp::router {
 
@@ -66,15 +67,15 @@ std::vector<std::pair<std::string, std::vector<const common::pg::PlannedDelivery
 }
 
 void log_plan(std::int64_t msg_id, const Plan& plan) {
-  for (const auto& w : plan.warnings) log::warn("msg={} {}", msg_id, w);
+  for (const auto& w : plan.warnings) log::warn("msg={} {}", common::qid(msg_id), w);
   for (const auto& p : plan.deliveries)
-    log::info("msg={} route rcpt={} orig={} transport={} dest={}{}", msg_id, p.recipient, p.original_rcpt, p.transport,
-              p.destination,
+    log::info("msg={} route rcpt={} orig={} transport={} dest={}{}", common::qid(msg_id), p.recipient, p.original_rcpt,
+              p.transport, p.destination,
               !p.bounce_reason           ? std::string()
               : p.envelope_from_override ? " bounce=" + *p.bounce_reason + " report_to=" + *p.envelope_from_override
                                          : " bounce=" + *p.bounce_reason);
   for (const auto& f : plan.fanouts)
-    log::info("msg={} route list={} orig={} envelope_from={}", msg_id, f.list_address, f.original_rcpt,
+    log::info("msg={} route list={} orig={} envelope_from={}", common::qid(msg_id), f.list_address, f.original_rcpt,
               f.envelope_from);
 }
 

@@ -8,6 +8,7 @@
 #include "address.h"
 #include "autoreply.h"
 #include "log.h"
+#include "queue_id.h"
 #include "pg/router_autoreply.h"
 #include "pg/router_bounces.h"
 #include "pg/router_directory.h"
@@ -73,8 +74,8 @@ void send_autoreplies(pqxx::transaction_base& tx, const RouterConfig& config, Me
                            "autoreply." + std::to_string(msg_id) + "." + std::to_string(n) + "." + std::to_string(now),
                            now};
     auto id = common::pg::create_generated_message(tx, {"", "", config.hostname, "wroute", {context.envelope_from}},
-                                                   compose_autoreply(reply, headers));
-    log::info("msg={} auto-reply from {} queued as msg={}", msg_id, mailbox, id);
+                                                   compose_autoreply(reply, headers), "auto-reply", msg_id);
+    log::info("msg={} auto-reply from {} queued as msg={}", common::qid(msg_id), mailbox, common::qid(id));
   }
 }
 
@@ -86,7 +87,7 @@ void report_list_bounces(pqxx::transaction_base& tx, const RouterConfig& config,
   for (const auto& [address, rows] : list_bounces(work.plan)) {
     if (work.context.envelope_from.empty()) {
       log::info("msg={} {} refused list members not reported to <{}>: the message's sender is <>",
-                work.claim.lease.msg_id, rows.size(), address);
+                common::qid(work.claim.lease.msg_id), rows.size(), address);
       continue;
     }
     std::vector<common::pg::ListBounce> bounces;
@@ -126,7 +127,8 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
       continue;
     }
     if (!moved.count(work.claim.lease.msg_id)) {
-      log::warn("msg={} lease lost before routing finished; another router owns it", work.claim.lease.msg_id);
+      log::warn("msg={} lease lost before routing finished; another router owns it",
+                common::qid(work.claim.lease.msg_id));
       continue;
     }
     send_autoreplies(tx, config, work);
@@ -146,7 +148,7 @@ void route_alone(pqxx::connection& conn, const RouterConfig& config, const commo
   } catch (const pqxx::broken_connection&) {
     throw;  // the loop reconnects; our leases expire and are re-claimed
   } catch (const std::exception& e) {
-    log::error("msg={} routing failed: {}", claim.lease.msg_id, e.what());
+    log::error("msg={} routing failed: {}", common::qid(claim.lease.msg_id), e.what());
     common::pg::record_routing_failure(conn, claim.lease, e.what(), config.max_routing_failures, queue.lease_time);
   }
 }

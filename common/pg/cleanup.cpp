@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "queue_id.h"
 
 namespace wsmtp::common::pg {
 namespace {
@@ -18,7 +19,7 @@ int delete_in_state(pqxx::connection& conn, int state, std::chrono::seconds olde
       "  ORDER BY state_changed_at LIMIT $3 FOR UPDATE SKIP LOCKED)) RETURNING id",
       state, static_cast<double>(older_than.count()), limit);
   tx.commit();
-  for (const auto& row : rows) log::info("msg={} deleted ({})", row[0].as<std::int64_t>(), why);
+  for (const auto& row : rows) log::info("msg={} deleted ({})", qid(row[0].as<std::int64_t>()), why);
   return static_cast<int>(rows.size());
 }
 

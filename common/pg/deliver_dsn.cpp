@@ -7,6 +7,7 @@
 
 #include "dsn.h"
 #include "log.h"
+#include "queue_id.h"
 #include "pg/body.h"
 #include "pg/sql_util.h"
 #include "pg/transitions.h"
@@ -45,7 +46,8 @@ std::int64_t queue_report(pqxx::transaction_base& tx, dsn::Report& report, const
   m.client_helo = reporting_mta;
   m.received_by = "wdeliver-dsn";
   m.recipients = {original.envelope_from};
-  return create_generated_message(tx, m, dsn::compose(report));
+  return create_generated_message(tx, m, dsn::compose(report),
+                                  report.action == dsn::Action::delayed ? "delay warning" : "dsn", report.msg_id);
 }
 
 }  // namespace
@@ -73,7 +75,7 @@ std::optional<std::int64_t> queue_failure_dsn(pqxx::transaction_base& tx, std::i
   for (auto& [sender, entry] : by_sender) {
     auto& [report, ids] = entry;
     if (sender.empty()) {
-      log::info("msg={} {} bounced deliveries not reported: the reverse path is <>", msg_id, ids.size());
+      log::info("msg={} {} bounced deliveries not reported: the reverse path is <>", qid(msg_id), ids.size());
       continue;
     }
     report.action = dsn::Action::failed;
@@ -81,7 +83,8 @@ std::optional<std::int64_t> queue_failure_dsn(pqxx::transaction_base& tx, std::i
     auto dsn_id = queue_report(tx, report, {sender, original.arrival}, reporting_mta);
     tx.exec_params0("UPDATE deliveries SET dsn_message_id = $2 WHERE message_id = $1 AND id = ANY($3::bigint[])",
                     msg_id, dsn_id, bigint_array(ids));
-    log::info("msg={} DSN msg={} queued to <{}> for {} failed recipients", msg_id, dsn_id, sender, ids.size());
+    log::info("msg={} DSN msg={} queued to <{}> for {} failed recipients", qid(msg_id), qid(dsn_id), sender,
+              ids.size());
     if (sender == original.envelope_from) to_poster = dsn_id;
   }
   return to_poster;
@@ -109,8 +112,8 @@ std::optional<std::int64_t> queue_delay_warning(pqxx::transaction_base& tx, std:
     report.recipients.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<std::string>(),
                                  static_cast<std::time_t>(row[3].as<std::int64_t>())});
   auto dsn_id = queue_report(tx, report, original, reporting_mta);
-  log::info("msg={} delay warning msg={} queued to <{}> for {} recipients", msg_id, dsn_id, original.envelope_from,
-            rows.size());
+  log::info("msg={} delay warning msg={} queued to <{}> for {} recipients", qid(msg_id), qid(dsn_id),
+            original.envelope_from, rows.size());
   return dsn_id;
 }
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "queue_id.h"
 #include "pg/sql_util.h"
 #include "pg/waiter.h"
 
@@ -26,7 +27,7 @@ MessageIds hold_messages(pqxx::transaction_base& tx, const MessageIds& ids, cons
       "UPDATE messages SET held = true, held_reason = $2 WHERE id = ANY($1::bigint[]) AND state < 5 AND NOT held "
       "RETURNING id",
       bigint_array(ids), reason);
-  for (const auto& r : rows) log::info("msg={} held by operator: {}", r[0].as<std::int64_t>(), reason);
+  for (const auto& r : rows) log::info("msg={} held by operator: {}", qid(r[0].as<std::int64_t>()), reason);
   return ids_of(rows);
 }
 
@@ -35,7 +36,7 @@ MessageIds release_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
       "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
       "WHERE id = ANY($1::bigint[]) AND held RETURNING id, state",
       bigint_array(ids));
-  for (const auto& r : rows) log::info("msg={} released by operator", r[0].as<std::int64_t>());
+  for (const auto& r : rows) log::info("msg={} released by operator", qid(r[0].as<std::int64_t>()));
   // A release gives the message a fresh set of attempts (lease expiries and
   // routing failures alike). Released work must not wait for the next poll.
   tx.exec("SELECT pg_notify('" + std::string(kRouteChannel) + "', ''), pg_notify('" + kDeliverChannel + "', '')");
@@ -46,7 +47,7 @@ MessageIds delete_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
   auto rows =
       tx.exec_params("DELETE FROM messages WHERE id = ANY($1::bigint[]) RETURNING id, state", bigint_array(ids));
   for (const auto& r : rows)
-    log::info("msg={} deleted by operator (was in state {})", r[0].as<std::int64_t>(), r[1].as<int>());
+    log::info("msg={} deleted by operator (was in state {})", qid(r[0].as<std::int64_t>()), r[1].as<int>());
   return ids_of(rows);
 }
 
@@ -60,7 +61,7 @@ MessageIds retry_now(pqxx::transaction_base& tx, const MessageIds& ids) {
       "SELECT id FROM m ORDER BY id",
       bigint_array(ids));
   tx.exec(std::string("SELECT pg_notify('") + kDeliverChannel + "', '')");
-  for (const auto& r : rows) log::info("msg={} retry requested by operator", r[0].as<std::int64_t>());
+  for (const auto& r : rows) log::info("msg={} retry requested by operator", qid(r[0].as<std::int64_t>()));
   return ids_of(rows);
 }
 
@@ -90,7 +91,7 @@ int bounce_locked(pqxx::transaction_base& tx, const std::string& ids, const std:
   tx.exec_params("UPDATE messages SET next_attempt_at = now() WHERE id = ANY($1::bigint[])", ids);
   tx.exec(std::string("SELECT pg_notify('") + kDeliverChannel + "', '')");
   for (const auto& r : rows)
-    log::info("msg={} rcpt={} bounced: {}", r[0].as<std::int64_t>(), r[1].as<std::string>(), reason);
+    log::info("msg={} rcpt={} bounced: {}", qid(r[0].as<std::int64_t>()), r[1].as<std::string>(), reason);
   return static_cast<int>(rows.size());
 }
 

@@ -1,6 +1,5 @@
 #include "pg/pg_store.h"
 
-#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -8,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "queue_id.h"
 #include "pg/auth_users.h"
 #include "pg/body.h"
 #include "pg/connection.h"
@@ -33,11 +33,18 @@ class PgStore final : public Store {
   // A streamed message's state-0 row and chunks are committed without waiting
   // for a WAL flush: until 0->1 nothing was promised, and the synchronous
   // commit of 0->1 flushes the WAL up to itself, these writes included.
-  std::int64_t begin_message(const NewMessage& message) override {
-    return with_tx([&](pqxx::work& tx) {
+  void begin_message(std::int64_t msg_id, const NewMessage& message) override {
+    with_tx([&](pqxx::work& tx) {
       without_flush_wait(tx);
-      return create_message(tx, message);
+      create_message(tx, msg_id, message);
+      return 0;
     });
+  }
+
+  // One statement for a block of ids; the listener asks ahead (QueueIdReserve),
+  // so a message costs no round trip for its id.
+  std::vector<std::int64_t> reserve_message_ids(int count) override {
+    return without_tx([&](pqxx::nontransaction& tx) { return pg::reserve_message_ids(tx, count); });
   }
 
   void append_body(std::int64_t msg_id, int seq, std::string_view data) override {
@@ -57,7 +64,7 @@ class PgStore final : public Store {
       if (resolve_in_doubt({msg_id}, e)) return;
       throw;
     }
-    if (!ok) throw std::runtime_error(fmt::format("msg={} was no longer in state RECEIVING", msg_id));
+    if (!ok) throw std::runtime_error(fmt::format("msg={} was no longer in state RECEIVING", qid(msg_id)));
     wake_router();
   }
 
@@ -65,11 +72,13 @@ class PgStore final : public Store {
     with_tx([&](pqxx::work& tx) { return discard_receiving(tx, msg_id); });
   }
 
-  // One statement, its own transaction and one durable commit, with ids taken
-  // from a block reserved ahead. A connection lost during it leaves its
+  // One statement, its own transaction and one durable commit, under the ids
+  // the sessions reserved ahead. A connection lost during it leaves its
   // outcome unknown: resolved by asking about the ids.
-  std::vector<std::int64_t> store_messages(const std::vector<CompleteMessage>& messages) override {
-    auto ids = take_ids(messages.size());
+  void store_messages(const std::vector<CompleteMessage>& messages) override {
+    std::vector<std::int64_t> ids;
+    ids.reserve(messages.size());
+    for (const auto& m : messages) ids.push_back(m.msg_id);
     try {
       without_tx([&](pqxx::nontransaction& tx) {
         store_received_batch(tx, ids, messages);
@@ -79,7 +88,6 @@ class PgStore final : public Store {
       if (!resolve_in_doubt(ids, e)) throw;
     }
     wake_router();
-    return ids;
   }
 
   bool verify_user(const std::string& username, const std::string& password) override {
@@ -98,7 +106,7 @@ class PgStore final : public Store {
   // again (a duplicate); 250 for an uncommitted one would lose it. So ask the
   // database which it was, reconnecting for a bounded time. True: committed.
   bool resolve_in_doubt(const std::vector<std::int64_t>& ids, const std::exception& cause) {
-    log::error("msg={} commit in doubt ({}); asking the database", ids.front(), cause.what());
+    log::error("msg={} commit in doubt ({}); asking the database", qid(ids.front()), cause.what());
     conn_.reset();
     for (int attempt = 0; attempt < 30; ++attempt) {
       try {
@@ -107,7 +115,7 @@ class PgStore final : public Store {
         auto row = tx.exec_params1(
             "SELECT count(*) FILTER (WHERE state >= 1) FROM messages WHERE id = ANY($1::bigint[])", bigint_array(ids));
         auto committed = row[0].as<std::size_t>();
-        log::error("msg={} in-doubt commit resolved: {}", ids.front(),
+        log::error("msg={} in-doubt commit resolved: {}", qid(ids.front()),
                    committed == ids.size() ? "committed" : "not committed");
         return committed == ids.size();
       } catch (const std::exception& e) {
@@ -115,22 +123,8 @@ class PgStore final : public Store {
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
       }
     }
-    log::error("msg={} in-doubt commit unresolved after 15s; answering 451", ids.front());
+    log::error("msg={} in-doubt commit unresolved after 15s; answering 451", qid(ids.front()));
     return false;
-  }
-
-  // Ids for the next n messages, from the block this store reserved ahead
-  // (one statement per kIdBlock messages instead of one per batch). Ids left
-  // over when the listener stops are never used: gaps, nothing else.
-  std::vector<std::int64_t> take_ids(std::size_t n) {
-    if (spare_ids_.size() < n) {
-      auto block = std::max(kIdBlock, n - spare_ids_.size());
-      auto more = without_tx([&](pqxx::nontransaction& tx) { return reserve_message_ids(tx, static_cast<int>(block)); });
-      spare_ids_.insert(spare_ids_.end(), more.begin(), more.end());
-    }
-    std::vector<std::int64_t> ids(spare_ids_.begin(), spare_ids_.begin() + static_cast<std::ptrdiff_t>(n));
-    spare_ids_.erase(spare_ids_.begin(), spare_ids_.begin() + static_cast<std::ptrdiff_t>(n));
-    return ids;
   }
 
   // The router learns of new mail from a NOTIFY sent after the commit, outside
@@ -174,12 +168,9 @@ class PgStore final : public Store {
     }
   }
 
-  static constexpr std::size_t kIdBlock = 64;
-
   std::string conninfo_;
   std::shared_ptr<WakeupSender> waker_;
   std::unique_ptr<pqxx::connection> conn_;
-  std::vector<std::int64_t> spare_ids_;  // reserved, not yet used, in ascending order
 };
 
 }  // namespace

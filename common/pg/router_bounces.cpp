@@ -4,6 +4,7 @@
 
 #include "dsn.h"
 #include "log.h"
+#include "queue_id.h"
 #include "pg/body.h"
 #include "pg/transitions.h"
 
@@ -40,12 +41,12 @@ std::int64_t queue_list_bounce_report(pqxx::transaction_base& tx, std::int64_t m
   m.client_helo = reporting_mta;
   m.received_by = "wroute-dsn";
   m.recipients = {bounce_address};
-  auto dsn_id = create_generated_message(tx, m, dsn::compose(report));
+  auto dsn_id = create_generated_message(tx, m, dsn::compose(report), "list bounce dsn", msg_id);
   tx.exec_params0(
       "UPDATE deliveries SET dsn_message_id = $2 WHERE message_id = $1 AND status = 'bounced' "
       "  AND dsn_message_id IS NULL AND transport = 'bounce' AND envelope_from_override = $3",
       msg_id, dsn_id, bounce_address);
-  log::info("msg={} DSN msg={} queued to list bounce address <{}> for {} refused members", msg_id, dsn_id,
+  log::info("msg={} DSN msg={} queued to list bounce address <{}> for {} refused members", qid(msg_id), qid(dsn_id),
             bounce_address, bounces.size());
   return dsn_id;
 }

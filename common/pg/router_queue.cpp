@@ -1,6 +1,7 @@
 #include "pg/router_queue.h"
 
 #include "log.h"
+#include "queue_id.h"
 #include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {
@@ -41,7 +42,7 @@ RoutingFailure record_routing_failure(pqxx::connection& conn, const Lease& lease
   f.recorded = true;
   f.failures = rows[0][0].as<int>();
   f.held = rows[0][1].as<bool>();
-  if (f.held) log::warn("msg={} held after {} routing failures: {}", lease.msg_id, f.failures, error);
+  if (f.held) log::warn("msg={} held after {} routing failures: {}", qid(lease.msg_id), f.failures, error);
   return f;
 }
 

@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "queue_id.h"
 #include "pg/body.h"
 #include "pg/deliver_dsn.h"
 #include "pg/delivery_work.h"
@@ -44,7 +45,8 @@ int hold_exhausted(pqxx::transaction_base& tx, MsgState state, int max_expired_c
       "RETURNING m.id, m.held_reason",
       static_cast<int>(state), static_cast<int>(*back), max_expired_claims, limit);
   for (const auto& row : rows)
-    log::warn("msg={} held in state {}: {}", row[0].as<std::int64_t>(), state_name(*back), row[1].as<std::string>());
+    log::warn("msg={} held in state {}: {}", qid(row[0].as<std::int64_t>()), state_name(*back),
+              row[1].as<std::string>());
   return static_cast<int>(rows.size());
 }
 
@@ -53,16 +55,21 @@ int hold_exhausted(pqxx::transaction_base& tx, MsgState state, int max_expired_c
 // --- listener ---------------------------------------------------------------
 
 std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& m) {
-  auto id = tx.exec_params1(
-                  "INSERT INTO messages (envelope_from, client_addr, client_helo, received_by) "
-                  "VALUES ($1, NULLIF($2, '')::inet, $3, $4) RETURNING id",
-                  m.envelope_from, m.client_addr, m.client_helo, m.received_by)[0]
-                .as<std::int64_t>();
-  tx.exec_params0(
-      "INSERT INTO recipients (message_id, seq, address) "
-      "SELECT $1, r.ord - 1, r.address FROM unnest($2::text[]) WITH ORDINALITY AS r(address, ord)",
-      id, text_array(m.recipients));
+  auto id = reserve_message_ids(tx, 1).front();
+  create_message(tx, id, m);
   return id;
+}
+
+// The id was reserved from the identity's sequence (reserve_message_ids), so
+// OVERRIDING SYSTEM VALUE cannot collide with one the sequence hands out later.
+// Message and recipients in one statement: one round trip per streamed message.
+void create_message(pqxx::transaction_base& tx, std::int64_t msg_id, const NewMessage& m) {
+  exec_prepared_sql(tx, "wsmtp_create_message",
+                    "WITH m AS (INSERT INTO messages (id, envelope_from, client_addr, client_helo, received_by) "
+                    "  OVERRIDING SYSTEM VALUE VALUES ($1, $2, NULLIF($3, '')::inet, $4, $5) RETURNING id) "
+                    "INSERT INTO recipients (message_id, seq, address) "
+                    "SELECT m.id, r.ord - 1, r.address FROM m, unnest($6::text[]) WITH ORDINALITY AS r(address, ord)",
+                    msg_id, m.envelope_from, m.client_addr, m.client_helo, m.received_by, text_array(m.recipients));
 }
 
 std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id) {
@@ -80,11 +87,12 @@ bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64
       "UPDATE messages SET state = 1, size = $2, route_vtime = COALESCE($3, route_vtime), "
       "  state_changed_at = now(), received_at = COALESCE(received_at, now()) WHERE id = $1 AND state = 0",
       msg_id, size, route_vtime ? std::to_string(*route_vtime).c_str() : nullptr);
-  if (r.affected_rows() == 1) log::info("msg={} state RECEIVING->RECEIVED size={}", msg_id, size);
+  if (r.affected_rows() == 1) log::info("msg={} state RECEIVING->RECEIVED size={}", qid(msg_id), size);
   return r.affected_rows() == 1;
 }
 
-std::int64_t create_generated_message(pqxx::transaction_base& tx, const NewMessage& m, std::string_view body) {
+std::int64_t create_generated_message(pqxx::transaction_base& tx, const NewMessage& m, std::string_view body,
+                                      std::string_view kind, std::int64_t origin_msg_id) {
   auto id =
       tx.exec_params1(
             "INSERT INTO messages (state, envelope_from, client_addr, client_helo, received_by, size, received_at) "
@@ -98,8 +106,8 @@ std::int64_t create_generated_message(pqxx::transaction_base& tx, const NewMessa
   constexpr std::size_t kChunk = 64 * 1024;
   for (std::size_t off = 0, seq = 0; off < body.size() || seq == 0; off += kChunk, ++seq)
     append_body_chunk(tx, id, static_cast<int>(seq), body.substr(off, kChunk));
-  log::info("msg={} created in state RECEIVED by {} size={} rcpts={}", id, m.received_by, body.size(),
-            m.recipients.size());
+  log::info("msg={} {} for msg={} created in state RECEIVED by {} size={} rcpts={}", qid(id), kind, qid(origin_msg_id),
+            m.received_by, body.size(), m.recipients.size());
   return id;
 }
 
@@ -121,7 +129,8 @@ std::vector<std::int64_t> reserve_message_ids(pqxx::transaction_base& tx, int co
   std::vector<std::int64_t> ids;
   for (const auto& row : exec_prepared_sql(tx, "wsmtp_reserve_ids", "SELECT reserve_message_ids($1)", count))
     ids.push_back(row[0].as<std::int64_t>());
-  if (ids.size() != static_cast<std::size_t>(count)) throw std::runtime_error("reserve_message_ids returned too few ids");
+  if (ids.size() != static_cast<std::size_t>(count))
+    throw std::runtime_error("reserve_message_ids returned too few ids");
   return ids;
 }
 
@@ -149,9 +158,10 @@ void store_received_batch(pqxx::transaction_base& tx, const std::vector<std::int
   // One prepared statement per batch size (the body parameters are spelled
   // out), parsed and planned once per store connection; the listener's batches
   // hold at most 64 messages, so a connection keeps at most 64 of them.
-  const auto sql = "SELECT receive_messages($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
-                   "$6::bigint[], $7::bigint[], $8::int[], $9::text[], " +
-                   bytea_params(10, bodies.size()) + ")";
+  const auto sql =
+      "SELECT receive_messages($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
+      "$6::bigint[], $7::bigint[], $8::int[], $9::text[], " +
+      bytea_params(10, bodies.size()) + ")";
   auto rows = exec_prepared_sql(tx, fmt::format("wsmtp_receive_{}", bodies.size()).c_str(), sql.c_str(),
                                 bigint_array(ids), text_array(senders), text_array(clients), text_array(helos),
                                 text_array(by), bigint_array(sizes), bigint_array(rcpt_ord), bigint_array(rcpt_seq),
@@ -161,7 +171,7 @@ void store_received_batch(pqxx::transaction_base& tx, const std::vector<std::int
   if (created != batch.size())
     throw std::runtime_error(fmt::format("batch of {} messages: only {} created", batch.size(), created));
   for (std::size_t i = 0; i < ids.size(); ++i)
-    log::info("msg={} created in state RECEIVED by {} size={} rcpts={}", ids[i], by[i], sizes[i],
+    log::info("msg={} created in state RECEIVED by {} size={} rcpts={}", qid(ids[i]), by[i], sizes[i],
               batch[i].envelope.recipients.size());
 }
 
@@ -219,7 +229,7 @@ void add_routing_claims(const pqxx::result& rows, std::vector<RoutingClaim>& cla
   for (const auto& row : rows) {
     const auto msg_id = row[0].as<std::int64_t>();
     if (row[1].as<bool>()) {
-      log::warn("msg={} held in state {}: {}", msg_id, state_name(MsgState::received), row[5].as<std::string>());
+      log::warn("msg={} held in state {}: {}", qid(msg_id), state_name(MsgState::received), row[5].as<std::string>());
       continue;
     }
     RoutingClaim claim{{msg_id, row[2].as<std::string>()}, row[3].as<std::string>(), {}, row[4].as<int>()};
@@ -227,7 +237,7 @@ void add_routing_claims(const pqxx::result& rows, std::vector<RoutingClaim>& cla
     for (auto item = parser.get_next(); item.first != pqxx::array_parser::done; item = parser.get_next())
       if (item.first == pqxx::array_parser::string_value) claim.recipients.push_back(item.second);
     if (reclaimed)
-      log::warn("msg={} re-claimed for routing after an expired lease (expiry {})", msg_id, claim.expired_claims);
+      log::warn("msg={} re-claimed for routing after an expired lease (expiry {})", qid(msg_id), claim.expired_claims);
     claims.push_back(std::move(claim));
   }
 }
@@ -247,7 +257,7 @@ std::vector<RoutingClaim> claim_for_routing(pqxx::connection& conn, const ClaimO
   if (room > 0)
     add_routing_claims(tx.exec_prepared("router_claim_fresh", o.owner, interval(o.lease_time), room), claims, false);
   tx.commit();
-  for (const auto& c : claims) log::info("msg={} state RECEIVED->ROUTING owner={}", c.lease.msg_id, o.owner);
+  for (const auto& c : claims) log::info("msg={} state RECEIVED->ROUTING owner={}", qid(c.lease.msg_id), o.owner);
   return claims;
 }
 
@@ -318,7 +328,7 @@ std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std:
     auto it = written.find(plan.lease.msg_id);
     if (it == written.end()) continue;
     routed.push_back({it->first, it->second});
-    log::info("msg={} state ROUTING->ROUTED deliveries={}", it->first, it->second);
+    log::info("msg={} state ROUTING->ROUTED deliveries={}", qid(it->first), it->second);
   }
   return routed;
 }
@@ -365,7 +375,7 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
                                    : pqxx::result{};
   for (const auto& row : expired) {
     add(row);
-    log::warn("msg={} re-claimed for delivery after an expired lease (expiry {})", claims.back().lease.msg_id,
+    log::warn("msg={} re-claimed for delivery after an expired lease (expiry {})", qid(claims.back().lease.msg_id),
               row[4].as<int>());
   }
   int room = o.limit - static_cast<int>(claims.size());
@@ -393,7 +403,7 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   load_claimed_work(tx, claims, transports);
   tx.commit();
   for (const auto& c : claims)
-    log::info("msg={} state ROUTED->DELIVERING owner={} tasks={}", c.lease.msg_id, o.owner, c.tasks.size());
+    log::info("msg={} state ROUTED->DELIVERING owner={} tasks={}", qid(c.lease.msg_id), o.owner, c.tasks.size());
   return claims;
 }
 
@@ -416,7 +426,7 @@ void record_results(pqxx::transaction_base& tx, const Lease& lease, const std::v
     if (status == DeliveryStatus::deferred && expired) {
       status = DeliveryStatus::bounced;
       detail = fmt::format("4.4.7 delivery time expired after {}h; last error: {}", lifetime.count() / 3600, detail);
-      log::info("msg={} delivery {} expired in the queue: {}", lease.msg_id, r.delivery_id, r.detail);
+      log::info("msg={} delivery {} expired in the queue: {}", qid(lease.msg_id), r.delivery_id, r.detail);
     }
     ids.push_back(r.delivery_id);
     statuses.push_back(status_word(status));
@@ -455,7 +465,7 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
                       "  state_changed_at = now(), done_at = now() "
                       "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
                       lease.msg_id, lease.token);
-    log::info("msg={} state DELIVERING->DONE", lease.msg_id);
+    log::info("msg={} state DELIVERING->DONE", qid(lease.msg_id));
     if (pending[1].as<std::int64_t>() > 0) queue_failure_dsn(tx, lease.msg_id, options.reporting_mta);
     return FinishOutcome::done;
   }
@@ -466,7 +476,7 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
                     "                                         WHERE message_id = $1 AND status = 'pending') "
                     "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
                     lease.msg_id, lease.token);
-  log::info("msg={} state DELIVERING->ROUTED pending={} (deferred)", lease.msg_id, pending[0].as<std::int64_t>());
+  log::info("msg={} state DELIVERING->ROUTED pending={} (deferred)", qid(lease.msg_id), pending[0].as<std::int64_t>());
   if (options.delay_warning_after.count() > 0)
     queue_delay_warning(tx, lease.msg_id, options.reporting_mta, options.delay_warning_after);
   return FinishOutcome::deferred;
@@ -513,7 +523,7 @@ std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
   std::vector<std::int64_t> finished;
   for (const auto& row : rows) {
     finished.push_back(row[0].as<std::int64_t>());
-    log::info("msg={} state DELIVERING->DONE", finished.back());
+    log::info("msg={} state DELIVERING->DONE", qid(finished.back()));
   }
   return finished;
 }
@@ -535,7 +545,7 @@ ResetCounts reset_expired_leases(pqxx::connection& conn, MsgState from, int max_
       static_cast<int>(from), static_cast<int>(*back), limit);
   tx.commit();
   for (const auto& row : rows)
-    log::info("msg={} state {}->{} (lease expired, expiry {})", row[0].as<std::int64_t>(), state_name(from),
+    log::info("msg={} state {}->{} (lease expired, expiry {})", qid(row[0].as<std::int64_t>()), state_name(from),
               state_name(*back), row[1].as<int>());
   counts.reset = static_cast<int>(rows.size());
   return counts;
@@ -591,7 +601,7 @@ std::vector<std::int64_t> reset_messages(pqxx::transaction_base& tx, const Reset
   for (const auto& row : rows) {
     ids.push_back(row[0].as<std::int64_t>());
     auto to = static_cast<MsgState>(row[1].as<int>());
-    log::info("msg={} state {}->{} (operator reset)", ids.back(),
+    log::info("msg={} state {}->{} (operator reset)", qid(ids.back()),
               state_name(static_cast<MsgState>(static_cast<int>(to) + 1)), state_name(to));
   }
   return ids;
@@ -600,7 +610,7 @@ std::vector<std::int64_t> reset_messages(pqxx::transaction_base& tx, const Reset
 bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::string& reason) {
   auto r = tx.exec_params("UPDATE messages SET held = true, held_reason = $2 WHERE id = $1 AND state < 5 AND NOT held",
                           msg_id, reason);
-  if (r.affected_rows()) log::info("msg={} held: {}", msg_id, reason);
+  if (r.affected_rows()) log::info("msg={} held: {}", qid(msg_id), reason);
   return r.affected_rows() == 1;
 }
 
@@ -621,7 +631,7 @@ bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id) {
       "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
       "WHERE id = $1 AND held",
       msg_id);
-  if (r.affected_rows()) log::info("msg={} released", msg_id);
+  if (r.affected_rows()) log::info("msg={} released", qid(msg_id));
   return r.affected_rows() == 1;
 }
 

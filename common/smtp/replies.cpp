@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "queue_id.h"
+
 namespace wsmtp::common::smtp::replies {
 
 namespace {
@@ -22,7 +24,8 @@ Reply ok() { return r(250, 2, 0, 0, "Ok"); }
 Reply sender_ok() { return r(250, 2, 1, 0, "Sender ok"); }
 Reply recipient_ok() { return r(250, 2, 1, 5, "Recipient ok"); }
 Reply start_data() { return Reply{354, {}, "End data with <CR><LF>.<CR><LF>"}; }
-Reply queued(std::int64_t msg_id) { return r(250, 2, 0, 0, fmt::format("Ok: queued as {}", msg_id)); }
+// The queue id, as in the Received: header and the logs, so the sender can quote it.
+Reply queued(std::int64_t msg_id) { return r(250, 2, 0, 0, fmt::format("Ok: queued as {}", qid(msg_id))); }
 Reply reset_ok() { return r(250, 2, 0, 0, "Ok"); }
 Reply noop_ok() { return r(250, 2, 0, 0, "Ok"); }
 Reply bye(std::string_view hostname) { return r(221, 2, 0, 0, fmt::format("{} closing connection", hostname)); }

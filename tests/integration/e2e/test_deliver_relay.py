@@ -39,11 +39,9 @@ def cut_after_final_dot(p, sink):
     sent, as wdeliver logged them ("may then be sent more than once"): the
     relay may have kept such a message although its reply never arrived (RFC
     5321 section 6.1, RFC 1047), and the retry then delivers it again. Traced
-    by queue id: the copy's Received: header names it, wsmtp's log maps it to
-    the message id that wdeliver logs."""
-    cut = set(re.findall(rf"msg=(\d+) relay 127\.0\.0\.1:{sink.port} failed mid-transaction: "
-                         r".*may then be sent more than once", p.log("wdeliver")))
-    queue_ids = {qid for msg, qid in re.findall(r"msg=(\d+) accepted id=(\S+)", p.log("wsmtp")) if msg in cut}
+    by queue id: the copy's Received: header names the one wdeliver logs."""
+    queue_ids = set(re.findall(rf"msg=(\S+) relay 127\.0\.0\.1:{sink.port} failed mid-transaction: "
+                               r".*may then be sent more than once", p.log("wdeliver")))
     out = set()
     for _frm, _rcpts, msg in sink.messages():
         qid = re.search(rb" id ([0-9A-Za-z]+)", msg)

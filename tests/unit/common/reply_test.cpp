@@ -14,6 +14,7 @@ TEST_CASE("replies render with enhanced codes") {
 
 TEST_CASE("reply classes") {
   CHECK(replies::queued(7).is_positive());
+  CHECK(replies::queued(4711).wire() == "250 2.0.0 Ok: queued as 4711\r\n");
   CHECK(replies::try_again_later().is_transient());
   CHECK(replies::relay_denied().is_permanent());
   CHECK(replies::too_many_recipients(100).code == 452);

@@ -28,10 +28,14 @@ class FakeStore : public common::Store {
   std::set<std::string> local_domains{"example.org", "mx.example.org"};
   std::set<std::string> users{"alice@example.org", "bob@example.org", "postmaster@mx.example.org"};
   std::map<std::string, std::string> auth_users{{"carol", "s3cret"}};
-  bool fail_check = false, fail_begin = false, fail_append = false, fail_commit = false, fail_verify = false;
+  bool fail_check = false, fail_begin = false, fail_append = false, fail_commit = false, fail_verify = false,
+       fail_reserve = false;
   std::map<std::int64_t, Message> messages;
-  // "check alice@example.org", "begin", "append 42 0", "commit 42", "abort 42", "whole 42", "verify carol"
+  // "check alice@example.org", "begin 42", "append 42 0", "commit 42", "abort 42", "whole 42", "verify carol"
   std::vector<std::string> calls;
+  // The count of each reserve_message_ids call (kept apart: the listener refills
+  // its reserve whenever it runs low, between any of the calls above).
+  std::vector<int> reserved;
 
   common::RecipientVerdict check_recipient(const std::string& address, const std::string& domain) override {
     calls.push_back("check " + address);
@@ -39,12 +43,19 @@ class FakeStore : public common::Store {
     if (!local_domains.count(domain)) return common::RecipientVerdict::remote;
     return users.count(address) ? common::RecipientVerdict::known_local : common::RecipientVerdict::unknown_local;
   }
-  std::int64_t begin_message(const common::NewMessage& message) override {
-    calls.push_back("begin");
+  // Like the sequence: ids from 42 up, never twice.
+  std::vector<std::int64_t> reserve_message_ids(int count) override {
+    reserved.push_back(count);
+    if (fail_reserve) throw std::runtime_error("database down");
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < count; ++i) ids.push_back(next_id_++);
+    return ids;
+  }
+  void begin_message(std::int64_t msg_id, const common::NewMessage& message) override {
+    calls.push_back("begin " + std::to_string(msg_id));
     if (fail_begin) throw std::runtime_error("database down");
-    auto id = next_id_++;
-    messages[id].envelope = message;
-    return id;
+    if (msg_id <= 0 || msg_id >= next_id_ || messages.count(msg_id)) throw std::logic_error("id not reserved");
+    messages[msg_id].envelope = message;
   }
   void append_body(std::int64_t msg_id, int seq, std::string_view data) override {
     calls.push_back("append " + std::to_string(msg_id) + " " + std::to_string(seq));
@@ -68,16 +79,16 @@ class FakeStore : public common::Store {
     if (!m.committed) m.aborted = true;
   }
 
-  std::vector<std::int64_t> store_messages(const std::vector<common::CompleteMessage>& batch) override {
+  void store_messages(const std::vector<common::CompleteMessage>& batch) override {
     // Like one transaction: either every message is stored or none.
     if (fail_begin || fail_commit) {
       calls.push_back("whole failed");
       throw std::runtime_error("database down");
     }
-    std::vector<std::int64_t> ids;
     for (const auto& whole : batch) {
-      auto id = next_id_++;
+      auto id = whole.msg_id;
       calls.push_back("whole " + std::to_string(id));
+      if (id <= 0 || id >= next_id_ || messages.count(id)) throw std::logic_error("id not reserved");
       auto& m = messages[id];
       m.envelope = whole.envelope;
       m.body = whole.body;
@@ -85,9 +96,7 @@ class FakeStore : public common::Store {
       m.committed = true;
       m.size = static_cast<std::int64_t>(whole.body.size());
       max_chunk = std::max(max_chunk, whole.body.size());
-      ids.push_back(id);
     }
-    return ids;
   }
   bool verify_user(const std::string& username, const std::string& password) override {
     calls.push_back("verify " + username);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fake_store.h"
+#include "queue_ids.h"
 #include "session.h"
 #include "store_op.h"
 
@@ -34,7 +35,7 @@ class Dialogue {
       : config_(std::move(config)) {
     SessionContext context{*IpAddress::parse(client), "test-host:1",
                            [] { return std::chrono::system_clock::from_time_t(1700000000); }};
-    context.session_number = 7;
+    context.queue_ids = &ids;
     session_ = std::make_unique<Session>(std::make_shared<const ListenerConfig>(config_), std::move(context));
   }
 
@@ -96,15 +97,21 @@ class Dialogue {
   }
 
   FakeStore store;
+  // The listener's reserve, 4 ids a block so tests see it run low and refill;
+  // refill = false leaves it empty until a session has to ask for ids.
+  QueueIdReserve ids{4};
+  bool refill = true;
   Session& session() { return *session_; }
 
  private:
+  // Like a loop: a session's op, then a refill if the reserve runs low.
   void run_ops() {
     while (session_->waiting()) {
       auto op = session_->take_store_op();
       REQUIRE(op);
-      session_->on_store_result(run_store_op(store, *op));
+      session_->on_store_result(run_store_op(store, *op, &ids));
     }
+    if (refill && ids.refill_due({})) REQUIRE(run_store_op(store, RefillQueueIds{}, &ids).ok);
   }
   std::string take() {
     auto out = session_->take_output();
@@ -148,7 +155,7 @@ std::vector<std::string> codes(const std::string& output) {
 
 const char* kHeader =
     "Received: from client.example.net ([192.0.2.10])\r\n"
-    "\tby mx.example.org with ESMTP id 7S0\r\n"
+    "\tby mx.example.org with ESMTP id 42\r\n"
     "\tfor <alice@example.org>; Tue, 14 Nov 2023 22:13:20 +0000\r\n";
 
 const char* kTransaction = "MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\n";
@@ -252,7 +259,7 @@ TEST_CASE("AUTH PLAIN and LOGIN under TLS; an authenticated user may relay", "[s
         std::string::npos);
   // Our own user's submission gets the Date: and Message-ID: it lacked.
   CHECK(body.find("\r\nDate: Tue, 14 Nov 2023 22:13:20 +0000\r\n") != std::string::npos);
-  CHECK(body.find("\r\nMessage-ID: <20231114221320.7S0.test-host.1@mx.example.org>\r\n\r\nbody") != std::string::npos);
+  CHECK(body.find("\r\nMessage-ID: <20231114221320.42.test-host.1@mx.example.org>\r\n\r\nbody") != std::string::npos);
   CHECK(codes(d.send("AUTH PLAIN " + plain + "\r\n")) == std::vector<std::string>{"503 5.5.1"});
 }
 
@@ -556,7 +563,7 @@ TEST_CASE("large messages go to the store in bounded chunks", "[session]") {
   CHECK(codes(d.send(".\r\n")) == std::vector<std::string>{"250 2.0.0"});
   CHECK(d.store.messages.at(42).body == expected);
   CHECK(d.store.messages.at(42).next_seq >= 4);
-  CHECK(d.store.calls[1] == "begin");
+  CHECK(d.store.calls[1] == "begin 42");
   CHECK(d.store.calls.back() == "commit 42");
   CHECK(d.store.max_chunk <= Session::kBodyChunkSize + Session::kDataPiece + 2);
 }
@@ -754,6 +761,107 @@ TEST_CASE("shutdown while idle says 421 at once", "[session]") {
   CHECK(codes(d.shutdown()) == std::vector<std::string>{"421 4.3.2"});
   CHECK(d.session().closing());
   CHECK_FALSE(d.session().waiting());
+}
+
+// The queue id (issue 13): the id the message is stored under is the one in
+// Received:, the Message-ID we add and the 250, taken at the start of the body.
+std::string received_id(const std::string& body) {
+  auto at = body.find(" with ESMTP id ");
+  auto end = body.find_first_of("\r;", at + 15);
+  return at == std::string::npos ? std::string() : body.substr(at + 15, end - at - 15);
+}
+
+TEST_CASE("the queue id is the stored id: in Received:, the 250 and each message anew", "[session][queue_id]") {
+  Dialogue d;
+  d.hello();
+  d.send(std::string(kTransaction) + "DATA\r\n");
+  CHECK(d.send("Subject: one\r\n\r\nx\r\n.\r\n") == "250 2.0.0 Ok: queued as 42\r\n");
+  CHECK(received_id(d.store.messages.at(42).body) == "42");
+  // The next message in the session takes the next id from the reserve: no
+  // store call for it, and never the previous message's id.
+  d.send(std::string(kTransaction) + "DATA\r\n");
+  CHECK(d.send("Subject: two\r\n\r\ny\r\n.\r\n") == "250 2.0.0 Ok: queued as 43\r\n");
+  CHECK(received_id(d.store.messages.at(43).body) == "43");
+  CHECK(d.store.calls ==
+        std::vector<std::string>{"check alice@example.org", "whole 42", "check alice@example.org", "whole 43"});
+  CHECK(d.store.reserved == std::vector<int>{4});
+}
+
+TEST_CASE("a refused message's queue id is not used again", "[session][queue_id]") {
+  Dialogue d;
+  d.hello();
+  d.send(std::string(kTransaction) + "DATA\r\n");
+  CHECK(codes(d.send(std::string(20000, 'x') + "\r\n.\r\n")) == std::vector<std::string>{"552 5.3.4"});
+  d.send("RSET\r\n" + std::string(kTransaction) + "DATA\r\n");
+  CHECK(d.send("\r\nbody\r\n.\r\n") == "250 2.0.0 Ok: queued as 43\r\n");
+  CHECK_FALSE(d.store.messages.count(42));
+}
+
+TEST_CASE("the reserve is refilled before it runs dry", "[session][queue_id]") {
+  Dialogue d;
+  d.hello();
+  for (int i = 0; i < 6; ++i) {
+    d.send(std::string(kTransaction) + "DATA\r\n");
+    CHECK(codes(d.send("\r\nbody\r\n.\r\n")) == std::vector<std::string>{"250 2.0.0"});
+  }
+  // Block of 4: 42-45 were reserved when the session started; once fewer than
+  // half were left 46-49 were reserved, without a session waiting for them.
+  CHECK(d.store.reserved == std::vector<int>{4, 4});
+  for (std::int64_t id = 42; id < 48; ++id) CHECK(received_id(d.store.messages.at(id).body) == std::to_string(id));
+  CHECK(d.ids.size() == 2);
+}
+
+TEST_CASE("an empty reserve parks DATA until ids are reserved; without one, 451", "[session][queue_id]") {
+  Dialogue d;
+  d.refill = false;
+  d.hello();
+  d.store.fail_reserve = true;
+  CHECK(codes(d.send(std::string(kTransaction) + "DATA\r\n")) ==
+        std::vector<std::string>{"250 2.1.0", "250 2.1.5", "451 4.3.0"});
+  d.store.fail_reserve = false;
+  CHECK(codes(d.send("DATA\r\n")) == std::vector<std::string>{"354"});
+  CHECK(d.send("\r\nbody\r\n.\r\n") == "250 2.0.0 Ok: queued as 42\r\n");
+  // The parked session's block was kept for the next messages.
+  CHECK(d.store.reserved == std::vector<int>{4, 4});
+  CHECK(d.ids.size() == 3);
+}
+
+TEST_CASE("a first BDAT waits for its queue id before its chunk is read", "[session][queue_id][chunking]") {
+  Dialogue d;
+  d.refill = false;
+  d.hello();
+  std::string chunk = "Subject: c\r\n\r\nchunked\r\n";
+  d.send(std::string(kTransaction));
+  d.session().on_line("BDAT " + std::to_string(chunk.size()) + " LAST\r", true);
+  REQUIRE(d.session().waiting());
+  CHECK(d.session().raw_remaining() == 0);  // the server reads nothing while parked
+  auto op = d.session().take_store_op();
+  REQUIRE(std::holds_alternative<TakeQueueId>(*op));
+  d.session().on_store_result(run_store_op(d.store, *op, &d.ids));
+  CHECK(d.session().raw_remaining() == chunk.size());
+  CHECK(d.send(chunk) == "250 2.0.0 Ok: queued as 42\r\n");
+  CHECK(received_id(d.store.messages.at(42).body) == "42");
+
+  // Refused for want of an id: the chunk is still read, then 451.
+  d.store.fail_reserve = true;
+  while (d.ids.take()) {
+  }
+  auto out = d.send(std::string(kTransaction) + "BDAT 4 LAST\r\nabcd");
+  CHECK(codes(out) == std::vector<std::string>{"250 2.1.0", "250 2.1.5", "451 4.3.0"});
+  CHECK_FALSE(d.session().in_data());
+}
+
+TEST_CASE("a streamed message is created under the queue id its Received: names", "[session][queue_id]") {
+  auto config = test_config();
+  config.max_message_size = 1 << 20;
+  Dialogue d(config);
+  d.hello();
+  d.send(std::string(kTransaction) + "DATA\r\n");
+  for (std::size_t i = 0; i < 2 * Session::kBodyChunkSize / 1000; ++i) d.send(std::string(998, 's') + "\r\n");
+  CHECK(d.send(".\r\n") == "250 2.0.0 Ok: queued as 42\r\n");
+  CHECK(received_id(d.store.messages.at(42).body) == "42");
+  CHECK(std::find(d.store.calls.begin(), d.store.calls.end(), "begin 42") != d.store.calls.end());
+  CHECK(d.store.messages.at(42).committed);
 }
 
 }  // namespace wsmtp::listener

@@ -122,8 +122,8 @@ TEST_CASE("each daemon's transitions work under its own role") {
     CHECK(body.find("Subject: hi") == 0);
     CHECK(routing_backlog(tx) == 0);
     REQUIRE(finish_routing(tx, routing[0].lease, {{"u@example.net", "u@example.net", "maildir", "/var/mail/u", {}}}));
-    auto reply =
-        create_generated_message(tx, {"", "", "router-a", "router-a", {"s@example.org"}}, "Subject: away\r\n\r\n");
+    auto reply = create_generated_message(tx, {"", "", "router-a", "router-a", {"s@example.org"}},
+                                          "Subject: away\r\n\r\n", "auto-reply", 1);
     CHECK(reply > id);
     tx.commit();
   }

@@ -316,7 +316,7 @@ TEST_CASE("generated messages (bounces, auto-replies) enter at state 1 with thei
   std::string body = "Subject: bounce\r\n\r\n" + std::string(150000, 'x') + "\r\n";
   {
     pqxx::work tx(*conn);
-    create_generated_message(tx, {"", "", "wdeliver", "wdeliver@host", {"sender@x.org"}}, body);
+    create_generated_message(tx, {"", "", "wdeliver", "wdeliver@host", {"sender@x.org"}}, body, "dsn", 1);
     tx.commit();
   }
   auto r = db.query("SELECT state, envelope_from, size, received_at IS NOT NULL FROM messages");

@@ -39,6 +39,15 @@ common::CompleteMessage message(const std::string& from, std::vector<std::string
   return {{from, "192.0.2.7", "client.example", "mx1", std::move(rcpts)}, std::move(body)};
 }
 
+// What the listener does: ids reserved ahead (the queue ids its sessions
+// named the messages by), then the batch stored under them. Returns the ids.
+std::vector<std::int64_t> store_all(common::Store& store, std::vector<common::CompleteMessage> batch) {
+  auto ids = store.reserve_message_ids(static_cast<int>(batch.size()));
+  for (std::size_t i = 0; i < batch.size(); ++i) batch[i].msg_id = ids.at(i);
+  store.store_messages(batch);
+  return ids;
+}
+
 }  // namespace
 
 TEST_CASE("a batch of messages is stored whole, each with its own recipients and body") {
@@ -50,7 +59,7 @@ TEST_CASE("a batch of messages is stored whole, each with its own recipients and
       message("c@example.org", {"w@example.test"}, std::string(200000, 'x')),
   };
   auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
-  auto ids = store->store_messages(batch);
+  auto ids = store_all(*store, batch);
   REQUIRE(ids.size() == 3);
   for (std::size_t i = 0; i < ids.size(); ++i) {
     auto row = db.query(fmt::format("SELECT state, size, envelope_from, host(client_addr), received_at IS NOT NULL "
@@ -97,7 +106,7 @@ TEST_CASE("the listener's session wakes the router after its commit, not from in
   }
   SECTION("the listener's store sends the wake-up after each commit") {
     auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
-    store->store_messages({message("a@example.org", {"x@example.test"}, "x\r\n")});
+    store_all(*store, {message("a@example.org", {"x@example.test"}, "x\r\n")});
     CHECK(router.wait(5s));
   }
 }
@@ -105,7 +114,7 @@ TEST_CASE("the listener's session wakes the router after its commit, not from in
 TEST_CASE("a stored batch is stamped in the router's fair order like messages stamped one by one") {
   test::TestDatabase db;
   auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
-  auto flood = store->store_messages({message("Flood@example.org", {"x@example.test"}, "1\r\n"),
+  auto flood = store_all(*store, {message("Flood@example.org", {"x@example.test"}, "1\r\n"),
                                       message("flood@example.org", {"x@example.test"}, "2\r\n"),
                                       message("other@example.org", {"x@example.test"}, "3\r\n"),
                                       message("flood@example.org", {"x@example.test"}, "4\r\n")});
@@ -120,7 +129,7 @@ TEST_CASE("a stored batch is stamped in the router's fair order like messages st
   auto clock = db.query("SELECT next_vtime FROM route_fairness WHERE fair_key = 's:flood@example.org'")[0][0];
   CHECK(clock.as<std::int64_t>() == vtime(flood[3]) + 100);
   // A later message from the flooding sender goes after all of them.
-  auto later = store->store_messages({message("flood@example.org", {"x@example.test"}, "5\r\n")});
+  auto later = store_all(*store, {message("flood@example.org", {"x@example.test"}, "5\r\n")});
   CHECK(vtime(later[0]) >= vtime(flood[3]) + 100);
 }
 
@@ -142,36 +151,58 @@ TEST_CASE("a shared wake-up sender wakes the router for commits made through any
   auto waker = std::make_shared<common::pg::WakeupSender>(db.conninfo());
   auto first = common::pg::make_pg_store(listener_conninfo(db), waker);
   auto second = common::pg::make_pg_store(listener_conninfo(db), waker);
-  first->store_messages({message("a@example.org", {"x@example.test"}, "x\r\n")});
+  store_all(*first, {message("a@example.org", {"x@example.test"}, "x\r\n")});
   CHECK(router.wait(5s));
-  second->store_messages({message("b@example.org", {"x@example.test"}, "y\r\n")});
+  store_all(*second, {message("b@example.org", {"x@example.test"}, "y\r\n")});
   CHECK(router.wait(5s));
 }
 
-TEST_CASE("stores take message ids from blocks reserved ahead, never the same id twice") {
+TEST_CASE("stores reserve message ids that no other store, and no later message, ever gets") {
   test::TestDatabase db;
   auto waker = std::make_shared<common::pg::WakeupSender>(db.conninfo());
   auto first = common::pg::make_pg_store(listener_conninfo(db), waker);
   auto second = common::pg::make_pg_store(listener_conninfo(db), waker);
   std::vector<std::int64_t> all;
-  std::vector<common::CompleteMessage> big_batch;
-  for (int i = 0; i < 70; ++i) big_batch.push_back(message("a@example.org", {"x@example.test"}, fmt::format("{}\r\n", i)));
   for (int round = 0; round < 3; ++round) {
     for (auto* store : {first.get(), second.get()}) {
-      auto ids = store->store_messages({message("a@example.org", {"x@example.test"}, "x\r\n"),
-                                        message("b@example.org", {"y@example.test"}, "y\r\n")});
-      CHECK(ids[0] < ids[1]);
+      auto ids = store->reserve_message_ids(64);
+      REQUIRE(ids.size() == 64);
       all.insert(all.end(), ids.begin(), ids.end());
     }
   }
-  // More messages than a block holds: the block is topped up for the batch.
-  auto ids = first->store_messages(big_batch);
-  REQUIRE(ids.size() == 70);
-  all.insert(all.end(), ids.begin(), ids.end());
+  // Stored in any order under their reserved ids, each id names its message.
+  std::vector<common::CompleteMessage> batch;
+  for (int i = 0; i < 70; ++i) {
+    batch.push_back(message("a@example.org", {"x@example.test"}, fmt::format("{}\r\n", i)));
+    batch.back().msg_id = all[all.size() - 1 - static_cast<std::size_t>(i)];
+  }
+  second->store_messages(batch);
+  CHECK(body_of(db, all.back()) == "0\r\n");
+  CHECK(body_of(db, all[all.size() - 70]) == "69\r\n");
+  // A message created from the sequence later (a DSN, another listener) never collides.
+  auto conn = db.connect();
+  pqxx::work tx(*conn);
+  all.push_back(common::pg::create_message(tx, {"s@example.org", "", "h", "mx2", {"u@example.test"}}));
+  tx.commit();
   std::sort(all.begin(), all.end());
   CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
-  CHECK(db.query("SELECT count(*) FROM messages WHERE state = 1")[0][0].as<std::size_t>() == all.size());
-  // Each id is the message it was returned for.
-  CHECK(body_of(db, ids[69]) == "69\r\n");
-  CHECK(db.query("SELECT count(*) FROM reserve_message_ids(3)").at(0).at(0).as<int>() == 3);
+  CHECK(db.query("SELECT count(*) FROM messages")[0][0].as<std::size_t>() == 71);
+}
+
+TEST_CASE("a streamed message is created in state 0 under the queue id the session took") {
+  test::TestDatabase db;
+  auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
+  auto id = store->reserve_message_ids(1).at(0);
+  store->begin_message(id, {"s@example.org", "192.0.2.7", "client.example", "mx1", {"a@example.test", "b@example.test"}});
+  auto row = db.query(fmt::format("SELECT state, envelope_from FROM messages WHERE id = {}", id));
+  REQUIRE(row.size() == 1);
+  CHECK(row[0][0].as<int>() == 0);
+  CHECK(row[0][1].as<std::string>() == "s@example.org");
+  CHECK(db.query(fmt::format("SELECT count(*) FROM recipients WHERE message_id = {}", id))[0][0].as<int>() == 2);
+  store->append_body(id, 0, "Subject: s\r\n\r\nstreamed\r\n");
+  store->commit_message(id, 27);
+  CHECK(db.query(fmt::format("SELECT state FROM messages WHERE id = {}", id))[0][0].as<int>() == 1);
+  CHECK(body_of(db, id) == "Subject: s\r\n\r\nstreamed\r\n");
+  // The same id twice is refused, never a second message under one queue id.
+  CHECK_THROWS(store->begin_message(id, {"s@example.org", "", "h", "mx1", {"a@example.test"}}));
 }
