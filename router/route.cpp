@@ -102,7 +102,7 @@ void report_list_bounces(pqxx::transaction_base& tx, const RouterConfig& config,
 // lost their lease to another router are logged and left alone. Throws on any
 // failure: nothing of them is written.
 std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, const std::vector<RoutingClaim>& claims,
-                        std::size_t first) {
+                        std::size_t first, const common::pg::LeaseKeeper::Kept& kept) {
   pqxx::work tx(conn);
   common::pg::RouterDirectory directory(tx);
   prefetch_recipients(directory, claims, first);
@@ -119,7 +119,10 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
   for (const auto& r : common::pg::finish_routing(tx, plans)) moved.insert(r.msg_id);
   for (auto& work : works) {
     if (!moved.count(work.claim.lease.msg_id)) {
-      log::warn("msg={} lease lost before routing finished; another router owns it", work.claim.lease.msg_id);
+      if (kept.status(work.claim.lease.msg_id) == common::pg::LeaseStatus::deleted)
+        log::info("msg={} deleted by an operator while being routed; its plan is dropped", work.claim.lease.msg_id);
+      else
+        log::warn("msg={} lease lost before routing finished; another router owns it", work.claim.lease.msg_id);
       continue;
     }
     send_autoreplies(tx, config, work);
@@ -133,9 +136,9 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
 
 // One message in its own transaction; a failure is recorded against it.
 void route_alone(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                 const RoutingClaim& claim) {
+                 const RoutingClaim& claim, const common::pg::LeaseKeeper::Kept& kept) {
   try {
-    route_chunk(conn, config, {claim}, 0);
+    route_chunk(conn, config, {claim}, 0, kept);
   } catch (const pqxx::broken_connection&) {
     throw;  // the loop reconnects; our leases expire and are re-claimed
   } catch (const std::exception& e) {
@@ -147,17 +150,25 @@ void route_alone(pqxx::connection& conn, const RouterConfig& config, const commo
 }  // namespace
 
 int route_batch(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                const std::string& owner, bool reclaim_expired) {
+                const std::string& owner, common::pg::LeaseKeeper& keeper, bool reclaim_expired) {
   common::pg::configure_router_session(conn);
   common::pg::ClaimOptions options{owner, queue.lease_time, config.batch_size, queue.max_expired_claims,
                                    reclaim_expired};
   auto claims = common::pg::claim_for_routing(conn, options);
+  std::vector<common::pg::Lease> leases;
+  for (const auto& c : claims) leases.push_back(c.lease);
+  // Renewed until the plans are committed; a message held meanwhile is still
+  // routed (its plan is what was done) and stays held in ROUTED.
+  auto kept = keeper.keep(common::MsgState::routing, leases);
   std::vector<RoutingClaim> together, alone;
   for (auto& c : claims) (c.expired_claims == 0 ? together : alone).push_back(std::move(c));
   std::size_t done = 0;
   if (together.size() > 1) {
     try {
-      while (done < together.size()) done += route_chunk(conn, config, together, done);
+      while (done < together.size()) {
+        done += route_chunk(conn, config, together, done, kept);
+        keeper.progress();
+      }
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {
@@ -165,8 +176,14 @@ int route_batch(pqxx::connection& conn, const RouterConfig& config, const common
                 e.what());
     }
   }
-  for (std::size_t i = done; i < together.size(); ++i) route_alone(conn, config, queue, together[i]);
-  for (const auto& c : alone) route_alone(conn, config, queue, c);
+  for (std::size_t i = done; i < together.size(); ++i) {
+    route_alone(conn, config, queue, together[i], kept);
+    keeper.progress();
+  }
+  for (const auto& c : alone) {
+    route_alone(conn, config, queue, c, kept);
+    keeper.progress();
+  }
   if (claims.empty()) {
     // Idle: forget fairness clocks that no longer delay anyone.
     pqxx::work tx(conn);

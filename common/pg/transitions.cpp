@@ -449,24 +449,31 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
                                    "       count(*) FILTER (WHERE status = 'bounced' AND dsn_message_id IS NULL) "
                                    "FROM deliveries WHERE message_id = $1",
                                    lease.msg_id)[0];
+  // A message held while we worked on it (wsmtpctl hold): what was done is
+  // recorded like any other result, and it moves on only as far as that
+  // takes it. With nothing left pending it is DONE and the hold is moot
+  // (cleared: nothing is left to hold back); otherwise it goes back to
+  // ROUTED still held, its remaining deliveries pending until a release.
   if (pending[0].as<std::int64_t>() == 0) {
     exec_prepared_sql(tx, "wsmtp_finish_done",
                       "UPDATE messages SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
-                      "  state_changed_at = now(), done_at = now() "
+                      "  held = false, state_changed_at = now(), done_at = now() "
                       "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
                       lease.msg_id, lease.token);
     log::info("msg={} state DELIVERING->DONE", lease.msg_id);
     if (pending[1].as<std::int64_t>() > 0) queue_failure_dsn(tx, lease.msg_id, options.reporting_mta);
     return FinishOutcome::done;
   }
-  exec_prepared_sql(tx, "wsmtp_finish_deferred",
-                    "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
-                    "  state_changed_at = now(), routed_at = COALESCE(routed_at, now()), "
-                    "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
-                    "                                         WHERE message_id = $1 AND status = 'pending') "
-                    "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
-                    lease.msg_id, lease.token);
-  log::info("msg={} state DELIVERING->ROUTED pending={} (deferred)", lease.msg_id, pending[0].as<std::int64_t>());
+  auto back =
+      exec_prepared_sql(tx, "wsmtp_finish_back",
+                        "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+                        "  state_changed_at = now(), routed_at = COALESCE(routed_at, now()), "
+                        "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
+                        "                                         WHERE message_id = $1 AND status = 'pending') "
+                        "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid RETURNING held",
+                        lease.msg_id, lease.token);
+  log::info("msg={} state DELIVERING->ROUTED pending={} ({})", lease.msg_id, pending[0].as<std::int64_t>(),
+            !back.empty() && back[0][0].as<bool>() ? "held" : "deferred");
   if (options.delay_warning_after.count() > 0)
     queue_delay_warning(tx, lease.msg_id, options.reporting_mta, options.delay_warning_after);
   return FinishOutcome::deferred;
@@ -505,7 +512,7 @@ std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
       "    AND x.msg IN (SELECT id FROM owned) RETURNING d.message_id), "
       "done AS ("
       "  UPDATE messages m SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
-      "    state_changed_at = now(), done_at = now() "
+      "    held = false, state_changed_at = now(), done_at = now() "
       "  FROM owned WHERE m.id = owned.id RETURNING m.id) "
       "SELECT id FROM done ORDER BY id",
       bigint_array(ids), text_array(tokens), bigint_array(delivery_ids), bigint_array(delivery_msgs),
@@ -516,6 +523,54 @@ std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
     log::info("msg={} state DELIVERING->DONE", finished.back());
   }
   return finished;
+}
+
+// --- leases of a working worker ----------------------------------------------
+
+std::vector<LeaseCheck> renew_leases(pqxx::connection& conn, MsgState leased, const std::vector<Lease>& leases,
+                                     std::chrono::seconds lease_time) {
+  if (leased != MsgState::routing && leased != MsgState::delivering)
+    log::fatal("renew_leases called for state {}", state_name(leased));
+  std::vector<LeaseCheck> out;
+  if (leases.empty()) return out;
+  std::vector<std::int64_t> ids;
+  std::vector<std::string> tokens;
+  for (const auto& l : leases) {
+    ids.push_back(l.msg_id);
+    tokens.push_back(l.token);
+  }
+  // SKIP LOCKED: the worker's own finish (or an operator) may hold a row
+  // locked; waiting for it could deadlock with that transaction, and a lease
+  // that is being finished needs no renewal. The final SELECT reads the
+  // statement's snapshot, so such a row still shows as ours; the UPDATE in the
+  // CTE is not visible to it, which is why "renewed" comes from RETURNING.
+  pqxx::work tx(conn);
+  auto rows = exec_prepared_sql(
+      tx, "wsmtp_renew_leases",
+      "WITH l AS (SELECT * FROM unnest($1::bigint[], $2::uuid[]) WITH ORDINALITY AS l(id, token, ord)), "
+      "renewed AS ("
+      "  UPDATE messages m SET lease_expires = now() + $4::interval FROM l "
+      "  WHERE m.id = l.id AND m.state = $3::smallint AND m.lease_token = l.token "
+      "    AND m.id = ANY(ARRAY(SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND state = $3::smallint "
+      "                         AND lease_expires < now() + $4::interval * 2 / 3 FOR UPDATE SKIP LOCKED)) "
+      "  RETURNING m.id) "
+      "SELECT l.id, m.id IS NOT NULL, COALESCE(m.state = $3::smallint AND m.lease_token = l.token, false), "
+      "       COALESCE(m.held, false), l.id IN (SELECT id FROM renewed) "
+      "FROM l LEFT JOIN messages m ON m.id = l.id ORDER BY l.ord",
+      bigint_array(ids), text_array(tokens), static_cast<int>(leased), interval(lease_time));
+  tx.commit();
+  for (const auto& row : rows) {
+    LeaseCheck c{row[0].as<std::int64_t>()};
+    if (!row[1].as<bool>())
+      c.status = LeaseStatus::deleted;
+    else if (!row[2].as<bool>())
+      c.status = LeaseStatus::lost;
+    else if (row[3].as<bool>())
+      c.status = LeaseStatus::held;
+    c.renewed = row[4].as<bool>();
+    out.push_back(c);
+  }
+  return out;
 }
 
 // --- reaper and operator ----------------------------------------------------
