@@ -136,14 +136,16 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
 
 // One message in its own transaction; a failure is recorded against it.
 void route_alone(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                 const RoutingClaim& claim, const common::pg::LeaseKeeper::Kept& kept) {
+                 const RoutingClaim& claim, common::pg::LeaseKeeper::Kept& kept) {
   try {
     route_chunk(conn, config, {claim}, 0, kept);
   } catch (const pqxx::broken_connection&) {
     throw;  // the loop reconnects; our leases expire and are re-claimed
   } catch (const std::exception& e) {
     log::error("msg={} routing failed: {}", claim.lease.msg_id, e.what());
+    // Handed back: its short lease is the retry's backoff, not ours to renew.
     common::pg::record_routing_failure(conn, claim.lease, e.what(), config.max_routing_failures, queue.lease_time);
+    kept.forget(claim.lease.msg_id);
   }
 }
 

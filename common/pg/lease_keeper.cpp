@@ -93,6 +93,8 @@ LeaseKeeper::Kept::~Kept() {
   if (keeper_) keeper_->release(ids_);
 }
 
+void LeaseKeeper::Kept::forget(std::int64_t msg_id) { keeper_->release({msg_id}); }
+
 LeaseStatus LeaseKeeper::Kept::status(std::int64_t msg_id) const {
   std::lock_guard lock(keeper_->mutex_);
   auto it = keeper_->entries_.find(msg_id);

@@ -57,6 +57,9 @@ class LeaseKeeper {
     // What the latest renewal found for msg_id: ours until a renewal said
     // otherwise (also for an id this batch does not hold).
     LeaseStatus status(std::int64_t msg_id) const;
+    // The worker handed msg_id's lease back (record_routing_failure): it is
+    // no longer renewed.
+    void forget(std::int64_t msg_id);
 
    private:
     friend class LeaseKeeper;

@@ -32,6 +32,13 @@ std::string interval(std::chrono::seconds s) { return fmt::format("{} seconds", 
 
 // Holds messages in `state` whose lease expired and that reached the expiry
 // limit, moving them back one state so a release makes them claimable again.
+//
+// Every statement that counts an expired lease counts only a lease with an
+// owner (lease_owner <> ''): only a lease a worker held and let run out is an
+// expiry (DESIGN.md: a live worker renews its leases, so that worker stopped).
+// A lease with an empty owner is no worker's: the router handed the message
+// back after a routing failure (record_routing_failure, counted in
+// routing_failures), and the lease is only the backoff before the retry.
 int hold_exhausted(pqxx::transaction_base& tx, MsgState state, int max_expired_claims, int limit) {
   auto back = reset_target(state);
   auto rows = exec_prepared_sql(
@@ -40,7 +47,8 @@ int hold_exhausted(pqxx::transaction_base& tx, MsgState state, int max_expired_c
       "  held_reason = format('lease expired %s times (last holder %s)', m.expired_claims + 1, m.lease_owner), "
       "  lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
       "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = $1 AND NOT held AND lease_expires < now() "
-      "               AND expired_claims + 1 >= $3 ORDER BY lease_expires LIMIT $4 FOR UPDATE SKIP LOCKED)) "
+      "               AND lease_owner <> '' AND expired_claims + 1 >= $3 "
+      "               ORDER BY lease_expires LIMIT $4 FOR UPDATE SKIP LOCKED)) "
       "RETURNING m.id, m.held_reason",
       static_cast<int>(state), static_cast<int>(*back), max_expired_claims, limit);
   for (const auto& row : rows)
@@ -187,17 +195,17 @@ namespace {
 // is the same small index scan however the statement's parameters look (a
 // cached generic plan of a join there could scan the whole queue).
 constexpr const char* kReclaimExpiredRouting =
-    "WITH moved AS ("
-    "  UPDATE messages m SET expired_claims = m.expired_claims + 1, held = m.expired_claims + 1 >= $4, "
-    "    state = CASE WHEN m.expired_claims + 1 >= $4 THEN 1 ELSE 2 END, "
-    "    held_reason = CASE WHEN m.expired_claims + 1 >= $4 "
-    "      THEN format('lease expired %s times (last holder %s)', m.expired_claims + 1, m.lease_owner) "
-    "      ELSE m.held_reason END, "
-    "    lease_owner = CASE WHEN m.expired_claims + 1 >= $4 THEN NULL ELSE $1 END, "
-    "    lease_token = CASE WHEN m.expired_claims + 1 >= $4 THEN NULL ELSE gen_random_uuid() END, "
-    "    lease_expires = CASE WHEN m.expired_claims + 1 >= $4 THEN NULL ELSE now() + $2::interval END "
-    "  WHERE m.id = ANY (ARRAY(SELECT id FROM messages WHERE state = 2 AND NOT held AND lease_expires < now() "
-    "                         ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)) "
+    "WITH c AS (SELECT id, expired_claims + (lease_owner <> '')::int AS n FROM messages "
+    "           WHERE state = 2 AND NOT held AND lease_expires < now() "
+    "           ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED), "
+    "moved AS ("
+    "  UPDATE messages m SET expired_claims = c.n, held = c.n >= $4, state = CASE WHEN c.n >= $4 THEN 1 ELSE 2 END, "
+    "    held_reason = CASE WHEN c.n >= $4 "
+    "      THEN format('lease expired %s times (last holder %s)', c.n, m.lease_owner) ELSE m.held_reason END, "
+    "    lease_owner = CASE WHEN c.n >= $4 THEN NULL ELSE $1 END, "
+    "    lease_token = CASE WHEN c.n >= $4 THEN NULL ELSE gen_random_uuid() END, "
+    "    lease_expires = CASE WHEN c.n >= $4 THEN NULL ELSE now() + $2::interval END "
+    "  FROM c WHERE m.id = c.id AND m.id = ANY (ARRAY(SELECT id FROM c)) "
     "  RETURNING m.id, m.held, m.lease_token, m.envelope_from, m.expired_claims, m.held_reason) "
     "SELECT moved.*, ARRAY(SELECT address FROM recipients r WHERE r.message_id = moved.id ORDER BY r.seq) "
     "FROM moved";
@@ -345,7 +353,7 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   // ~2 ms per claim in a 10,000-message burst.
   static const std::string kReclaimExpired = fmt::format(
       "UPDATE messages m SET lease_owner = $1, lease_token = gen_random_uuid(), "
-      "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + 1 "
+      "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + (m.lease_owner <> '')::int "
       "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = 4 AND NOT held AND lease_expires < now() "
       "               AND {} ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)) "
       "RETURNING m.id, m.lease_token, m.envelope_from, "
@@ -550,11 +558,12 @@ std::vector<LeaseCheck> renew_leases(pqxx::connection& conn, MsgState leased, co
       "WITH l AS (SELECT * FROM unnest($1::bigint[], $2::uuid[]) WITH ORDINALITY AS l(id, token, ord)), "
       "renewed AS ("
       "  UPDATE messages m SET lease_expires = now() + $4::interval FROM l "
-      "  WHERE m.id = l.id AND m.state = $3::smallint AND m.lease_token = l.token "
+      "  WHERE m.id = l.id AND m.state = $3::smallint AND m.lease_token = l.token AND m.lease_owner <> '' "
       "    AND m.id = ANY(ARRAY(SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND state = $3::smallint "
       "                         AND lease_expires < now() + $4::interval * 2 / 3 FOR UPDATE SKIP LOCKED)) "
       "  RETURNING m.id) "
-      "SELECT l.id, m.id IS NOT NULL, COALESCE(m.state = $3::smallint AND m.lease_token = l.token, false), "
+      "SELECT l.id, m.id IS NOT NULL, "
+      "       COALESCE(m.state = $3::smallint AND m.lease_token = l.token AND m.lease_owner <> '', false), "
       "       COALESCE(m.held, false), l.id IN (SELECT id FROM renewed) "
       "FROM l LEFT JOIN messages m ON m.id = l.id ORDER BY l.ord",
       bigint_array(ids), text_array(tokens), static_cast<int>(leased), interval(lease_time));
@@ -582,7 +591,7 @@ ResetCounts reset_expired_leases(pqxx::connection& conn, MsgState from, int max_
   ResetCounts counts;
   counts.held = hold_exhausted(tx, from, max_expired_claims, limit);
   auto rows = tx.exec_params(
-      "UPDATE messages m SET state = $2, expired_claims = m.expired_claims + 1, "
+      "UPDATE messages m SET state = $2, expired_claims = m.expired_claims + (m.lease_owner <> '')::int, "
       "  lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
       "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = $1 AND lease_expires < now() "
       "               ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)) "

@@ -1,7 +1,8 @@
 // Leases of a working worker against a real PostgreSQL: renewal (only our own
 // tokens, never waiting on a locked row, never counted as an expiry), the
-// renewal thread and its progress bound, and what finishing a claim does to a
-// message an operator held or deleted meanwhile.
+// renewal thread and its progress bound, what finishing a claim does to a
+// message an operator held or deleted meanwhile, and that only a worker that
+// stopped counts as an expiry.
 #include <chrono>
 #include <functional>
 #include <thread>
@@ -10,6 +11,7 @@
 
 #include "pg/lease_keeper.h"
 #include "pg/operator_actions.h"
+#include "pg/router_queue.h"
 #include "pg/transitions.h"
 #include "test_database.h"
 
@@ -259,4 +261,36 @@ TEST_CASE("the renewal thread keeps a short lease alive past twice its time") {
   CHECK(reset_expired_leases(*conn, MsgState::delivering, 5, 100).reset == 0);
   CHECK(db.query("SELECT lease_token::text FROM messages WHERE id = " + id_s(a.msg_id))[0][0].as<std::string>() ==
         a.token);
+}
+
+TEST_CASE("a lease handed back after a routing failure is retried without counting an expiry") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  auto id = receive(*conn, {"a@x.org"});
+  auto claims = claim_for_routing(*conn, opts("router"));
+  REQUIRE(claims.size() == 1);
+  auto failure = record_routing_failure(*conn, claims[0].lease, "boom", 5, 60s);
+  CHECK(failure.recorded);
+  CHECK(failure.failures == 1);
+  // Handed back: no longer the router's to renew (that would undo the backoff).
+  auto check = renew_leases(*conn, MsgState::routing, {claims[0].lease}, 60s);
+  CHECK(check[0].status == LeaseStatus::lost);
+  CHECK_FALSE(check[0].renewed);
+  db.query("UPDATE messages SET lease_expires = now() - interval '1 second'");
+  auto retry = claim_for_routing(*conn, opts("router"));
+  REQUIRE(retry.size() == 1);
+  CHECK(retry[0].expired_claims == 0);
+  // Failing again, then returned by the reaper: still not an expiry.
+  CHECK(record_routing_failure(*conn, retry[0].lease, "boom", 5, 60s).failures == 2);
+  db.query("UPDATE messages SET lease_expires = now() - interval '1 second'");
+  CHECK(reset_expired_leases(*conn, MsgState::routing, 5, 100).reset == 1);
+  auto row = db.query("SELECT expired_claims, routing_failures, state FROM messages WHERE id = " + id_s(id));
+  CHECK(row[0][0].as<int>() == 0);
+  CHECK(row[0][1].as<int>() == 2);
+  CHECK(row[0][2].as<int>() == 1);
+  // A worker that stopped still counts.
+  REQUIRE(claim_for_routing(*conn, opts("router")).size() == 1);
+  db.query("UPDATE messages SET lease_expires = now() - interval '1 second'");
+  CHECK(reset_expired_leases(*conn, MsgState::routing, 5, 100).reset == 1);
+  CHECK(db.query("SELECT expired_claims FROM messages WHERE id = " + id_s(id))[0][0].as<int>() == 1);
 }
