@@ -27,9 +27,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 // Often enough that an operator's hold or delete reaches a worker within
-// seconds even with the default 300 s lease (rounds more often than
-// lease_time / 3 only read), and a renewal comes while two thirds of the
-// lease are left.
+// seconds even with the default 300 s lease (rounds that find more than five
+// sixths of the lease left only read), and a short lease is renewed every
+// round, so a late round (a loaded host) still finds two thirds of it left.
 std::chrono::milliseconds tick_for(std::chrono::seconds lease_time) {
   return std::min<std::chrono::milliseconds>(std::chrono::duration_cast<std::chrono::milliseconds>(lease_time) / 3, 5s);
 }

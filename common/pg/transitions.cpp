@@ -560,7 +560,7 @@ std::vector<LeaseCheck> renew_leases(pqxx::connection& conn, MsgState leased, co
       "  UPDATE messages m SET lease_expires = now() + $4::interval FROM l "
       "  WHERE m.id = l.id AND m.state = $3::smallint AND m.lease_token = l.token AND m.lease_owner <> '' "
       "    AND m.id = ANY(ARRAY(SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND state = $3::smallint "
-      "                         AND lease_expires < now() + $4::interval * 2 / 3 FOR UPDATE SKIP LOCKED)) "
+      "                         AND lease_expires < now() + $4::interval * 5 / 6 FOR UPDATE SKIP LOCKED)) "
       "  RETURNING m.id) "
       "SELECT l.id, m.id IS NOT NULL, "
       "       COALESCE(m.state = $3::smallint AND m.lease_token = l.token AND m.lease_owner <> '', false), "

@@ -214,8 +214,9 @@ struct LeaseCheck {
 // Renews the leases of `leases` (all in `leased`: ROUTING or DELIVERING) that
 // are still ours, in its own transaction and one statement for the batch:
 // each expiry becomes now() + lease_time, compared with its lease token, and
-// only where less than two thirds of lease_time is left (a call more often
-// than lease_time/3 only reads). A row another transaction has locked (our own
+// only where less than five sixths of lease_time is left (so calls every
+// lease_time/3 renew each time, and calls more often than every lease_time/6
+// mostly only read). A row another transaction has locked (our own
 // worker finishing it, an operator's hold) is skipped this time, never waited
 // for. Returns one check per lease, in order. Never touches expired_claims:
 // a renewed lease is one whose worker is still working.
