@@ -45,7 +45,8 @@ const char* status_words(LeaseStatus s) {
     case LeaseStatus::ours:
       break;
   }
-  return "lease ours";
+  // Back to ours from held (lost and deleted are final): a release.
+  return "released by an operator: work on it goes on";
 }
 
 }  // namespace
