@@ -168,3 +168,19 @@ TEST_CASE("a connection lost after the final dot is reported as a possible dupli
   }
   CHECK(server.body() == "Subject: t\n\nhello\n");  // the server did get the whole message
 }
+
+TEST_CASE("every reply and flushed write is reported as progress (lease renewal depends on it)") {
+  ScriptedServer server(false);
+  auto options = plain_options();
+  int progress = 0;
+  options.on_progress = [&progress] { ++progress; };
+  SmtpClient client(options);
+  REQUIRE_FALSE(client.open("127.0.0.1", server.port()));
+  const int after_greeting = progress;
+  CHECK(after_greeting >= 2);  // 220 and the EHLO reply
+  auto result = client.send(Envelope{"a@example.org", {"b@example.test"}, 0, false}, kBody);
+  REQUIRE(result.data);
+  // MAIL, RCPT, DATA's 354 and the final reply at least, plus the body's flush.
+  CHECK(progress - after_greeting >= 5);
+  client.quit();
+}
