@@ -169,19 +169,28 @@ void log_result(const common::pg::DeliveryClaim& claim, const common::pg::Delive
 
 // Records one message's results with its transition, inside the batch's
 // transaction: a savepoint per message, so one message's failure (or lost
-// lease) rolls back only its own part.
+// lease) rolls back only its own part. `status` is what the lease renewal
+// last found.
 void finish_claim(pqxx::work& tx, const common::pg::DeliveryClaim& claim, const std::vector<DeliveryResult>& results,
-                  const common::pg::FinishOptions& finish) {
+                  const common::pg::FinishOptions& finish, common::pg::LeaseStatus status) {
   pqxx::subtransaction sub(tx, "finish");
   auto outcome = common::pg::finish_delivery(sub, claim.lease, results, finish);
   if (outcome == common::pg::FinishOutcome::lost_lease) {
-    log::warn(
-        "msg={} lease lost before delivery results were recorded; the new owner will redo them "
-        "(Maildir copies are not duplicated)",
-        common::qid(claim.lease.msg_id));
+    if (status == common::pg::LeaseStatus::deleted)
+      log::info("msg={} deleted by an operator during delivery; results dropped: {}", common::qid(claim.lease.msg_id),
+                results.size());
+    else
+      log::warn(
+          "msg={} lease lost before delivery results were recorded; the new owner will redo them "
+          "(Maildir copies are not duplicated)",
+          common::qid(claim.lease.msg_id));
     sub.abort();
     return;
   }
+  if (results.size() < claim.tasks.size())
+    log::info("msg={} {} of {} deliveries not started ({}); left pending", claim.lease.msg_id,
+              claim.tasks.size() - results.size(), claim.tasks.size(),
+              status == common::pg::LeaseStatus::lost ? "lease lost" : "held by an operator");
   sub.commit();
 }
 
@@ -237,8 +246,22 @@ std::vector<std::string> maildir_recipients(const std::vector<common::pg::Delive
 
 }  // namespace
 
-Deliverer::Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner, std::string host)
-    : config_(config), queue_(queue), owner_(std::move(owner)), host_(std::move(host)), relays_(config), lmtp_(config) {
+std::chrono::seconds longest_quiet_step(const DeliverConfig& config) {
+  const common::smtp::ClientOptions smtp_defaults;
+  return std::max({config.relay_connect_timeout, config.relay_command_timeout, smtp_defaults.data_timeout,
+                   config.mbox_lock_timeout}) +
+         std::chrono::seconds(60);
+}
+
+Deliverer::Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner, std::string host,
+                     common::pg::LeaseKeeper& keeper)
+    : config_(config),
+      queue_(queue),
+      owner_(std::move(owner)),
+      host_(std::move(host)),
+      keeper_(keeper),
+      relays_(config, [&keeper] { keeper.progress(); }),
+      lmtp_(config, [&keeper] { keeper.progress(); }) {
   maildir_owner_.dir_mode = static_cast<mode_t>(config.maildir_dir_mode);
   maildir_owner_.file_mode = static_cast<mode_t>(config.maildir_file_mode);
   if (!config.maildir_owner.empty()) {
@@ -255,6 +278,20 @@ int Deliverer::run_batch(pqxx::connection& conn) {
                                    reclaim_cadence_.due()};
   const common::pg::FinishOptions finish{queue_.queue_lifetime, config_.delay_warning_after, config_.hostname};
   auto claims = common::pg::claim_for_delivery(conn, options, config_.transports);
+  std::vector<common::pg::Lease> leases;
+  std::map<std::int64_t, std::int64_t> msg_of;  // delivery id -> message id
+  for (const auto& claim : claims) {
+    leases.push_back(claim.lease);
+    for (const auto& task : claim.tasks) msg_of[task.delivery_id] = claim.lease.msg_id;
+  }
+  // Renewed until the batch's results are committed (kept outlives tx below).
+  auto kept = keeper_.keep(common::MsgState::delivering, leases);
+  // Nothing new is started for a message held, deleted or lost meanwhile;
+  // what is in flight finishes (a copy handed to a relay cannot be unsent).
+  auto may_start = [this, &kept](const common::pg::DeliveryClaim& claim) {
+    keeper_.progress();
+    return kept.status(claim.lease.msg_id) == common::pg::LeaseStatus::ours;
+  };
   std::map<std::int64_t, std::vector<DeliveryResult>> results;
   // Relay deliveries of all claimed messages, grouped by pool: one connection
   // then carries the whole batch.
@@ -275,6 +312,7 @@ int Deliverer::run_batch(pqxx::connection& conn) {
   for (const auto& claim : claims) {
     auto& mine = results[claim.lease.msg_id];
     for (const auto& task : claim.tasks) {
+      if (!may_start(claim)) break;
       if (task.transport == "relay")
         add_job(by_pool[task.destination], claim, task);
       else if (task.transport == "lmtp")
@@ -287,13 +325,12 @@ int Deliverer::run_batch(pqxx::connection& conn) {
     }
   }
   sync_maildirs(maildirs, staged, results, config_);
-  auto collect = [&results](const std::vector<RelayJob>& jobs, const std::vector<DeliveryResult>& out) {
-    std::size_t next = 0;
-    for (const auto& job : jobs)
-      for (std::size_t i = 0; i < job.tasks.size(); ++i) results[job.claim->lease.msg_id].push_back(out[next++]);
+  auto collect = [&results, &msg_of](const std::vector<DeliveryResult>& out) {
+    for (const auto& r : out) results[msg_of.at(r.delivery_id)].push_back(r);
   };
-  for (const auto& [pool, jobs] : by_pool) collect(jobs, relays_.deliver(conn, pool, jobs));
-  for (const auto& [server, jobs] : by_lmtp_server) collect(jobs, lmtp_.deliver(conn, server, jobs));
+  auto job_may_start = [&may_start](const RelayJob& job) { return may_start(*job.claim); };
+  for (const auto& [pool, jobs] : by_pool) collect(relays_.deliver(conn, pool, jobs, job_may_start));
+  for (const auto& [server, jobs] : by_lmtp_server) collect(lmtp_.deliver(conn, server, jobs, job_may_start));
   if (claims.empty()) return 0;
   pqxx::work tx(conn);
   auto finished = finish_all_delivered(tx, claims, results);
@@ -303,7 +340,7 @@ int Deliverer::run_batch(pqxx::connection& conn) {
       std::map<std::int64_t, const common::pg::DeliveryTask*> tasks;
       for (const auto& task : claim.tasks) tasks[task.delivery_id] = &task;
       for (const auto& result : mine) log_result(claim, *tasks.at(result.delivery_id), result);
-      if (!finished.count(claim.lease.msg_id)) finish_claim(tx, claim, mine, finish);
+      if (!finished.count(claim.lease.msg_id)) finish_claim(tx, claim, mine, finish, kept.status(claim.lease.msg_id));
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {

@@ -20,7 +20,8 @@ std::pair<std::string, int> split_server(const std::string& server) {
 
 }  // namespace
 
-LmtpSessions::LmtpSessions(const DeliverConfig& config) : config_(config) {}
+LmtpSessions::LmtpSessions(const DeliverConfig& config, std::function<void()> on_progress)
+    : config_(config), on_progress_(std::move(on_progress)) {}
 
 LmtpSessions::~LmtpSessions() {
   for (auto& [server, client] : sessions_)
@@ -42,6 +43,7 @@ common::smtp::SmtpClient& LmtpSessions::session(const std::string& server) {
   options.command_timeout = config_.relay_command_timeout;
   options.tls = common::smtp::TlsPolicy::none;  // LMTP runs on the local network or a socket
   options.lmtp = true;
+  options.on_progress = on_progress_;
   client = std::make_unique<common::smtp::SmtpClient>(options);
   auto [host, port] = split_server(server);
   if (auto refusal = client->open(host, port))
@@ -82,10 +84,11 @@ std::vector<DeliveryResult> LmtpSessions::transact(pqxx::connection& conn, commo
 }
 
 std::vector<DeliveryResult> LmtpSessions::deliver(pqxx::connection& conn, const std::string& server,
-                                                  const std::vector<RelayJob>& jobs) {
+                                                  const std::vector<RelayJob>& jobs, const MayStart& may_start) {
   used_this_pass_.clear();
   std::vector<DeliveryResult> results;
   for (const auto& job : jobs) {
+    if (may_start && !may_start(job)) continue;
     try {
       auto& client = session(server);
       for (auto& r : transact(conn, client, server, job)) results.push_back(std::move(r));

@@ -23,16 +23,17 @@ namespace wsmtp::deliver {
 
 class LmtpSessions {
  public:
-  explicit LmtpSessions(const DeliverConfig& config);
+  // on_progress: called as each LMTP conversation moves on (ClientOptions).
+  explicit LmtpSessions(const DeliverConfig& config, std::function<void()> on_progress = {});
   ~LmtpSessions();
 
   // The LMTP server for a delivery whose destination is `destination`.
   std::string server_for(const std::string& destination) const;
 
-  // Delivers the jobs for `server`; one result per task, in job order.
-  // Throws only for database connection failures.
+  // Delivers the jobs for `server` that may_start admits; one result per task
+  // of those, in job order. Throws only for database connection failures.
   std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& server,
-                                                  const std::vector<RelayJob>& jobs);
+                                                  const std::vector<RelayJob>& jobs, const MayStart& may_start = {});
 
  private:
   common::smtp::SmtpClient& session(const std::string& server);
@@ -40,6 +41,7 @@ class LmtpSessions {
                                                    const std::string& server, const RelayJob& job);
 
   const DeliverConfig& config_;
+  std::function<void()> on_progress_;
   std::map<std::string, std::unique_ptr<common::smtp::SmtpClient>> sessions_;
   std::map<std::string, bool> used_this_pass_;
 };

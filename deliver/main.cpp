@@ -8,6 +8,7 @@
 #include "identity.h"
 #include "log.h"
 #include "pg/backlog_probe.h"
+#include "pg/lease_keeper.h"
 #include "pg/waiter.h"
 #include "pg/worker_loop.h"
 #include "signals.h"
@@ -35,7 +36,10 @@ int main(int argc, char** argv) {
     auto worker = [&] {
       const std::string owner = common::worker_identity();
       log::info("wdeliver worker starting as {}", owner);
-      deliver::Deliverer deliverer(config, queue, owner, host);
+      // Renews the leases of the batch in hand from a thread of its own, while
+      // the worker shows progress within its own timeouts.
+      common::pg::LeaseKeeper keeper({db.conninfo, queue.lease_time, deliver::longest_quiet_step(config)});
+      deliver::Deliverer deliverer(config, queue, owner, host, keeper);
       common::pg::run_worker_loop(
           {db.conninfo, common::pg::kDeliverChannel, queue.poll_interval, config.batch_size, queue.gather_time}, stop,
           [&](pqxx::connection& conn) { return deliverer.run_batch(conn); });

@@ -64,7 +64,8 @@ int pick_relay(const std::vector<common::pg::RelayHost>& relays, const std::vect
   return -1;
 }
 
-RelaySessions::RelaySessions(const DeliverConfig& config) : config_(config), rng_(std::random_device{}()) {}
+RelaySessions::RelaySessions(const DeliverConfig& config, std::function<void()> on_progress)
+    : config_(config), on_progress_(std::move(on_progress)), rng_(std::random_device{}()) {}
 
 RelaySessions::~RelaySessions() {
   for (auto& [name, session] : sessions_)
@@ -96,6 +97,7 @@ RelaySessions::Session* RelaySessions::connect(pqxx::connection& conn, const com
   options.command_timeout = config_.relay_command_timeout;
   options.tls = tls_policy(pool.tls_policy);
   options.ca_file = config_.relay_ca_file;
+  options.on_progress = on_progress_;
   session.client = std::make_unique<common::smtp::SmtpClient>(options);
   session.messages = 0;
   // Relays that failed earlier in this pass stay excluded; each is tried once here.
@@ -179,7 +181,7 @@ std::string RelaySessions::unreachable_detail(const common::pg::RelayPool& pool)
 }
 
 std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const std::string& pool_name,
-                                                   const std::vector<RelayJob>& jobs) {
+                                                   const std::vector<RelayJob>& jobs, const MayStart& may_start) {
   std::vector<DeliveryResult> results;
   ++pass_;
   auto pool = common::pg::load_relay_pool(conn, pool_name);
@@ -194,6 +196,7 @@ std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const
   std::vector<bool> failed(pool->relays.size(), false);
   last_problem_.clear();
   for (const auto& job : jobs) {
+    if (may_start && !may_start(job)) continue;
     Session* session = connect(conn, *pool, failed);
     if (!session) {
       for (auto& r : all_tasks(job, DeliveryStatus::deferred, unreachable_detail(*pool), config_))

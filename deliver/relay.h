@@ -6,6 +6,7 @@
 // tried. Remote replies map to per-delivery results (partial success is normal).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -27,17 +28,24 @@ struct RelayJob {
   std::vector<const common::pg::DeliveryTask*> tasks;
 };
 
+// Asked before each job is started: false skips it, and its tasks get no
+// result (they stay pending). The worker says false for a message whose lease
+// was lost or that was held or deleted while the batch was under way.
+using MayStart = std::function<bool(const RelayJob&)>;
+
 // Open connections per pool, kept between delivery passes so a steady stream of
 // mail does not pay a handshake per batch.
 class RelaySessions {
  public:
-  explicit RelaySessions(const DeliverConfig& config);
+  // on_progress: called as each relay conversation moves on (ClientOptions).
+  explicit RelaySessions(const DeliverConfig& config, std::function<void()> on_progress = {});
   ~RelaySessions();
 
-  // Delivers the jobs bound for `pool`; returns one result per task, in job order.
-  // Throws only for database connection failures.
+  // Delivers the jobs bound for `pool` that may_start admits; returns one
+  // result per task of those, in job order. Throws only for database
+  // connection failures.
   std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& pool,
-                                                  const std::vector<RelayJob>& jobs);
+                                                  const std::vector<RelayJob>& jobs, const MayStart& may_start = {});
 
  private:
   struct Session {
@@ -53,6 +61,7 @@ class RelaySessions {
   std::string unreachable_detail(const common::pg::RelayPool& pool) const;
 
   const DeliverConfig& config_;
+  std::function<void()> on_progress_;
   std::map<std::string, Session> sessions_;
   std::string last_problem_;  // the latest connection failure of the current deliver() call
   std::mt19937 rng_;

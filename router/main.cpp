@@ -11,6 +11,7 @@
 #include "identity.h"
 #include "log.h"
 #include "pg/connection.h"
+#include "pg/lease_keeper.h"
 #include "pg/router_queue.h"
 #include "pg/waiter.h"
 #include "pg/worker_loop.h"
@@ -47,10 +48,13 @@ int main(int argc, char** argv) {
       // wait for the WAL flush (configure_router_session), so that lock is
       // held only briefly, and it also wakes routers for the reports and
       // auto-replies the router queues.
+      // Routing waits on nothing but the database, so a router silent for a
+      // whole lease time is wedged: its leases then run out.
+      common::pg::LeaseKeeper keeper({db.conninfo, queue.lease_time, queue.lease_time});
       common::pg::run_worker_loop(
           {db.conninfo, common::pg::kRouteChannel, queue.poll_interval, config.batch_size, queue.gather_time}, stop,
           [&, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
-            return router::route_batch(conn, config, queue, owner, reclaim.due());
+            return router::route_batch(conn, config, queue, owner, keeper, reclaim.due());
           });
       log::info("wroute worker stopped");
       return 0;

@@ -103,7 +103,7 @@ void report_list_bounces(pqxx::transaction_base& tx, const RouterConfig& config,
 // lost their lease to another router are logged and left alone. Throws on any
 // failure: nothing of them is written.
 std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, const std::vector<RoutingClaim>& claims,
-                        std::size_t first) {
+                        std::size_t first, const common::pg::LeaseKeeper::Kept& kept) {
   pqxx::work tx(conn);
   common::pg::RouterDirectory directory(tx);
   prefetch_recipients(directory, claims, first);
@@ -123,12 +123,14 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
   for (auto& work : works) {
     if (work.plan.hold_reason) {
       if (!common::pg::hold_unroutable(tx, work.claim.lease, *work.plan.hold_reason))
-        log::warn("msg={} lease lost before it could be held; another router owns it", work.claim.lease.msg_id);
+        log::warn("msg={} lease lost before it could be held; another router owns it", common::qid(work.claim.lease.msg_id));
       continue;
     }
     if (!moved.count(work.claim.lease.msg_id)) {
-      log::warn("msg={} lease lost before routing finished; another router owns it",
-                common::qid(work.claim.lease.msg_id));
+      if (kept.status(work.claim.lease.msg_id) == common::pg::LeaseStatus::deleted)
+        log::info("msg={} deleted by an operator while being routed; its plan is dropped", common::qid(work.claim.lease.msg_id));
+      else
+        log::warn("msg={} lease lost before routing finished; another router owns it", common::qid(work.claim.lease.msg_id));
       continue;
     }
     send_autoreplies(tx, config, work);
@@ -142,31 +144,41 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
 
 // One message in its own transaction; a failure is recorded against it.
 void route_alone(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                 const RoutingClaim& claim) {
+                 const RoutingClaim& claim, common::pg::LeaseKeeper::Kept& kept) {
   try {
-    route_chunk(conn, config, {claim}, 0);
+    route_chunk(conn, config, {claim}, 0, kept);
   } catch (const pqxx::broken_connection&) {
     throw;  // the loop reconnects; our leases expire and are re-claimed
   } catch (const std::exception& e) {
     log::error("msg={} routing failed: {}", common::qid(claim.lease.msg_id), e.what());
+    // Handed back: its short lease is the retry's backoff, not ours to renew.
     common::pg::record_routing_failure(conn, claim.lease, e.what(), config.max_routing_failures, queue.lease_time);
+    kept.forget(claim.lease.msg_id);
   }
 }
 
 }  // namespace
 
 int route_batch(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                const std::string& owner, bool reclaim_expired) {
+                const std::string& owner, common::pg::LeaseKeeper& keeper, bool reclaim_expired) {
   common::pg::configure_router_session(conn);
   common::pg::ClaimOptions options{owner, queue.lease_time, config.batch_size, queue.max_expired_claims,
                                    reclaim_expired};
   auto claims = common::pg::claim_for_routing(conn, options);
+  std::vector<common::pg::Lease> leases;
+  for (const auto& c : claims) leases.push_back(c.lease);
+  // Renewed until the plans are committed; a message held meanwhile is still
+  // routed (its plan is what was done) and stays held in ROUTED.
+  auto kept = keeper.keep(common::MsgState::routing, leases);
   std::vector<RoutingClaim> together, alone;
   for (auto& c : claims) (c.expired_claims == 0 ? together : alone).push_back(std::move(c));
   std::size_t done = 0;
   if (together.size() > 1) {
     try {
-      while (done < together.size()) done += route_chunk(conn, config, together, done);
+      while (done < together.size()) {
+        done += route_chunk(conn, config, together, done, kept);
+        keeper.progress();
+      }
     } catch (const pqxx::broken_connection&) {
       throw;
     } catch (const std::exception& e) {
@@ -174,8 +186,14 @@ int route_batch(pqxx::connection& conn, const RouterConfig& config, const common
                 e.what());
     }
   }
-  for (std::size_t i = done; i < together.size(); ++i) route_alone(conn, config, queue, together[i]);
-  for (const auto& c : alone) route_alone(conn, config, queue, c);
+  for (std::size_t i = done; i < together.size(); ++i) {
+    route_alone(conn, config, queue, together[i], kept);
+    keeper.progress();
+  }
+  for (const auto& c : alone) {
+    route_alone(conn, config, queue, c, kept);
+    keeper.progress();
+  }
   if (claims.empty()) {
     // Idle: forget fairness clocks that no longer delay anyone.
     pqxx::work tx(conn);

@@ -22,12 +22,22 @@ MessageIds ids_of(const pqxx::result& rows) {
 
 }  // namespace
 
+// A message under a live lease (states 2 and 4) is not taken from its worker:
+// the worker learns of the hold or the delete at its next lease renewal
+// (within seconds), finishes what is in flight and starts nothing more for
+// it (DESIGN.md, deploy/README.md "Holding or deleting a message in work").
 MessageIds hold_messages(pqxx::transaction_base& tx, const MessageIds& ids, const std::string& reason) {
   auto rows = tx.exec_params(
       "UPDATE messages SET held = true, held_reason = $2 WHERE id = ANY($1::bigint[]) AND state < 5 AND NOT held "
-      "RETURNING id",
+      "RETURNING id, CASE WHEN lease_expires > now() THEN lease_owner END",
       bigint_array(ids), reason);
-  for (const auto& r : rows) log::info("msg={} held by operator: {}", qid(r[0].as<std::int64_t>()), reason);
+  for (const auto& r : rows) {
+    if (r[1].is_null())
+      log::info("msg={} held by operator: {}", qid(r[0].as<std::int64_t>()), reason);
+    else
+      log::info("msg={} held by operator: {}; worker {} finishes the step in flight and starts nothing more",
+                qid(r[0].as<std::int64_t>()), reason, r[1].as<std::string>());
+  }
   return ids_of(rows);
 }
 
@@ -44,10 +54,19 @@ MessageIds release_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
 }
 
 MessageIds delete_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
-  auto rows =
-      tx.exec_params("DELETE FROM messages WHERE id = ANY($1::bigint[]) RETURNING id, state", bigint_array(ids));
-  for (const auto& r : rows)
-    log::info("msg={} deleted by operator (was in state {})", qid(r[0].as<std::int64_t>()), r[1].as<int>());
+  auto rows = tx.exec_params(
+      "DELETE FROM messages WHERE id = ANY($1::bigint[]) "
+      "RETURNING id, state, CASE WHEN lease_expires > now() THEN lease_owner END",
+      bigint_array(ids));
+  for (const auto& r : rows) {
+    if (r[2].is_null())
+      log::info("msg={} deleted by operator (was in state {})", qid(r[0].as<std::int64_t>()), r[1].as<int>());
+    else
+      log::info(
+          "msg={} deleted by operator (was in state {} under a lease of {}: what is in flight cannot be "
+          "recalled, nothing more is sent)",
+          qid(r[0].as<std::int64_t>()), r[1].as<int>(), r[2].as<std::string>());
+  }
   return ids_of(rows);
 }
 

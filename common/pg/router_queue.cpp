@@ -30,6 +30,7 @@ RoutingFailure record_routing_failure(pqxx::connection& conn, const Lease& lease
       "  held_reason = CASE WHEN routing_failures + 1 >= $4::int "
       "                THEN format('routing failed %s times: %s', "
       "routing_failures + 1, $3::text) END, "
+      "  lease_owner = '', "
       "  lease_expires = least(lease_expires, "
       "                        now() + make_interval(secs => least($5::float8, "
       "2 ^ routing_failures))) "

@@ -42,7 +42,9 @@ struct RoutingFailure {
 // released by an operator). Otherwise the lease is shortened to 2^(failures-1)
 // seconds (at most max_wait) so the retry comes soon, with backoff, instead of
 // after a whole lease time. The state is untouched: the claim of an expired
-// state-2 lease (claim_for_routing) is what retries it.
+// state-2 lease (claim_for_routing) is what retries it. The lease's owner is
+// emptied (the router has handed the message back), so that expiry is not
+// counted in expired_claims: the failure is counted here instead, once.
 RoutingFailure record_routing_failure(pqxx::connection& conn, const Lease& lease, const std::string& error,
                                       int max_failures, std::chrono::seconds max_wait);
 

@@ -33,6 +33,13 @@ std::string interval(std::chrono::seconds s) { return fmt::format("{} seconds", 
 
 // Holds messages in `state` whose lease expired and that reached the expiry
 // limit, moving them back one state so a release makes them claimable again.
+//
+// Every statement that counts an expired lease counts only a lease with an
+// owner (lease_owner <> ''): only a lease a worker held and let run out is an
+// expiry (DESIGN.md: a live worker renews its leases, so that worker stopped).
+// A lease with an empty owner is no worker's: the router handed the message
+// back after a routing failure (record_routing_failure, counted in
+// routing_failures), and the lease is only the backoff before the retry.
 int hold_exhausted(pqxx::transaction_base& tx, MsgState state, int max_expired_claims, int limit) {
   auto back = reset_target(state);
   auto rows = exec_prepared_sql(
@@ -41,7 +48,8 @@ int hold_exhausted(pqxx::transaction_base& tx, MsgState state, int max_expired_c
       "  held_reason = format('lease expired %s times (last holder %s)', m.expired_claims + 1, m.lease_owner), "
       "  lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
       "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = $1 AND NOT held AND lease_expires < now() "
-      "               AND expired_claims + 1 >= $3 ORDER BY lease_expires LIMIT $4 FOR UPDATE SKIP LOCKED)) "
+      "               AND lease_owner <> '' AND expired_claims + 1 >= $3 "
+      "               ORDER BY lease_expires LIMIT $4 FOR UPDATE SKIP LOCKED)) "
       "RETURNING m.id, m.held_reason",
       static_cast<int>(state), static_cast<int>(*back), max_expired_claims, limit);
   for (const auto& row : rows)
@@ -197,17 +205,17 @@ namespace {
 // is the same small index scan however the statement's parameters look (a
 // cached generic plan of a join there could scan the whole queue).
 constexpr const char* kReclaimExpiredRouting =
-    "WITH moved AS ("
-    "  UPDATE messages m SET expired_claims = m.expired_claims + 1, held = m.expired_claims + 1 >= $4, "
-    "    state = CASE WHEN m.expired_claims + 1 >= $4 THEN 1 ELSE 2 END, "
-    "    held_reason = CASE WHEN m.expired_claims + 1 >= $4 "
-    "      THEN format('lease expired %s times (last holder %s)', m.expired_claims + 1, m.lease_owner) "
-    "      ELSE m.held_reason END, "
-    "    lease_owner = CASE WHEN m.expired_claims + 1 >= $4 THEN NULL ELSE $1 END, "
-    "    lease_token = CASE WHEN m.expired_claims + 1 >= $4 THEN NULL ELSE gen_random_uuid() END, "
-    "    lease_expires = CASE WHEN m.expired_claims + 1 >= $4 THEN NULL ELSE now() + $2::interval END "
-    "  WHERE m.id = ANY (ARRAY(SELECT id FROM messages WHERE state = 2 AND NOT held AND lease_expires < now() "
-    "                         ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)) "
+    "WITH c AS (SELECT id, expired_claims + (lease_owner <> '')::int AS n FROM messages "
+    "           WHERE state = 2 AND NOT held AND lease_expires < now() "
+    "           ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED), "
+    "moved AS ("
+    "  UPDATE messages m SET expired_claims = c.n, held = c.n >= $4, state = CASE WHEN c.n >= $4 THEN 1 ELSE 2 END, "
+    "    held_reason = CASE WHEN c.n >= $4 "
+    "      THEN format('lease expired %s times (last holder %s)', c.n, m.lease_owner) ELSE m.held_reason END, "
+    "    lease_owner = CASE WHEN c.n >= $4 THEN NULL ELSE $1 END, "
+    "    lease_token = CASE WHEN c.n >= $4 THEN NULL ELSE gen_random_uuid() END, "
+    "    lease_expires = CASE WHEN c.n >= $4 THEN NULL ELSE now() + $2::interval END "
+    "  FROM c WHERE m.id = c.id AND m.id = ANY (ARRAY(SELECT id FROM c)) "
     "  RETURNING m.id, m.held, m.lease_token, m.envelope_from, m.expired_claims, m.held_reason) "
     "SELECT moved.*, ARRAY(SELECT address FROM recipients r WHERE r.message_id = moved.id ORDER BY r.seq) "
     "FROM moved";
@@ -355,7 +363,7 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   // ~2 ms per claim in a 10,000-message burst.
   static const std::string kReclaimExpired = fmt::format(
       "UPDATE messages m SET lease_owner = $1, lease_token = gen_random_uuid(), "
-      "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + 1 "
+      "  lease_expires = now() + $2::interval, expired_claims = m.expired_claims + (m.lease_owner <> '')::int "
       "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = 4 AND NOT held AND lease_expires < now() "
       "               AND {} ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)) "
       "RETURNING m.id, m.lease_token, m.envelope_from, "
@@ -459,24 +467,31 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
                                    "       count(*) FILTER (WHERE status = 'bounced' AND dsn_message_id IS NULL) "
                                    "FROM deliveries WHERE message_id = $1",
                                    lease.msg_id)[0];
+  // A message held while we worked on it (wsmtpctl hold): what was done is
+  // recorded like any other result, and it moves on only as far as that
+  // takes it. With nothing left pending it is DONE and the hold is moot
+  // (cleared: nothing is left to hold back); otherwise it goes back to
+  // ROUTED still held, its remaining deliveries pending until a release.
   if (pending[0].as<std::int64_t>() == 0) {
     exec_prepared_sql(tx, "wsmtp_finish_done",
                       "UPDATE messages SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
-                      "  state_changed_at = now(), done_at = now() "
+                      "  held = false, state_changed_at = now(), done_at = now() "
                       "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
                       lease.msg_id, lease.token);
     log::info("msg={} state DELIVERING->DONE", qid(lease.msg_id));
     if (pending[1].as<std::int64_t>() > 0) queue_failure_dsn(tx, lease.msg_id, options.reporting_mta);
     return FinishOutcome::done;
   }
-  exec_prepared_sql(tx, "wsmtp_finish_deferred",
-                    "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
-                    "  state_changed_at = now(), routed_at = COALESCE(routed_at, now()), "
-                    "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
-                    "                                         WHERE message_id = $1 AND status = 'pending') "
-                    "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid",
-                    lease.msg_id, lease.token);
-  log::info("msg={} state DELIVERING->ROUTED pending={} (deferred)", qid(lease.msg_id), pending[0].as<std::int64_t>());
+  auto back =
+      exec_prepared_sql(tx, "wsmtp_finish_back",
+                        "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
+                        "  state_changed_at = now(), routed_at = COALESCE(routed_at, now()), "
+                        "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
+                        "                                         WHERE message_id = $1 AND status = 'pending') "
+                        "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid RETURNING held",
+                        lease.msg_id, lease.token);
+  log::info("msg={} state DELIVERING->ROUTED pending={} ({})", qid(lease.msg_id), pending[0].as<std::int64_t>(),
+            !back.empty() && back[0][0].as<bool>() ? "held" : "deferred");
   if (options.delay_warning_after.count() > 0)
     queue_delay_warning(tx, lease.msg_id, options.reporting_mta, options.delay_warning_after);
   return FinishOutcome::deferred;
@@ -515,7 +530,7 @@ std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
       "    AND x.msg IN (SELECT id FROM owned) RETURNING d.message_id), "
       "done AS ("
       "  UPDATE messages m SET state = 5, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
-      "    state_changed_at = now(), done_at = now() "
+      "    held = false, state_changed_at = now(), done_at = now() "
       "  FROM owned WHERE m.id = owned.id RETURNING m.id) "
       "SELECT id FROM done ORDER BY id",
       bigint_array(ids), text_array(tokens), bigint_array(delivery_ids), bigint_array(delivery_msgs),
@@ -528,6 +543,55 @@ std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
   return finished;
 }
 
+// --- leases of a working worker ----------------------------------------------
+
+std::vector<LeaseCheck> renew_leases(pqxx::connection& conn, MsgState leased, const std::vector<Lease>& leases,
+                                     std::chrono::seconds lease_time) {
+  if (leased != MsgState::routing && leased != MsgState::delivering)
+    log::fatal("renew_leases called for state {}", state_name(leased));
+  std::vector<LeaseCheck> out;
+  if (leases.empty()) return out;
+  std::vector<std::int64_t> ids;
+  std::vector<std::string> tokens;
+  for (const auto& l : leases) {
+    ids.push_back(l.msg_id);
+    tokens.push_back(l.token);
+  }
+  // SKIP LOCKED: the worker's own finish (or an operator) may hold a row
+  // locked; waiting for it could deadlock with that transaction, and a lease
+  // that is being finished needs no renewal. The final SELECT reads the
+  // statement's snapshot, so such a row still shows as ours; the UPDATE in the
+  // CTE is not visible to it, which is why "renewed" comes from RETURNING.
+  pqxx::work tx(conn);
+  auto rows = exec_prepared_sql(
+      tx, "wsmtp_renew_leases",
+      "WITH l AS (SELECT * FROM unnest($1::bigint[], $2::uuid[]) WITH ORDINALITY AS l(id, token, ord)), "
+      "renewed AS ("
+      "  UPDATE messages m SET lease_expires = now() + $4::interval FROM l "
+      "  WHERE m.id = l.id AND m.state = $3::smallint AND m.lease_token = l.token AND m.lease_owner <> '' "
+      "    AND m.id = ANY(ARRAY(SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND state = $3::smallint "
+      "                         AND lease_expires < now() + $4::interval * 5 / 6 FOR UPDATE SKIP LOCKED)) "
+      "  RETURNING m.id) "
+      "SELECT l.id, m.id IS NOT NULL, "
+      "       COALESCE(m.state = $3::smallint AND m.lease_token = l.token AND m.lease_owner <> '', false), "
+      "       COALESCE(m.held, false), l.id IN (SELECT id FROM renewed) "
+      "FROM l LEFT JOIN messages m ON m.id = l.id ORDER BY l.ord",
+      bigint_array(ids), text_array(tokens), static_cast<int>(leased), interval(lease_time));
+  tx.commit();
+  for (const auto& row : rows) {
+    LeaseCheck c{row[0].as<std::int64_t>()};
+    if (!row[1].as<bool>())
+      c.status = LeaseStatus::deleted;
+    else if (!row[2].as<bool>())
+      c.status = LeaseStatus::lost;
+    else if (row[3].as<bool>())
+      c.status = LeaseStatus::held;
+    c.renewed = row[4].as<bool>();
+    out.push_back(c);
+  }
+  return out;
+}
+
 // --- reaper and operator ----------------------------------------------------
 
 ResetCounts reset_expired_leases(pqxx::connection& conn, MsgState from, int max_expired_claims, int limit) {
@@ -537,7 +601,7 @@ ResetCounts reset_expired_leases(pqxx::connection& conn, MsgState from, int max_
   ResetCounts counts;
   counts.held = hold_exhausted(tx, from, max_expired_claims, limit);
   auto rows = tx.exec_params(
-      "UPDATE messages m SET state = $2, expired_claims = m.expired_claims + 1, "
+      "UPDATE messages m SET state = $2, expired_claims = m.expired_claims + (m.lease_owner <> '')::int, "
       "  lease_owner = NULL, lease_token = NULL, lease_expires = NULL "
       "WHERE m.id = ANY(ARRAY(SELECT id FROM messages WHERE state = $1 AND lease_expires < now() "
       "               ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)) "

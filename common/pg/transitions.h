@@ -204,6 +204,32 @@ struct DeliveredMessage {
 std::vector<std::int64_t> finish_delivered_batch(pqxx::transaction_base& tx,
                                                  const std::vector<DeliveredMessage>& messages);
 
+// --- leases of a working worker ----------------------------------------------
+
+// What a renewal found for one lease. held: still ours, but an operator held
+// the message meanwhile (finish what is in flight, start nothing more for it).
+// lost: another worker or the reaper took it (the token changed). deleted: the
+// row is gone (wsmtpctl delete).
+enum class LeaseStatus { ours, held, lost, deleted };
+
+struct LeaseCheck {
+  std::int64_t msg_id = 0;
+  LeaseStatus status = LeaseStatus::ours;
+  bool renewed = false;  // its expiry was moved to now() + lease_time
+};
+
+// Renews the leases of `leases` (all in `leased`: ROUTING or DELIVERING) that
+// are still ours, in its own transaction and one statement for the batch:
+// each expiry becomes now() + lease_time, compared with its lease token, and
+// only where less than five sixths of lease_time is left (so calls every
+// lease_time/3 renew each time, and calls more often than every lease_time/6
+// mostly only read). A row another transaction has locked (our own
+// worker finishing it, an operator's hold) is skipped this time, never waited
+// for. Returns one check per lease, in order. Never touches expired_claims:
+// a renewed lease is one whose worker is still working.
+std::vector<LeaseCheck> renew_leases(pqxx::connection& conn, MsgState leased, const std::vector<Lease>& leases,
+                                     std::chrono::seconds lease_time);
+
 // --- reaper and operator ----------------------------------------------------
 
 struct ResetCounts {

@@ -209,6 +209,7 @@ Reply SmtpClient::read_reply(std::chrono::seconds timeout) {
   if (replies_.empty()) broken(failure_);
   Reply r = std::move(replies_.front());
   replies_.pop_front();
+  if (options_.on_progress) options_.on_progress();
   log::debug("smtp client {} <- {} {}", peer_, r.code, r.text);
   return r;
 }
@@ -226,6 +227,7 @@ void SmtpClient::drain_output(std::size_t below, std::chrono::seconds timeout) {
   while (!failed_ && evbuffer_get_length(bufferevent_get_output(bev_.get())) > below)
     event_base_loop(base_.get(), EVLOOP_ONCE);
   if (failed_) broken(failure_);
+  if (options_.on_progress) options_.on_progress();
 }
 
 Reply SmtpClient::command(const std::string& line) {

@@ -37,6 +37,10 @@ struct ClientOptions {
   // LMTP (RFC 2033): LHLO instead of EHLO, and after the final dot one reply
   // per accepted recipient instead of one for the transaction.
   bool lmtp = false;
+  // Called in the caller's thread whenever the conversation moves on (a reply
+  // arrived, queued output was written): a worker's lease renewal runs only
+  // while its work shows progress (common/pg/lease_keeper.h).
+  std::function<void()> on_progress;
 };
 
 struct ServerExtensions {

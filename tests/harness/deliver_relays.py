@@ -1,11 +1,13 @@
 """Outbound peers for the delivery agent's relay tests: Postfix's smtp-sink
 (a real SMTP server that only receives) started on a loopback port, each behind a
 small counting TCP proxy so a test can see how many connections wdeliver opened
-(batching) and to which relay (weighting). Every dumped message is one file:
+(batching) and to which relay (weighting), and that can stall the end of a
+message's data (a slow relay). Every dumped message is one file:
 X-Mail-Args / X-Rcpt-Args lines (the envelope) followed by the message.
 Processes are started and stopped by PID; sockets and files live under `root`.
 """
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -16,7 +18,11 @@ from pgtmp import free_port
 
 
 class CountingProxy:
-    """Accepts on a loopback port and pipes each connection to 127.0.0.1:backend."""
+    """Accepts on a loopback port and pipes each connection to 127.0.0.1:backend.
+    A connection whose relay side stays silent for idle_timeout seconds is cut
+    (None: never; a test that stalls longer sets it before connections open)."""
+
+    idle_timeout = 5
 
     def __init__(self, backend_port):
         self.backend_port = backend_port
@@ -29,6 +35,9 @@ class CountingProxy:
         self.open = []
         self.closed = False
         self.lock = threading.Lock()
+        self.stall_seconds = 0
+        self.stalled = threading.Event()
+        self.stalled_sender = None
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -40,6 +49,7 @@ class CountingProxy:
                 return
             try:
                 backend = socket.create_connection(("127.0.0.1", self.backend_port), timeout=5)
+                backend.settimeout(self.idle_timeout)
             except OSError:
                 client.close()
                 continue
@@ -50,8 +60,50 @@ class CountingProxy:
                     continue
                 self.connections += 1
                 self.open += [client, backend]
-            for a, b in ((client, backend), (backend, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._forward_client, args=(client, backend), daemon=True).start()
+            threading.Thread(target=self._pump, args=(backend, client), daemon=True).start()
+
+    def stall_final_dot(self, seconds):
+        """Arms one stall: the next end of a message's data (CRLF.CRLF) a client
+        sends is held back `seconds` before the relay sees it, so that client
+        waits that long for the reply to its final dot. self.stalled is set when
+        the stall begins; self.stalled_sender is that transaction's MAIL FROM."""
+        with self.lock:
+            self.stall_seconds = seconds
+            self.stalled = threading.Event()
+            self.stalled_sender = None
+
+    def _forward_client(self, src, dst):
+        """The client's side of _pump, watching for MAIL FROM and the final dot."""
+        tail, sender = b"", None
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                seen = tail + data
+                senders = re.findall(rb"MAIL FROM:<([^>]*)>", seen, re.I)
+                if senders:
+                    sender = senders[-1].decode()
+                # Only a CRLF.CRLF that ends in the new bytes: the tail was forwarded.
+                end = seen.find(b"\r\n.\r\n", max(0, len(tail) - 4))
+                with self.lock:
+                    stall = self.stall_seconds if end >= 0 else 0
+                    if stall:
+                        self.stall_seconds = 0
+                        self.stalled_sender = sender
+                if stall:
+                    self.stalled.set()
+                    time.sleep(stall)
+                dst.sendall(data)
+                tail = seen[-256:]
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @staticmethod
     def _pump(src, dst):

@@ -218,3 +218,19 @@ TEST_CASE("a server without SMTPUTF8 gets the ASCII recipients only; UTF-8 ones 
   CHECK_FALSE(result.data);
   client.quit();
 }
+
+TEST_CASE("every reply and flushed write is reported as progress (lease renewal depends on it)") {
+  ScriptedServer server(false);
+  auto options = plain_options();
+  int progress = 0;
+  options.on_progress = [&progress] { ++progress; };
+  SmtpClient client(options);
+  REQUIRE_FALSE(client.open("127.0.0.1", server.port()));
+  const int after_greeting = progress;
+  CHECK(after_greeting >= 2);  // 220 and the EHLO reply
+  auto result = client.send(Envelope{"a@example.org", {"b@example.test"}, 0, false}, kBody);
+  REQUIRE(result.data);
+  // MAIL, RCPT, DATA's 354 and the final reply at least, plus the body's flush.
+  CHECK(progress - after_greeting >= 5);
+  client.quit();
+}

@@ -43,7 +43,8 @@ TEST_CASE("one bad message in a batch does not hold the others, and leaves no pa
   config.batch_size = 20;
   common::QueueConfig queue;
   queue.lease_time = 60s;
-  CHECK(router::route_batch(*conn, config, queue, "router-test") == 10);
+  common::pg::LeaseKeeper keeper({db.conninfo(), queue.lease_time, queue.lease_time});
+  CHECK(router::route_batch(*conn, config, queue, "router-test", keeper) == 10);
   for (auto id : good) {
     CHECK(count(db, "SELECT state FROM messages WHERE id = " + id_s(id)) == 3);
     CHECK(count(db, "SELECT routing_failures FROM messages WHERE id = " + id_s(id)) == 0);

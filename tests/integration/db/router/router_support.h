@@ -31,7 +31,8 @@ inline std::int64_t receive(pqxx::connection& conn, const std::string& from, con
 inline int route_all(pqxx::connection& conn, const router::RouterConfig& config = {},
                      const common::QueueConfig& queue = {}) {
   int total = 0;
-  for (int n; (n = router::route_batch(conn, config, queue, "router-test")) > 0;) total += n;
+  common::pg::LeaseKeeper keeper({conn.options(), queue.lease_time, queue.lease_time});
+  for (int n; (n = router::route_batch(conn, config, queue, "router-test", keeper)) > 0;) total += n;
   return total;
 }
 
