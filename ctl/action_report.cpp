@@ -6,6 +6,7 @@
 
 #include "context.h"
 #include "msg_state.h"
+#include "queue_id.h"
 
 namespace wsmtp::ctl {
 namespace {
@@ -77,7 +78,7 @@ MessageOutcome describe_bounce(const common::pg::BounceResult& r) {
       if (r.null_sender)
         out.detail += "; no DSN: the sender is <> (a report to the null sender could never be delivered)";
       else if (r.dsn_id)
-        out.detail += fmt::format("; DSN msg={} queued to the sender", *r.dsn_id);
+        out.detail += fmt::format("; DSN msg={} queued to the sender", common::qid(*r.dsn_id));
       else
         out.detail += "; no DSN to the sender (the failures go to a list's bounce address)";
       out.detail += "; now DONE";

@@ -165,7 +165,7 @@ int print_report(Context& ctx, const ActionReport& report, const FilterArgs& arg
     if (report.selected == 0 && report.messages.empty()) std::cout << "no matching messages\n";
     for (const auto& m : report.messages)
       if (!m.changed || report.action == "bounce")
-        std::cout << fmt::format("msg={} {}{}\n", m.id, m.changed ? "" : "unchanged: ", m.detail);
+        std::cout << fmt::format("msg={} {}{}\n", common::qid(m.id), m.changed ? "" : "unchanged: ", m.detail);
     std::cout << fmt::format("{} {} of {} selected message(s)\n", verb, report.changed(), report.selected);
   }
   int status = report.exit_status(args.ids);

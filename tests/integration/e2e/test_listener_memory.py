@@ -95,7 +95,10 @@ def big_message(p, pid):
     t.join()
     c.close()
     assert code == 250, lines
-    size = int(sql(p, "SELECT size FROM messages WHERE state = 1 ORDER BY id DESC LIMIT 1")[0][0])
+    # By the queue id of the 250: ids come from reserved blocks, so the newest
+    # message need not have the highest id.
+    queue_id = int(lines[-1].rsplit("queued as ", 1)[1].split()[0])
+    size = int(sql(p, f"SELECT size FROM messages WHERE id = {queue_id} AND state >= 1")[0][0])
     growth = (peak[0] - base) / 1024
     print(f"100 MiB message: {sent} bytes in {elapsed:.1f}s ({sent / elapsed / 1e6:.1f} MB/s), stored size {size}, "
           f"RSS {base} KiB -> peak {peak[0]} KiB, growth {growth:.1f} MiB")
