@@ -33,8 +33,14 @@ def ctl_json(p, *args):
 
 
 def send(p, sender, rcpt, message):
+    """Sends one message and returns its queue id, from the 250 reply."""
     with p.smtp() as s:
-        s.sendmail(sender, [rcpt], message, mail_options=["BODY=8BITMIME"])
+        s.ehlo()
+        assert s.mail(sender, ["BODY=8BITMIME"])[0] == 250
+        assert s.rcpt(rcpt)[0] == 250
+        code, text = s.data(message)
+        assert code == 250, (code, text)
+        return int(text.decode().rsplit("queued as ", 1)[1].split()[0])
 
 
 
@@ -63,11 +69,10 @@ def main():
 
         # --json with 8-bit header bytes that are not UTF-8.
         raw = b"Subject: caf\xe9 \xff end\r\nMessage-ID: <eight@t>\r\n\r\nbody\r\n"
-        send(p, f"alice@{d}", f"alice@{d}", raw)
-        send(p, f"alice@{d}", f"alice@{d}", b"Subject: give-up\r\n\r\nbody\r\n")
+        eight = send(p, f"alice@{d}", f"alice@{d}", raw)
+        give_up = send(p, f"alice@{d}", f"alice@{d}", b"Subject: give-up\r\n\r\nbody\r\n")
         msgs = json.loads(p.ctl("--json", "list").stdout)
-        assert len(msgs) == 2, msgs
-        eight, give_up = msgs[0]["id"], msgs[1]["id"]
+        assert sorted(m["id"] for m in msgs) == sorted([eight, give_up]), msgs
         rc, shown = ctl_json(p, "show", str(eight))
         assert rc == 0
         exact = base64.b64decode(shown["headers_base64"])
