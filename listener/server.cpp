@@ -76,8 +76,7 @@ Server::Server(ListenerConfig config, StoreWorkerPool::StoreFactory factory, Rel
   // One pool of store_connections for all loops: their whole messages share
   // the group commits (store_worker.cpp).
   pool_ = std::make_unique<StoreWorkerPool>(std::move(factory), c.store_connections, queue_ids_);
-  for (int i = 0; i < c.loops; ++i)
-    loops_.push_back(std::make_unique<Loop>(settings_, limits_, *pool_, queue_ids_, i));
+  for (int i = 0; i < c.loops; ++i) loops_.push_back(std::make_unique<Loop>(settings_, limits_, *pool_, queue_ids_, i));
   signal_base_.reset(event_base_new());
   if (!signal_base_) throw std::runtime_error("event_base_new failed");
 }

@@ -52,18 +52,19 @@ StoreResult run_store_op(common::Store& store, const StoreOp& op, QueueIdReserve
 }
 
 std::string describe(const StoreOp& op) {
-  return std::visit(Overloaded{
-                        [](const CheckRecipient& o) { return fmt::format("check_recipient {}", o.address); },
-                        [](const TakeQueueId&) { return std::string("take_queue_id"); },
-                        [](const RefillQueueIds&) { return std::string("refill_queue_ids"); },
-                        [](const BeginMessage& o) { return fmt::format("msg={} begin_message", common::qid(o.msg_id)); },
-                        [](const AppendBody& o) { return fmt::format("msg={} append_body seq={}", common::qid(o.msg_id), o.seq); },
-                        [](const CommitMessage& o) { return fmt::format("msg={} commit", common::qid(o.msg_id)); },
-                        [](const AbortMessage& o) { return fmt::format("msg={} abort", common::qid(o.msg_id)); },
-                        [](const StoreWhole& o) { return fmt::format("msg={} store_whole", common::qid(o.message.msg_id)); },
-                        [](const VerifyUser&) { return std::string("verify_user"); },
-                    },
-                    op);
+  return std::visit(
+      Overloaded{
+          [](const CheckRecipient& o) { return fmt::format("check_recipient {}", o.address); },
+          [](const TakeQueueId&) { return std::string("take_queue_id"); },
+          [](const RefillQueueIds&) { return std::string("refill_queue_ids"); },
+          [](const BeginMessage& o) { return fmt::format("msg={} begin_message", common::qid(o.msg_id)); },
+          [](const AppendBody& o) { return fmt::format("msg={} append_body seq={}", common::qid(o.msg_id), o.seq); },
+          [](const CommitMessage& o) { return fmt::format("msg={} commit", common::qid(o.msg_id)); },
+          [](const AbortMessage& o) { return fmt::format("msg={} abort", common::qid(o.msg_id)); },
+          [](const StoreWhole& o) { return fmt::format("msg={} store_whole", common::qid(o.message.msg_id)); },
+          [](const VerifyUser&) { return std::string("verify_user"); },
+      },
+      op);
 }
 
 }  // namespace wsmtp::listener

@@ -123,14 +123,17 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
   for (auto& work : works) {
     if (work.plan.hold_reason) {
       if (!common::pg::hold_unroutable(tx, work.claim.lease, *work.plan.hold_reason))
-        log::warn("msg={} lease lost before it could be held; another router owns it", common::qid(work.claim.lease.msg_id));
+        log::warn("msg={} lease lost before it could be held; another router owns it",
+                  common::qid(work.claim.lease.msg_id));
       continue;
     }
     if (!moved.count(work.claim.lease.msg_id)) {
       if (kept.status(work.claim.lease.msg_id) == common::pg::LeaseStatus::deleted)
-        log::info("msg={} deleted by an operator while being routed; its plan is dropped", common::qid(work.claim.lease.msg_id));
+        log::info("msg={} deleted by an operator while being routed; its plan is dropped",
+                  common::qid(work.claim.lease.msg_id));
       else
-        log::warn("msg={} lease lost before routing finished; another router owns it", common::qid(work.claim.lease.msg_id));
+        log::warn("msg={} lease lost before routing finished; another router owns it",
+                  common::qid(work.claim.lease.msg_id));
       continue;
     }
     send_autoreplies(tx, config, work);

@@ -194,7 +194,9 @@ TEST_CASE("renewing or finishing a message deleted under its lease is a clean 'd
   auto routed_id = receive(*conn, {"b@x.org"});
   auto routing = claim_for_routing(*conn, opts("router"));
   REQUIRE(routing.size() == 1);
-  operator_do(*conn, [&](pqxx::work& tx) { CHECK(delete_messages(tx, {claims[0].lease.msg_id, routed_id}).size() == 2); });
+  operator_do(*conn, [&](pqxx::work& tx) {
+    CHECK(delete_messages(tx, {claims[0].lease.msg_id, routed_id}).size() == 2);
+  });
   auto checks = renew_leases(*conn, MsgState::delivering, {claims[0].lease, claims[1].lease}, 60s);
   CHECK(checks[0].status == LeaseStatus::deleted);
   CHECK(checks[1].status == LeaseStatus::ours);
