@@ -17,6 +17,15 @@ import time
 from pgtmp import free_port
 
 
+def _shut_down(*socks):
+    """Shuts the sockets down (a FIN even while another thread is blocked on them) before they are closed."""
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class CountingProxy:
     """Accepts on a loopback port and pipes each connection to 127.0.0.1:backend.
     A connection whose relay side stays silent for idle_timeout seconds is cut
@@ -99,11 +108,7 @@ class CountingProxy:
                 tail = seen[-256:]
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shut_down(src, dst)
 
     @staticmethod
     def _pump(src, dst):
@@ -115,11 +120,7 @@ class CountingProxy:
                 dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        _shut_down(src, dst)
 
     def close(self):
         """Stops accepting (new connections are refused) and cuts open ones.
