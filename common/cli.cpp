@@ -21,7 +21,10 @@ int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& b
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message (or the help) and has codes of its own (105 for
+    // a failed check); ours are 0 for --help and 2 for any bad argument.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : kExitConfig;
   }
   try {
     return body();

@@ -144,7 +144,7 @@ def main():
         assert refused[0] not in (small, big)
         assert p.ctl("show", refused[0], check=False).returncode == 1  # never stored
         bad = p.ctl("show", "1S0", check=False)  # the old session ids are no queue ids
-        assert bad.returncode != 0 and "not a queue id" in bad.stderr, (bad.returncode, bad.stderr)
+        assert bad.returncode == 2 and "not a queue id" in bad.stderr, (bad.returncode, bad.stderr)
 
         before = [small, big, refused[0]] + [send(p, f"before{i}") for i in range(3)]
         p.kill("wsmtp", signal.SIGTERM)
