@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "pg/connection.h"
+#include "queue_id.h"
 
 namespace wsmtp::common::pg {
 
@@ -47,6 +48,15 @@ const char* status_words(LeaseStatus s) {
   }
   // Back to ours from held (lost and deleted are final): a release.
   return "released by an operator: work on it goes on";
+}
+
+// A worker stopping waits for this thread: an unreachable database host must
+// not hold it for the minutes a TCP connect can take, so the renewal
+// connection gives up after 10 s unless the admin set a timeout (key=value
+// form only; a URI is used as given).
+std::string renewal_conninfo(const std::string& conninfo) {
+  if (conninfo.find("connect_timeout") != std::string::npos || conninfo.rfind("postgres", 0) == 0) return conninfo;
+  return conninfo + (conninfo.empty() ? "" : " ") + "connect_timeout=10";
 }
 
 }  // namespace
@@ -123,7 +133,7 @@ void LeaseKeeper::round() {
       if (e.status == LeaseStatus::ours || e.status == LeaseStatus::held) by_state[e.leased].push_back({id, e.token});
   }
   if (by_state.empty() || stalled()) return;
-  if (!conn_) conn_ = connect(options_.conninfo);
+  if (!conn_) conn_ = connect(renewal_conninfo(options_.conninfo));
   for (const auto& [leased, leases] : by_state) {
     auto checks = renew_leases(*conn_, leased, leases, options_.lease_time);
     std::lock_guard lock(mutex_);
@@ -135,9 +145,9 @@ void LeaseKeeper::round() {
         continue;
       it->second.status = checks[i].status;
       if (checks[i].status == LeaseStatus::lost)
-        log::warn("msg={} {}", checks[i].msg_id, status_words(checks[i].status));
+        log::warn("msg={} {}", qid(checks[i].msg_id), status_words(checks[i].status));
       else
-        log::info("msg={} {}", checks[i].msg_id, status_words(checks[i].status));
+        log::info("msg={} {}", qid(checks[i].msg_id), status_words(checks[i].status));
     }
   }
 }
