@@ -124,7 +124,8 @@ Set by the listener's batches (receive_messages) or by the trigger messages_rout
 a message reset 2 -> 1 keeps it.$$;
 COMMENT ON COLUMN messages.lease_owner IS
 $$The worker holding the lease (host:pid), NULL without a lease. '' marks a lease handed back by
-record_routing_failure, so the reaper does not count it as an expired claim.$$;
+the router after a routing failure (the backoff before the retry): its expiry is not counted in
+expired_claims.$$;
 COMMENT ON COLUMN messages.expired_claims IS
 $$How many claims on this message expired unfinished; past the configured limit the reaper holds
 it (a crash loop or a poison message).$$;
@@ -204,7 +205,7 @@ COMMENT ON TRIGGER messages_state_stamp_update ON messages IS
 $$BEFORE UPDATE OF state, FOR EACH ROW, when the state changes and the statement left
 state_changed_at unchanged: sets state_changed_at and the new state's time stamp
 (messages_state_stamp()). The hot-path moves of common/pg/transitions.cpp set these columns
-themselves and so skip it; the reaper's resets, operators and psql get stamped here.$$;
+themselves and so skip it; the lease resets and holds, operators and psql get stamped here.$$;
 
 COMMENT ON FUNCTION messages_state_wakeup() IS
 $$Trigger function of messages_state_wakeup_insert and _update: one pass over the statement's

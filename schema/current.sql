@@ -666,7 +666,8 @@ or by the trigger messages_state_stamp_update for any other statement.';
 --
 
 COMMENT ON COLUMN public.messages.lease_owner IS 'The worker holding the lease (host:pid), NULL without a lease. '''' marks a lease handed back by
-record_routing_failure, so the reaper does not count it as an expired claim.';
+the router after a routing failure (the backoff before the retry): its expiry is not counted in
+expired_claims.';
 
 --
 -- Name: COLUMN messages.expired_claims; Type: COMMENT
@@ -1134,7 +1135,7 @@ CREATE TRIGGER messages_state_stamp_update BEFORE UPDATE OF state ON public.mess
 COMMENT ON TRIGGER messages_state_stamp_update ON public.messages IS 'BEFORE UPDATE OF state, FOR EACH ROW, when the state changes and the statement left
 state_changed_at unchanged: sets state_changed_at and the new state''s time stamp
 (messages_state_stamp()). The hot-path moves of common/pg/transitions.cpp set these columns
-themselves and so skip it; the reaper''s resets, operators and psql get stamped here.';
+themselves and so skip it; the lease resets and holds, operators and psql get stamped here.';
 
 --
 -- Name: messages messages_state_wakeup_insert; Type: TRIGGER
