@@ -127,8 +127,8 @@ $$The worker holding the lease (host:pid), NULL without a lease. '' marks a leas
 the router after a routing failure (the backoff before the retry): its expiry is not counted in
 expired_claims.$$;
 COMMENT ON COLUMN messages.expired_claims IS
-$$How many claims on this message expired unfinished; past the configured limit the reaper holds
-it (a crash loop or a poison message).$$;
+$$How many claims on this message expired unfinished; past the configured limit the message is
+held where it was reset to (a crash loop or a poison message).$$;
 COMMENT ON COLUMN messages.state_changed_at IS
 $$When state last changed: set by the statements of common/pg/transitions.cpp that move messages,
 or by the trigger messages_state_stamp_update for any other statement.$$;

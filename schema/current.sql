@@ -673,8 +673,8 @@ expired_claims.';
 -- Name: COLUMN messages.expired_claims; Type: COMMENT
 --
 
-COMMENT ON COLUMN public.messages.expired_claims IS 'How many claims on this message expired unfinished; past the configured limit the reaper holds
-it (a crash loop or a poison message).';
+COMMENT ON COLUMN public.messages.expired_claims IS 'How many claims on this message expired unfinished; past the configured limit the message is
+held where it was reset to (a crash loop or a poison message).';
 
 --
 -- Name: COLUMN messages.route_vtime; Type: COMMENT
