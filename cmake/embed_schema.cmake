@@ -1,5 +1,7 @@
 # Turns schema/NNN_name.sql into a C++ table of migrations, so wsmtpctl carries the
 # exact schema it was built with and can refuse a database newer than itself.
+# Only the numbered files: schema/current.sql is a generated reference
+# (tests/harness/schema_dump.py), never applied.
 # Invoked at build time: cmake -DSCHEMA_DIR=... -DOUTPUT=... -P embed_schema.cmake
 file(GLOB sql_files "${SCHEMA_DIR}/[0-9][0-9][0-9]_*.sql")
 list(SORT sql_files)
