@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Source scan for STYLE.md §2: a program never includes another program's headers.
 
-Every #include in listener/, router/, deliver/, reaper/ and ctl/ is resolved the
-two ways a compiler could: next to the including file, and from the repository
-root. If either lands in another program's folder, that is a violation; common/
+The programs are the folders the top CMakeLists.txt adds besides common/ and
+tests/ (listener, router, deliver, reaper, ctl). Every #include in them is
+resolved the two ways a compiler could: next to the including file, and from the
+repository root. If either lands in another program's folder, that is a violation; common/
 may include no program's headers at all. The build's include paths already refuse
 `"router/route.h"` from listener/ (see layering_compile_* in CMakeLists.txt);
 this scan also catches what no include path can stop, such as `"../router/route.h"`.
@@ -14,7 +15,6 @@ import os
 import re
 import sys
 
-PROGRAMS = ("listener", "router", "deliver", "reaper", "ctl")
 SOURCE_SUFFIXES = (".h", ".hpp", ".cpp", ".cc")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^">]+)[">]')
 
@@ -27,9 +27,16 @@ def owner(root, path):
     return rel.split(os.sep)[0]
 
 
-def violations(root):
+def programs(root):
+    """The program folders: every add_subdirectory() of the top CMakeLists.txt but common and tests."""
+    with open(os.path.join(root, "CMakeLists.txt"), encoding="utf-8") as f:
+        dirs = re.findall(r"^\s*add_subdirectory\((\w+)\)", f.read(), re.M)
+    return tuple(d for d in dirs if d not in ("common", "tests"))
+
+
+def violations(root, program_dirs):
     found = []
-    for folder in PROGRAMS + ("common",):
+    for folder in program_dirs + ("common",):
         for dirpath, _, files in os.walk(os.path.join(root, folder)):
             for name in sorted(files):
                 if not name.endswith(SOURCE_SUFFIXES):
@@ -42,7 +49,7 @@ def violations(root):
                             continue
                         for base in (dirpath, root):
                             target = owner(root, os.path.normpath(os.path.join(base, m.group(1))))
-                            if target in PROGRAMS and target != folder:
+                            if target in program_dirs and target != folder:
                                 found.append(f"{os.path.relpath(path, root)}:{lineno}: includes "
                                              f"{m.group(1)!r} from {target}/")
                                 break
@@ -52,17 +59,20 @@ def violations(root):
 def main():
     root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                            os.path.join(os.path.dirname(__file__), "..", ".."))
-    for folder in PROGRAMS + ("common",):
+    program_dirs = programs(root)
+    if len(program_dirs) < 2:
+        sys.exit(f"check_includes: found program folders {program_dirs} in {root}/CMakeLists.txt")
+    for folder in program_dirs + ("common",):
         if not os.path.isdir(os.path.join(root, folder)):
             sys.exit(f"check_includes: {folder}/ not found under {root}")
-    found = violations(root)
+    found = violations(root, program_dirs)
     for v in found:
         print(v)
     if found:
         print(f"{len(found)} include(s) cross a program boundary (STYLE.md §2): "
               "move what both programs need to common/")
         return 1
-    print("no program includes another program's headers")
+    print(f"no program includes another program's headers ({', '.join(program_dirs)}; common)")
     return 0
 
 
