@@ -274,9 +274,14 @@ Deliverer::Deliverer(const DeliverConfig& config, const common::QueueConfig& que
 }
 
 int Deliverer::run_batch(pqxx::connection& conn) {
-  common::pg::ClaimOptions options{owner_, queue_.lease_time, config_.batch_size, queue_.max_expired_claims,
-                                   reclaim_cadence_.due()};
-  const common::pg::FinishOptions finish{queue_.queue_lifetime, config_.delay_warning_after, config_.hostname};
+  common::pg::ClaimOptions options{.owner = owner_,
+                                   .lease_time = queue_.lease_time,
+                                   .limit = config_.batch_size,
+                                   .max_expired_claims = queue_.max_expired_claims,
+                                   .reclaim_expired = reclaim_cadence_.due()};
+  const common::pg::FinishOptions finish{.max_queue_lifetime = queue_.queue_lifetime,
+                                         .delay_warning_after = config_.delay_warning_after,
+                                         .reporting_mta = config_.hostname};
   auto claims = common::pg::claim_for_delivery(conn, options, config_.transports);
   std::vector<common::pg::Lease> leases;
   std::map<std::int64_t, std::int64_t> msg_of;  // delivery id -> message id

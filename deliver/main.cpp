@@ -38,11 +38,16 @@ int main(int argc, char** argv) {
       log::info("wdeliver worker starting as {}", owner);
       // Renews the leases of the batch in hand from a thread of its own, while
       // the worker shows progress within its own timeouts.
-      common::pg::LeaseKeeper keeper({db.conninfo, queue.lease_time, deliver::longest_quiet_step(config)});
+      common::pg::LeaseKeeper keeper({.conninfo = db.conninfo,
+                                      .lease_time = queue.lease_time,
+                                      .stall_limit = deliver::longest_quiet_step(config)});
       deliver::Deliverer deliverer(config, queue, owner, host, keeper);
-      common::pg::run_worker_loop(
-          {db.conninfo, common::pg::kDeliverChannel, queue.poll_interval, config.batch_size, queue.gather_time}, stop,
-          [&](pqxx::connection& conn) { return deliverer.run_batch(conn); });
+      common::pg::run_worker_loop({.conninfo = db.conninfo,
+                                   .channel = common::pg::kDeliverChannel,
+                                   .poll_interval = queue.poll_interval,
+                                   .batch_size = config.batch_size,
+                                   .gather_time = queue.gather_time},
+                                  stop, [&](pqxx::connection& conn) { return deliverer.run_batch(conn); });
       log::info("wdeliver worker stopped");
       return 0;
     };

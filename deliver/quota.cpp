@@ -127,8 +127,8 @@ bool same_stamps(const std::vector<DirectoryStamp>& a, const std::vector<Directo
 }  // namespace
 
 MaildirsizeLimits maildirsize_limits(const common::pg::MailboxQuota& quota) {
-  return {quota.bytes ? static_cast<std::uint64_t>(*quota.bytes) : 0,
-          quota.messages ? static_cast<std::uint64_t>(*quota.messages) : 0};
+  return {.bytes = quota.bytes ? static_cast<std::uint64_t>(*quota.bytes) : 0,
+          .messages = quota.messages ? static_cast<std::uint64_t>(*quota.messages) : 0};
 }
 
 QuotaVerdict check_quota(const MaildirUsage& usage, std::uint64_t message_bytes,

@@ -221,8 +221,10 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   SessionContext context{*client, identity_};
   context.queue_ids = &queue_ids_;
   const auto& config = *settings_.config;
-  Deadlines::Limits deadline_limits{config.command_deadline, config.data_timeout, config.min_data_rate,
-                                    config.max_session_time};
+  Deadlines::Limits deadline_limits{.command_deadline = config.command_deadline,
+                                    .data_base = config.data_timeout,
+                                    .min_data_rate = config.min_data_rate,
+                                    .max_session_time = config.max_session_time};
   auto conn = std::make_unique<Connection>(this, id, ip, std::move(bev), Session(settings_.config, std::move(context)),
                                            Deadlines(deadline_limits, Deadlines::Clock::now()));
   auto& c = *conn;
@@ -241,7 +243,9 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
 // non-blocking: a fresh socket's send buffer takes one line.
 bool Loop::admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip) {
   const auto& config = *settings_.config;
-  ClientLimits::Limits limits{config.max_connections, config.max_connections_per_client, config.max_connection_rate};
+  ClientLimits::Limits limits{.max_connections = config.max_connections,
+                              .max_per_client = config.max_connections_per_client,
+                              .max_rate_per_minute = config.max_connection_rate};
   auto verdict = limits_.admit(ip, ClientLimits::Clock::now(), limits, config.is_limit_exempt(client));
   if (verdict == ClientLimits::Admit::ok) return true;
   bool rate = verdict == ClientLimits::Admit::rate_exceeded;

@@ -165,7 +165,7 @@ void Server::reload() {
   fresh.listen = old.listen;
   fresh.loops = old.loops;
   fresh.store_connections = old.store_connections;
-  settings_ = LoopSettings{std::make_shared<const ListenerConfig>(std::move(fresh)), std::move(tls)};
+  settings_ = LoopSettings{.config = std::make_shared<const ListenerConfig>(std::move(fresh)), .tls = std::move(tls)};
   for (auto& loop : loops_) loop->post_config(settings_);
   log::info("configuration reloaded{}", settings_.tls ? " (TLS certificate reloaded)" : "");
 }

@@ -50,12 +50,16 @@ int main(int argc, char** argv) {
       // auto-replies the router queues.
       // Routing waits on nothing but the database, so a router silent for a
       // whole lease time is wedged: its leases then run out.
-      common::pg::LeaseKeeper keeper({db.conninfo, queue.lease_time, queue.lease_time});
-      common::pg::run_worker_loop(
-          {db.conninfo, common::pg::kRouteChannel, queue.poll_interval, config.batch_size, queue.gather_time}, stop,
-          [&, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
-            return router::route_batch(conn, config, queue, owner, keeper, reclaim.due());
-          });
+      common::pg::LeaseKeeper keeper(
+          {.conninfo = db.conninfo, .lease_time = queue.lease_time, .stall_limit = queue.lease_time});
+      common::pg::run_worker_loop({.conninfo = db.conninfo,
+                                   .channel = common::pg::kRouteChannel,
+                                   .poll_interval = queue.poll_interval,
+                                   .batch_size = config.batch_size,
+                                   .gather_time = queue.gather_time},
+                                  stop, [&, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
+                                    return router::route_batch(conn, config, queue, owner, keeper, reclaim.due());
+                                  });
       log::info("wroute worker stopped");
       return 0;
     };

@@ -165,8 +165,11 @@ void route_alone(pqxx::connection& conn, const RouterConfig& config, const commo
 int route_batch(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
                 const std::string& owner, common::pg::LeaseKeeper& keeper, bool reclaim_expired) {
   common::pg::configure_router_session(conn);
-  common::pg::ClaimOptions options{owner, queue.lease_time, config.batch_size, queue.max_expired_claims,
-                                   reclaim_expired};
+  common::pg::ClaimOptions options{.owner = owner,
+                                   .lease_time = queue.lease_time,
+                                   .limit = config.batch_size,
+                                   .max_expired_claims = queue.max_expired_claims,
+                                   .reclaim_expired = reclaim_expired};
   auto claims = common::pg::claim_for_routing(conn, options);
   std::vector<common::pg::Lease> leases;
   for (const auto& c : claims) leases.push_back(c.lease);

@@ -387,7 +387,7 @@ void MimeWalker::header_piece(Frame& f, std::string_view content, std::string_vi
 }
 
 void MimeWalker::end_headers(Frame& f, std::string_view blank, std::string* out) {
-  auto block = HeaderBlock::parse(f.header, {limits_.max_header_bytes + 2, 10000});
+  auto block = HeaderBlock::parse(f.header, {.max_bytes = limits_.max_header_bytes + 2, .max_fields = 10000});
   auto type_field = block.first("Content-Type");
   ContentType ct = type_field ? parse_content_type(*type_field) : ContentType{};
   if (!type_field && f.in_digest) ct = {"message", "rfc822", ""};

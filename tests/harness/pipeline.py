@@ -16,6 +16,11 @@ import sys
 import tempfile
 import time
 
+# The checks in these tests are plain asserts, which python3 -O (or PYTHONOPTIMIZE)
+# strips: refuse to run rather than pass without checking anything.
+if not __debug__:
+    sys.exit("run the end-to-end tests without -O or PYTHONOPTIMIZE: their checks are asserts")
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pgtmp import PgServer, free_port  # noqa: E402
 

@@ -29,7 +29,8 @@ inline void received_and_routed(pqxx::connection& conn, const std::vector<std::s
     REQUIRE(commit_received(tx, id, size));
     tx.commit();
   }
-  auto routing = claim_for_routing(conn, {"router", std::chrono::seconds(60), 1, 5});
+  auto routing = claim_for_routing(
+      conn, {.owner = "router", .lease_time = std::chrono::seconds(60), .limit = 1, .max_expired_claims = 5});
   REQUIRE(routing.size() == 1);
   PlannedDelivery plan;
   plan.recipient = plan.original_rcpt = "a@y.org";

@@ -5,7 +5,8 @@
 - wsmtp.conf, the reference, documents every key each program reads (taken from
   the config.cpp files, so a key added later without documentation fails here).
 - Each systemd unit has the required hardening, and `systemd-analyze verify`
-  accepts it where systemd-analyze exists.
+  accepts it. Where systemd-analyze is missing or cannot run, every other check
+  still runs, and the test then exits 77 (skipped, not passed) naming the reason.
 - A daemon whose unit reloads with SIGHUP survives SIGHUP.
 """
 import glob
@@ -132,6 +133,7 @@ def check_reference():
 
 
 def check_units(tmp):
+    """Returns why `systemd-analyze verify` could not run, or None once it ran."""
     units = sorted(glob.glob(os.path.join(ROOT, "deploy", "systemd", "*.service")))
     check([os.path.basename(u) for u in units] == ["wdeliver.service", "wreaper.service", "wroute.service",
                                                    "wsmtp.service"], "one unit per daemon")
@@ -149,8 +151,7 @@ def check_units(tmp):
         check("ExecReload=/bin/kill -HUP $MAINPID" in f.read(), "wsmtp.service reloads with SIGHUP")
     analyze = shutil.which("systemd-analyze")
     if not analyze:
-        print("skip systemd-analyze verify: systemd-analyze is not installed")
-        return
+        return "systemd-analyze is not installed"
     # verify wants the ExecStart binaries to exist: point the units at the build.
     for unit in units:
         with open(unit) as f:
@@ -165,8 +166,7 @@ def check_units(tmp):
         out = r.stdout.strip()
         if r.returncode != 0 and re.search(r"System has not been booted with systemd|Failed to (connect|initialize)|"
                                            r"Failed to setup working directory|not booted", out):
-            print(f"skip systemd-analyze verify: {out.splitlines()[-1] if out else 'unavailable'}")
-            return
+            return out.splitlines()[-1] if out else "systemd-analyze is unavailable"
         # Ignore complaints about the example paths that do not exist on this machine.
         problems = [l for l in out.splitlines() if l and "ConditionPathExists" not in l
                     and "/etc/wsmtp" not in l and "Unknown key name" not in l]
@@ -208,13 +208,15 @@ def main():
     try:
         check_examples(tmp)
         check_reference()
-        check_units(tmp)
+        not_verified = check_units(tmp)
         check_sighup(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print(f"{len(failures)} check(s) failed")
         sys.exit(1)
+    if not_verified:
+        dh.skip(f"systemd-analyze verify did not run ({not_verified}); every other check passed")
     print("OK")
 
 

@@ -11,6 +11,11 @@ import subprocess
 import sys
 import tempfile
 
+# The checks in these tests are plain asserts, which python3 -O (or PYTHONOPTIMIZE)
+# strips: refuse to run rather than pass without checking anything.
+if not __debug__:
+    sys.exit("run this test without -O or PYTHONOPTIMIZE: their checks are asserts")
+
 PREFLIGHT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness", "preflight.py")
 
 # What swaks 20201014 prints for --support without Net::SSLeay.

@@ -45,11 +45,11 @@ TEST_CASE("malformed header sections are tolerated") {
   SECTION("limits bound the work") {
     std::string big;
     for (int i = 0; i < 100000; ++i) big += "X: y\r\n";
-    auto h = HeaderBlock::parse(big, {64 * 1024, 500});
+    auto h = HeaderBlock::parse(big, {.max_bytes = 64 * 1024, .max_fields = 500});
     CHECK(h.fields().size() == 500);
     std::string folded = "S: a\r\n";
     for (int i = 0; i < 100000; ++i) folded += " b\r\n";
-    auto f = HeaderBlock::parse(folded, {4096, 10});
+    auto f = HeaderBlock::parse(folded, {.max_bytes = 4096, .max_fields = 10});
     REQUIRE(f.fields().size() == 1);
     CHECK(f.fields()[0].value.size() < 4096);
   }
@@ -59,14 +59,14 @@ TEST_CASE("malformed header sections are tolerated") {
     for (int round = 0; round < 500; ++round) {
       std::string s;
       for (int i = 0; i < 300; ++i) s += alphabet[rng() % alphabet.size()];
-      auto h = HeaderBlock::parse(s, {200, 20});
+      auto h = HeaderBlock::parse(s, {.max_bytes = 200, .max_fields = 20});
       CHECK(h.fields().size() <= 20);
     }
   }
 }
 
 TEST_CASE("collecting a header section from chunks") {
-  HeaderCollector c({1024, 100});
+  HeaderCollector c({.max_bytes = 1024, .max_fields = 100});
   CHECK_FALSE(c.feed("Subject: a\r"));
   CHECK_FALSE(c.feed("\nTo: b@c\r\n\r"));
   CHECK(c.feed("\nbody body"));
@@ -74,7 +74,7 @@ TEST_CASE("collecting a header section from chunks") {
   CHECK(h.complete());
   CHECK(h.fields().size() == 2);
 
-  HeaderCollector endless({100, 100});
+  HeaderCollector endless({.max_bytes = 100, .max_fields = 100});
   bool done = false;
   for (int i = 0; i < 1000 && !done; ++i) done = endless.feed("X: yyyyyyyyyyyyyy\r\n");
   CHECK(done);

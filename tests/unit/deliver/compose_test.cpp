@@ -133,7 +133,7 @@ TEST_CASE("mbox append: separator, quoting, and a failed attempt leaves the spoo
   auto dir = std::filesystem::temp_directory_path() / ("wsmtp-mbox-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto spool = (dir / "user").string();
-  MboxOptions options{std::chrono::milliseconds(2000), 600s};
+  MboxOptions options{.lock_timeout = std::chrono::milliseconds(2000), .stale_lock_age = 600s};
   deliver_to_mbox(
       spool, "s@x.org", 0, [](const MboxSink& sink) { sink("Subject: one\n\nFrom here\n"); }, options);
   auto read = [&] {
@@ -158,7 +158,7 @@ TEST_CASE("mbox append: separator, quoting, and a failed attempt leaves the spoo
   CHECK(read() == first + "From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nSubject: two\n\nno newline\n\n");
   // A held dot-lock makes the delivery a (temporary) failure after the timeout.
   { std::ofstream(spool + ".lock") << "1\n"; }
-  MboxOptions quick{std::chrono::milliseconds(100), 600s};
+  MboxOptions quick{.lock_timeout = std::chrono::milliseconds(100), .stale_lock_age = 600s};
   CHECK_THROWS_AS(deliver_to_mbox(
                       spool, "s@x.org", 0, [](const MboxSink& sink) { sink("x\n"); }, quick),
                   std::system_error);

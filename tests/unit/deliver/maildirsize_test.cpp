@@ -65,20 +65,20 @@ TEST_CASE("maildirsize quota lines: written as Dovecot writes them, read strictl
   CHECK(maildirsize_quota_line({0, 10}) == "10C");
   CHECK(maildirsize_quota_line({4096, 10}) == "4096S,10C");
   CHECK(maildirsize_quota_line({0, 0}) == "0S");
-  CHECK(parse_maildirsize_quota("10000000S,1000C") == MaildirsizeLimits{10000000, 1000});
-  CHECK(parse_maildirsize_quota("1000C,5S") == MaildirsizeLimits{5, 1000});
-  CHECK(parse_maildirsize_quota("0S") == MaildirsizeLimits{0, 0});
-  CHECK(parse_maildirsize_quota("4096S,0C") == MaildirsizeLimits{4096, 0});
+  CHECK(parse_maildirsize_quota("10000000S,1000C") == MaildirsizeLimits{.bytes = 10000000, .messages = 1000});
+  CHECK(parse_maildirsize_quota("1000C,5S") == MaildirsizeLimits{.bytes = 5, .messages = 1000});
+  CHECK(parse_maildirsize_quota("0S") == MaildirsizeLimits{.bytes = 0, .messages = 0});
+  CHECK(parse_maildirsize_quota("4096S,0C") == MaildirsizeLimits{.bytes = 4096, .messages = 0});
   for (const char* bad : {"", "S", "12", "12X", "12S,", ",12S", "12 S", "-1S", "12SC", "99999999999999999999S"})
     CHECK_FALSE(parse_maildirsize_quota(bad));
-  CHECK(maildirsize_limits(MailboxQuota{4096, std::nullopt}) == MaildirsizeLimits{4096, 0});
-  CHECK(maildirsize_limits(MailboxQuota{std::nullopt, 3}) == MaildirsizeLimits{0, 3});
+  CHECK(maildirsize_limits(MailboxQuota{4096, std::nullopt}) == MaildirsizeLimits{.bytes = 4096, .messages = 0});
+  CHECK(maildirsize_limits(MailboxQuota{std::nullopt, 3}) == MaildirsizeLimits{.bytes = 0, .messages = 3});
 }
 
 TEST_CASE("maildirsize contents: summed change lines, padded or negative; a torn last line waits") {
   auto c = parse_maildirsize("4096S\n1000 2\n500 1\n-300 -1\n");
   REQUIRE(c);
-  CHECK(c->limits == MaildirsizeLimits{4096, 0});
+  CHECK(c->limits == MaildirsizeLimits{.bytes = 4096, .messages = 0});
   CHECK(c->totals.bytes == 1200u);
   CHECK(c->totals.messages == 2u);
   CHECK(c->change_lines == 3u);
@@ -108,7 +108,7 @@ TEST_CASE("maildirsize contents: broken files") {
 }
 
 TEST_CASE("the Maildir++ rules: when maildirsize is used, trusted, or recalculated") {
-  const MaildirsizeLimits limits{4096, 0};
+  const MaildirsizeLimits limits{.bytes = 4096, .messages = 0};
   auto why = [&](const std::optional<MaildirsizeFile>& f) {
     auto j = judge_maildirsize(f, limits, kThen);
     CHECK_FALSE(j.usage);
@@ -136,7 +136,7 @@ TEST_CASE("the Maildir++ rules: when maildirsize is used, trusted, or recalculat
   CHECK(j.usage->bytes == 3900u);
   CHECK_FALSE(j.verified);
   // 0 in the file means no limit, as in ours.
-  CHECK(judge_maildirsize(file_of("0S,3C\n1 1\n"), MaildirsizeLimits{0, 3}, kThen).usage);
+  CHECK(judge_maildirsize(file_of("0S,3C\n1 1\n"), MaildirsizeLimits{.bytes = 0, .messages = 3}, kThen).usage);
 }
 
 TEST_CASE("maildirsize files: read up to 5120 bytes, rewritten atomically, appended in one write") {

@@ -11,7 +11,7 @@ using std::chrono::seconds;
 
 TEST_CASE("concurrent connections overall and per client", "[limits]") {
   ClientLimits limits;
-  ClientLimits::Limits l{3, 2, 0};
+  ClientLimits::Limits l{.max_connections = 3, .max_per_client = 2, .max_rate_per_minute = 0};
   auto t = ClientLimits::Clock::time_point{} + seconds(1000);
   CHECK(limits.admit("a", t, l) == Admit::ok);
   CHECK(limits.admit("a", t, l) == Admit::ok);
@@ -27,7 +27,7 @@ TEST_CASE("concurrent connections overall and per client", "[limits]") {
 
 TEST_CASE("connection rate per client, counting refused attempts", "[limits]") {
   ClientLimits limits;
-  ClientLimits::Limits l{100, 100, 3};
+  ClientLimits::Limits l{.max_connections = 100, .max_per_client = 100, .max_rate_per_minute = 3};
   auto t = ClientLimits::Clock::time_point{} + seconds(1000);
   for (int i = 0; i < 3; ++i) {
     CHECK(limits.admit("a", t, l) == Admit::ok);
@@ -41,7 +41,7 @@ TEST_CASE("connection rate per client, counting refused attempts", "[limits]") {
 
 TEST_CASE("failed AUTH attempts per address across connections", "[limits]") {
   ClientLimits limits;
-  ClientLimits::Limits l{100, 100, 0};
+  ClientLimits::Limits l{.max_connections = 100, .max_per_client = 100, .max_rate_per_minute = 0};
   auto t = ClientLimits::Clock::time_point{} + seconds(1000);
   CHECK_FALSE(limits.auth_blocked("a", t, 3));
   for (int i = 0; i < 3; ++i) {
@@ -69,7 +69,7 @@ TEST_CASE("failed AUTH attempts per address across connections", "[limits]") {
 // keep only the overall limit and the AUTH failure limits.
 TEST_CASE("an exempt client skips the per-address count and rate, not the overall limit", "[limits]") {
   ClientLimits limits;
-  ClientLimits::Limits l{5, 2, 3};
+  ClientLimits::Limits l{.max_connections = 5, .max_per_client = 2, .max_rate_per_minute = 3};
   auto t = ClientLimits::Clock::time_point{} + seconds(1000);
   for (int i = 0; i < 100; ++i) {
     REQUIRE(limits.admit("127.0.0.1", t, l, /*exempt=*/true) == Admit::ok);

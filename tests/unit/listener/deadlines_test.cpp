@@ -12,7 +12,10 @@ using std::chrono::seconds;
 
 namespace {
 const auto t0 = Deadlines::Clock::time_point{} + seconds(1000);
-Deadlines::Limits limits() { return {seconds(3), seconds(10), 100, seconds(60)}; }
+Deadlines::Limits limits() {
+  return {
+      .command_deadline = seconds(3), .data_base = seconds(10), .min_data_rate = 100, .max_session_time = seconds(60)};
+}
 }  // namespace
 
 TEST_CASE("a command line has a deadline that bytes do not reset", "[deadlines]") {

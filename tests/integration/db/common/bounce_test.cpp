@@ -48,7 +48,8 @@ std::string body_of(pqxx::connection& conn, std::int64_t id) {
 
 // Routes the message with one pending Maildir delivery per recipient.
 void route(pqxx::connection& conn, const std::string& owner = "router-1") {
-  for (const auto& c : claim_for_routing(conn, {owner, 60s, 100, 5})) {
+  for (const auto& c :
+       claim_for_routing(conn, {.owner = owner, .lease_time = 60s, .limit = 100, .max_expired_claims = 5})) {
     std::vector<PlannedDelivery> plan;
     for (const auto& r : c.recipients) plan.push_back({r, r, "maildir", "/m/" + r, std::nullopt});
     pqxx::work tx(conn);
@@ -102,7 +103,8 @@ TEST_CASE("bounce takes a message from a router; the router's finish then fails 
   test::TestDatabase db;
   auto conn = db.connect();
   auto id = receive(*conn, "sender@x.org", {"a@local.test"});
-  auto claims = claim_for_routing(*conn, {"router-1", 300s, 10, 5});
+  auto claims =
+      claim_for_routing(*conn, {.owner = "router-1", .lease_time = 300s, .limit = 10, .max_expired_claims = 5});
   REQUIRE(claims.size() == 1);
   auto r = bounce(*conn, {id});
   CHECK(r[0].verdict == BounceVerdict::bounced);
@@ -164,7 +166,8 @@ TEST_CASE("bounce leaves a message under a live delivery lease alone unless forc
   auto conn = db.connect();
   auto id = receive(*conn, "sender@x.org", {"a@local.test"});
   route(*conn);
-  auto claims = claim_for_delivery(*conn, {"deliver-7", 300s, 10, 5}, {"maildir"});
+  auto claims = claim_for_delivery(
+      *conn, {.owner = "deliver-7", .lease_time = 300s, .limit = 10, .max_expired_claims = 5}, {"maildir"});
   REQUIRE(claims.size() == 1);
   auto refused = bounce(*conn, {id});
   CHECK(refused[0].verdict == BounceVerdict::live_lease);
@@ -174,7 +177,9 @@ TEST_CASE("bounce leaves a message under a live delivery lease alone unless forc
   // A deliverer that died (lease expired) is no obstacle: the reaper would return it anyway.
   auto other = receive(*conn, "sender@x.org", {"b@local.test"});
   route(*conn);
-  REQUIRE(claim_for_delivery(*conn, {"dead-deliverer", 300s, 10, 5}, {"maildir"}).size() == 1);
+  REQUIRE(claim_for_delivery(
+              *conn, {.owner = "dead-deliverer", .lease_time = 300s, .limit = 10, .max_expired_claims = 5}, {"maildir"})
+              .size() == 1);
   db.query(fmt::format("UPDATE messages SET lease_expires = now() - interval '1 second' WHERE id = {}", other));
   auto expired = bounce(*conn, {other});
   CHECK(expired[0].verdict == BounceVerdict::bounced);

@@ -30,7 +30,9 @@ std::int64_t receive(pqxx::connection& conn, const std::vector<std::string>& rcp
   return id;
 }
 
-ClaimOptions opts(const std::string& owner, std::chrono::seconds lease = 60s) { return {owner, lease, 10, 5}; }
+ClaimOptions opts(const std::string& owner, std::chrono::seconds lease = 60s) {
+  return {.owner = owner, .lease_time = lease, .limit = 10, .max_expired_claims = 5};
+}
 
 // Messages in DELIVERING, each with one maildir delivery per recipient.
 std::vector<DeliveryClaim> delivering(pqxx::connection& conn, int messages, int rcpts = 1) {
@@ -218,7 +220,7 @@ TEST_CASE("the lease keeper renews while the worker progresses, reports holds, a
   auto conn = db.connect();
   auto claims = delivering(*conn, 2);
   const auto a = claims[0].lease, b = claims[1].lease;
-  LeaseKeeper keeper({db.conninfo(), 60s, 600s});
+  LeaseKeeper keeper({.conninfo = db.conninfo(), .lease_time = 60s, .stall_limit = 600s});
   {
     auto kept = keeper.keep(MsgState::delivering, {a, b});
     shorten(db, a.msg_id, 5);
@@ -239,7 +241,7 @@ TEST_CASE("a worker that shows no progress within stall_limit lets its leases ex
   auto conn = db.connect();
   auto claims = delivering(*conn, 1);
   const auto a = claims[0].lease;
-  LeaseKeeper keeper({db.conninfo(), 60s, 1s});
+  LeaseKeeper keeper({.conninfo = db.conninfo(), .lease_time = 60s, .stall_limit = 1s});
   auto kept = keeper.keep(MsgState::delivering, {a});
   std::this_thread::sleep_for(1200ms);
   shorten(db, a.msg_id, 5);
@@ -256,7 +258,7 @@ TEST_CASE("the renewal thread keeps a short lease alive past twice its time") {
   auto claims = delivering(*conn, 1);
   const auto a = claims[0].lease;
   shorten(db, a.msg_id, 2);
-  LeaseKeeper keeper({db.conninfo(), 2s, 600s});  // renews every ~0.67 s
+  LeaseKeeper keeper({.conninfo = db.conninfo(), .lease_time = 2s, .stall_limit = 600s});  // renews every ~0.67 s
   auto kept = keeper.keep(MsgState::delivering, {a});
   std::this_thread::sleep_for(4500ms);
   CHECK(left(db, a.msg_id) > 0);

@@ -28,7 +28,8 @@ std::int64_t receive(pqxx::connection& conn, const std::string& from, const std:
 
 // Routes every received message to a Maildir delivery.
 void route_all(pqxx::connection& conn) {
-  for (const auto& c : claim_for_routing(conn, {"r", 60s, 1000, 5})) {
+  for (const auto& c :
+       claim_for_routing(conn, {.owner = "r", .lease_time = 60s, .limit = 1000, .max_expired_claims = 5})) {
     pqxx::work tx(conn);
     finish_routing(tx, c.lease, {{c.recipients[0], c.recipients[0], "maildir", "/m", std::nullopt}});
     tx.commit();
@@ -79,7 +80,8 @@ TEST_CASE("filters select by id, state, sender, recipient, client, held and age"
   f = {};
   f.held = true;
   CHECK(select(*conn, f) == std::vector<std::int64_t>{a, b});
-  CHECK(claim_for_routing(*conn, {"r", 60s, 10, 5}).size() == 1);  // only c
+  CHECK(claim_for_routing(*conn, {.owner = "r", .lease_time = 60s, .limit = 10, .max_expired_claims = 5}).size() ==
+        1);  // only c
   pqxx::work tx(*conn);
   CHECK(release_messages(tx, {a, b}).size() == 2);
   CHECK(delete_messages(tx, {a}) == MessageIds{a});
@@ -134,7 +136,8 @@ TEST_CASE("a reaper pass returns leases, deletes old messages and reports it") {
   auto conn = db.connect();
   receive(*conn, "s@x.org", "u1@local.test");
   auto done = receive(*conn, "s@x.org", "u2@local.test");
-  REQUIRE(claim_for_routing(*conn, {"dead", 60s, 1, 5}).size() == 1);
+  REQUIRE(claim_for_routing(*conn, {.owner = "dead", .lease_time = 60s, .limit = 1, .max_expired_claims = 5}).size() ==
+          1);
   db.query("UPDATE messages SET lease_expires = now() - interval '1 second' WHERE state = 2");
   db.query("UPDATE messages SET state = 2 WHERE id = " + std::to_string(done));
   db.query("UPDATE messages SET state = 3 WHERE id = " + std::to_string(done));

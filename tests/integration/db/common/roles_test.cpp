@@ -74,7 +74,9 @@ std::int64_t message_in_state(test::TestDatabase& db, int state) {
   return id;
 }
 
-ClaimOptions opts(const std::string& owner) { return {owner, 60s, 10, 5}; }
+ClaimOptions opts(const std::string& owner) {
+  return {.owner = owner, .lease_time = 60s, .limit = 10, .max_expired_claims = 5};
+}
 
 }  // namespace
 

@@ -37,7 +37,7 @@ void expire_leases(test::TestDatabase& db) {
 }
 
 ClaimOptions opts(const std::string& owner, int limit = 10, int max_expired = 5) {
-  return {owner, 60s, limit, max_expired};
+  return {.owner = owner, .lease_time = 60s, .limit = limit, .max_expired_claims = max_expired};
 }
 
 std::vector<PlannedDelivery> maildir_plan(const std::string& rcpt) {

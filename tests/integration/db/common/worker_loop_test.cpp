@@ -40,7 +40,9 @@ TEST_CASE("a full batch is followed by another claim; after a partial one the lo
     return n == 1 ? 10 : 3;
   };
   std::thread worker([&] {
-    common::pg::run_worker_loop({db.conninfo(), common::pg::kDeliverChannel, 60s, 10}, stop, step);
+    common::pg::run_worker_loop(
+        {.conninfo = db.conninfo(), .channel = common::pg::kDeliverChannel, .poll_interval = 60s, .batch_size = 10},
+        stop, step);
   });
   CHECK(eventually([&] { return steps >= 2; }));
   // A loop that claimed again after the partial batch would do so at once;

@@ -32,7 +32,8 @@ TEST_CASE("small bodies come with the claim, byte for byte; multi-chunk and big 
   test::received_and_routed(*conn, {big_one}, "maildir", "/var/mail/a");
   test::received_and_routed(*conn, two, "maildir", "/var/mail/a");
 
-  auto claims = claim_for_delivery(*conn, {"deliverer", 60s, 10, 5}, {"maildir"});
+  auto claims = claim_for_delivery(
+      *conn, {.owner = "deliverer", .lease_time = 60s, .limit = 10, .max_expired_claims = 5}, {"maildir"});
   REQUIRE(claims.size() == 3);
   REQUIRE(claims[0].body);
   CHECK(*claims[0].body == small);

@@ -29,7 +29,8 @@ const std::string kPeer = "LMTP server 127.0.0.1:24";
 // returns its delivery claim.
 DeliveryClaim stored(pqxx::connection& conn, const std::vector<std::string>& chunks) {
   test::received_and_routed(conn, chunks, "lmtp", "/run/lmtp");
-  auto claims = claim_for_delivery(conn, {"deliverer", 60s, 1, 5}, {"lmtp"});
+  auto claims = claim_for_delivery(conn, {.owner = "deliverer", .lease_time = 60s, .limit = 1, .max_expired_claims = 5},
+                                   {"lmtp"});
   REQUIRE(claims.size() == 1);
   return std::move(claims[0]);
 }

@@ -40,20 +40,23 @@ DeliveryClaim routed_and_claimed(pqxx::connection& conn, const std::string& from
     REQUIRE(commit_received(tx, id, static_cast<std::int64_t>(std::string(kBody).size())));
     tx.commit();
   }
-  auto routing = claim_for_routing(conn, {"router", 60s, 1, 5});
+  auto routing = claim_for_routing(conn, {.owner = "router", .lease_time = 60s, .limit = 1, .max_expired_claims = 5});
   REQUIRE(routing.size() == 1);
   {
     pqxx::work tx(conn);
     REQUIRE(finish_routing(tx, routing[0].lease, deliveries));
     tx.commit();
   }
-  auto claims = claim_for_delivery(conn, {"deliverer", 60s, 1, 5}, {"maildir", "relay"});
+  auto claims = claim_for_delivery(conn, {.owner = "deliverer", .lease_time = 60s, .limit = 1, .max_expired_claims = 5},
+                                   {"maildir", "relay"});
   REQUIRE(claims.size() == 1);
   return claims[0];
 }
 
 FinishOutcome finish(pqxx::connection& conn, const DeliveryClaim& claim, const std::vector<DeliveryResult>& results,
-                     const FinishOptions& options = {5 * 24h, 0s, "mx.example.test"}) {
+                     const FinishOptions& options = {.max_queue_lifetime = 5 * 24h,
+                                                     .delay_warning_after = 0s,
+                                                     .reporting_mta = "mx.example.test"}) {
   pqxx::work tx(conn);
   auto outcome = finish_delivery(tx, claim.lease, results, options);
   tx.commit();
@@ -221,10 +224,12 @@ TEST_CASE("a 4xx defers: 4->3, attempts counted, next attempt after the backoff;
   CHECK(count(db, "SELECT count(*) FROM deliveries WHERE status = 'pending' AND last_error = '451 4.3.0 try later'") ==
         1);
   // Not due yet: nobody claims it.
-  CHECK(claim_for_delivery(*conn, {"d2", 60s, 10, 5}, {"relay"}).empty());
+  CHECK(claim_for_delivery(*conn, {.owner = "d2", .lease_time = 60s, .limit = 10, .max_expired_claims = 5}, {"relay"})
+            .empty());
   db.query("UPDATE deliveries SET next_attempt_at = now() - interval '1 second'");
   db.query("UPDATE messages SET next_attempt_at = now() - interval '1 second'");
-  auto again = claim_for_delivery(*conn, {"d2", 60s, 10, 5}, {"relay"});
+  auto again =
+      claim_for_delivery(*conn, {.owner = "d2", .lease_time = 60s, .limit = 10, .max_expired_claims = 5}, {"relay"});
   REQUIRE(again.size() == 1);
   REQUIRE(again[0].tasks.size() == 1);  // only the pending one is retried
   CHECK(again[0].tasks[0].recipient == "b@y.org");
@@ -252,7 +257,8 @@ TEST_CASE("a deferral past the queue lifetime bounces with 4.4.7 and one DSN") {
 TEST_CASE("one delay warning, once, when enabled, and the final DSN still follows") {
   test::TestDatabase db;
   auto conn = db.connect();
-  FinishOptions options{5 * 24h, 3600s, "mx.example.test"};
+  FinishOptions options{
+      .max_queue_lifetime = 5 * 24h, .delay_warning_after = 3600s, .reporting_mta = "mx.example.test"};
   auto claim = routed_and_claimed(*conn, "s@x.org", {plan("a@y.org", "a@y.org", "relay", "p")});
   // Young message: no warning yet.
   CHECK(finish(*conn, claim, {{claim.tasks[0].delivery_id, DeliveryStatus::deferred, "451 later", 0s}}, options) ==
@@ -260,7 +266,8 @@ TEST_CASE("one delay warning, once, when enabled, and the final DSN still follow
   CHECK(count(db, "SELECT count(*) FROM messages") == 1);
   db.query("UPDATE messages SET received_at = now() - interval '2 hours', next_attempt_at = now()");
   for (int round = 0; round < 2; ++round) {
-    auto again = claim_for_delivery(*conn, {"d", 60s, 10, 5}, {"relay"});
+    auto again =
+        claim_for_delivery(*conn, {.owner = "d", .lease_time = 60s, .limit = 10, .max_expired_claims = 5}, {"relay"});
     REQUIRE(again.size() == 1);
     CHECK(finish(*conn, again[0], {{again[0].tasks[0].delivery_id, DeliveryStatus::deferred, "451 later", 0s}},
                  options) == FinishOutcome::deferred);
@@ -270,7 +277,8 @@ TEST_CASE("one delay warning, once, when enabled, and the final DSN still follow
   auto body = body_of(db, warnings[0][0].as<std::int64_t>());
   CHECK(contains(body, "Action: delayed\r\nStatus: 4.0.0\r\n"));
   CHECK(contains(body, "Subject: Delayed Mail"));
-  auto last = claim_for_delivery(*conn, {"d", 60s, 10, 5}, {"relay"});
+  auto last =
+      claim_for_delivery(*conn, {.owner = "d", .lease_time = 60s, .limit = 10, .max_expired_claims = 5}, {"relay"});
   REQUIRE(last.size() == 1);
   CHECK(finish(*conn, last[0], {{last[0].tasks[0].delivery_id, DeliveryStatus::bounced, "550 5.1.1 gone", 0s}},
                options) == FinishOutcome::done);
@@ -298,7 +306,8 @@ TEST_CASE("only a message's first delivery claim says so; after a deferral, an e
   auto claim_again = [&] {
     db.query("UPDATE deliveries SET next_attempt_at = now() WHERE message_id = " + id);
     db.query("UPDATE messages SET next_attempt_at = now() WHERE id = " + id);
-    auto claims = claim_for_delivery(*conn, {"deliverer", 60s, 1, 5}, {"maildir"});
+    auto claims = claim_for_delivery(
+        *conn, {.owner = "deliverer", .lease_time = 60s, .limit = 1, .max_expired_claims = 5}, {"maildir"});
     REQUIRE(claims.size() == 1);
     return claims[0];
   };
@@ -310,7 +319,8 @@ TEST_CASE("only a message's first delivery claim says so; after a deferral, an e
   CHECK_FALSE(second.first_claim);
   // The worker died holding it: the lease expires and the message is taken again.
   db.query("UPDATE messages SET lease_expires = now() - interval '1 second' WHERE id = " + id);
-  auto reclaimed = claim_for_delivery(*conn, {"deliverer", 60s, 1, 5}, {"maildir"});
+  auto reclaimed = claim_for_delivery(
+      *conn, {.owner = "deliverer", .lease_time = 60s, .limit = 1, .max_expired_claims = 5}, {"maildir"});
   REQUIRE(reclaimed.size() == 1);
   CHECK_FALSE(reclaimed[0].first_claim);
   // The reaper returns an expired lease to ROUTED; the fresh claim after it

@@ -43,7 +43,8 @@ TEST_CASE("one bad message in a batch does not hold the others, and leaves no pa
   config.batch_size = 20;
   common::QueueConfig queue;
   queue.lease_time = 60s;
-  common::pg::LeaseKeeper keeper({db.conninfo(), queue.lease_time, queue.lease_time});
+  common::pg::LeaseKeeper keeper(
+      {.conninfo = db.conninfo(), .lease_time = queue.lease_time, .stall_limit = queue.lease_time});
   CHECK(router::route_batch(*conn, config, queue, "router-test", keeper) == 10);
   for (auto id : good) {
     CHECK(count(db, "SELECT state FROM messages WHERE id = " + id_s(id)) == 3);
@@ -61,7 +62,8 @@ TEST_CASE("finishing a batch moves only the messages whose lease is still ours")
   add_directory(*conn, "example.org", {"ann"});
   std::vector<std::int64_t> ids;
   for (int i = 0; i < 3; ++i) ids.push_back(receive(*conn, "s@remote.example", {"ann@example.org"}));
-  auto claims = common::pg::claim_for_routing(*conn, {"slow-router", 60s, 10, 5});
+  auto claims = common::pg::claim_for_routing(
+      *conn, {.owner = "slow-router", .lease_time = 60s, .limit = 10, .max_expired_claims = 5});
   REQUIRE(claims.size() == 3);
   // Another router took the second message after our lease expired.
   db.query("UPDATE messages SET lease_token = gen_random_uuid(), lease_owner = 'fast-router' WHERE id = " +

@@ -142,7 +142,8 @@ TEST_CASE("a batch of posts to big lists is routed in transactions of bounded fa
   router::RouterConfig config;
   config.max_list_members = 150;  // each post fits; two posts fill a transaction
   common::QueueConfig queue;
-  common::pg::LeaseKeeper keeper({db.conninfo(), queue.lease_time, queue.lease_time});
+  common::pg::LeaseKeeper keeper(
+      {.conninfo = db.conninfo(), .lease_time = queue.lease_time, .stall_limit = queue.lease_time});
   CHECK(router::route_batch(*conn, config, queue, "router-test", keeper) == 5);
   for (auto id : posts) {
     CHECK(count(db, "SELECT state FROM messages WHERE id = " + id_s(id)) == 3);

@@ -31,7 +31,8 @@ inline std::int64_t receive(pqxx::connection& conn, const std::string& from, con
 inline int route_all(pqxx::connection& conn, const router::RouterConfig& config = {},
                      const common::QueueConfig& queue = {}) {
   int total = 0;
-  common::pg::LeaseKeeper keeper({conn.options(), queue.lease_time, queue.lease_time});
+  common::pg::LeaseKeeper keeper(
+      {.conninfo = conn.options(), .lease_time = queue.lease_time, .stall_limit = queue.lease_time});
   for (int n; (n = router::route_batch(conn, config, queue, "router-test", keeper)) > 0;) total += n;
   return total;
 }
