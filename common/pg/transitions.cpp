@@ -671,13 +671,6 @@ std::vector<std::int64_t> reset_messages(pqxx::transaction_base& tx, const Reset
   return ids;
 }
 
-bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::string& reason) {
-  auto r = tx.exec_params("UPDATE messages SET held = true, held_reason = $2 WHERE id = $1 AND state < 5 AND NOT held",
-                          msg_id, reason);
-  if (r.affected_rows()) log::info("msg={} held: {}", qid(msg_id), reason);
-  return r.affected_rows() == 1;
-}
-
 bool hold_unroutable(pqxx::transaction_base& tx, const Lease& lease, const std::string& reason) {
   auto r = tx.exec_params(
       "UPDATE messages SET state = 1, held = true, held_reason = $3, "
@@ -685,17 +678,6 @@ bool hold_unroutable(pqxx::transaction_base& tx, const Lease& lease, const std::
       "WHERE id = $1 AND state = 2 AND lease_token = $2::uuid",
       lease.msg_id, lease.token, reason);
   if (r.affected_rows()) log::warn("msg={} held in state {}: {}", lease.msg_id, state_name(MsgState::received), reason);
-  return r.affected_rows() == 1;
-}
-
-bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id) {
-  // Workers wait for a NOTIFY once their queue looked drained: the schema's
-  // wake-up trigger (015) notifies the stage a RECEIVED or ROUTED row waits for.
-  auto r = tx.exec_params(
-      "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
-      "WHERE id = $1 AND held",
-      msg_id);
-  if (r.affected_rows()) log::info("msg={} released", qid(msg_id));
   return r.affected_rows() == 1;
 }
 

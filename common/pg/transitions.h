@@ -262,12 +262,11 @@ std::vector<ResetCandidate> reset_candidates(pqxx::transaction_base& tx, const R
 // Operator reset 2->1 / 4->3, clearing the lease. Returns the ids moved.
 std::vector<std::int64_t> reset_messages(pqxx::transaction_base& tx, const ResetFilter& filter);
 
-bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::string& reason);
 // 2 -> 1 (the documented reset) and held, in the router's transaction: routing
 // found that the message needs the operator (mail to postmaster with nowhere to
 // go). The lease is cleared, so a release makes it claimable at once. False if
 // the lease is no longer ours.
 bool hold_unroutable(pqxx::transaction_base& tx, const Lease& lease, const std::string& reason);
-bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id);
+// Holds and releases without a state move: transitions_hold.h.
 
 }  // namespace wsmtp::common::pg
