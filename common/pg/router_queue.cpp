@@ -1,7 +1,5 @@
 #include "pg/router_queue.h"
 
-#include "log.h"
-#include "queue_id.h"
 #include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {
