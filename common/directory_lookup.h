@@ -1,7 +1,7 @@
 // The directory questions the router asks while expanding a recipient, as an
 // interface so expansion policy is unit-tested without a database. The real
-// implementation (pg/directory.h, PgDirectoryLookup) answers from PostgreSQL
-// inside the router's transaction. Addresses are lookup keys (lower-case).
+// implementation (pg/router_directory.h, RouterDirectory) answers from
+// PostgreSQL inside the router's transaction. Addresses are lookup keys (lower-case).
 #pragma once
 
 #include <cstdint>

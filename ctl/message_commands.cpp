@@ -14,6 +14,7 @@
 #include "pg/message_view.h"
 #include "pg/operator_actions.h"
 #include "pg/transitions_bounce.h"
+#include "pg/transitions_hold.h"
 
 namespace wsmtp::ctl {
 namespace {

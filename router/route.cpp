@@ -14,6 +14,7 @@
 #include "pg/router_directory.h"
 #include "pg/router_queue.h"
 #include "pg/transitions.h"
+#include "pg/transitions_hold.h"
 #include "plan.h"
 
 namespace wsmtp::router {

@@ -10,7 +10,7 @@
 #include "queue_id.h"
 #include "pg/body.h"
 #include "pg/sql_util.h"
-#include "pg/transitions.h"
+#include "pg/transitions_generated.h"
 
 namespace wsmtp::common::pg {
 namespace {

@@ -8,7 +8,7 @@
 
 #include <pqxx/pqxx>
 
-#include "pg/transitions.h"
+#include "pg/claim_types.h"
 
 namespace wsmtp::common::pg {
 

@@ -11,7 +11,6 @@
 #include <pqxx/pqxx>
 
 #include "directory_lookup.h"
-#include "pg/router_directory.h"
 #include "store.h"
 
 namespace wsmtp::common::pg {
@@ -27,34 +26,6 @@ bool is_local_domain(pqxx::transaction_base& tx, const std::string& domain);
 using MailboxRoute = MailboxTarget;
 std::optional<MailboxRoute> find_mailbox(pqxx::transaction_base& tx, const std::string& address);
 std::vector<std::string> alias_targets(pqxx::transaction_base& tx, const std::string& address);
-
-// DirectoryLookup answered inside a transaction (the router's routing transaction).
-class PgDirectoryLookup final : public DirectoryLookup {
- public:
-  explicit PgDirectoryLookup(pqxx::transaction_base& tx) : tx_(tx) {}
-  bool is_local_domain(const std::string& domain) override { return pg::is_local_domain(tx_, domain); }
-  std::optional<MailboxTarget> find_mailbox(const std::string& address) override {
-    return pg::find_mailbox(tx_, address);
-  }
-  std::vector<std::string> alias_targets(const std::string& address) override {
-    return pg::alias_targets(tx_, address);
-  }
-  AddressInfo describe(const std::string& address, const std::string& domain) override {
-    return pg::describe_address(tx_, address, domain);
-  }
-  bool is_list_member(const std::string& list, const std::string& address) override {
-    return pg::is_list_member(tx_, list, address);
-  }
-  std::vector<std::string> list_members_to_expand(const std::string& list) override {
-    return pg::list_members_to_expand(tx_, list);
-  }
-  ListMembers list_members(const std::string& list, std::int64_t limit) override {
-    return pg::list_members(tx_, list, limit);
-  }
-
- private:
-  pqxx::transaction_base& tx_;
-};
 
 // Administrative writes. Each returns false if the row already existed.
 bool add_domain(pqxx::transaction_base& tx, const std::string& domain);

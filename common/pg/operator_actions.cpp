@@ -22,37 +22,6 @@ MessageIds ids_of(const pqxx::result& rows) {
 
 }  // namespace
 
-// A message under a live lease (states 2 and 4) is not taken from its worker:
-// the worker learns of the hold or the delete at its next lease renewal
-// (within seconds), finishes what is in flight and starts nothing more for
-// it (DESIGN.md, deploy/README.md "Holding or deleting a message in work").
-MessageIds hold_messages(pqxx::transaction_base& tx, const MessageIds& ids, const std::string& reason) {
-  auto rows = tx.exec_params(
-      "UPDATE messages SET held = true, held_reason = $2 WHERE id = ANY($1::bigint[]) AND state < 5 AND NOT held "
-      "RETURNING id, CASE WHEN lease_expires > now() THEN lease_owner END",
-      bigint_array(ids), reason);
-  for (const auto& r : rows) {
-    if (r[1].is_null())
-      log::info("msg={} held by operator: {}", qid(r[0].as<std::int64_t>()), reason);
-    else
-      log::info("msg={} held by operator: {}; worker {} finishes the step in flight and starts nothing more",
-                qid(r[0].as<std::int64_t>()), reason, r[1].as<std::string>());
-  }
-  return ids_of(rows);
-}
-
-MessageIds release_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
-  auto rows = tx.exec_params(
-      "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
-      "WHERE id = ANY($1::bigint[]) AND held RETURNING id, state",
-      bigint_array(ids));
-  for (const auto& r : rows) log::info("msg={} released by operator", qid(r[0].as<std::int64_t>()));
-  // A release gives the message a fresh set of attempts (lease expiries and
-  // routing failures alike). Released work must not wait for the next poll.
-  tx.exec("SELECT pg_notify('" + std::string(kRouteChannel) + "', ''), pg_notify('" + kDeliverChannel + "', '')");
-  return ids_of(rows);
-}
-
 MessageIds delete_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
   auto rows = tx.exec_params(
       "DELETE FROM messages WHERE id = ANY($1::bigint[]) "

@@ -1,8 +1,8 @@
-// Bulk operator actions on selected messages (wsmtpctl hold, release, delete,
-// retry) and the reaper's queue-lifetime expiry. None of these moves a
-// message's state (that is transitions.cpp; the operator's bounce is
-// transitions_bounce.h): they set flags, due times and delivery outcomes, and
-// wake the workers. Each action returns the ids it changed, so the caller can
+// Bulk operator actions on selected messages (wsmtpctl delete, retry) and the
+// reaper's queue-lifetime expiry. None of these writes a message's state, held
+// flag or lease (hold and release are the state machine's, transitions_hold.h;
+// the operator's bounce is transitions_bounce.h): they set due times and
+// delivery outcomes, and wake the workers. Each action returns the ids it changed, so the caller can
 // say why the others did not change (message_state_snapshot).
 #pragma once
 
@@ -13,14 +13,10 @@
 
 #include <pqxx/pqxx>
 
+#include "pg/transitions_hold.h"
+
 namespace wsmtp::common::pg {
 
-using MessageIds = std::vector<std::int64_t>;
-
-// Holds messages not DONE and not held yet.
-MessageIds hold_messages(pqxx::transaction_base& tx, const MessageIds& ids, const std::string& reason);
-// Releases held messages with a fresh set of attempts.
-MessageIds release_messages(pqxx::transaction_base& tx, const MessageIds& ids);
 // Deletes the messages with recipients, body and deliveries.
 MessageIds delete_messages(pqxx::transaction_base& tx, const MessageIds& ids);
 // Makes every pending delivery of ROUTED, unheld messages due now (a held

@@ -1,7 +1,5 @@
 #include "pg/router_queue.h"
 
-#include "log.h"
-#include "queue_id.h"
 #include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {
@@ -18,33 +16,6 @@ std::int64_t routing_backlog(pqxx::transaction_base& tx, std::int64_t cap) {
           "= 1 AND NOT held LIMIT $1) q",
           cap)[0]
       .as<std::int64_t>();
-}
-
-RoutingFailure record_routing_failure(pqxx::connection& conn, const Lease& lease, const std::string& error,
-                                      int max_failures, std::chrono::seconds max_wait) {
-  pqxx::work tx(conn);
-  auto rows = tx.exec_params(
-      "UPDATE messages SET routing_failures = routing_failures + 1, last_error "
-      "= $3::text, "
-      "  held = routing_failures + 1 >= $4::int, "
-      "  held_reason = CASE WHEN routing_failures + 1 >= $4::int "
-      "                THEN format('routing failed %s times: %s', "
-      "routing_failures + 1, $3::text) END, "
-      "  lease_owner = '', "
-      "  lease_expires = least(lease_expires, "
-      "                        now() + make_interval(secs => least($5::float8, "
-      "2 ^ routing_failures))) "
-      "WHERE id = $1 AND state = 2 AND lease_token = $2::uuid "
-      "RETURNING routing_failures, held",
-      lease.msg_id, lease.token, error, max_failures, static_cast<double>(max_wait.count()));
-  tx.commit();
-  RoutingFailure f;
-  if (rows.empty()) return f;
-  f.recorded = true;
-  f.failures = rows[0][0].as<int>();
-  f.held = rows[0][1].as<bool>();
-  if (f.held) log::warn("msg={} held after {} routing failures: {}", qid(lease.msg_id), f.failures, error);
-  return f;
 }
 
 int prune_route_fairness(pqxx::transaction_base& tx, int limit) {

@@ -99,26 +99,6 @@ bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64
   return r.affected_rows() == 1;
 }
 
-std::int64_t create_generated_message(pqxx::transaction_base& tx, const NewMessage& m, std::string_view body,
-                                      std::string_view kind, std::int64_t origin_msg_id) {
-  auto id =
-      tx.exec_params1(
-            "INSERT INTO messages (state, envelope_from, client_addr, client_helo, received_by, size, received_at) "
-            "VALUES (1, $1, NULL, $2, $3, $4, now()) RETURNING id",
-            m.envelope_from, m.client_helo, m.received_by, static_cast<std::int64_t>(body.size()))[0]
-          .as<std::int64_t>();
-  tx.exec_params0(
-      "INSERT INTO recipients (message_id, seq, address) "
-      "SELECT $1, r.ord - 1, r.address FROM unnest($2::text[]) WITH ORDINALITY AS r(address, ord)",
-      id, text_array(m.recipients));
-  constexpr std::size_t kChunk = 64 * 1024;
-  for (std::size_t off = 0, seq = 0; off < body.size() || seq == 0; off += kChunk, ++seq)
-    append_body_chunk(tx, id, static_cast<int>(seq), body.substr(off, kChunk));
-  log::info("msg={} {} for msg={} created in state RECEIVED by {} size={} rcpts={}", qid(id), kind, qid(origin_msg_id),
-            m.received_by, body.size(), m.recipients.size());
-  return id;
-}
-
 namespace {
 
 // ARRAY[$first::bytea, ...] for n binary parameters: libpqxx 6.4 sends a
@@ -671,13 +651,6 @@ std::vector<std::int64_t> reset_messages(pqxx::transaction_base& tx, const Reset
   return ids;
 }
 
-bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::string& reason) {
-  auto r = tx.exec_params("UPDATE messages SET held = true, held_reason = $2 WHERE id = $1 AND state < 5 AND NOT held",
-                          msg_id, reason);
-  if (r.affected_rows()) log::info("msg={} held: {}", qid(msg_id), reason);
-  return r.affected_rows() == 1;
-}
-
 bool hold_unroutable(pqxx::transaction_base& tx, const Lease& lease, const std::string& reason) {
   auto r = tx.exec_params(
       "UPDATE messages SET state = 1, held = true, held_reason = $3, "
@@ -685,17 +658,6 @@ bool hold_unroutable(pqxx::transaction_base& tx, const Lease& lease, const std::
       "WHERE id = $1 AND state = 2 AND lease_token = $2::uuid",
       lease.msg_id, lease.token, reason);
   if (r.affected_rows()) log::warn("msg={} held in state {}: {}", lease.msg_id, state_name(MsgState::received), reason);
-  return r.affected_rows() == 1;
-}
-
-bool release_message(pqxx::transaction_base& tx, std::int64_t msg_id) {
-  // Workers wait for a NOTIFY once their queue looked drained: the schema's
-  // wake-up trigger (015) notifies the stage a RECEIVED or ROUTED row waits for.
-  auto r = tx.exec_params(
-      "UPDATE messages SET held = false, held_reason = NULL, expired_claims = 0, routing_failures = 0 "
-      "WHERE id = $1 AND held",
-      msg_id);
-  if (r.affected_rows()) log::info("msg={} released", qid(msg_id));
   return r.affected_rows() == 1;
 }
 

@@ -13,6 +13,7 @@
 #include "pg/operator_actions.h"
 #include "pg/router_queue.h"
 #include "pg/transitions.h"
+#include "pg/transitions_hold.h"
 #include "test_database.h"
 
 using namespace wsmtp;

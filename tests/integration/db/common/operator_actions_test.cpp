@@ -7,6 +7,7 @@
 #include "pg/message_filter.h"
 #include "pg/operator_actions.h"
 #include "pg/transitions.h"
+#include "pg/transitions_hold.h"
 #include "pg/waiter.h"
 #include "reap/reap_pass.h"
 #include "test_database.h"

@@ -10,6 +10,7 @@
 
 #include "pg/cleanup.h"
 #include "pg/transitions.h"
+#include "pg/transitions_hold.h"
 #include "test_database.h"
 
 using namespace wsmtp;

@@ -5,6 +5,7 @@
 
 #include "pg/router_admin.h"
 #include "pg/router_queue.h"
+#include "pg/transitions_hold.h"
 #include "router_support.h"
 
 using namespace wsmtp;
