@@ -2,31 +2,24 @@
 // multiplication is checked against kMaxByteSize before it happens.
 #include "byte_size.h"
 
-#include <array>
 #include <charconv>
 #include <string_view>
-#include <utility>
+
+#include "ascii.h"
 
 namespace wsmtp::common {
 namespace {
 
-bool iequals_unit(std::string_view text, std::string_view unit) {
-  if (text.size() != unit.size()) return false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != unit[i]) return false;
-  }
-  return true;
-}
-
 std::optional<std::uint64_t> unit_multiplier(std::string_view unit) {
-  static constexpr std::array<std::pair<std::string_view, unsigned>, 14> kUnits{{
-      {"", 0},    {"b", 0},   {"k", 10},  {"kb", 10},  {"kib", 10}, {"m", 20},  {"mb", 20},
-      {"mib", 20}, {"g", 30}, {"gb", 30}, {"gib", 30}, {"t", 40},   {"tb", 40}, {"tib", 40},
-  }};
+  struct Unit {
+    std::string_view name;
+    unsigned shift;
+  };
+  static constexpr Unit kUnits[] = {{"", 0},     {"b", 0},   {"k", 10},   {"kb", 10}, {"kib", 10},
+                                    {"m", 20},   {"mb", 20}, {"mib", 20}, {"g", 30},  {"gb", 30},
+                                    {"gib", 30}, {"t", 40},  {"tb", 40},  {"tib", 40}};
   for (const auto& [name, shift] : kUnits)
-    if (iequals_unit(unit, name)) return std::uint64_t{1} << shift;
+    if (iequals(unit, name)) return std::uint64_t{1} << shift;
   return std::nullopt;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "address.h"
+#include "ascii.h"
 #include "mail/date.h"
 
 namespace wsmtp::router {
@@ -12,7 +13,7 @@ using common::mail::HeaderBlock;
 
 // The first word of a header value, lower-cased: "no (comment)" -> "no".
 std::string first_token(std::string_view value) {
-  value = common::mail::trim(value);
+  value = common::trim(value);
   auto end = value.find_first_of(" \t;(");
   return common::to_lower_ascii(value.substr(0, end));
 }

@@ -39,10 +39,17 @@ TEST_CASE("a quota size means the same in wsmtpctl and in the configuration file
     std::optional<std::int64_t> bytes;
   };
   const Case cases[] = {
-      {"50m", 50 * kKi * kKi},  {"50M", 50 * kKi * kKi},   {"512k", 512 * kKi},
-      {"1G", kKi * kKi * kKi},  {"100", 100},              {"2GiB", 2 * kKi * kKi * kKi},
-      {"-1", std::nullopt},     {"5x", std::nullopt},      {"0", std::nullopt},
-      {"99999999999999999999", std::nullopt},              {"8388608T", std::nullopt},
+      {"50m", 50 * kKi * kKi},
+      {"50M", 50 * kKi * kKi},
+      {"512k", 512 * kKi},
+      {"1G", kKi * kKi * kKi},
+      {"100", 100},
+      {"2GiB", 2 * kKi * kKi * kKi},
+      {"-1", std::nullopt},
+      {"5x", std::nullopt},
+      {"0", std::nullopt},
+      {"99999999999999999999", std::nullopt},
+      {"8388608T", std::nullopt},
   };
   for (const auto& c : cases) {
     INFO(c.text);
