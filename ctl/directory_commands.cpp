@@ -16,19 +16,6 @@
 namespace wsmtp::ctl {
 namespace {
 
-common::Address require_address(const std::string& text) {
-  auto a = common::parse_mailbox(text, true);
-  if (!a || a->is_address_literal())
-    throw CommandError(fmt::format("'{}' is not a valid address (local@domain)", text));
-  return *a;
-}
-
-void require_local_domain(pqxx::transaction_base& tx, const std::string& domain) {
-  if (!common::pg::is_local_domain(tx, domain))
-    throw CommandError(
-        fmt::format("domain '{}' is not a local domain; add it with 'wsmtpctl domain add {}'", domain, domain));
-}
-
 std::string describe_quota(const common::pg::MailboxQuota& q) {
   if (!q.limited()) return "none";
   std::string out;
