@@ -158,13 +158,6 @@ bool skip_source_route(Cursor& c, bool utf8) {
 
 }  // namespace
 
-std::string to_lower_ascii(std::string_view text) {
-  std::string out(text);
-  for (auto& ch : out)
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-  return out;
-}
-
 std::string Address::lookup_key() const {
   std::string l = local;
   if (l.size() >= 2 && l.front() == '"' && l.back() == '"') {

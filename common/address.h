@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "ascii.h"  // to_lower_ascii, which callers of this header use on addresses
+
 namespace wsmtp::common {
 
 inline constexpr std::size_t kMaxLocalPart = 64;  // RFC 5321 §4.5.3.1.1
@@ -42,8 +44,6 @@ std::optional<Address> parse_mailbox(std::string_view text, bool allow_utf8 = fa
 
 // True if text is a syntactically valid domain name (RFC 5321 Domain, no literal).
 bool is_valid_domain(std::string_view text, bool allow_utf8 = false);
-
-std::string to_lower_ascii(std::string_view text);
 
 // RFC 5321 §4.5.1: every domain we receive mail for has the reserved mailbox
 // "postmaster" (case-insensitive), and "<Postmaster>" without a domain must be

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "mail/date.h"
+
 namespace wsmtp::common::dsn {
 namespace {
 
@@ -80,7 +82,7 @@ std::string human_part(const Report& r) {
 std::string status_part(const Report& r) {
   // RFC 3464 §2.2 per-message fields, then one §2.3 block per recipient.
   std::string out = fmt::format("Reporting-MTA: dns; {}\r\nX-WSMTP-Queue-ID: {}\r\nArrival-Date: {}\r\n",
-                                r.reporting_mta, r.msg_id, rfc5322_date(r.arrival));
+                                r.reporting_mta, r.msg_id, mail::rfc5322_date(r.arrival));
   for (const auto& rcpt : r.recipients) {
     out += "\r\n";
     if (!rcpt.original_recipient.empty() && rcpt.original_recipient != rcpt.final_recipient)
@@ -92,7 +94,7 @@ std::string status_part(const Report& r) {
       out += fmt::format("Diagnostic-Code: smtp; {}\r\n", printable(rcpt.detail));
     else if (!rcpt.detail.empty())
       out += fmt::format("Diagnostic-Code: x-wsmtp; {}\r\n", printable(rcpt.detail));
-    if (rcpt.last_attempt != 0) out += fmt::format("Last-Attempt-Date: {}\r\n", rfc5322_date(rcpt.last_attempt));
+    if (rcpt.last_attempt != 0) out += fmt::format("Last-Attempt-Date: {}\r\n", mail::rfc5322_date(rcpt.last_attempt));
   }
   return out;
 }
@@ -106,16 +108,6 @@ std::string status_of(std::string_view detail, Action action) {
   if (!code.empty()) return code;
   if (starts_with_reply_code(detail)) return fmt::format("{}.0.0", detail[0]);
   return action == Action::failed ? "5.0.0" : "4.0.0";
-}
-
-std::string rfc5322_date(std::time_t t) {
-  static const char* const kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-  static const char* const kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  return fmt::format("{}, {:02} {} {} {:02}:{:02}:{:02} +0000", kDays[tm.tm_wday], tm.tm_mday, kMonths[tm.tm_mon],
-                     tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 std::string header_section(std::string_view message, std::size_t max_bytes) {
@@ -140,7 +132,7 @@ std::string compose(const Report& r) {
   out += fmt::format("To: <{}>\r\n", printable(r.recipient));
   out += fmt::format("Subject: {}\r\n",
                      failed ? "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)");
-  out += fmt::format("Date: {}\r\n", rfc5322_date(r.now));
+  out += fmt::format("Date: {}\r\n", mail::rfc5322_date(r.now));
   out += fmt::format("Message-ID: <{}.{}.{}@{}>\r\n", failed ? "dsn" : "delay", r.msg_id, r.now, r.reporting_mta);
   // RFC 3834 §5: marks the report as automatic so responders do not answer it.
   out += "Auto-Submitted: auto-replied\r\n";

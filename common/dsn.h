@@ -40,9 +40,6 @@ std::string status_of(std::string_view detail, Action action);
 // The complete message (headers and body), CRLF line ends, 7-bit.
 std::string compose(const Report& report);
 
-// "Sun, 22 Nov 2026 02:18:23 +0000" (RFC 5322 §3.3), UTC.
-std::string rfc5322_date(std::time_t t);
-
 // The header section of a message: everything up to the first empty line,
 // capped at max_bytes (cut at a line end), without the empty line.
 std::string header_section(std::string_view message, std::size_t max_bytes = 64 * 1024);

@@ -1,7 +1,10 @@
 #include "context.h"
 
+#include <fmt/format.h>
+
 #include "config/common_config.h"
 #include "pg/connection.h"
+#include "pg/directory.h"
 
 namespace wsmtp::ctl {
 
@@ -12,6 +15,19 @@ pqxx::connection& Context::db() {
     conn_ = common::pg::connect(config.conninfo);
   }
   return *conn_;
+}
+
+common::Address require_address(const std::string& text) {
+  auto a = common::parse_mailbox(text, true);
+  if (!a || a->is_address_literal())
+    throw CommandError(fmt::format("'{}' is not a valid address (local@domain)", text));
+  return *a;
+}
+
+void require_local_domain(pqxx::transaction_base& tx, const std::string& domain) {
+  if (!common::pg::is_local_domain(tx, domain))
+    throw CommandError(
+        fmt::format("domain '{}' is not a local domain; add it with 'wsmtpctl domain add {}'", domain, domain));
 }
 
 }  // namespace wsmtp::ctl

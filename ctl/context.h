@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <pqxx/pqxx>
 
+#include "address.h"
 #include "cli.h"
 
 namespace wsmtp::ctl {
@@ -44,6 +45,14 @@ class Context {
  private:
   std::unique_ptr<pqxx::connection> conn_;
 };
+
+// A mailbox address as an argument (local@domain, UTF-8 allowed, no address
+// literal), parsed by common::parse_mailbox. Throws CommandError naming the text.
+common::Address require_address(const std::string& text);
+
+// Throws CommandError unless domain is one of our local domains, suggesting
+// `wsmtpctl domain add`.
+void require_local_domain(pqxx::transaction_base& tx, const std::string& domain);
 
 void add_db_commands(CLI::App& app, Context& ctx);
 void add_queue_commands(CLI::App& app, Context& ctx);

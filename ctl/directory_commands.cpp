@@ -1,7 +1,5 @@
 // wsmtpctl domain | mailbox | alias  (add, list)
-#include <cctype>
 #include <iostream>
-#include <limits>
 #include <optional>
 
 #include <fmt/format.h>
@@ -13,55 +11,10 @@
 #include "pg/deliver_quota.h"
 #include "pg/directory.h"
 #include "pg/directory_admin.h"
+#include "quota_args.h"
 
 namespace wsmtp::ctl {
 namespace {
-
-common::Address require_address(const std::string& text) {
-  auto a = common::parse_mailbox(text, true);
-  if (!a || a->is_address_literal())
-    throw CommandError(fmt::format("'{}' is not a valid address (local@domain)", text));
-  return *a;
-}
-
-void require_local_domain(pqxx::transaction_base& tx, const std::string& domain) {
-  if (!common::pg::is_local_domain(tx, domain))
-    throw CommandError(
-        fmt::format("domain '{}' is not a local domain; add it with 'wsmtpctl domain add {}'", domain, domain));
-}
-
-// A byte count as an operator writes it: "50M", "2G", "512K", "1048576"
-// (binary units); "none" (nullopt) lifts the limit.
-std::optional<std::int64_t> parse_quota_bytes(const std::string& text) {
-  if (text == "none") return std::nullopt;
-  std::size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  const std::string unit = common::to_lower_ascii(text.substr(digits));
-  std::int64_t scale = 1;
-  if (unit == "k" || unit == "kb" || unit == "kib")
-    scale = std::int64_t{1} << 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib")
-    scale = std::int64_t{1} << 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib")
-    scale = std::int64_t{1} << 30;
-  else if (unit == "t" || unit == "tb" || unit == "tib")
-    scale = std::int64_t{1} << 40;
-  else if (!unit.empty() && unit != "b")
-    digits = 0;
-  if (digits == 0 || digits > 15) throw CommandError(fmt::format("'{}' is not a size such as 500M, 2G or none", text));
-  auto number = std::stoll(text.substr(0, digits));
-  if (number <= 0 || number > std::numeric_limits<std::int64_t>::max() / scale)
-    throw CommandError(fmt::format("'{}': a quota must be positive and below 8 EiB (or none)", text));
-  return number * scale;
-}
-
-std::optional<std::int64_t> parse_quota_messages(const std::string& text) {
-  if (text == "none") return std::nullopt;
-  if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos ||
-      std::stoll(text) <= 0)
-    throw CommandError(fmt::format("'{}' is not a message count (a positive number or none)", text));
-  return std::stoll(text);
-}
 
 std::string describe_quota(const common::pg::MailboxQuota& q) {
   if (!q.limited()) return "none";

@@ -14,18 +14,11 @@
 namespace wsmtp::ctl {
 namespace {
 
-std::string key_of(const std::string& text) {
-  auto a = common::parse_mailbox(text, true);
-  if (!a || a->is_address_literal())
-    throw CommandError(fmt::format("'{}' is not a valid address (local@domain)", text));
-  return a->lookup_key();
-}
+std::string key_of(const std::string& text) { return require_address(text).lookup_key(); }
 
 std::string local_domain_of(pqxx::transaction_base& tx, const std::string& key) {
   auto domain = key.substr(key.rfind('@') + 1);
-  if (!common::pg::is_local_domain(tx, domain))
-    throw CommandError(
-        fmt::format("domain '{}' is not a local domain; add it with 'wsmtpctl domain add {}'", domain, domain));
+  require_local_domain(tx, domain);
   return domain;
 }
 

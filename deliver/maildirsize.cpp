@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "ascii.h"
 #include "unique_fd.h"
 #include "write_all.h"
 
@@ -24,16 +25,10 @@ constexpr const char* kFileName = "/maildirsize";
 
 bool is_blank(char ch) { return ch == ' ' || ch == '\t'; }
 
-std::string_view trim_blanks(std::string_view text) {
-  while (!text.empty() && is_blank(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_blank(text.back())) text.remove_suffix(1);
-  return text;
-}
-
 // One change line: two integers, either may be negative, separated by blanks;
 // Courier pads both to 12 columns, so blanks around them are fine too.
 std::optional<std::pair<std::int64_t, std::int64_t>> parse_change_line(std::string_view line) {
-  line = trim_blanks(line);
+  line = common::trim_blanks(line);
   std::int64_t bytes = 0;
   std::int64_t messages = 0;
   const char* end = line.data() + line.size();

@@ -56,19 +56,20 @@ namespace {
 void read_protection_keys(common::SectionReader& s, ListenerConfig& c) {
   using std::chrono::seconds;
   // Below 1000 even RFC-conforming mail would be refused.
-  c.max_line_length = static_cast<std::size_t>(s.get_int("max_line_length", 1000, 1000, 1 << 20));
-  c.max_received_headers = static_cast<int>(s.get_int("max_received_headers", 50, 10, 1000));
-  c.max_auth_failures = static_cast<int>(s.get_int("max_auth_failures", 3, 1, 100));
-  c.max_auth_failures_per_client = static_cast<int>(s.get_int("max_auth_failures_per_client", 10, 0, 100000));
+  c.max_line_length = static_cast<std::size_t>(s.get_int("max_line_length", c.max_line_length, 1000, 1 << 20));
+  c.max_received_headers = static_cast<int>(s.get_int("max_received_headers", c.max_received_headers, 10, 1000));
+  c.max_auth_failures = static_cast<int>(s.get_int("max_auth_failures", c.max_auth_failures, 1, 100));
+  c.max_auth_failures_per_client =
+      static_cast<int>(s.get_int("max_auth_failures_per_client", c.max_auth_failures_per_client, 0, 100000));
   c.auth_failure_window = s.get_duration("auth_failure_window", c.auth_failure_window, seconds(1), seconds(86400));
-  c.tarpit_after_errors = static_cast<int>(s.get_int("tarpit_after_errors", 3, 1, 1000));
+  c.tarpit_after_errors = static_cast<int>(s.get_int("tarpit_after_errors", c.tarpit_after_errors, 1, 1000));
   c.tarpit_delay = s.get_duration("tarpit_delay", c.tarpit_delay, seconds(0), seconds(60));
-  c.max_connection_rate = static_cast<int>(s.get_int("max_connection_rate", 60, 0, 1000000));
+  c.max_connection_rate = static_cast<int>(s.get_int("max_connection_rate", c.max_connection_rate, 0, 1000000));
   // A trickling client must not hold a connection slot for ever (Postfix's
   // smtpd_per_record_deadline and smtpd_min_data_rate). Seconds are allowed so
   // tests can use them; real deployments keep minutes.
   c.command_deadline = s.get_duration("command_deadline", c.command_deadline, seconds(1), seconds(3600));
-  c.min_data_rate = static_cast<std::uint64_t>(s.get_int("min_data_rate", 500, 0, 1000000000));
+  c.min_data_rate = static_cast<std::uint64_t>(s.get_int("min_data_rate", c.min_data_rate, 0, 1000000000));
   c.max_session_time = s.get_duration("max_session_time", c.max_session_time, seconds(0), seconds(7 * 86400));
   c.shutdown_grace = s.get_duration("shutdown_grace", c.shutdown_grace, seconds(0), seconds(600));
   auto cores = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
@@ -112,16 +113,16 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
     s.fail("hostname", fmt::format("'{}' is not a valid domain name; set hostname explicitly", c.hostname));
 
   c.max_message_size = s.get_size("max_message_size", c.max_message_size, 1024, std::uint64_t(1) << 31);
-  c.max_recipients = static_cast<std::size_t>(s.get_int("max_recipients", 100, 1, 100000));
+  c.max_recipients = static_cast<std::size_t>(s.get_int("max_recipients", c.max_recipients, 1, 100000));
   // RFC 5321 §4.5.3.2 sets minimums of several minutes; below 10s no real client copes.
   c.command_timeout = s.get_duration("command_timeout", c.command_timeout, seconds(10), seconds(3600));
   c.data_timeout = s.get_duration("data_timeout", c.data_timeout, seconds(10), seconds(3600));
-  c.max_connections = static_cast<int>(s.get_int("max_connections", 1000, 1, 1000000));
-  c.max_connections_per_client = static_cast<int>(s.get_int("max_connections_per_client", 20, 1, c.max_connections));
-  c.max_errors = static_cast<int>(s.get_int("max_errors", 10, 1, 1000));
-  c.store_connections = static_cast<int>(s.get_int("store_connections", 4, 1, 256));
-  c.recipient_cache_time =
-      s.get_duration("recipient_cache_time", c.recipient_cache_time, seconds(0), seconds(3600));
+  c.max_connections = static_cast<int>(s.get_int("max_connections", c.max_connections, 1, 1000000));
+  c.max_connections_per_client =
+      static_cast<int>(s.get_int("max_connections_per_client", c.max_connections_per_client, 1, c.max_connections));
+  c.max_errors = static_cast<int>(s.get_int("max_errors", c.max_errors, 1, 1000));
+  c.store_connections = static_cast<int>(s.get_int("store_connections", c.store_connections, 1, 256));
+  c.recipient_cache_time = s.get_duration("recipient_cache_time", c.recipient_cache_time, seconds(0), seconds(3600));
 
   for (const auto& text : s.get_list("trusted_networks", {})) {
     auto cidr = Cidr::parse(text);

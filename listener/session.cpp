@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "address.h"
+#include "ascii.h"
 #include "log.h"
 #include "queue_id.h"
 #include "smtp/replies.h"
@@ -17,31 +18,10 @@ namespace replies = common::smtp::replies;
 
 namespace {
 
-std::string upper(std::string_view text) {
-  std::string out(text);
-  for (auto& ch : out)
-    if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
-  return out;
-}
-
-bool iequals_prefix(std::string_view text, std::string_view prefix) {
-  return text.size() >= prefix.size() && upper(text.substr(0, prefix.size())) == prefix;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
 // The HELO name ends up in the Received: header and the database, so it must be
 // printable ASCII; RFC 5321 §4.1.4 lets us accept names that do not resolve.
 bool printable(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char ch) { return ch >= 0x20 && ch < 0x7f; });
-}
-
-bool is_ascii(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x80; });
 }
 
 // Local parts that ask a later hop to route elsewhere: "user%other", "other!user",
@@ -83,7 +63,7 @@ void Session::on_line(std::string_view bytes, bool complete) {
   if (command_crlf_) bytes.remove_suffix(1);
   if (phase_ == Phase::auth) return auth_line(bytes);  // never logged: it carries credentials
   if (bytes.size() + 2 > kMaxCommandLine) return error(replies::line_too_long());
-  if (iequals_prefix(bytes, "AUTH "))
+  if (common::istarts_with(bytes, "AUTH "))
     log::debug("client={} < AUTH (arguments not logged)", client_ip_);
   else
     log::debug("client={} < {}", client_ip_, bytes);
@@ -92,8 +72,9 @@ void Session::on_line(std::string_view bytes, bool complete) {
 
 void Session::command_line(std::string_view line) {
   auto space = line.find(' ');
-  std::string verb = upper(line.substr(0, space));
-  std::string_view arg = space == std::string_view::npos ? std::string_view() : trim(line.substr(space + 1));
+  std::string verb = common::to_upper_ascii(line.substr(0, space));
+  std::string_view arg =
+      space == std::string_view::npos ? std::string_view() : common::trim_blanks(line.substr(space + 1));
 
   if (verb == "EHLO" || verb == "HELO") return cmd_helo(arg, verb == "EHLO");
   if (verb == "MAIL") return cmd_mail(arg);
@@ -160,14 +141,14 @@ void Session::cmd_helo(std::string_view arg, bool extended) {
 void Session::cmd_mail(std::string_view arg) {
   if (phase_ == Phase::need_helo) return error(replies::need_helo());
   if (has_mail_) return error(replies::nested_mail());
-  if (!iequals_prefix(arg, "FROM:")) return error(replies::syntax_error("MAIL FROM:<address>"));
+  if (!common::istarts_with(arg, "FROM:")) return error(replies::syntax_error("MAIL FROM:<address>"));
   // "FROM: <a@b>" is not RFC syntax but common enough that refusing it only hurts.
-  auto path = common::parse_path(trim(arg.substr(5)), /*allow_null=*/true, /*allow_utf8=*/true);
+  auto path = common::parse_path(common::trim_blanks(arg.substr(5)), /*allow_null=*/true, /*allow_utf8=*/true);
   if (path.error != common::PathError::none) return error(replies::bad_sender_syntax());
   bool smtputf8 = false;
   if (!parse_mail_params(path.params, smtputf8)) return;
   // RFC 6531 §3.4: UTF-8 in the envelope only in a transaction that asked for it.
-  if (!smtputf8 && !is_ascii(path.address.str())) return error(replies::utf8_needs_smtputf8());
+  if (!smtputf8 && !common::is_ascii(path.address.str())) return error(replies::utf8_needs_smtputf8());
   has_mail_ = true;
   smtputf8_ = smtputf8;
   envelope_from_ = path.is_null ? std::string() : path.address.str();
@@ -179,12 +160,12 @@ void Session::cmd_mail(std::string_view arg) {
 // 5321 §4.1.1.11). Sends the error reply itself and returns false on a problem.
 bool Session::parse_mail_params(std::string_view params, bool& smtputf8) {
   bool seen_size = false, seen_body = false, seen_auth = false;
-  while (!(params = trim(params)).empty()) {
+  while (!(params = common::trim_blanks(params)).empty()) {
     auto end = params.find(' ');
     std::string_view param = params.substr(0, end);
     params = end == std::string_view::npos ? std::string_view() : params.substr(end);
     auto eq = param.find('=');
-    std::string keyword = upper(param.substr(0, eq));
+    std::string keyword = common::to_upper_ascii(param.substr(0, eq));
     std::string_view value = eq == std::string_view::npos ? std::string_view() : param.substr(eq + 1);
     if (keyword == "SIZE" && !seen_size) {
       seen_size = true;
@@ -200,7 +181,7 @@ bool Session::parse_mail_params(std::string_view params, bool& smtputf8) {
       }
     } else if (keyword == "BODY" && !seen_body) {
       seen_body = true;
-      auto body = upper(value);
+      auto body = common::to_upper_ascii(value);
       if (body != "7BIT" && body != "8BITMIME") {
         error(replies::syntax_error("BODY=7BIT or BODY=8BITMIME"));
         return false;
@@ -220,13 +201,13 @@ bool Session::parse_mail_params(std::string_view params, bool& smtputf8) {
 void Session::cmd_rcpt(std::string_view arg) {
   if (!has_mail_) return error(replies::need_mail());
   if (body_started_) return error(replies::bad_sequence("RCPT after BDAT"));
-  if (!iequals_prefix(arg, "TO:")) return error(replies::syntax_error("RCPT TO:<address>"));
-  arg = trim(arg.substr(3));
+  if (!common::istarts_with(arg, "TO:")) return error(replies::syntax_error("RCPT TO:<address>"));
+  arg = common::trim_blanks(arg.substr(3));
   // RFC 5321 §4.5.1: <Postmaster> without a domain must be accepted, from
   // anyone; there is no domain to look up. It is stored as the bare
   // "postmaster", which the router sends to its configured postmaster.
-  if (iequals_prefix(arg, "<POSTMASTER>")) {
-    auto params = trim(arg.substr(12));
+  if (common::istarts_with(arg, "<POSTMASTER>")) {
+    auto params = common::trim_blanks(arg.substr(12));
     if (!params.empty()) return error(replies::unknown_parameter(params.substr(0, params.find_first_of(" ="))));
     if (recipients_.size() >= config_.max_recipients)
       return reply(replies::too_many_recipients(config_.max_recipients));
@@ -238,7 +219,7 @@ void Session::cmd_rcpt(std::string_view arg) {
   const common::Address& address = path.address;
   std::string_view params = path.params;
   if (!params.empty()) return error(replies::unknown_parameter(params.substr(0, params.find_first_of(" ="))));
-  if (!smtputf8_ && !is_ascii(address.str())) return error(replies::utf8_needs_smtputf8());
+  if (!smtputf8_ && !common::is_ascii(address.str())) return error(replies::utf8_needs_smtputf8());
   // RFC 5321 §4.5.3.1.10: 452 asks the client to send the rest in a later transaction.
   if (recipients_.size() >= config_.max_recipients) return reply(replies::too_many_recipients(config_.max_recipients));
   pending_recipient_ = address.str();

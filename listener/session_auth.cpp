@@ -5,6 +5,7 @@
 // session after max_auth_failures. Credentials are never logged.
 #include <sodium.h>
 
+#include "ascii.h"
 #include "log.h"
 #include "session.h"
 #include "smtp/replies.h"
@@ -24,13 +25,6 @@ std::optional<std::string> decode_base64(std::string_view text) {
       end != text.data() + text.size())
     return std::nullopt;
   out.resize(length);
-  return out;
-}
-
-std::string upper_ascii(std::string_view text) {
-  std::string out(text);
-  for (auto& ch : out)
-    if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
   return out;
 }
 
@@ -66,7 +60,7 @@ void Session::cmd_auth(std::string_view arg) {
   if (authenticated()) return error(replies::auth_already_done());
   if (has_mail_) return error(replies::bad_sequence("AUTH not allowed during a mail transaction"));
   auto space = arg.find(' ');
-  auto mechanism = upper_ascii(arg.substr(0, space));
+  auto mechanism = common::to_upper_ascii(arg.substr(0, space));
   std::string_view initial = space == std::string_view::npos ? std::string_view() : arg.substr(space + 1);
   if (mechanism == "PLAIN") {
     if (!initial.empty()) return auth_plain(initial == "=" ? std::string_view() : initial);

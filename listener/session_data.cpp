@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "mail/date.h"
 #include "queue_id.h"
 #include "queue_ids.h"
 #include "session.h"
@@ -138,8 +139,7 @@ std::string Session::with_protocol() const {
 // single recipient so a message to many does not list them all (Postfix does the same).
 std::string Session::received_header() const {
   auto ip = context_.client.family == IpAddress::Family::v6 ? "IPv6:" + client_ip_ : client_ip_;
-  auto date = fmt::format("{:%a, %d %b %Y %H:%M:%S} +0000",
-                          fmt::gmtime(std::chrono::system_clock::to_time_t(context_.clock())));
+  auto date = common::mail::rfc5322_date(std::chrono::system_clock::to_time_t(context_.clock()));
   std::string header = fmt::format("Received: from {} ([{}])\r\n\tby {}", helo_, ip, config_.hostname);
   if (tls_active()) header += fmt::format(" ({})", tls_cipher_);
   // The queue id, as in the 250 and the logs (RFC 5321 §4.4 "ID" clause).
@@ -155,7 +155,7 @@ std::string Session::missing_headers() const {
   if (!trusted_ && !authenticated()) return {};
   auto now = std::chrono::system_clock::to_time_t(context_.clock());
   std::string out;
-  if (!filter_.has_date()) out += fmt::format("Date: {:%a, %d %b %Y %H:%M:%S} +0000\r\n", fmt::gmtime(now));
+  if (!filter_.has_date()) out += "Date: " + common::mail::rfc5322_date(now) + "\r\n";
   if (!filter_.has_message_id()) {
     std::string origin = context_.received_by;
     for (auto& ch : origin)

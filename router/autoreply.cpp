@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "address.h"
+#include "ascii.h"
+#include "mail/date.h"
 
 namespace wsmtp::router {
 namespace {
@@ -11,7 +13,7 @@ using common::mail::HeaderBlock;
 
 // The first word of a header value, lower-cased: "no (comment)" -> "no".
 std::string first_token(std::string_view value) {
-  value = common::mail::trim(value);
+  value = common::trim(value);
   auto end = value.find_first_of(" \t;(");
   return common::to_lower_ascii(value.substr(0, end));
 }
@@ -28,14 +30,6 @@ std::string one_line(std::string_view value) {
   std::replace_if(
       out.begin(), out.end(), [](char c) { return c == '\r' || c == '\n'; }, ' ');
   return out;
-}
-
-std::string rfc5322_date(std::time_t now) {
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
 }
 
 std::string crlf_text(std::string_view text) {
@@ -90,7 +84,7 @@ std::string compose_autoreply(const AutoReplyMessage& r, const HeaderBlock& orig
   m += "From: <" + r.from + ">\r\n";
   m += "To: <" + r.to + ">\r\n";
   m += "Subject: " + one_line(subject) + "\r\n";
-  m += "Date: " + rfc5322_date(r.now) + "\r\n";
+  m += "Date: " + common::mail::rfc5322_date(r.now) + "\r\n";
   m += "Message-ID: <" + r.message_id + "@" + r.hostname + ">\r\n";
   if (!orig_id.empty()) {
     // RFC 3834 §3.1.5: In-Reply-To the original, References its references plus

@@ -14,6 +14,8 @@
 
 #include <fmt/format.h>
 
+#include "byte_size.h"
+
 namespace wsmtp::common {
 
 struct ConfigParser {
@@ -178,11 +180,9 @@ std::uint64_t SectionReader::get_size(const std::string& key, std::uint64_t fall
                                       std::uint64_t max) {
   const auto* e = find(key);
   if (!e) return fallback;
-  static constexpr std::uint64_t kMult[] = {1024, 1024, 1024 * 1024, 1024 * 1024 * 1024};
-  std::uint64_t n = 0, mult = 1;
-  if (!split_unit(e->value, "kKMG", kMult, n, mult) || n > (std::uint64_t(1) << 40))
-    fail(key, fmt::format("expected a size such as 1048576, 512k or 50M, got '{}'", e->value));
-  std::uint64_t v = n * mult;
+  auto parsed = parse_byte_size(e->value);
+  if (!parsed) fail(key, fmt::format("expected a size such as 1048576, 512k or 50M, got '{}'", e->value));
+  std::uint64_t v = *parsed;
   if (v < min || v > max) fail(key, fmt::format("{} bytes is out of range [{}, {}]", v, min, max));
   return v;
 }

@@ -60,7 +60,7 @@ class SectionReader {
   // "30", "30s", "5m", "2h", "7d"
   std::chrono::seconds get_duration(const std::string& key, std::chrono::seconds fallback, std::chrono::seconds min,
                                     std::chrono::seconds max);
-  // "1048576", "512k", "50M", "1G"
+  // "1048576", "512k", "50M", "1G": the syntax of parse_byte_size (byte_size.h)
   std::uint64_t get_size(const std::string& key, std::uint64_t fallback, std::uint64_t min, std::uint64_t max);
   // Comma- or space-separated list.
   std::vector<std::string> get_list(const std::string& key, const std::vector<std::string>& fallback);

@@ -6,8 +6,6 @@
 namespace wsmtp::common::mail {
 namespace {
 
-char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
-
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
 // RFC 5322 §3.6.8 ftext: printable US-ASCII except colon.
@@ -31,19 +29,6 @@ bool is_domain_char(char c) {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-std::string_view trim(std::string_view text) {
-  while (!text.empty() && (is_wsp(text.front()) || text.front() == '\r' || text.front() == '\n')) text.remove_prefix(1);
-  while (!text.empty() && (is_wsp(text.back()) || text.back() == '\r' || text.back() == '\n')) text.remove_suffix(1);
-  return text;
-}
 
 HeaderBlock HeaderBlock::parse(std::string_view text, const HeaderLimits& limits) {
   HeaderBlock block;
@@ -120,8 +105,7 @@ bool HeaderCollector::feed(std::string_view chunk) {
 
 bool mentions_address(std::string_view value, std::string_view address) {
   if (address.empty() || value.size() < address.size()) return false;
-  std::string lowered(value);
-  std::transform(lowered.begin(), lowered.end(), lowered.begin(), lower);
+  std::string lowered = to_lower_ascii(value);
   for (std::size_t at = lowered.find(address); at != std::string::npos; at = lowered.find(address, at + 1)) {
     bool start_ok = at == 0 || !is_atext_or_dot(lowered[at - 1]);
     std::size_t end = at + address.size();

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "ascii.h"
+
 namespace wsmtp::common::mail {
 
 struct HeaderField {
@@ -61,8 +63,9 @@ class HeaderCollector {
   bool done_ = false;
 };
 
-bool iequals(std::string_view a, std::string_view b);
-std::string_view trim(std::string_view text);
+// Header names compare with iequals, values are cut with trim (ascii.h).
+using common::iequals;
+using common::trim;
 
 // True if address (lower-case local@domain) appears in a header value as a
 // whole address: "Bob <bob@x.org>", "bob@x.org, c@y", case-insensitively.

@@ -18,13 +18,6 @@ constexpr std::size_t kMaxBoundary = 200;
 constexpr std::size_t kQpLineLimit = 75;  // plus the '=' of a soft break: 76 (RFC 2045 §6.7 rule 5)
 
 bool is_8bit(char c) { return static_cast<unsigned char>(c) >= 0x80; }
-bool any_8bit(std::string_view s) { return std::any_of(s.begin(), s.end(), is_8bit); }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // Removes RFC 5322 comments ("(...)", nested) outside quoted strings.
 std::string strip_comments(std::string_view value) {
@@ -88,15 +81,15 @@ ContentType parse_content_type(std::string_view value) {
   auto end = next_separator(v, 0);
   auto media = trim(std::string_view(v).substr(0, end));
   if (auto slash = media.find('/'); slash != std::string_view::npos) {
-    ct.type = lower(trim(media.substr(0, slash)));
-    ct.subtype = lower(trim(media.substr(slash + 1)));
+    ct.type = to_lower_ascii(trim(media.substr(0, slash)));
+    ct.subtype = to_lower_ascii(trim(media.substr(slash + 1)));
   }
   while (end != std::string_view::npos) {
     auto start = end + 1;
     end = next_separator(v, start);
     auto param = std::string_view(v).substr(start, end == std::string_view::npos ? end : end - start);
     auto eq = param.find('=');
-    if (eq != std::string_view::npos && lower(trim(param.substr(0, eq))) == "boundary")
+    if (eq != std::string_view::npos && to_lower_ascii(trim(param.substr(0, eq))) == "boundary")
       ct.boundary = unquote(param.substr(eq + 1));
   }
   return ct;
@@ -108,7 +101,7 @@ enum class Cte { identity, encoded, other };
 
 Cte classify(const std::optional<std::string_view>& value) {
   if (!value) return Cte::identity;
-  auto v = lower(trim(strip_comments(*value)));
+  auto v = to_lower_ascii(trim(strip_comments(*value)));
   if (v.empty() || v == "7bit" || v == "8bit" || v == "binary") return Cte::identity;
   if (v == "quoted-printable" || v == "base64") return Cte::encoded;
   return Cte::other;
@@ -289,7 +282,7 @@ class MimeWalker {
 
 void MimeWalker::feed(std::string_view chunk, std::string* out) {
   result_.input_size += chunk.size();
-  if (scanning() && !result_.has_8bit) result_.has_8bit = any_8bit(chunk);
+  if (scanning() && !result_.has_8bit) result_.has_8bit = !is_ascii(chunk);
   while (!chunk.empty()) {
     auto nl = chunk.find('\n');
     std::size_t upto = nl == std::string_view::npos ? chunk.size() : nl + 1;
@@ -378,7 +371,7 @@ void MimeWalker::header_piece(Frame& f, std::string_view content, std::string_vi
     return;
   }
   // An endless header section: pass it on as it is, with the rest of the entity.
-  if (scanning() && any_8bit(f.header)) fail("8-bit characters in an oversized header section", true);
+  if (scanning() && !is_ascii(f.header)) fail("8-bit characters in an oversized header section", true);
   emit(out, f.header);
   f.header.clear();
   f.opaque = true;
@@ -394,7 +387,7 @@ void MimeWalker::end_headers(Frame& f, std::string_view blank, std::string* out)
   auto cte_field = block.first("Content-Transfer-Encoding");
   f.cte = classify(cte_field);
   if (cte_field) {
-    auto v = lower(trim(strip_comments(*cte_field)));
+    auto v = to_lower_ascii(trim(strip_comments(*cte_field)));
     f.declared_8bit = v == "8bit" || v == "binary";
   }
   const bool encapsulated = ct.type == "message" && (ct.subtype == "rfc822" || ct.subtype == "news");
@@ -412,7 +405,7 @@ void MimeWalker::end_headers(Frame& f, std::string_view blank, std::string* out)
   }
   const HeaderEdit leaf_edit{"quoted-printable", f.message_top, true};
   if (scanning()) {
-    if (any_8bit(f.header)) fail("8-bit characters in header fields (that needs SMTPUTF8)", true);
+    if (!is_ascii(f.header)) fail("8-bit characters in header fields (that needs SMTPUTF8)", true);
     if (f.kind == Kind::leaf)
       f.header_delta = static_cast<std::int64_t>(rewrite_header(f.header, leaf_edit).size()) -
                        static_cast<std::int64_t>(f.header.size());
@@ -436,7 +429,7 @@ void MimeWalker::end_headers(Frame& f, std::string_view blank, std::string* out)
 void MimeWalker::body_piece(Frame& f, std::string_view content, std::string_view eol, std::string* out) {
   if (scanning()) {
     f.raw_bytes += content.size() + eol.size();
-    f.body_8bit = f.body_8bit || any_8bit(content);
+    f.body_8bit = f.body_8bit || !is_ascii(content);
     if (!f.opaque && f.cte == Cte::identity) f.qp_bytes += f.qp.measure(content, !eol.empty());
     return;
   }
@@ -465,7 +458,7 @@ void MimeWalker::pop_frame(std::string* out) {
   stack_.pop_back();
   if (f.phase == Phase::headers) {
     // Cut off before its header section ended: whatever came is passed on.
-    if (scanning() && any_8bit(f.header)) fail("8-bit characters in header fields (that needs SMTPUTF8)", true);
+    if (scanning() && !is_ascii(f.header)) fail("8-bit characters in header fields (that needs SMTPUTF8)", true);
     emit(out, f.header);
     return;
   }

@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "ascii.h"
 #include "log.h"
 #include "smtp/dot_stuff.h"
 
@@ -29,12 +30,6 @@ constexpr std::size_t kBodyLowWater = 64 * 1024;
 
 timeval to_timeval(std::chrono::seconds s) { return timeval{static_cast<time_t>(s.count()), 0}; }
 
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string ssl_errors() {
   std::string out;
   while (unsigned long e = ERR_get_error()) {
@@ -44,12 +39,6 @@ std::string ssl_errors() {
     out += buf;
   }
   return out.empty() ? "handshake failed" : out;
-}
-
-bool is_ascii(std::string_view s) {
-  for (unsigned char c : s)
-    if (c >= 0x80) return false;
-  return true;
 }
 
 // RFC 6531 §3.2: a UTF-8 address must not go to a server without SMTPUTF8, and
@@ -78,7 +67,7 @@ ServerExtensions parse_ehlo(const Reply& reply) {
   while (start <= reply.text.size()) {
     auto end = reply.text.find('\n', start);
     if (end == std::string::npos) end = reply.text.size();
-    auto line = upper(std::string_view(reply.text).substr(start, end - start));
+    auto line = to_upper_ascii(std::string_view(reply.text).substr(start, end - start));
     start = end + 1;
     if (std::exchange(first, false)) continue;
     if (line == "PIPELINING")

@@ -1,5 +1,7 @@
 #include "smtp/dot_stuff.h"
 
+#include "ascii.h"
+
 namespace wsmtp::common::smtp {
 
 void DotStuffer::feed(std::string_view in, std::string& out) {
@@ -32,10 +34,6 @@ void DotStuffer::finish(std::string& out) {
   out += ".\r\n";
 }
 
-bool has_8bit(std::string_view bytes) {
-  for (char ch : bytes)
-    if (static_cast<unsigned char>(ch) >= 0x80) return true;
-  return false;
-}
+bool has_8bit(std::string_view bytes) { return !is_ascii(bytes); }
 
 }  // namespace wsmtp::common::smtp

@@ -117,6 +117,15 @@ TEST_CASE("listener config values", "[config]") {
   CHECK_FALSE(c.is_trusted(*IpAddress::parse("192.0.3.1")));
 }
 
+TEST_CASE("max_message_size takes the size syntax wsmtpctl takes (common/byte_size.h)", "[config]") {
+  CHECK(parse("[listener]\nmax_message_size = 50m\n").max_message_size == 50u << 20);
+  CHECK(parse("[listener]\nmax_message_size = 512k\n").max_message_size == 512u << 10);
+  CHECK(parse("[listener]\nmax_message_size = 1g\n").max_message_size == 1u << 30);
+  CHECK(parse("[listener]\nmax_message_size = 10MiB\n").max_message_size == 10u << 20);
+  CHECK_THROWS_WITH(parse("[listener]\nmax_message_size = 50x\n"),
+                    Catch::Contains("test.conf:2: [listener] max_message_size"));
+}
+
 TEST_CASE("bad listener config names the key and the line", "[config]") {
   struct Row {
     const char* text;
