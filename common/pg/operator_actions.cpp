@@ -1,7 +1,5 @@
 #include "pg/operator_actions.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 
 #include "log.h"
@@ -10,17 +8,6 @@
 #include "pg/waiter.h"
 
 namespace wsmtp::common::pg {
-
-namespace {
-
-MessageIds ids_of(const pqxx::result& rows) {
-  MessageIds out;
-  for (const auto& r : rows) out.push_back(r[0].as<std::int64_t>());
-  std::sort(out.begin(), out.end());  // RETURNING has no order
-  return out;
-}
-
-}  // namespace
 
 MessageIds delete_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
   auto rows = tx.exec_params(
@@ -36,7 +23,7 @@ MessageIds delete_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
           "recalled, nothing more is sent)",
           qid(r[0].as<std::int64_t>()), r[1].as<int>(), r[2].as<std::string>());
   }
-  return ids_of(rows);
+  return sorted_ids(rows);
 }
 
 MessageIds retry_now(pqxx::transaction_base& tx, const MessageIds& ids) {
@@ -50,7 +37,7 @@ MessageIds retry_now(pqxx::transaction_base& tx, const MessageIds& ids) {
       bigint_array(ids));
   tx.exec(std::string("SELECT pg_notify('") + kDeliverChannel + "', '')");
   for (const auto& r : rows) log::info("msg={} retry requested by operator", qid(r[0].as<std::int64_t>()));
-  return ids_of(rows);
+  return sorted_ids(rows);
 }
 
 std::vector<MessageSnapshot> message_snapshots(pqxx::transaction_base& tx, const MessageIds& ids) {

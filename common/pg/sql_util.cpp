@@ -1,5 +1,6 @@
 #include "pg/sql_util.h"
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
 
@@ -60,6 +61,14 @@ std::string bytea_value(const pqxx::field& field) {
     if ((hi | lo) < 0) throw std::runtime_error("malformed bytea value from the server (not hex)");
     out[i] = static_cast<char>((hi << 4) | lo);
   }
+  return out;
+}
+
+std::vector<std::int64_t> sorted_ids(const pqxx::result& rows) {
+  std::vector<std::int64_t> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) out.push_back(r[0].as<std::int64_t>());
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -3,25 +3,12 @@
 // of release_messages.
 #include "pg/transitions_hold.h"
 
-#include <algorithm>
-
 #include "log.h"
 #include "queue_id.h"
 #include "pg/sql_util.h"
 #include "pg/waiter.h"
 
 namespace wsmtp::common::pg {
-
-namespace {
-
-MessageIds ids_of(const pqxx::result& rows) {
-  MessageIds out;
-  for (const auto& r : rows) out.push_back(r[0].as<std::int64_t>());
-  std::sort(out.begin(), out.end());  // RETURNING has no order
-  return out;
-}
-
-}  // namespace
 
 // A message under a live lease (states 2 and 4) is not taken from its worker:
 // the worker learns of the hold at its next lease renewal (within seconds),
@@ -39,7 +26,7 @@ MessageIds hold_messages(pqxx::transaction_base& tx, const MessageIds& ids, cons
       log::info("msg={} held by operator: {}; worker {} finishes the step in flight and starts nothing more",
                 qid(r[0].as<std::int64_t>()), reason, r[1].as<std::string>());
   }
-  return ids_of(rows);
+  return sorted_ids(rows);
 }
 
 MessageIds release_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
@@ -51,7 +38,7 @@ MessageIds release_messages(pqxx::transaction_base& tx, const MessageIds& ids) {
   // A release gives the message a fresh set of attempts (lease expiries and
   // routing failures alike). Released work must not wait for the next poll.
   tx.exec("SELECT pg_notify('" + std::string(kRouteChannel) + "', ''), pg_notify('" + kDeliverChannel + "', '')");
-  return ids_of(rows);
+  return sorted_ids(rows);
 }
 
 bool hold_message(pqxx::transaction_base& tx, std::int64_t msg_id, const std::string& reason) {
