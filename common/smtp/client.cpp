@@ -333,6 +333,11 @@ std::optional<Reply> SmtpClient::greet(const std::string& host) {
   if (ext_.starttls) {
     auto go = command("STARTTLS");
     if (go.code == 220) {
+      // Anything already read past the 220 was sent in plaintext and would pass
+      // as the answer to a command sent inside TLS (CVE-2011-0411, client side):
+      // a man in the middle could then answer for the server.
+      if (!replies_.empty() || !lines_.empty() || evbuffer_get_length(bufferevent_get_input(bev_.get())) != 0)
+        broken("data after the reply to STARTTLS, before TLS started (plaintext injection?)");
       start_tls(host);
       auto again = ehlo();  // RFC 3207 §4.2: forget everything learnt before TLS
       if (!again.is_positive()) return refuse(again);
@@ -441,6 +446,11 @@ TransactionResult SmtpClient::send(const Envelope& envelope, const std::function
     for (const auto& r : result.recipients) any_accepted = any_accepted || r.is_positive();
   }
   if (!ext_.pipelining && any_accepted) result.data = command("DATA");
+  // Only the reply to the final dot may say the message was taken: a positive
+  // answer to DATA itself, before any body, is a broken or lying server, and
+  // the conversation is out of step from here on.
+  if (result.data && result.data->code != 354 && result.data->is_positive())
+    broken(fmt::format("answered DATA with {} instead of 354, before the body was sent", result.data->code));
   if (result.data && result.data->code == 354) {
     if (any_accepted) {
       transmit_body(produce);

@@ -4,12 +4,20 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ec.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <memory>
 #include <string_view>
 #include <thread>
+
+#include "handles.h"
 
 #include <catch2/catch.hpp>
 
@@ -18,7 +26,8 @@ using namespace wsmtp::common::smtp;
 namespace {
 ServerExtensions announced(const std::vector<std::string>& lines) {
   std::vector<std::string> wire;
-  for (std::size_t i = 0; i < lines.size(); ++i) wire.push_back("250" + std::string(i + 1 < lines.size() ? "-" : " ") + lines[i]);
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    wire.push_back("250" + std::string(i + 1 < lines.size() ? "-" : " ") + lines[i]);
   auto reply = parse_reply(wire);
   REQUIRE(reply);
   return parse_ehlo(*reply);
@@ -68,12 +77,60 @@ TEST_CASE("MAIL carries SMTPUTF8 only for a UTF-8 address to a server that takes
 
 namespace {
 
-// Accepts one connection and plays a minimal SMTP server (no extensions). At
-// the final dot it answers 250, or with drop_at_dot closes the connection
-// without a reply, as a relay that dies (or a link that breaks) just then.
+// A self-signed certificate for 127.0.0.1 (its IP subjectAltName), so a
+// client with TlsPolicy::required and this certificate as its only root
+// verifies the scripted server as it would a real relay.
+struct TestCertificate {
+  std::unique_ptr<EVP_PKEY, wsmtp::common::CFree<EVP_PKEY_free>> key{EVP_EC_gen("P-256")};
+  std::unique_ptr<X509, wsmtp::common::CFree<X509_free>> cert{X509_new()};
+  std::string pem_path;
+
+  TestCertificate() {
+    REQUIRE(key);
+    REQUIRE(cert);
+    X509* x = cert.get();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key.get());
+    X509_NAME* name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1,
+                               0);
+    X509_set_issuer_name(x, name);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+    X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, "IP:127.0.0.1");
+    REQUIRE(san);
+    X509_add_ext(x, san, -1);
+    X509_EXTENSION_free(san);
+    REQUIRE(X509_sign(x, key.get(), EVP_sha256()) > 0);
+    char path[] = "/tmp/wsmtp-client-test-XXXXXX";
+    const int fd = ::mkstemp(path);
+    REQUIRE(fd >= 0);
+    pem_path = path;
+    FILE* f = ::fdopen(fd, "w");
+    REQUIRE(f);
+    REQUIRE(PEM_write_X509(f, x) == 1);
+    std::fclose(f);
+  }
+  ~TestCertificate() { ::unlink(pem_path.c_str()); }
+};
+
+enum class Script {
+  normal,         // 250 at the final dot
+  drop_at_dot,    // closes without a reply at the final dot, as a relay that dies (or a link that breaks) just then
+  data_250,       // answers DATA itself with 250, as a broken or lying server
+  inject_at_tls,  // announces STARTTLS, and sends plaintext replies behind its 220, as a man in the middle
+};
+
+// Accepts one connection and plays a minimal SMTP server (no extensions but
+// STARTTLS for inject_at_tls; after the handshake it goes on inside TLS).
 class ScriptedServer {
  public:
-  explicit ScriptedServer(bool drop_at_dot) : drop_at_dot_(drop_at_dot) {
+  explicit ScriptedServer(bool drop_at_dot) : ScriptedServer(drop_at_dot ? Script::drop_at_dot : Script::normal) {}
+  explicit ScriptedServer(Script script, const TestCertificate* cert = nullptr) : script_(script), cert_(cert) {
     listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(listener_ >= 0);
     sockaddr_in addr{};
@@ -87,8 +144,12 @@ class ScriptedServer {
     thread_ = std::thread([this] { serve(); });
   }
   ~ScriptedServer() {
-    thread_.join();
+    finish();
     ::close(listener_);
+  }
+  // Waits for the server to end its session (the client closed or quit).
+  void finish() {
+    if (thread_.joinable()) thread_.join();
   }
   int port() const { return port_; }
   std::string body() const { return body_; }
@@ -108,10 +169,19 @@ class ScriptedServer {
           continue;
         }
         in_data = false;
-        if (drop_at_dot_) break;  // the message is complete here, the reply never leaves
+        if (script_ == Script::drop_at_dot) break;  // the message is complete here, the reply never leaves
         say(fd, "250 2.0.0 queued\r\n");
       } else if (line.rfind("EHLO", 0) == 0) {
-        say(fd, "250 scripted.example\r\n");
+        say(fd, script_ == Script::inject_at_tls && !ssl_ ? "250-scripted.example\r\n250 STARTTLS\r\n"
+                                                          : "250 scripted.example\r\n");
+      } else if (line == "STARTTLS" && cert_) {
+        // The 220 and, in the same packet, a forged answer to the EHLO that the
+        // client sends inside TLS; the shift makes every later reply answer the
+        // command before it, so DATA gets the RCPT's 250.
+        say(fd, "220 2.0.0 ready\r\n250-injected.example\r\n250 PIPELINING\r\n");
+        if (!start_tls(fd)) break;
+      } else if (line == "DATA" && script_ == Script::data_250) {
+        say(fd, "250 2.0.0 queued\r\n");
       } else if (line == "DATA") {
         in_data = true;
         say(fd, "354 go ahead\r\n");
@@ -125,13 +195,25 @@ class ScriptedServer {
     ::close(fd);
   }
   // Runs on the server thread, where Catch's assertions must not be used; a
-  // failed write shows as the client's error.
-  static void say(int fd, std::string_view text) {
-    if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) ::shutdown(fd, SHUT_RDWR);
+  // failed handshake or write shows as the client's error.
+  bool start_tls(int fd) {
+    ctx_.reset(SSL_CTX_new(TLS_server_method()));
+    if (!ctx_ || SSL_CTX_use_certificate(ctx_.get(), cert_->cert.get()) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx_.get(), cert_->key.get()) != 1)
+      return false;
+    ssl_.reset(SSL_new(ctx_.get()));
+    return ssl_ && SSL_set_fd(ssl_.get(), fd) == 1 && SSL_accept(ssl_.get()) == 1;
   }
+  void say(int fd, std::string_view text) {
+    const int n = static_cast<int>(text.size());
+    const bool ok = ssl_ ? SSL_write(ssl_.get(), text.data(), n) == n
+                         : ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    if (!ok) ::shutdown(fd, SHUT_RDWR);
+  }
+  bool read_byte(int fd, char& c) { return ssl_ ? SSL_read(ssl_.get(), &c, 1) == 1 : ::read(fd, &c, 1) == 1; }
   bool read_line(int fd, std::string& line) {
     line.clear();
-    for (char c; ::read(fd, &c, 1) == 1;) {
+    for (char c; read_byte(fd, c);) {
       if (c == '\n') {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         return true;
@@ -141,7 +223,10 @@ class ScriptedServer {
     return false;
   }
 
-  bool drop_at_dot_;
+  Script script_;
+  const TestCertificate* cert_;
+  std::unique_ptr<SSL_CTX, wsmtp::common::CFree<SSL_CTX_free>> ctx_;
+  std::unique_ptr<SSL, wsmtp::common::CFree<SSL_free>> ssl_;
   int listener_ = -1;
   int port_ = 0;
   std::string body_;
@@ -233,4 +318,46 @@ TEST_CASE("every reply and flushed write is reported as progress (lease renewal 
   // MAIL, RCPT, DATA's 354 and the final reply at least, plus the body's flush.
   CHECK(progress - after_greeting >= 5);
   client.quit();
+}
+
+// Issue 15, item 8: a relay (or a man in the middle) must not make mail vanish.
+
+TEST_CASE("a positive answer to DATA before the body is not a delivery") {
+  ScriptedServer server(Script::data_250);
+  SmtpClient client(plain_options());
+  REQUIRE_FALSE(client.open("127.0.0.1", server.port()));
+  try {
+    auto result = client.send(Envelope{"a@example.org", {"b@example.test"}, 0, false}, kBody);
+    FAIL("send reported a result (DATA " << (result.data ? result.data->code : 0) << ") for a body never sent");
+  } catch (const ClientError& e) {
+    CHECK(std::string(e.what()).find("answered DATA with 250 instead of 354") != std::string::npos);
+  }
+  CHECK(server.body().empty());
+}
+
+// The man in the middle answers STARTTLS and, behind the 220 in plaintext, the
+// EHLO the client will send inside TLS. The TLS session itself is genuine (the
+// certificate verifies, tls = required), so only the plaintext gives it away.
+TEST_CASE("plaintext behind the STARTTLS reply ends the session before TLS, even with TLS required") {
+  TestCertificate cert;
+  ScriptedServer server(Script::inject_at_tls, &cert);
+  auto options = plain_options();
+  options.tls = TlsPolicy::required;
+  options.ca_file = cert.pem_path;
+  try {
+    SmtpClient client(options);
+    auto refused = client.open("127.0.0.1", server.port());
+    // Without the check, TLS starts, the forged EHLO answer is taken, and the
+    // message below is reported delivered by the RCPT's 250 with no body sent.
+    auto result = client.send(Envelope{"a@example.org", {"b@example.test"}, 0, false}, kBody);
+    FAIL("the session went on after the injection: "
+         << (refused ? refused->text : "")
+         << (result.data ? " DATA " + std::to_string(result.data->code) : std::string()));
+  } catch (const ClientError& e) {
+    CHECK(std::string(e.what()).find("data after the reply to STARTTLS") != std::string::npos);
+  }
+  server.finish();
+  const auto& seen = server.commands();
+  CHECK(std::find(seen.begin(), seen.end(), "STARTTLS") != seen.end());
+  CHECK(std::none_of(seen.begin(), seen.end(), [](const std::string& c) { return c.rfind("MAIL", 0) == 0; }));
 }
