@@ -20,6 +20,7 @@ import pipeline  # noqa: E402
 
 SKIP_EXIT = 77
 _outcomes = {"passed": 0, "failed": 0, "skipped": 0}
+_log_sources = []
 
 
 def _count(report):
@@ -48,6 +49,16 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = SKIP_EXIT
 
 
+@pytest.fixture(scope="module")
+def failure_logs():
+    """A list the module appends (title, function returning text) to: each is shown
+    in the report of a test that fails while the module runs (a peer's log)."""
+    sources = []
+    _log_sources.append(sources)
+    yield sources
+    _log_sources.remove(sources)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -55,3 +66,5 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for p in pipeline.Pipeline.open_pipelines:
             report.sections.append((f"daemon logs ({p.root})", p.log_tails()))
+        for title, text in (source for sources in _log_sources for source in sources):
+            report.sections.append((title, text()))
