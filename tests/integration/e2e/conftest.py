@@ -1,10 +1,8 @@
 """pytest glue for the end-to-end tests.
 
-ctest runs each test file as one test (tests/CMakeLists.txt) and reads exit code
-77 as "skipped". pytest exits 0 when every test was skipped, so a file that could
-not run here (no privilege for network namespaces, no usable systemd-analyze)
-would show as passed: pytest_sessionfinish turns "nothing passed or failed, and
-something was skipped" into 77.
+ctest runs each test file as one test (tests/CMakeLists.txt); the hooks from
+harness/pytest_ctest.py make a file whose tests were all skipped exit 77, which
+ctest reports as skipped.
 
 A failing test gets the last lines of every running pipeline's daemon logs in
 its report: the fixture that owns the pipeline outlives the test, so the
@@ -17,36 +15,9 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
 import pipeline  # noqa: E402
+from pytest_ctest import pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish  # noqa: E402,F401
 
-SKIP_EXIT = 77
-_outcomes = {"passed": 0, "failed": 0, "skipped": 0}
 _log_sources = []
-
-
-def _count(report):
-    if report.passed and report.when == "call":
-        _outcomes["passed"] += 1
-    elif report.failed:
-        _outcomes["failed"] += 1
-    elif report.skipped:
-        _outcomes["skipped"] += 1
-
-
-def pytest_runtest_logreport(report):
-    _count(report)
-
-
-def pytest_collectreport(report):
-    # A module-level pytest.skip(allow_module_level=True) is a skipped collection.
-    if report.failed or report.skipped:
-        _count(report)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    nothing_ran = _outcomes["passed"] == 0 and _outcomes["failed"] == 0
-    if nothing_ran and _outcomes["skipped"] > 0 and exitstatus in (pytest.ExitCode.OK,
-                                                                  pytest.ExitCode.NO_TESTS_COLLECTED):
-        session.exitstatus = SKIP_EXIT
 
 
 @pytest.fixture(scope="module")
