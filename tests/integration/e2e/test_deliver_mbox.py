@@ -10,7 +10,8 @@ import threading
 import time
 
 import pytest
-from deliver_harness import Pipeline, add_mbox_mailbox, queue_counts, set_section, start_workers, unquote_mboxrd, wait_until
+from deliver_harness import (Pipeline, add_mbox_mailbox, queue_counts, set_section, start_workers, unquote_mboxrd,
+                             wait_until)
 
 MESSAGES = 240
 WORKERS = 3
