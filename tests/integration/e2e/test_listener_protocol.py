@@ -88,23 +88,40 @@ def test_helo_works(p):
         assert s.docmd("MAIL", "FROM:<a@client.example>")[0] == 250, "HELO works"
 
 
-def test_open_relay_suite_is_refused(p):
-    relay_forms = [
-        "<someone@remote.example>", f"<user%remote.example@{p.domain}>", f"<\"user@remote.example\"@{p.domain}>",
-        f"<@{p.domain}:user@remote.example>", f"<remote.example!user@{p.domain}>", "<user@[127.0.0.1]>",
-        "<user@[IPv6:::1]>", f"<USER%REMOTE.EXAMPLE@{p.domain.upper()}>",
-    ]
-    for rcpt in relay_forms:
-        code, lines = code_of(p.port, "MAIL FROM:<spammer@remote.example>", f"RCPT TO:{rcpt}")
-        assert code == 554 and "5.7.1" in lines[0], f"relay refused for {rcpt}: {lines}"
+# {d} is the local domain.
+RELAY_FORMS = ["<someone@remote.example>", "<user%remote.example@{d}>", "<\"user@remote.example\"@{d}>",
+               "<@{d}:user@remote.example>", "<remote.example!user@{d}>", "<user@[127.0.0.1]>",
+               "<user@[IPv6:::1]>", "<USER%REMOTE.EXAMPLE@{D}>"]
+
+
+@pytest.mark.parametrize("form", RELAY_FORMS)
+def test_relay_is_refused(p, form):
+    rcpt = form.format(d=p.domain, D=p.domain.upper())
+    code, lines = code_of(p.port, "MAIL FROM:<spammer@remote.example>", f"RCPT TO:{rcpt}")
+    assert code == 554 and "5.7.1" in lines[0], f"relay refused for {rcpt}: {lines}"
+
+
+def test_unknown_local_user_gets_550_5_1_1(p):
     code, lines = code_of(p.port, "MAIL FROM:<x@remote.example>", f"RCPT TO:<nobody@{p.domain}>")
     assert code == 550 and "5.1.1" in lines[0], f"unknown local user 550 5.1.1: {lines}"
+
+
+def test_source_route_to_a_local_user_is_accepted_and_ignored(p):
     code, _ = code_of(p.port, "MAIL FROM:<x@remote.example>", f"RCPT TO:<@other.example:alice@{p.domain}>")
     assert code == 250, "source route to a local user accepted and ignored"
+
+
+def test_alias_is_a_known_recipient(p):
     code, _ = code_of(p.port, "MAIL FROM:<>", f"RCPT TO:<both@{p.domain}>")
     assert code == 250, "alias is a known recipient"
+
+
+def test_quoted_local_part_of_a_user_is_accepted(p):
     code, _ = code_of(p.port, "MAIL FROM:<>", f"RCPT TO:<\"alice\"@{p.domain}>")
     assert code == 250, "quoted local part of a user"
+
+
+def test_nothing_stored_by_the_relay_suite(p):
     assert int(sql(p, "SELECT count(*) FROM messages")[0][0]) == 0, "nothing stored by the relay suite"
 
 
@@ -131,26 +148,41 @@ def test_smtp_smuggling_and_bare_line_ends(p):
     assert "\r" not in body.replace("\r\n", ""), "no bare CR stored"
 
 
-def test_nul_8bit_loops_long_lines_and_smtputf8(p):
+def data_session(p, mail_from="MAIL FROM:<a@client.example>"):
+    """A raw session after EHLO, MAIL, RCPT and DATA."""
     c = RawSmtp(p.port)
     c.reply()
     c.cmd("EHLO x")
-    c.send(f"MAIL FROM:<a@client.example> BODY=8BITMIME\r\nRCPT TO:<alice@{p.domain}>\r\nDATA\r\n")
+    c.send(f"{mail_from}\r\nRCPT TO:<alice@{p.domain}>\r\nDATA\r\n")
     c.replies(3)
+    return c
+
+
+def test_nul_and_8bit_bytes_are_accepted(p):
+    c = data_session(p, "MAIL FROM:<a@client.example> BODY=8BITMIME")
     c.send(b"Subject: nul\r\n\r\nA\x00B \xff\xfe\x80 \xc3\xbc\r\n.\r\n")
     assert c.reply()[0] == 250, "NUL and 8-bit bytes accepted"
-    c.send(f"MAIL FROM:<a@client.example>\r\nRCPT TO:<alice@{p.domain}>\r\nDATA\r\n")
-    c.replies(3)
+    c.close()
+
+
+def test_mail_loop_gets_554_5_4_6(p):
+    c = data_session(p)
     c.send("".join(f"Received: from hop{i}\r\n" for i in range(51)) + "\r\nloop\r\n.\r\n")
     code, lines = c.reply()
     assert code == 554 and "5.4.6" in lines[0], f"mail loop 554 5.4.6: {lines}"
-    c.send(f"MAIL FROM:<a@client.example>\r\nRCPT TO:<alice@{p.domain}>\r\nDATA\r\n")
-    c.replies(3)
+    c.close()
+
+
+def test_line_over_1000_octets_is_refused_and_the_session_continues(p):
+    c = data_session(p)
     c.send("Subject: long\r\n\r\n" + "y" * 999 + "\r\n.\r\n")
     code, lines = c.reply()
     assert code == 500 and "5.5.2" in lines[0], f"line over 1000 octets refused: {lines}"
     assert c.cmd("NOOP")[0] == 250, "session continues"
     c.close()
+
+
+def test_smtputf8(p):
     with smtplib.SMTP("127.0.0.1", p.port, timeout=20) as s:
         s.ehlo("x")
         msg = "Subject: Grüße\r\n\r\nUTF-8 body ü\r\n".encode()
@@ -184,7 +216,7 @@ def test_chunking_bdat(p):
         f"BDAT body stored exactly: {body!r}"
 
 
-def test_pipelining_and_swaks(p):
+def test_pipelined_replies_come_in_order(p):
     c = RawSmtp(p.port)
     c.reply()
     c.send(f"EHLO x\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<alice@{p.domain}>\r\nRCPT TO:<nobody@{p.domain}>\r\n"
@@ -192,11 +224,17 @@ def test_pipelining_and_swaks(p):
     codes = [r[0] for r in c.replies(8)]
     assert codes == [250, 250, 250, 550, 250, 354, 250, 221], f"pipelined replies in order: {codes}"
     assert c.closed(), "QUIT closes"
-    for extra in ([], ["--pipeline"], ["--protocol", "ESMTP"]):
-        r = subprocess.run(["swaks", "--server", f"127.0.0.1:{p.port}", "--from", "s@client.example",
-                            "--to", f"alice@{p.domain}", "--helo", "swaks.example", "--timeout", "20", *extra],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
-        assert r.returncode == 0 and "queued as" in r.stdout, f"swaks {extra}: rc={r.returncode}\n{r.stdout[-800:]}"
+
+
+@pytest.mark.parametrize("extra", [[], ["--pipeline"], ["--protocol", "ESMTP"]], ids=lambda e: " ".join(e) or "plain")
+def test_swaks_delivers(p, extra):
+    r = subprocess.run(["swaks", "--server", f"127.0.0.1:{p.port}", "--from", "s@client.example",
+                        "--to", f"alice@{p.domain}", "--helo", "swaks.example", "--timeout", "20", *extra],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert r.returncode == 0 and "queued as" in r.stdout, f"swaks {extra}: rc={r.returncode}\n{r.stdout[-800:]}"
+
+
+def test_swaks_relay_attempt_is_refused(p):
     r = subprocess.run(["swaks", "--server", f"127.0.0.1:{p.port}", "--from", "s@client.example",
                         "--to", "victim@remote.example", "--timeout", "20"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
