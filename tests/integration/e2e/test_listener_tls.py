@@ -130,7 +130,11 @@ def test_swaks_starttls_and_auth_login_relay(p):
         f"swaks STARTTLS + AUTH LOGIN relay: {r.stdout[-600:]}"
 
 
-def test_sighup_reloads_the_certificate_and_keeps_it_on_a_bad_file(p, tmp):
+@pytest.fixture(scope="module")
+def reloaded(p, tmp):
+    """wsmtp sent SIGHUP after its certificate was replaced, with a session open
+    across the reload. Yields the certificates before and after, the session and
+    the configuration text before."""
     first = peer_cert(p.port)
     # A session that spans the reload must keep working.
     s = smtplib.SMTP("127.0.0.1", p.port, timeout=30)
@@ -140,24 +144,33 @@ def test_sighup_reloads_the_certificate_and_keeps_it_on_a_bad_file(p, tmp):
         text = f.read()
     with open(p.config, "w") as f:
         f.write(text.replace(p.tls_cert, cert).replace(p.tls_key, key))
-    wsmtp = p.procs["wsmtp"][-1]
-    wsmtp.send_signal(signal.SIGHUP)
+    p.procs["wsmtp"][-1].send_signal(signal.SIGHUP)
     deadline = time.time() + 10
     second = first
     while second == first and time.time() < deadline:
         time.sleep(0.2)
         second = peer_cert(p.port)
-    assert second != first, "SIGHUP reloads the certificate"
-    assert s.noop()[0] == 250, "a session survives the reload"
-    # A broken configuration is refused whole; the running one stays.
+    yield {"first": first, "second": second, "session": s, "text": text}
+    s.close()
+
+
+def test_sighup_reloads_the_certificate(reloaded):
+    assert reloaded["second"] != reloaded["first"], "SIGHUP reloads the certificate"
+
+
+def test_a_session_survives_the_reload(reloaded):
+    assert reloaded["session"].noop()[0] == 250, "a session survives the reload"
+
+
+def test_a_bad_file_is_refused_whole_and_the_running_certificate_stays(p, reloaded):
+    wsmtp = p.procs["wsmtp"][-1]
     with open(p.config, "w") as f:
-        f.write(text.replace(p.tls_cert, "/nonexistent/cert.pem"))
+        f.write(reloaded["text"].replace(p.tls_cert, "/nonexistent/cert.pem"))
     wsmtp.send_signal(signal.SIGHUP)
     time.sleep(1)
     assert wsmtp.poll() is None, "still running after a bad reload"
-    assert peer_cert(p.port) == second, "bad reload keeps the running certificate"
+    assert peer_cert(p.port) == reloaded["second"], "bad reload keeps the running certificate"
     assert "reload failed" in p.log("wsmtp"), "bad reload is logged"
-    s.quit()
 
 
 def test_auth_failures_add_up_per_client_address(p):
