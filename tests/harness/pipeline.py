@@ -41,6 +41,10 @@ def bin_dir():
 
 
 class Pipeline:
+    # The pipelines not yet closed, so that a test runner can show their logs
+    # when a test fails (tests/integration/e2e/conftest.py).
+    open_pipelines = []
+
     def __init__(self, domain="example.test", lease_time="5s", queue_extra="", listener_extra="", ipv6=False,
                  db_socket=False, router_extra=""):
         self.bindir = bin_dir()
@@ -77,6 +81,7 @@ class Pipeline:
                 "interval = 1s\n"
             )
         self.procs = {}
+        Pipeline.open_pipelines.append(self)
         self.ctl("db", "migrate")
 
     # --- processes -----------------------------------------------------
@@ -133,7 +138,18 @@ class Pipeline:
         except FileNotFoundError:
             return ""
 
+    def log_tails(self, lines=40):
+        out = []
+        for name in DAEMON_PATHS:
+            text = self.log(name)
+            if text:
+                out.append(f"----- {name} log (last {lines} lines) -----")
+                out.extend(text.splitlines()[-lines:])
+        return "\n".join(out)
+
     def close(self):
+        if self in Pipeline.open_pipelines:
+            Pipeline.open_pipelines.remove(self)
         for name in list(self.procs):
             self.kill(name, signal.SIGTERM)
         self.pg.destroy()
@@ -147,11 +163,7 @@ class Pipeline:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
-            for name in DAEMON_PATHS:
-                text = self.log(name)
-                if text:
-                    print(f"----- {name} log (last 40 lines) -----")
-                    print("\n".join(text.splitlines()[-40:]))
+            print(self.log_tails())
         self.close()
 
     # --- directory -----------------------------------------------------

@@ -99,6 +99,13 @@ def runuser():
     return None if program("runuser", "/usr/sbin", "/sbin") else "runuser not found"
 
 
+def debian_pytest():
+    # The end-to-end tests run under /usr/bin/python3 -m pytest (tests/CMakeLists.txt);
+    # a pytest in some other interpreter on PATH does not count.
+    r = run(["/usr/bin/python3", "-c", "import pytest"])
+    return None if r.returncode == 0 else f"/usr/bin/python3 cannot import pytest: {r.stdout.strip()[-200:]}"
+
+
 SBIN = ("/usr/sbin", "/sbin")
 DOVECOT_LIB = "/usr/lib/dovecot"
 
@@ -123,6 +130,7 @@ CHECKS = [
     ("clang", "the libFuzzer targets (clang++)", has_program("clang++")),
     ("libclang-rt-14-dev", "libFuzzer and the sanitizers' runtime for the fuzz targets", libfuzzer),
     ("iproute2", "ip netns for the multi-host deployment test", ip_netns),
+    ("python3-pytest", "pytest, which runs the end-to-end tests", debian_pytest),
 ]
 
 

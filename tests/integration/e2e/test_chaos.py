@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Chaos: the whole pipeline under a steady stream of mail from several smtplib
 clients while, at random moments, wsmtp, wroute, wdeliver and wreaper are
 SIGKILLed and restarted, PostgreSQL itself is restarted (fast and immediate), and
@@ -24,14 +23,13 @@ import re
 import signal
 import smtplib
 import socket
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import set_section, sql  # noqa: E402
-from deliver_relays import SmtpSink  # noqa: E402
-from pipeline import Pipeline, wait_until  # noqa: E402
+import pytest
+from deliver_harness import set_section, sql
+from deliver_relays import SmtpSink
+from pipeline import Pipeline, wait_until
 
 CHAOS_SECONDS = int(os.environ.get("WSMTP_CHAOS_SECONDS", "45"))
 DRAIN_SECONDS = 150
@@ -121,8 +119,8 @@ def relayed(sink):
     return found
 
 
-def main():
-    rng = random.Random(int(os.environ.get("WSMTP_CHAOS_SEED", "7")))
+@pytest.fixture(scope="module")
+def env():
     with Pipeline(lease_time="3s") as p:
         p.add_domain()
         for u in USERS:
@@ -135,72 +133,102 @@ def main():
             f.write(text.replace("[listener]\n", "[listener]\ntrusted_networks = 127.0.0.0/8\n"))
         set_section(p, "deliver", transports="maildir, relay", retry_base="1s", retry_max="2s")
         sink = SmtpSink(p.root, "chaos")
-        sql(p, "INSERT INTO relay_pools (name, down_time) VALUES ('default', '1 second')")
-        sql(p, f"INSERT INTO relays (pool, host, port) VALUES ('default', '127.0.0.1', {sink.port})")
-        p.start_all()
+        try:
+            sql(p, "INSERT INTO relay_pools (name, down_time) VALUES ('default', '1 second')")
+            sql(p, f"INSERT INTO relays (pool, host, port) VALUES ('default', '127.0.0.1', {sink.port})")
+            p.start_all()
+            yield p, sink
+        finally:
+            sink.stop()
 
-        out, stop = Outcomes(), threading.Event()
-        threads = [threading.Thread(target=client, args=(p, i, stop, out, random.Random(i))) for i in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        events = {"kill": 0, "pg_fast": 0, "pg_immediate": 0, "relay_stop": 0}
-        end = time.time() + CHAOS_SECONDS
-        while time.time() < end:
+
+@pytest.fixture(scope="module")
+def run(env):
+    """Mail flows through the chaos, then the queue drains. Returns the client-side
+    outcomes, the expected local copies and relayed tokens, and what arrived."""
+    p, sink = env
+    rng = random.Random(int(os.environ.get("WSMTP_CHAOS_SEED", "7")))
+    out, stop = Outcomes(), threading.Event()
+    threads = [threading.Thread(target=client, args=(p, i, stop, out, random.Random(i))) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    events = {"kill": 0, "pg_fast": 0, "pg_immediate": 0, "relay_stop": 0}
+    end = time.time() + CHAOS_SECONDS
+    while time.time() < end:
+        time.sleep(rng.uniform(0.5, 2.0))
+        action = rng.choice(DAEMONS + DAEMONS + ("pg_fast", "pg_immediate", "relay_stop"))
+        if action == "relay_stop":
+            sink.stop_backend()
             time.sleep(rng.uniform(0.5, 2.0))
-            action = rng.choice(DAEMONS + DAEMONS + ("pg_fast", "pg_immediate", "relay_stop"))
-            if action == "relay_stop":
-                sink.stop_backend()
-                time.sleep(rng.uniform(0.5, 2.0))
-                sink.start()
-                events[action] += 1
-            elif action.startswith("pg_"):
-                p.pg.restart(action[3:])
-                events[action] += 1
-            else:
-                p.kill(action, signal.SIGKILL)
-                time.sleep(rng.uniform(0.0, 0.5))
-                p.start(action)
-                events["kill"] += 1
-        stop.set()
-        for t in threads:
-            t.join(timeout=30)
+            sink.start()
+            events[action] += 1
+        elif action.startswith("pg_"):
+            p.pg.restart(action[3:])
+            events[action] += 1
+        else:
+            p.kill(action, signal.SIGKILL)
+            time.sleep(rng.uniform(0.0, 0.5))
+            p.start(action)
+            events["kill"] += 1
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
 
-        expected = {(t, u) for t, us in out.accepted.items() for u in us if u != REMOTE}
-        expected_remote = {t for t, us in out.accepted.items() if REMOTE in us}
+    expected = {(t, u) for t, us in out.accepted.items() for u in us if u != REMOTE}
+    expected_remote = {t for t, us in out.accepted.items() if REMOTE in us}
 
-        def drained():
-            q = p.queue()
-            return all(q[s]["count"] == 0 for s in ("RECEIVED", "ROUTING", "ROUTED", "DELIVERING")) and \
-                expected <= set(copies(p)) and expected_remote <= set(relayed(sink))
-        wait_until(drained, DRAIN_SECONDS, interval=1, what="the queue to drain after the chaos")
-        time.sleep(2)
-        found = copies(p)
-        remote = relayed(sink)
-        tokens = {t for t, _ in found} | set(remote)
-        lost = sorted(expected - set(found))
-        duplicates = sorted(k for k, n in found.items() if n > 1)
-        refused_delivered = sorted(tokens & out.refused)
-        unknown = sorted(tokens - set(out.accepted) - out.in_doubt)
-        in_doubt_delivered = len(tokens & out.in_doubt)
-        remote_lost = sorted(expected_remote - set(remote))
-        remote_repeats = sum(n - 1 for n in remote.values() if n > 1)
-        print(f"chaos: {CHAOS_SECONDS}s, daemon kills={events['kill']} pg restarts fast={events['pg_fast']} "
-              f"immediate={events['pg_immediate']} relay stops={events['relay_stop']}")
-        print(f"chaos: relayed accepted={len(expected_remote)} at the relay={len(remote)} lost={len(remote_lost)} "
-              f"repeated to the relay after a kill={remote_repeats}")
-        print(f"chaos: sent={out.attempts} 250s={len(out.accepted)} refused={len(out.refused)} "
-              f"in-doubt={len(out.in_doubt)} (delivered {in_doubt_delivered}) expected copies={len(expected)} "
-              f"delivered copies={sum(found.values())} duplicates={len(duplicates)} lost={len(lost)}")
-        assert len(out.accepted) > 50, "too little mail got through to prove anything"
-        assert not lost, f"lost: {lost[:10]}"
-        assert not remote_lost, f"relayed mail lost: {remote_lost[:10]}"
-        assert not duplicates, f"duplicates: {duplicates[:10]}"
-        assert not refused_delivered, f"refused but delivered: {refused_delivered[:10]}"
-        assert not unknown, f"delivered but never sent to completion: {unknown[:10]}"
-        for name in DAEMONS:
-            assert p.alive(name), f"{name} exited on its own:\n{p.log(name)[-3000:]}"
-        sink.stop()
+    def drained():
+        q = p.queue()
+        return all(q[s]["count"] == 0 for s in ("RECEIVED", "ROUTING", "ROUTED", "DELIVERING")) and \
+            expected <= set(copies(p)) and expected_remote <= set(relayed(sink))
+    wait_until(drained, DRAIN_SECONDS, interval=1, what="the queue to drain after the chaos")
+    time.sleep(2)
+    found = copies(p)
+    remote = relayed(sink)
+    tokens = {t for t, _ in found} | set(remote)
+    remote_repeats = sum(n - 1 for n in remote.values() if n > 1)
+    print(f"chaos: {CHAOS_SECONDS}s, daemon kills={events['kill']} pg restarts fast={events['pg_fast']} "
+          f"immediate={events['pg_immediate']} relay stops={events['relay_stop']}")
+    print(f"chaos: relayed accepted={len(expected_remote)} at the relay={len(remote)} "
+          f"repeated to the relay after a kill={remote_repeats}")
+    print(f"chaos: sent={out.attempts} 250s={len(out.accepted)} refused={len(out.refused)} "
+          f"in-doubt={len(out.in_doubt)} (delivered {len(tokens & out.in_doubt)}) expected copies={len(expected)} "
+          f"delivered copies={sum(found.values())}")
+    return {"out": out, "expected": expected, "expected_remote": expected_remote, "found": found,
+            "remote": remote, "tokens": tokens}
 
 
-if __name__ == "__main__":
-    main()
+def test_enough_mail_got_through_to_prove_anything(run):
+    assert len(run["out"].accepted) > 50, "too little mail got through to prove anything"
+
+
+def test_no_accepted_local_copy_is_lost(run):
+    lost = sorted(run["expected"] - set(run["found"]))
+    assert not lost, f"lost: {lost[:10]}"
+
+
+def test_no_accepted_relayed_message_is_lost(run):
+    remote_lost = sorted(run["expected_remote"] - set(run["remote"]))
+    assert not remote_lost, f"relayed mail lost: {remote_lost[:10]}"
+
+
+def test_no_local_copy_is_duplicated(run):
+    duplicates = sorted(k for k, n in run["found"].items() if n > 1)
+    assert not duplicates, f"duplicates: {duplicates[:10]}"
+
+
+def test_refused_mail_is_never_delivered(run):
+    refused_delivered = sorted(run["tokens"] & run["out"].refused)
+    assert not refused_delivered, f"refused but delivered: {refused_delivered[:10]}"
+
+
+def test_nothing_is_delivered_that_was_not_sent_to_completion(run):
+    out = run["out"]
+    unknown = sorted(run["tokens"] - set(out.accepted) - out.in_doubt)
+    assert not unknown, f"delivered but never sent to completion: {unknown[:10]}"
+
+
+@pytest.mark.parametrize("name", DAEMONS)
+def test_no_daemon_exits_for_an_outage(env, run, name):
+    p = env[0]
+    assert p.alive(name), f"{name} exited on its own:\n{p.log(name)[-3000:]}"

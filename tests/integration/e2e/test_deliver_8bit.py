@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """8-bit mail to a relay without 8BITMIME (RFC 6152 §3), with the real daemons.
 
 The relay is Postfix's smtp-sink started with -8 (no 8BITMIME in its EHLO). The
@@ -16,12 +15,13 @@ import email
 import email.policy
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until  # noqa: E402
-from deliver_relays import SmtpSink  # noqa: E402
+import pytest
+from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
+from deliver_relays import SmtpSink
 
+# The functions below run in file order on one pipeline: the bounce policy is
+# set after the convert policy's messages went out.
 SENDER = "alice@example.test"
 UTF8 = "Grüße aus Köln — ½ € ✓\r\nnaïve café, ÆØÅ æøå, ΑΒΓ, привет, 日本語\r\n=equals= and trailing space \r\n"
 
@@ -88,45 +88,75 @@ def check_converted(sink, original, subject):
     return raw
 
 
-def main():
+@pytest.fixture(scope="module")
+def env():
     with Pipeline(lease_time="20s", listener_extra="trusted_networks = 127.0.0.1/32\n") as p:
         set_section(p, "deliver", transports="maildir, relay", retry_base="1s", retry_max="2s",
                     relay_connect_timeout="3s", relay_command_timeout="10s")
         sink = SmtpSink(p.root, "seven", "-8")
         try:
-            run(p, sink)
+            p.add_domain()
+            p.add_mailbox("alice")
+            yield p, sink
         finally:
             sink.stop()
 
 
-def run(p, sink):
-    p.add_domain()
-    p.add_mailbox("alice")
-    assert "8bit=convert" in p.ctl("relay", "pool-set", "default").stdout  # the default policy
+@pytest.fixture(scope="module")
+def default_policy(env):
+    """The default pool's settings as wsmtpctl shows them."""
+    return env[0].ctl("relay", "pool-set", "default").stdout
+
+
+SENT = {"mixed": multipart(), "plain": plain(), "Grüße": utf8_subject()}
+
+
+@pytest.fixture(scope="module")
+def converted(env, default_policy):
+    """The three messages sent 8-bit to the relay without 8BITMIME, all DONE."""
+    p, sink = env
     p.ctl("relay", "add", "default", "127.0.0.1", "--port", str(sink.port))
     for name in ("wsmtp", "wroute", "wdeliver", "wreaper"):
         p.start(name)
-    sent = {"mixed": multipart(), "plain": plain(), "Grüße": utf8_subject()}
     with p.smtp() as s:
-        for text in sent.values():
+        for text in SENT.values():
             s.sendmail(SENDER, ["r@far.example"], text.encode(), mail_options=["BODY=8BITMIME"])
     wait_until(lambda: queue_counts(p)["DONE"] == 4, 60, interval=0.3, what="3 messages and 1 DSN DONE")
+    return p, sink
 
-    raw = check_converted(sink, sent["mixed"], "mixed")
+
+def test_default_policy_is_convert(default_policy):
+    assert "8bit=convert" in default_policy
+
+
+def test_multipart_arrives_7bit_with_quoted_printable_and_7bit_parts_unchanged(converted):
+    raw = check_converted(converted[1], SENT["mixed"], "mixed")
     assert raw.count(b"Content-Transfer-Encoding: quoted-printable") == 3, raw.decode()
     assert b"seven bit only" in raw and b"AAECAwQFBgcICQoLDA0ODw==" in raw
     assert b"Content-Transfer-Encoding: 8bit" not in raw
     assert max(len(line) for line in raw.split(b"\n")) <= 998
-    check_converted(sink, sent["plain"], "plain")
+
+
+def test_plain_8bit_message_arrives_7bit_and_decodes_to_the_original(converted):
+    check_converted(converted[1], SENT["plain"], "plain")
+
+
+def test_envelope_has_no_body_8bitmime(converted):
+    sink = converted[1]
     for name in os.listdir(sink.dump_dir):  # the envelope smtp-sink recorded: no BODY=8BITMIME
         with open(os.path.join(sink.dump_dir, name), "rb") as f:
             assert b"BODY=8BITMIME" not in f.read().split(b"\nReceived: ")[0]
+
+
+def test_raw_utf8_subject_bounces_with_5_6_9(converted):
+    p = converted[0]
     assert dsn_status(p, "<hdr@t>") == ["5.6.9"], dsn_status(p, "<hdr@t>")
     error = sql(p, "SELECT last_error FROM deliveries WHERE status = 'bounced'")
     assert error.startswith("5.6.9 ") and "SMTPUTF8" in error, error
-    print(f"convert: 2 messages arrived 7-bit and decode to the original parts; header case refused: {error}")
 
-    # A pool that bounces 8-bit mail instead.
+
+def test_pool_set_to_bounce_refuses_8bit_mail_with_5_6_3(converted):
+    p, sink = converted
     p.ctl("relay", "pool-set", "default", "--8bit", "bounce")
     with p.smtp() as s:
         s.sendmail(SENDER, ["r@far.example"], plain().replace("plain", "bounced").encode(),
@@ -135,8 +165,3 @@ def run(p, sink):
     error = sql(p, "SELECT last_error FROM deliveries WHERE status = 'bounced' AND last_error LIKE '5.6.3%'")
     assert "does not support 8BITMIME" in error, error
     assert len(sink.messages()) == 2
-    print(f"bounce policy: {error}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Maildir delivery under SIGKILL: 1,000 messages x 5 recipients = 5,000
 deliveries are queued first, then two wdeliver workers drain them while one is
 SIGKILLed and restarted every few hundred milliseconds. Afterwards each message
@@ -9,18 +8,21 @@ the router and the deliverer while mail is still arriving. Bounded: ~2 minutes.
 import os
 import random
 import signal
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import Pipeline, queue_counts, set_section, wait_until  # noqa: E402
+import pytest
+from deliver_harness import Pipeline, queue_counts, set_section, wait_until
 
 MESSAGES = 1000
 USERS = ("c0", "c1", "c2", "c3", "c4")
 TRAILER = "-- end of message --"
+EXPECTED = {(f"k-{i:05d}", u) for i in range(MESSAGES) for u in USERS}
 
 
-def main():
+@pytest.fixture(scope="module")
+def run():
+    """Queues every message, then drains it with wdeliver being SIGKILLed; returns
+    the kills, each (subject, user) copy count and the partial files."""
     rng = random.Random(int(os.environ.get("WSMTP_CRASH_SEED", "3")))
     with Pipeline(lease_time="2s", queue_extra="max_expired_claims = 1000\n") as p:
         set_section(p, "deliver", transports="maildir", retry_base="1s", batch_size="20")
@@ -57,19 +59,31 @@ def main():
                 copies[(subject, u)] = copies.get((subject, u), 0) + 1
                 if not text.endswith(TRAILER + "\n"):
                     partial.append(path)
-        expected = {(f"k-{i:05d}", u) for i in range(MESSAGES) for u in USERS}
-        lost = expected - set(copies)
-        dups = {k: n for k, n in copies.items() if n > 1}
         log = p.log("wdeliver")
-        print(f"deliver crash test: deliveries={len(expected)} kills={kills} files={sum(copies.values())} "
-              f"lost={len(lost)} duplicates={len(dups)} partial={len(partial)} "
+        print(f"deliver crash test: kills={kills} files={sum(copies.values())} partial={len(partial)} "
               f"reclaimed={log.count('re-claimed')} already_present={log.count('already in')}")
-        assert kills >= 5, f"only {kills} kills: the run was too short to test anything"
-        assert not lost, sorted(lost)[:10]
-        assert not dups, list(dups.items())[:10]
-        assert not partial, partial[:5]
-        assert set(copies) == expected
+        yield kills, copies, partial
 
 
-if __name__ == "__main__":
-    main()
+def test_the_run_killed_often_enough_to_test_anything(run):
+    kills = run[0]
+    assert kills >= 5, f"only {kills} kills: the run was too short to test anything"
+
+
+def test_no_delivery_is_lost(run):
+    lost = EXPECTED - set(run[1])
+    assert not lost, sorted(lost)[:10]
+
+
+def test_no_delivery_is_duplicated(run):
+    dups = {k: n for k, n in run[1].items() if n > 1}
+    assert not dups, list(dups.items())[:10]
+
+
+def test_no_partial_file_reaches_new(run):
+    partial = run[2]
+    assert not partial, partial[:5]
+
+
+def test_exactly_the_expected_copies(run):
+    assert set(run[1]) == EXPECTED

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Leases that outlive slow work, against a real relay (Postfix's smtp-sink
 behind a proxy that stalls the end of a message's data) with a 3 s lease and a
 reaper running every second:
@@ -15,15 +14,15 @@ reaper running every second:
    for the deleted one, and the deliverer says so once.
 Bounded: a few messages, about a minute.
 """
-import os
 import re
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until  # noqa: E402
-from deliver_relays import SmtpSink  # noqa: E402
+import pytest
+from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
+from deliver_relays import SmtpSink
 
+# The functions below run in file order on one pipeline: phase 2 counts on
+# phase 1's message, and the release on phase 2's held message.
 LEASE = 3
 STALL = 2 * LEASE + 3  # longer than twice the lease
 
@@ -52,26 +51,27 @@ def msg_id(p, sender):
     return sql(p, f"SELECT id FROM messages WHERE envelope_from = '{sender}'")
 
 
-def main():
+@pytest.fixture(scope="module")
+def env():
     with Pipeline(lease_time=f"{LEASE}s", listener_extra="trusted_networks = 127.0.0.1/32\n") as p:
         set_section(p, "deliver", **deliver_section(2))
         relay = SmtpSink(p.root, "slow")
         relay.proxy.idle_timeout = None  # the stall is the relay's silence
         try:
-            run(p, relay)
+            p.add_domain()
+            sql(p, "INSERT INTO relay_pools (name, max_messages_per_connection, down_time, tls_policy) "
+                   "VALUES ('default', 100, '300 seconds', 'none')")
+            sql(p, f"INSERT INTO relays (pool, host, port, weight) VALUES ('default', '127.0.0.1', {relay.port}, 1)")
+            for name in ("wsmtp", "wroute", "wdeliver", "wreaper"):
+                p.start(name)
+            yield p, relay
         finally:
             relay.stop()
 
 
-def run(p, relay):
-    p.add_domain()
-    sql(p, "INSERT INTO relay_pools (name, max_messages_per_connection, down_time, tls_policy) "
-           "VALUES ('default', 100, '300 seconds', 'none')")
-    sql(p, f"INSERT INTO relays (pool, host, port, weight) VALUES ('default', '127.0.0.1', {relay.port}, 1)")
-    for name in ("wsmtp", "wroute", "wdeliver", "wreaper"):
-        p.start(name)
-
-    # 1. A stall past twice the lease: renewed, sent once, never counted.
+def test_lease_renewed_through_a_stall_past_twice_the_lease(env):
+    p, relay = env
+    # A stall past twice the lease: renewed, sent once, never counted.
     relay.proxy.stall_final_dot(STALL)
     send(p, "slow@example.test")
     assert relay.proxy.stalled.wait(30), "the relay never saw the final dot"
@@ -86,9 +86,14 @@ def run(p, relay):
     assert sql(p, "SELECT max(expired_claims) FROM messages") == "0", "an expiry was counted"
     assert "re-claimed" not in p.log("wdeliver"), "another worker took the message over"
     assert "lease expired" not in p.log("wreaper"), "the reaper returned a live lease"
-    print(f"phase 1: a {STALL}s stall under a {LEASE}s lease: one copy, no expiry, nothing held")
 
-    # 2. hold and delete during a stall, in one batch of three.
+
+@pytest.fixture(scope="module")
+def stuck_batch(env):
+    """One deliverer stuck on one message of a batch of three; the other two are
+    held and deleted meanwhile. Returns the held, deleted and stuck senders and ids,
+    and when the stall began."""
+    p, relay = env
     p.kill("wdeliver", sig=15)
     set_section(p, "deliver", **deliver_section(1))
     senders = ["m1@example.test", "m2@example.test", "m3@example.test"]
@@ -100,41 +105,67 @@ def run(p, relay):
     assert relay.proxy.stalled.wait(30), "the relay never saw the final dot"
     stuck = relay.proxy.stalled_sender
     held, deleted = [s for s in senders if s != stuck]
-    held_id, deleted_id, stuck_id = msg_id(p, held), msg_id(p, deleted), msg_id(p, stuck)
+    ids = {"held": msg_id(p, held), "deleted": msg_id(p, deleted), "stuck": msg_id(p, stuck)}
     # All three are claimed together, so all are DELIVERING under one lease.
-    assert sql(p, f"SELECT count(*) FROM messages WHERE state = 4 AND id IN ({held_id}, {deleted_id}, "
-                  f"{stuck_id})") == "3", sql(p, "SELECT id, state FROM messages ORDER BY id")
-    p.ctl("hold", held_id, stuck_id)
-    p.ctl("delete", deleted_id)
+    claimed = sql(p, f"SELECT count(*) FROM messages WHERE state = 4 AND id IN ({ids['held']}, {ids['deleted']}, "
+                     f"{ids['stuck']})")
+    p.ctl("hold", ids["held"], ids["stuck"])
+    p.ctl("delete", ids["deleted"])
     stall_began = time.time()
-    wait_until(lambda: sql(p, f"SELECT state FROM messages WHERE id = {stuck_id}") == "5", STALL + 30,
+    return {"senders": {"held": held, "deleted": deleted, "stuck": stuck}, "ids": ids, "claimed": claimed,
+            "stall_began": stall_began}
+
+
+def test_batch_of_three_is_claimed_together(env, stuck_batch):
+    assert stuck_batch["claimed"] == "3", sql(env[0], "SELECT id, state FROM messages ORDER BY id")
+
+
+def test_message_in_flight_is_finished_and_not_left_held(env, stuck_batch):
+    p, ids = env[0], stuck_batch["ids"]
+    wait_until(lambda: sql(p, f"SELECT state FROM messages WHERE id = {ids['stuck']}") == "5", STALL + 30,
                interval=0.2, what="the message in flight DONE")
-    wait_until(lambda: sql(p, f"SELECT state FROM messages WHERE id = {held_id}") == "3", 30, interval=0.2,
+    assert sql(p, f"SELECT held FROM messages WHERE id = {ids['stuck']}") == "f", "a DONE message stayed held"
+
+
+def test_held_message_waits_in_routed_with_its_delivery_pending(env, stuck_batch):
+    p, ids = env[0], stuck_batch["ids"]
+    wait_until(lambda: sql(p, f"SELECT state FROM messages WHERE id = {ids['held']}") == "3", 30, interval=0.2,
                what="the held message back in ROUTED")
-    assert sql(p, f"SELECT held FROM messages WHERE id = {held_id}") == "t"
-    assert sql(p, f"SELECT held FROM messages WHERE id = {stuck_id}") == "f", "a DONE message stayed held"
-    assert sql(p, f"SELECT status || ' ' || attempts FROM deliveries WHERE message_id = {held_id}") == "pending 0"
-    assert sql(p, f"SELECT count(*) FROM messages WHERE id = {deleted_id}") == "0"
-    time.sleep(max(0.0, stall_began + 2 * LEASE - time.time()))  # no late starts after the stall
-    show = p.ctl("show", held_id).stdout
+    assert sql(p, f"SELECT held FROM messages WHERE id = {ids['held']}") == "t"
+    assert sql(p, f"SELECT status || ' ' || attempts FROM deliveries WHERE message_id = {ids['held']}") == "pending 0"
+
+
+def test_deleted_message_is_gone(env, stuck_batch):
+    assert sql(env[0], f"SELECT count(*) FROM messages WHERE id = {stuck_batch['ids']['deleted']}") == "0"
+
+
+def test_only_the_message_in_flight_reaches_the_relay(env, stuck_batch):
+    p, relay = env
+    ids, senders = stuck_batch["ids"], stuck_batch["senders"]
+    wait_until(lambda: sql(p, f"SELECT state FROM messages WHERE id = {ids['stuck']}") == "5", STALL + 30,
+               interval=0.2, what="the message in flight DONE")
+    time.sleep(max(0.0, stuck_batch["stall_began"] + 2 * LEASE - time.time()))  # no late starts after the stall
+    show = p.ctl("show", ids["held"]).stdout
     assert "pending" in show, show
     copies = received(relay)
-    assert copies.get(stuck) == 1 and held not in copies and deleted not in copies, copies
+    assert copies.get(senders["stuck"]) == 1 and senders["held"] not in copies and senders["deleted"] not in copies, \
+        copies
+
+
+def test_deliverer_logs_the_hold_and_the_delete_and_no_expiry(env, stuck_batch):
+    p, ids = env[0], stuck_batch["ids"]
     log = p.log("wdeliver")
-    assert re.search(rf"msg={deleted_id} deleted by an operator", log), log[-2000:]
-    assert re.search(rf"msg={held_id} held by an operator", log), log[-2000:]
+    assert re.search(rf"msg={ids['deleted']} deleted by an operator", log), log[-2000:]
+    assert re.search(rf"msg={ids['held']} held by an operator", log), log[-2000:]
     assert sql(p, "SELECT max(expired_claims) FROM messages") == "0", "an expiry was counted"
     assert "lease expired" not in p.log("wreaper")
-    print("phase 2: in-flight message finished once; held one left pending and unsent; deleted one not sent")
 
-    # The held message goes out once after a release.
-    p.ctl("release", held_id)
-    wait_until(lambda: sql(p, f"SELECT state FROM messages WHERE id = {held_id}") == "5", 30, interval=0.2,
+
+def test_held_message_goes_out_once_after_a_release(env, stuck_batch):
+    p, relay = env
+    ids, senders = stuck_batch["ids"], stuck_batch["senders"]
+    p.ctl("release", ids["held"])
+    wait_until(lambda: sql(p, f"SELECT state FROM messages WHERE id = {ids['held']}") == "5", 30, interval=0.2,
                what="the released message DONE")
     copies = received(relay)
-    assert copies == {"slow@example.test": 1, stuck: 1, held: 1}, copies
-    print("released: delivered once")
-
-
-if __name__ == "__main__":
-    main()
+    assert copies == {"slow@example.test": 1, senders["stuck"]: 1, senders["held"]: 1}, copies

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """8-bit mail over LMTP (RFC 2033, RFC 6152 §3), with the real daemons.
 
 The LMTP servers are Postfix's smtp-sink speaking LMTP (-L), one with -8 (no
@@ -17,12 +16,13 @@ import os
 import quopri
 import re
 import signal
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until  # noqa: E402
-from deliver_relays import SmtpSink  # noqa: E402
+import pytest
+from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
+from deliver_relays import SmtpSink
 
+# The phases run in file order on one pipeline: each one's DONE count includes
+# the phases before.
 USERS = ("l1", "l2")
 # CRLF lines with 8-bit text, '=' and trailing whitespace (both need QP escapes),
 # a line far past 76 characters (soft breaks) and a leading dot.
@@ -83,44 +83,59 @@ def latest_results(p):
                   "(SELECT max(message_id) FROM deliveries WHERE transport = 'lmtp')").split("|")
 
 
-def main():
+@pytest.fixture(scope="module")
+def env():
     with Pipeline(lease_time="20s") as p:
         seven = SmtpSink(p.root, "seven", "-L", "-8")
         eight = SmtpSink(p.root, "eight", "-L")
         try:
-            run(p, seven, eight)
+            p.add_domain()
+            p.add_mailbox("sender")  # a Maildir mailbox: receives the DSN
+            for u in USERS:
+                # Each phase points wdeliver's lmtp_server at another sink, which overrides this.
+                p.ctl("mailbox", "add", f"{u}@{p.domain}", "--transport", "lmtp", "--lmtp", f"127.0.0.1:{seven.port}")
+            for name in ("wsmtp", "wroute", "wreaper"):
+                p.start(name)
+            yield p, seven, eight
         finally:
             seven.stop()
             eight.stop()
 
 
-def run(p, seven, eight):
-    p.add_domain()
-    p.add_mailbox("sender")  # a Maildir mailbox: receives the DSN
-    for u in USERS:
-        # Each phase points wdeliver's lmtp_server at another sink, which overrides this.
-        p.ctl("mailbox", "add", f"{u}@{p.domain}", "--transport", "lmtp", "--lmtp", f"127.0.0.1:{seven.port}")
-    for name in ("wsmtp", "wroute", "wreaper"):
-        p.start(name)
-
-    # 1. convert (the default) for a server without 8BITMIME.
+@pytest.fixture(scope="module")
+def converted(env):
+    """convert (the default) for a server without 8BITMIME: the dump and the results."""
+    p, seven, eight = env
     restart_deliver(p, lmtp_server=f"127.0.0.1:{seven.port}")
     send(p, "converted")
     wait_until(lambda: queue_counts(p)["DONE"] == 1, 30, interval=0.2, what="the converted message DONE")
     head, raw = dumped(seven, "converted")
-    check_envelope(p, head, body_8bit=False)
+    return head, raw, latest_results(p)
+
+
+def test_convert_sends_7bit_without_body_8bitmime(env, converted):
+    head, raw, _ = converted
+    check_envelope(env[0], head, body_8bit=False)
     assert all(b < 0x80 for b in raw), "8-bit bytes reached the LMTP server without 8BITMIME"
+
+
+def test_convert_uses_quoted_printable_that_decodes_to_the_original_body(converted):
+    raw = converted[1]
     assert b"\r\nContent-Transfer-Encoding: quoted-printable\r\n" in raw, raw.decode()
     assert b"Content-Transfer-Encoding: 8bit" not in raw
     assert max(len(line) for line in body_of(raw).split(b"\r\n")) <= 76
     decoded = quopri.decodestring(body_of(raw))
     assert decoded == BODY.encode(), f"decoded body differs:\n{decoded!r}\n{BODY.encode()!r}"
-    results = latest_results(p)
-    assert len(results) == 2 and all(r.startswith("delivered ") for r in results), results
-    assert re.search(r"msg=\d+ converted to 7 bit for LMTP server 127\.0\.0\.1:\d+", p.log("wdeliver"))
-    print("convert: both recipients got 7-bit quoted-printable that decodes to the original body")
 
-    # 2. A server with 8BITMIME: the body as it is, declared 8-bit.
+
+def test_convert_delivers_to_both_recipients_and_logs_the_conversion(env, converted):
+    results = converted[2]
+    assert len(results) == 2 and all(r.startswith("delivered ") for r in results), results
+    assert re.search(r"msg=\d+ converted to 7 bit for LMTP server 127\.0\.0\.1:\d+", env[0].log("wdeliver"))
+
+
+def test_server_with_8bitmime_gets_the_body_unchanged_declared_8bit(env, converted):
+    p, seven, eight = env
     restart_deliver(p, lmtp_server=f"127.0.0.1:{eight.port}")
     send(p, "unchanged")
     wait_until(lambda: queue_counts(p)["DONE"] == 2, 30, interval=0.2, what="the unchanged message DONE")
@@ -130,28 +145,36 @@ def run(p, seven, eight):
     results = latest_results(p)
     assert len(results) == 2 and all(r.startswith("delivered ") for r in results), results
     assert b"Content-Transfer-Encoding: 8bit\r\n" in raw
-    print("8BITMIME server: body unchanged, BODY=8BITMIME declared")
 
-    # 3. bounce for a server without 8BITMIME: nothing sent, 5.6.3 to the sender.
+
+@pytest.fixture(scope="module")
+def refused(env, converted):
+    """bounce for a server without 8BITMIME: the results and the sender's DSNs."""
+    p, seven, eight = env
+    wait_until(lambda: queue_counts(p)["DONE"] == 2, 30, interval=0.2, what="the earlier phases DONE")
     restart_deliver(p, lmtp_server=f"127.0.0.1:{seven.port}", lmtp_eightbit="bounce")
     send(p, "refused")
     wait_until(lambda: queue_counts(p)["DONE"] == 4, 30, interval=0.2, what="the refused message and its DSN DONE")
-    assert len(os.listdir(seven.dump_dir)) == 1, "the bounce policy let a message through"
-    results = latest_results(p)
-    assert len(results) == 2 and all(r.startswith("bounced 5.6.3 LMTP server 127.0.0.1:") and
-                                     "does not support 8BITMIME" in r for r in results), results
     dsns = []
     for path in p.maildir_files("sender"):
         with open(path, "rb") as f:
             text = f.read().decode(errors="replace")
         if "report-type=delivery-status" in text:
             dsns.append(text)
+    return latest_results(p), dsns
+
+
+def test_bounce_policy_sends_nothing_and_bounces_both_recipients_with_5_6_3(env, refused):
+    p, seven, eight = env
+    assert len(os.listdir(seven.dump_dir)) == 1, "the bounce policy let a message through"
+    results = refused[0]
+    assert len(results) == 2 and all(r.startswith("bounced 5.6.3 LMTP server 127.0.0.1:") and
+                                     "does not support 8BITMIME" in r for r in results), results
+
+
+def test_bounce_policy_gives_the_sender_one_dsn_and_logs_the_refusal(env, refused):
+    dsns = refused[1]
     assert len(dsns) == 1, f"{len(dsns)} DSNs for the sender"
     assert "Message-ID: <refused@t>" in dsns[0]
     assert re.findall(r"(?m)^Status: (\S+)", dsns[0]) == ["5.6.3", "5.6.3"], dsns[0]
-    assert re.search(r"msg=\d+ 8-bit content refused for every recipient: 5\.6\.3 ", p.log("wdeliver"))
-    print(f"bounce: nothing sent, one DSN with 5.6.3 for both recipients ({results[0]})")
-
-
-if __name__ == "__main__":
-    main()
+    assert re.search(r"msg=\d+ 8-bit content refused for every recipient: 5\.6\.3 ", env[0].log("wdeliver"))

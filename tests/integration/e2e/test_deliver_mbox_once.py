@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """mbox exactly once: wdeliver is SIGKILLed after it appended a message to the
 spool and before its result was committed — the window in which a plain mbox
 delivery agent delivers the message a second time on the retry.
@@ -15,11 +14,10 @@ import fcntl
 import mailbox
 import os
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import Pipeline, add_mbox_mailbox, queue_counts, set_section, sql, wait_until  # noqa: E402
+import pytest
+from deliver_harness import Pipeline, add_mbox_mailbox, queue_counts, set_section, sql, wait_until
 
 
 class RowLock:
@@ -39,7 +37,8 @@ class RowLock:
             self.proc.wait(timeout=30)
 
 
-def main():
+@pytest.fixture(scope="module")
+def env():
     with Pipeline(lease_time="5s") as p:
         set_section(p, "deliver", transports="maildir, mbox", retry_base="1s", mbox_lock_timeout="60s")
         spool = os.path.join(p.root, "spool", "ann")
@@ -49,42 +48,64 @@ def main():
         add_mbox_mailbox(p, "ann", spool)
         for name in ("wsmtp", "wroute", "wreaper"):
             p.start(name)
-        holder = open(spool, "a+")
-        fcntl.lockf(holder, fcntl.LOCK_EX)  # POSIX record lock, as wdeliver takes it
-        row = None
-        try:
-            p.start("wdeliver")
-            with p.smtp() as s:
-                s.sendmail(f"sender@{p.domain}", [f"ann@{p.domain}"],
-                           "Subject: once\r\nMessage-ID: <once@t>\r\n\r\nFrom here on, exactly once.\r\n")
-            wait_until(lambda: sql(p, "SELECT state FROM messages WHERE id = 1") == "4", 30,
-                       what="wdeliver claimed the message (and waits for the spool)")
-            row = RowLock(p, 1)
-            fcntl.lockf(holder, fcntl.LOCK_UN)
-            wait_until(lambda: "done\n" in open(spool).read(), 30, what="the copy appended and marked done")
-            time.sleep(0.5)  # wdeliver is now blocked on its commit
-            assert sql(p, "SELECT state FROM messages WHERE id = 1") == "4"
-            assert sql(p, "SELECT spool_offset FROM deliveries") == "0", "offset not journalled before the append"
-            p.kill("wdeliver")
-        finally:
-            if row:
-                row.release()
-            holder.close()
-        print("wdeliver killed between the append and the commit; the spool holds 1 copy")
+        yield p, spool
+
+
+@pytest.fixture(scope="module")
+def killed_in_the_window(env):
+    """wdeliver appended and marked its copy done, and is SIGKILLed blocked on its commit;
+    returns the message's state and journalled offset seen just before the kill."""
+    p, spool = env
+    holder = open(spool, "a+")
+    fcntl.lockf(holder, fcntl.LOCK_EX)  # POSIX record lock, as wdeliver takes it
+    row = None
+    try:
         p.start("wdeliver")
-        wait_until(lambda: queue_counts(p)["DONE"] == 1, 60, interval=0.3, what="the retried message DONE")
-        box = mailbox.mbox(spool)
-        try:
-            messages = list(box)
-        finally:
-            box.close()
-        assert len(messages) == 1, f"{len(messages)} copies in the spool"
-        assert messages[0]["Subject"] == "once"
-        assert messages[0]["X-WSMTP-Delivery"].endswith(" done")
-        assert ">From here on, exactly once." in messages[0].get_payload()
-        assert "already in" in p.log("wdeliver") and "not appended again" in p.log("wdeliver")
-        print("retry after the lease expired found its copy and appended nothing: 1 message in the spool")
+        with p.smtp() as s:
+            s.sendmail(f"sender@{p.domain}", [f"ann@{p.domain}"],
+                       "Subject: once\r\nMessage-ID: <once@t>\r\n\r\nFrom here on, exactly once.\r\n")
+        wait_until(lambda: sql(p, "SELECT state FROM messages WHERE id = 1") == "4", 30,
+                   what="wdeliver claimed the message (and waits for the spool)")
+        row = RowLock(p, 1)
+        fcntl.lockf(holder, fcntl.LOCK_UN)
+        wait_until(lambda: "done\n" in open(spool).read(), 30, what="the copy appended and marked done")
+        time.sleep(0.5)  # wdeliver is now blocked on its commit
+        seen = {"state": sql(p, "SELECT state FROM messages WHERE id = 1"),
+                "spool_offset": sql(p, "SELECT spool_offset FROM deliveries")}
+        p.kill("wdeliver")
+    finally:
+        if row:
+            row.release()
+        holder.close()
+    return seen
 
 
-if __name__ == "__main__":
-    main()
+@pytest.fixture(scope="module")
+def retried(env, killed_in_the_window):
+    """The messages in the spool after a new wdeliver retried the message."""
+    p, spool = env
+    p.start("wdeliver")
+    wait_until(lambda: queue_counts(p)["DONE"] == 1, 60, interval=0.3, what="the retried message DONE")
+    box = mailbox.mbox(spool)
+    try:
+        return list(box)
+    finally:
+        box.close()
+
+
+def test_offset_is_journalled_before_the_append(killed_in_the_window):
+    assert killed_in_the_window["state"] == "4"
+    assert killed_in_the_window["spool_offset"] == "0", "offset not journalled before the append"
+
+
+def test_retry_leaves_exactly_one_complete_copy(retried):
+    messages = retried
+    assert len(messages) == 1, f"{len(messages)} copies in the spool"
+    assert messages[0]["Subject"] == "once"
+    assert messages[0]["X-WSMTP-Delivery"].endswith(" done")
+    assert ">From here on, exactly once." in messages[0].get_payload()
+
+
+def test_retry_finds_its_copy_and_appends_nothing(env, retried):
+    p = env[0]
+    assert "already in" in p.log("wdeliver") and "not appended again" in p.log("wdeliver")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Maildir++ quotas shared with a real Dovecot (quota = maildir) through
 <Maildir>/maildirsize.
 
@@ -15,12 +14,12 @@ maildirsize. Bounded: 8 messages, a few seconds.
 import os
 import poplib
 import re
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import Pipeline, set_section, sql, wait_until  # noqa: E402
-from mdsize_dovecot import PASSWORD, QuotaDovecot, read_maildirsize, totals  # noqa: E402
+import pytest
+from deliver_harness import Pipeline, set_section, sql, wait_until
+from mdsize_dovecot import PASSWORD, QuotaDovecot, read_maildirsize, totals
 
+# The functions below run in file order: bob's Maildir is filled, then emptied over POP3.
 QUOTA = 4096
 SUBJECTS = [f"md{i}" for i in range(6)]
 
@@ -55,7 +54,8 @@ def count(p, where):
     return int(sql(p, f"SELECT count(*) FROM deliveries WHERE recipient = 'bob@{p.domain}' AND {where}"))
 
 
-def main():
+@pytest.fixture(scope="module")
+def env(failure_logs):
     with Pipeline(lease_time="10s") as p:
         # Dovecot runs as nobody: wdeliver writes the Maildirs (and maildirsize) as nobody too.
         set_section(p, "deliver", transports="maildir", retry_base="1s", retry_max="2s", maildir_owner="nobody")
@@ -65,39 +65,56 @@ def main():
         p.ctl("mailbox", "quota", f"bob@{p.domain}", "4K")
         os.makedirs(p.mail_root, exist_ok=True)
         dovecot = QuotaDovecot(p.root, p.mail_root, {"bob": (QUOTA, None)})
+        failure_logs.append(("dovecot log", lambda: dovecot.read_log()[-3000:]))
         try:
             p.start_all()
-            fill(p, dovecot)
-            free_over_pop3(p, dovecot)
-        except Exception:
-            print(dovecot.read_log()[-3000:])
-            raise
+            yield p, dovecot
         finally:
             dovecot.stop()
 
 
-def fill(p, dovecot):
+@pytest.fixture(scope="module")
+def full(env):
+    """bob's Maildir full (the rest refused with 4.2.2), alice's delivered; bob's usage."""
+    p, dovecot = env
     send(p, "bob", SUBJECTS)
     send(p, "alice", ["free0", "free1"])
     # Every copy for bob either delivered or refused at least once.
     wait_until(lambda: count(p, "status = 'delivered'") + count(p, "status = 'pending' AND last_error LIKE '4.2.2 %'")
                == len(SUBJECTS) and len(p.maildir_files("alice")) == 2, 30, what="bob full, alice delivered")
-    used, messages = usage(p, "bob")
+    return usage(p, "bob")
+
+
+def test_bob_fills_up_to_the_quota(full):
+    used, messages = full
     assert 0 < used <= QUOTA and 0 < messages < len(SUBJECTS), (used, messages)
+
+
+def test_maildirsize_totals_equal_the_files(env, full):
+    p = env[0]
     line, changes = read_maildirsize(p.maildir("bob"))
     assert line == f"{QUOTA}S", line
-    assert totals(changes) == (used, messages), f"maildirsize says {totals(changes)}, the Maildir holds {used, messages}"
-    assert read_maildirsize(p.maildir("alice")) is None, "an unlimited mailbox got a maildirsize"
+    assert totals(changes) == full, f"maildirsize says {totals(changes)}, the Maildir holds {full}"
+
+
+def test_unlimited_mailbox_gets_no_maildirsize(env, full):
+    assert read_maildirsize(env[0].maildir("alice")) is None, "an unlimited mailbox got a maildirsize"
+
+
+def test_dovecot_reports_the_same_figures_and_its_recount_agrees(env, full):
+    p, dovecot = env
+    used, messages = full
     seen = dovecot.quota("bob")
     assert seen["STORAGE"] == (kib(used), kib(QUOTA)) and seen["MESSAGE"][0] == messages, seen
     dovecot.recalc("bob")
     line, changes = read_maildirsize(p.maildir("bob"))
     assert line == f"{QUOTA}S" and changes == [(used, messages)], (line, changes)
-    print(f"full: {messages} messages, {used} bytes; wdeliver's maildirsize, doveadm quota get and "
-          f"Dovecot's recount agree; {count(p, 'status = ' + repr('pending'))} waiting with 4.2.2")
 
 
-def free_over_pop3(p, dovecot):
+@pytest.fixture(scope="module")
+def freed(env, full):
+    """bob deletes everything over POP3 while wdeliver is stopped; returns what he had and maildirsize then."""
+    p, dovecot = env
     first = subjects_in(p, "bob")
     p.kill("wdeliver", sig=15)  # still while bob reads, so the file can be checked before the retries
     pop = poplib.POP3("127.0.0.1", dovecot.pop3_port, timeout=30)
@@ -108,9 +125,19 @@ def free_over_pop3(p, dovecot):
         pop.dele(i)
     pop.quit()
     _, changes = read_maildirsize(p.maildir("bob"))
+    return first, changes
+
+
+def test_dovecot_appends_negative_lines_on_pop3_delete(freed):
+    changes = freed[1]
     # Dovecot appends one negative line per expunging transaction.
     assert totals(changes) == (0, 0) and len(changes) > 1 and all(c[0] < 0 and c[1] < 0 for c in changes[1:]), changes
-    dovecot_lines = len(changes)
+
+
+def test_wdeliver_reads_the_freed_room_and_delivers_the_waiting_messages(env, freed):
+    p, dovecot = env
+    first, dovecot_changes = freed
+    dovecot_lines = len(dovecot_changes)
     p.start("wdeliver")
     # The waiting messages are retried every 1-2 s and now fit.
     wait_until(lambda: count(p, "status = 'delivered'") == len(SUBJECTS), 30, what="the waiting messages delivered")
@@ -125,9 +152,3 @@ def free_over_pop3(p, dovecot):
     seen = dovecot.quota("bob")
     assert seen["MESSAGE"][0] == messages and seen["STORAGE"][0] == kib(used), seen
     assert sql(p, "SELECT count(*) FROM deliveries WHERE status = 'bounced'") == "0"
-    print(f"after POP3 DELE of {n}: Dovecot appended {changes[1:dovecot_lines]}; wdeliver read the room "
-          f"from maildirsize and delivered the {messages} waiting messages")
-
-
-if __name__ == "__main__":
-    main()

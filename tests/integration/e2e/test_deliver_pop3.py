@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The POP platform end to end: mail accepted by wsmtp and written by wdeliver
 into Maildirs is read back by a real, throwaway Dovecot POP3 server with
 Python's poplib. Every accepted message is retrieved exactly once, byte for
@@ -6,15 +5,13 @@ byte as sent (8-bit bytes, leading dots and "From " lines included), preceded
 only by the trace headers WSMTP prepends (Return-Path, Delivered-To, Received).
 Bounded: 120 messages to 4 mailboxes.
 """
-import os
 import poplib
 import random
 import re
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_dovecot import PASSWORD, Dovecot  # noqa: E402
-from deliver_harness import Pipeline, queue_counts, wait_until  # noqa: E402
+import pytest
+from deliver_dovecot import PASSWORD, Dovecot
+from deliver_harness import Pipeline, queue_counts, wait_until
 
 MESSAGES = 120
 USERS = ("u0", "u1", "u2", "u3")
@@ -30,7 +27,9 @@ def message(i, rng):
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
-def main():
+@pytest.fixture(scope="module")
+def env(failure_logs):
+    """Every message delivered into the Maildirs, then handed to a Dovecot POP3 server."""
     rng = random.Random(5)
     with Pipeline(lease_time="10s") as p:
         p.add_domain()
@@ -46,21 +45,19 @@ def main():
                 sent[u][f"pop-{i:04d}"] = body
         wait_until(lambda: queue_counts(p)["DONE"] == MESSAGES, 90, interval=0.3, what="all delivered")
         dovecot = Dovecot(p.root, p.mail_root)
+        failure_logs.append(("dovecot log", lambda: dovecot.read_log()[-3000:]))
         try:
             for u in USERS:
                 dovecot.hand_over(u)
-            total = 0
-            for u in USERS:
-                total += check_user(dovecot, p, u, sent[u])
-            print(f"pop3 test: {total} messages retrieved from Dovecot, each once and byte-exact")
-        except Exception:
-            print(dovecot.read_log()[-3000:])
-            raise
+            yield p, dovecot, sent
         finally:
             dovecot.stop()
 
 
-def check_user(dovecot, p, user, expected):
+@pytest.mark.parametrize("user", USERS)
+def test_each_message_retrieved_once_byte_exact_after_the_trace_headers(env, user):
+    p, dovecot, sent = env
+    expected = sent[user]
     pop = poplib.POP3("127.0.0.1", dovecot.pop3_port, timeout=30)
     pop.user(user)
     pop.pass_(PASSWORD)
@@ -86,8 +83,3 @@ def check_user(dovecot, p, user, expected):
     again.pass_(PASSWORD)
     assert again.stat()[0] == 0, "messages still there after DELE"
     again.quit()
-    return len(got)
-
-
-if __name__ == "__main__":
-    main()

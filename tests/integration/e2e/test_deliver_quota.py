@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Per-mailbox quotas for Maildir delivery, with the real daemons.
 
 bob's mailbox gets a 4K quota with `wsmtpctl mailbox quota`. Under the default
@@ -13,12 +12,14 @@ messages, well under a minute.
 """
 import os
 import re
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until  # noqa: E402
+import pytest
+from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
 
+# The functions below run in file order on one pipeline: the bounce phase's
+# counts include the defer phase's messages.
 QUOTA = 4096
+SUBJECTS = [f"q{i}" for i in range(8)]
 
 
 def send(p, subjects, size=900, rcpt="bob"):
@@ -53,37 +54,56 @@ def dsns(p):
     return out
 
 
-def main():
+@pytest.fixture(scope="module")
+def p():
     with Pipeline(lease_time="10s") as p:
         set_section(p, "deliver", transports="maildir", retry_base="1s", retry_max="2s")
         p.add_domain()
         p.add_mailbox("alice")
         p.add_mailbox("bob")
-        out = p.ctl("mailbox", "quota", f"bob@{p.domain}", "4K").stdout
-        assert f"quota {QUOTA} bytes" in out, out
-        assert f"quota {QUOTA} bytes" in p.ctl("mailbox", "show", f"bob@{p.domain}").stdout
-        assert p.ctl("mailbox", "quota", f"bob@{p.domain}", "lots", check=False).returncode == 1
-        for name in ("wsmtp", "wroute", "wdeliver", "wreaper"):
-            p.start(name)
-        defer_phase(p)
-        bounce_phase(p)
+        yield p
 
 
-def defer_phase(p):
-    # 8 messages of ~1K into 4K: some fit, the rest wait with 4.2.2.
-    subjects = [f"q{i}" for i in range(8)]
-    send(p, subjects)
+@pytest.fixture(scope="module")
+def quota_set(p):
+    """bob's 4K quota, set with wsmtpctl; its output."""
+    return p.ctl("mailbox", "quota", f"bob@{p.domain}", "4K").stdout
+
+
+def test_quota_is_set_shown_and_a_bad_size_refused(p, quota_set):
+    assert f"quota {QUOTA} bytes" in quota_set, quota_set
+    assert f"quota {QUOTA} bytes" in p.ctl("mailbox", "show", f"bob@{p.domain}").stdout
+    assert p.ctl("mailbox", "quota", f"bob@{p.domain}", "lots", check=False).returncode == 1
+
+
+@pytest.fixture(scope="module")
+def defer_phase(p, quota_set):
+    """8 messages of ~1K into 4K (some fit, the rest wait with 4.2.2) and one larger than the quota."""
+    for name in ("wsmtp", "wroute", "wdeliver", "wreaper"):
+        p.start(name)
+    send(p, SUBJECTS)
     send(p, ["huge"], size=6000)
     wait_until(lambda: sql(p, "SELECT count(*) FROM deliveries WHERE status = 'pending' AND attempts >= 1 "
                               "AND last_error LIKE '4.2.2 mailbox bob@% is full%'") != "0", 30,
                what="an over-quota deferral")
+    return p
+
+
+def test_a_message_larger_than_the_quota_bounces_with_5_2_3(defer_phase):
+    p = defer_phase
     wait_until(lambda: "huge" in dsns(p), 30, what="the DSN for the message larger than the quota")
     assert dsns(p)["huge"] == ["5.2.3"], dsns(p)
-    used, files = maildir_usage(p, "bob")
-    assert 0 < used <= QUOTA and len(files) < len(subjects), (used, len(files))
-    print(f"defer: {len(files)} messages ({used} bytes) fit the {QUOTA}-byte quota; the rest deferred with 4.2.2")
-    # A reader empties the Maildir; the deferred messages follow on their retries.
+
+
+def test_only_what_fits_the_quota_is_delivered(defer_phase):
+    used, files = maildir_usage(defer_phase, "bob")
+    assert 0 < used <= QUOTA and len(files) < len(SUBJECTS), (used, len(files))
+
+
+def test_deferred_messages_arrive_once_each_after_a_reader_makes_room(defer_phase):
+    p = defer_phase
     seen = []
+
     def drain():
         used_now, present = maildir_usage(p, "bob")
         assert used_now <= QUOTA, f"Maildir holds {used_now} bytes over a {QUOTA}-byte quota"
@@ -94,15 +114,15 @@ def defer_phase(p):
             # wdeliver reads the usage from maildirsize: a reader records what it removes there.
             with open(os.path.join(p.maildir("bob"), "maildirsize"), "a") as f:
                 f.write(f"-{size} -1\n")
-        return len(seen) >= len(subjects)
+        return len(seen) >= len(SUBJECTS)
+
     wait_until(drain, 60, interval=0.5, what="every deferred message delivered after the reader made room")
-    assert sorted(seen) == sorted(subjects), f"lost or repeated: {sorted(seen)}"
-    wait_until(lambda: queue_counts(p)["DONE"] == len(subjects) + 2, 30, what="all DONE (with the DSN)")
+    assert sorted(seen) == sorted(SUBJECTS), f"lost or repeated: {sorted(seen)}"
+    wait_until(lambda: queue_counts(p)["DONE"] == len(SUBJECTS) + 2, 30, what="all DONE (with the DSN)")
     assert sql(p, "SELECT count(*) FROM deliveries WHERE status = 'bounced'") == "1"
-    print("defer: after the reader made room every message arrived exactly once; the oversized one bounced 5.2.3")
 
 
-def bounce_phase(p):
+def test_message_limit_with_over_quota_bounce_bounces_the_third_with_5_2_2(p, defer_phase):
     p.kill("wdeliver", sig=15)
     set_section(p, "deliver", transports="maildir", retry_base="1s", retry_max="2s", over_quota="bounce")
     out = p.ctl("mailbox", "quota", f"bob@{p.domain}", "none", "--messages", "2").stdout
@@ -117,8 +137,3 @@ def bounce_phase(p):
     assert sorted(delivered + bounced) == ["b0", "b1", "b2"], (delivered, bounced)
     error = sql(p, "SELECT last_error FROM deliveries WHERE status = 'bounced' AND last_error LIKE '5.2.2%'")
     assert "quota 2 messages" in error, error
-    print(f"bounce: 2 messages delivered, {bounced[0]} bounced with 5.2.2 ({error})")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Relay pools against real peers: two Postfix smtp-sink relays in one weighted
 pool behind counting proxies. Checks batching (many messages per connection,
 all recipients of a message in one transaction), weighting (3:1 by
@@ -8,15 +7,17 @@ kept after the final dot without its reply getting out, which wdeliver logs as
 a possible duplicate), retry after 4xx (smtp-sink's fault injection),
 and a DSN to the sender's mailbox after a 5xx. Bounded: ~250 messages, minutes.
 """
-import os
 import re
-import sys
 import threading
-import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until  # noqa: E402
-from deliver_relays import SmtpSink  # noqa: E402
+import pytest
+from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
+from deliver_relays import SmtpSink
+
+# The phases run in file order on one pipeline: each one's DONE count includes
+# the phases before, and relay a stays stopped after phase 2.
+PHASE1 = [f"batch-{i:03d}" for i in range(120)]
+PHASE2 = [f"failover-{i:03d}" for i in range(120)]
 
 REMOTE = ("r1@far.example", "r2@far.example")
 
@@ -57,69 +58,94 @@ def send(p, tokens, rcpts=REMOTE, sender="alice@example.test"):
             s.sendmail(sender, list(rcpts), f"Subject: {t}\r\nMessage-ID: <{t}@t>\r\n\r\nbody {t}\r\n.leading dot\r\n")
 
 
-def main():
+@pytest.fixture(scope="module")
+def env():
     with Pipeline(lease_time="20s", listener_extra="trusted_networks = 127.0.0.1/32\n") as p:
         set_section(p, "deliver", transports="maildir, relay", retry_base="1s", retry_max="2s", batch_size="40",
                     relay_connect_timeout="3s", relay_command_timeout="10s")
         a = SmtpSink(p.root, "a")
         b = SmtpSink(p.root, "b")
         try:
-            run(p, a, b)
+            p.add_domain()
+            p.add_mailbox("alice")
+            sql(p, "INSERT INTO relay_pools (name, max_messages_per_connection, down_time, tls_policy) "
+                   "VALUES ('default', 5, '300 seconds', 'opportunistic')")
+            sql(p, f"INSERT INTO relays (pool, host, port, weight) VALUES ('default', '127.0.0.1', {a.port}, 3), "
+                   f"('default', '127.0.0.1', {b.port}, 1)")
+            for name in ("wsmtp", "wroute", "wdeliver", "wreaper"):
+                p.start(name)
+            yield p, a, b
         finally:
             a.stop()
             b.stop()
 
 
-def run(p, a, b):
-    p.add_domain()
-    p.add_mailbox("alice")
-    sql(p, "INSERT INTO relay_pools (name, max_messages_per_connection, down_time, tls_policy) "
-           "VALUES ('default', 5, '300 seconds', 'opportunistic')")
-    sql(p, f"INSERT INTO relays (pool, host, port, weight) VALUES ('default', '127.0.0.1', {a.port}, 3), "
-           f"('default', '127.0.0.1', {b.port}, 1)")
-    for name in ("wsmtp", "wroute", "wdeliver", "wreaper"):
-        p.start(name)
-
-    # 1. Batching and weighting.
-    phase1 = [f"batch-{i:03d}" for i in range(120)]
-    send(p, phase1)
+@pytest.fixture(scope="module")
+def phase1(env):
+    p, a, b = env
+    send(p, PHASE1)
     wait_until(lambda: queue_counts(p)["DONE"] == 120, 90, interval=0.3, what="phase 1 DONE")
-    seen = subjects([a, b])
-    assert set(seen) == set(phase1), f"missing {set(phase1) - set(seen)}"
+    return subjects([a, b])
+
+
+def test_every_message_reaches_a_relay_once_with_all_recipients_in_one_transaction(phase1):
+    seen = phase1
+    assert set(seen) == set(PHASE1), f"missing {set(PHASE1) - set(seen)}"
     dups = {t: v for t, v in seen.items() if len(v) != 1}
     assert not dups, f"duplicates: {list(dups.items())[:5]}"
     assert all(sorted(v[0][1]) == sorted(REMOTE) for v in seen.values()), "recipients split over transactions"
+
+
+def test_many_messages_per_connection_weighted_by_relay(env, phase1):
+    p, a, b = env
     conns = a.proxy.connections + b.proxy.connections
     assert conns <= 120 // 5 + 6, f"{conns} connections for 120 messages: not batched"
     assert a.proxy.connections > b.proxy.connections, (a.proxy.connections, b.proxy.connections)
-    for _f, _r, msg in a.messages()[:5]:
-        assert b"\n.leading dot" in msg.replace(b"\r\n", b"\n"), "dot-stuffing not undone by the relay"
-    print(f"phase 1: 120 messages over {conns} connections (a={a.proxy.connections}, b={b.proxy.connections})")
 
-    # 2. Failover: relay a goes away while mail flows.
-    phase2 = [f"failover-{i:03d}" for i in range(120)]
-    sender = threading.Thread(target=send, args=(p, phase2))
+
+def test_dot_stuffing_is_undone_by_the_relay(env, phase1):
+    for _f, _r, msg in env[1].messages()[:5]:
+        assert b"\n.leading dot" in msg.replace(b"\r\n", b"\n"), "dot-stuffing not undone by the relay"
+
+
+@pytest.fixture(scope="module")
+def phase2(env, phase1):
+    """Relay a goes away while mail flows."""
+    p, a, b = env
+    sender = threading.Thread(target=send, args=(p, PHASE2))
     sender.start()
     wait_until(lambda: len(subjects([a, b])) >= 140, 60, interval=0.05, what="phase 2 under way")
     a.stop()
     sender.join(timeout=60)
     wait_until(lambda: queue_counts(p)["DONE"] == 240, 120, interval=0.3, what="phase 2 DONE")
-    seen = subjects([a, b])
-    assert set(phase2) <= set(seen), f"lost: {sorted(set(phase2) - set(seen))[:10]}"
+    return subjects([a, b])
+
+
+def test_failover_loses_nothing(phase2):
+    assert set(PHASE2) <= set(phase2), f"lost: {sorted(set(PHASE2) - set(phase2))[:10]}"
+
+
+def test_failover_duplicates_only_what_the_stopped_relay_kept_after_the_final_dot(env, phase2):
+    p, a, b = env
     # A second copy is allowed only where the protocol cannot prevent it: a
     # on its way down kept a message whose final reply never arrived, and the
     # retry gave it to b. Any other duplicate is ours.
-    dups = {t: v for t, v in seen.items() if len(v) != 1}
+    dups = {t: v for t, v in phase2.items() if len(v) != 1}
     explained = cut_after_final_dot(p, a)
     unexplained = {t: v for t, v in dups.items() if t not in explained or sorted(n for n, _r in v) != ["a", "b"]}
     assert not unexplained, f"duplicates: {list(unexplained.items())[:5]}"
     if dups:
         print(f"phase 2: {sorted(dups)} sent twice: a was cut after the final dot (logged as such)")
-    down = sql(p, f"SELECT count(*) FROM relays WHERE port = {a.port} AND down_until > now()")
-    assert down == "1", "the stopped relay was not marked down"
-    print(f"phase 2: a stopped mid-run; on b {sum(1 for v in seen.values() if v[0][0] == 'b')} messages in total")
 
-    # 3. 4xx: b answers DATA with a soft error, then recovers; the mail is retried.
+
+def test_the_stopped_relay_is_marked_down(env, phase2):
+    down = sql(env[0], f"SELECT count(*) FROM relays WHERE port = {env[1].port} AND down_until > now()")
+    assert down == "1", "the stopped relay was not marked down"
+
+
+def test_4xx_is_retried_and_delivered_once(env, phase2):
+    p, a, b = env
+    # b answers DATA with a soft error, then recovers; the mail is retried.
     b.stop_backend()
     b.start("-r", "data")
     send(p, ["soft-0", "soft-1"])
@@ -132,7 +158,10 @@ def run(p, a, b):
     seen = subjects([a, b])
     assert len(seen["soft-0"]) == 1 and len(seen["soft-1"]) == 1, seen.get("soft-0")
 
-    # 4. 5xx: b refuses the recipients; alice gets one DSN in her Maildir.
+
+def test_5xx_gives_the_sender_one_dsn(env, phase2):
+    p, a, b = env
+    # b refuses the recipients; alice gets one DSN in her Maildir.
     b.stop_backend()
     b.start("-f", "rcpt")
     send(p, ["hard-0"])
@@ -146,8 +175,3 @@ def run(p, a, b):
         assert f"Final-Recipient: rfc822; {r}\nAction: failed\nStatus: 5." in dsn, dsn
     assert "Subject: hard-0" in dsn
     assert "hard-0" not in subjects([b])
-    print("phases 3-4: 4xx retried and delivered once; 5xx gave one DSN to the sender")
-
-
-if __name__ == "__main__":
-    main()

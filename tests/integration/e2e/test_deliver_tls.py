@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """STARTTLS to a real relay: a throwaway Postfix whose smtpd offers STARTTLS
 with a certificate from a throwaway CA (made with openssl in the test's
 directory), and Postfix's smtp-sink, which offers no STARTTLS at all.
@@ -16,14 +15,15 @@ The pool requires TLS and wdeliver verifies relays against the test CA
    arrives there over TLS, once.
 Bounded: 4 messages, well under a minute.
 """
-import os
 import re
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until  # noqa: E402
-from deliver_relays import SmtpSink  # noqa: E402
-from deliver_tls import make_test_ca, tls_postfix  # noqa: E402
+import pytest
+from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
+from deliver_relays import SmtpSink
+from deliver_tls import make_test_ca, tls_postfix
+
+# The functions below run in file order: each points the pool at another relay,
+# and the message deferred in step 2 arrives in step 4.
 
 
 def send(p, subject):
@@ -47,14 +47,22 @@ def pending_error(p, pattern):
                   f"AND last_error LIKE '{pattern}'") != "0"
 
 
-def use_relay(p, host, port, previous):
-    if previous:
-        p.ctl("relay", "remove", "default", previous[0], "--port", str(previous[1]))
-    p.ctl("relay", "add", "default", host, "--port", str(port))
-    return host, port
+class Relay:
+    """The pool's one relay, moved from one server to another."""
+
+    def __init__(self, p):
+        self.p = p
+        self.current = None
+
+    def use(self, host, port):
+        if self.current:
+            self.p.ctl("relay", "remove", "default", self.current[0], "--port", str(self.current[1]))
+        self.p.ctl("relay", "add", "default", host, "--port", str(port))
+        self.current = host, port
 
 
-def main():
+@pytest.fixture(scope="module")
+def env():
     with Pipeline(lease_time="20s", listener_extra="trusted_networks = 127.0.0.1/32\n") as p:
         ca, cert, key = make_test_ca(p.root)
         set_section(p, "deliver", transports="maildir, relay", retry_base="1s", retry_max="2s",
@@ -62,22 +70,25 @@ def main():
         pf = tls_postfix(p.root, "far.example", ["r"], cert, key)
         sink = SmtpSink(p.root, "plain")
         try:
-            run(p, pf, sink)
+            p.add_domain()
+            p.add_mailbox("alice")
+            yield p, pf, sink, Relay(p)
         finally:
             pf.stop()
             sink.stop()
 
 
-def run(p, pf, sink):
-    p.add_domain()
-    p.add_mailbox("alice")
+def test_pool_requires_tls(env):
+    p = env[0]
     assert "tls=required" in p.ctl("relay", "pool-set", "default", "--tls", "required").stdout
+
+
+def test_mail_reaches_postfix_over_verified_tls(env):
+    p, pf, sink, relay = env
     sql(p, "UPDATE relay_pools SET down_time = '1 second'")  # failing relays return quickly
-    relay = use_relay(p, "127.0.0.1", pf.port, None)
+    relay.use("127.0.0.1", pf.port)
     for name in ("wsmtp", "wroute", "wdeliver", "wreaper"):
         p.start(name)
-
-    # 1. Verified TLS to Postfix.
     for i in range(3):
         send(p, f"tls-{i}")
     wait_until(lambda: len(pf.maildir_files()) == 3, 60, interval=0.3, what="3 messages at Postfix")
@@ -86,35 +97,32 @@ def run(p, pf, sink):
         assert re.search(r"\(using TLSv1\.[23] with cipher ", copies[0]), copies[0][:600]
         assert "with ESMTPS id" in copies[0], copies[0][:600]
     wait_until(lambda: queue_counts(p)["DONE"] == 3, 30, what="3 DONE")
-    print("1: 3 messages delivered to Postfix over verified TLS (Received: ... using TLSv1.x ... with ESMTPS)")
 
-    # 2. A relay without STARTTLS: deferred, nothing sent in the clear.
-    relay = use_relay(p, "127.0.0.1", sink.port, relay)
+
+def test_relay_without_starttls_gets_nothing(env):
+    p, pf, sink, relay = env
+    relay.use("127.0.0.1", sink.port)
     send(p, "later")
     wait_until(lambda: pending_error(p, "%does not offer STARTTLS, and TLS is required%"), 30,
                what="a deferral naming the missing STARTTLS")
     error = sql(p, "SELECT last_error FROM deliveries WHERE status = 'pending'")
     assert error.startswith("4.4.1 "), error
     assert sink.messages() == [], "mail went to a relay without TLS"
-    print(f"2: no STARTTLS -> deferred: {error}")
 
-    # 3. A certificate that does not name the relay: deferred, not sent.
-    relay = use_relay(p, "localhost", pf.port, relay)
+
+def test_certificate_not_naming_the_relay_gets_nothing(env):
+    p, pf, sink, relay = env
+    relay.use("localhost", pf.port)
     wait_until(lambda: pending_error(p, "%certificate not verified: hostname mismatch%"), 30,
                what="a deferral naming the failed verification")
     assert "later" not in postfix_copies(pf)
-    error = sql(p, "SELECT last_error FROM deliveries WHERE status = 'pending'")
-    print(f"3: name mismatch -> deferred: {error}")
 
-    # 4. Back to the verified relay: the deferred message arrives, once, over TLS.
-    use_relay(p, "127.0.0.1", pf.port, relay)
+
+def test_deferred_message_arrives_once_over_tls_on_the_verified_relay(env):
+    p, pf, sink, relay = env
+    relay.use("127.0.0.1", pf.port)
     wait_until(lambda: "later" in postfix_copies(pf) and queue_counts(p)["DONE"] == 4, 60, interval=0.3,
                what="the deferred message delivered")
     copies = postfix_copies(pf)["later"]
     assert len(copies) == 1 and "with ESMTPS id" in copies[0]
     assert sink.messages() == []
-    print("4: back on the verified relay the deferred message arrived once over TLS")
-
-
-if __name__ == "__main__":
-    main()

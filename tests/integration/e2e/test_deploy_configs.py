@@ -6,7 +6,7 @@
   the config.cpp files, so a key added later without documentation fails here).
 - Each systemd unit has the required hardening, and `systemd-analyze verify`
   accepts it. Where systemd-analyze is missing or cannot run, every other check
-  still runs, and the test then exits 77 (skipped, not passed) naming the reason.
+  still runs, and that check is marked skipped (not passed), naming the reason.
 - A daemon whose unit reloads with SIGHUP survives SIGHUP.
 """
 import glob
@@ -15,17 +15,15 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
+
+import deploy_hosts as dh
+import pytest
+from pgtmp import free_port
+from pipeline import bin_dir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
-import deploy_hosts as dh  # noqa: E402
-from pgtmp import free_port  # noqa: E402
-from pipeline import bin_dir  # noqa: E402
-
 BINARIES = {"wsmtp": "listener/wsmtp", "wroute": "router/wroute", "wdeliver": "deliver/wdeliver",
             "wreaper": "reaper/wreaper"}
 # Which daemons run with which example.
@@ -47,15 +45,6 @@ KEY_SOURCES = {
 }
 UNIT_REQUIRED = ["Restart=on-failure", "User=wsmtp", "NoNewPrivileges=yes", "ProtectSystem=strict",
                  "PrivateTmp=yes", "ConditionPathExists=/etc/wsmtp/wsmtp.conf"]
-
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
 
 def binary(daemon):
     return os.path.join(bin_dir(), BINARIES[daemon])
@@ -100,125 +89,132 @@ def documented_keys(path):
     return out
 
 
-def check_examples(tmp):
+UNITS = sorted(glob.glob(os.path.join(ROOT, "deploy", "systemd", "*.service")))
+
+
+def unit_text(name):
+    with open(os.path.join(ROOT, "deploy", "systemd", name)) as f:
+        return f.read()
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("wsmtp-deploy-cfg-"))
+
+
+@pytest.fixture(scope="module")
+def examples(tmp):
+    """Each example written with its TLS paths pointed at a throwaway certificate: name -> path."""
     ca = dh.make_ca(tmp)
     cert = dh.make_cert(tmp, ca, "mx.example.net")
-    for name, daemons in EXAMPLES.items():
+    paths = {}
+    for name in EXAMPLES:
         text = dh.example_config(name, {})
         # Certificates named in the examples do not exist here: use the throwaway one.
         text = re.sub(r"^tls_cert_file = .*$", f"tls_cert_file = {cert[0]}", text, flags=re.M)
         text = re.sub(r"^tls_key_file = .*$", f"tls_key_file = {cert[1]}", text, flags=re.M)
-        path = os.path.join(tmp, name)
-        with open(path, "w") as f:
+        paths[name] = os.path.join(tmp, name)
+        with open(paths[name], "w") as f:
             f.write(text)
-        for daemon in daemons:
-            r = subprocess.run([binary(daemon), "--config", path, "--check-config"], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-            check(r.returncode == 0, f"{daemon} --check-config {name} {r.stdout.strip()}")
+    return paths
+
+
+@pytest.mark.parametrize("name, daemon", [(n, d) for n, ds in EXAMPLES.items() for d in ds])
+def test_every_example_passes_check_config_of_its_daemons(examples, name, daemon):
+    r = subprocess.run([binary(daemon), "--config", examples[name], "--check-config"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    assert r.returncode == 0, f"{daemon} --check-config {name} {r.stdout.strip()}"
+
+
+def test_a_misspelt_key_is_refused(examples, tmp):
     # A typo must not pass: the MX example with a misspelt key is refused.
-    with open(os.path.join(tmp, "mx.conf"), "a") as f:
-        f.write("max_conections = 10\n")
-    r = subprocess.run([binary("wsmtp"), "--config", os.path.join(tmp, "mx.conf"), "--check-config"],
+    path = os.path.join(tmp, "mx-typo.conf")
+    with open(examples["mx.conf"]) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text + "max_conections = 10\n")
+    r = subprocess.run([binary("wsmtp"), "--config", path, "--check-config"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    check(r.returncode != 0 and "max_conections" in r.stdout, "a misspelt key is refused")
+    assert r.returncode != 0 and "max_conections" in r.stdout, "a misspelt key is refused"
 
 
-def check_reference():
+@pytest.mark.parametrize("section", KEY_SOURCES)
+def test_reference_documents_every_key(section):
     documented = documented_keys(os.path.join(ROOT, "deploy", "examples", "wsmtp.conf"))
-    for section, (source, name) in KEY_SOURCES.items():
-        keys = keys_read(source, name)
-        check(bool(keys), f"found the keys of [{section}] in {source}")
-        missing = sorted(keys - documented.get(section, set()))
-        check(not missing, f"wsmtp.conf documents every key of [{section}] (missing: {missing})")
+    source, name = KEY_SOURCES[section]
+    keys = keys_read(source, name)
+    assert bool(keys), f"found the keys of [{section}] in {source}"
+    missing = sorted(keys - documented.get(section, set()))
+    assert not missing, f"wsmtp.conf documents every key of [{section}] (missing: {missing})"
 
 
-def check_units(tmp):
-    """Returns why `systemd-analyze verify` could not run, or None once it ran."""
-    units = sorted(glob.glob(os.path.join(ROOT, "deploy", "systemd", "*.service")))
-    check([os.path.basename(u) for u in units] == ["wdeliver.service", "wreaper.service", "wroute.service",
-                                                   "wsmtp.service"], "one unit per daemon")
-    for unit in units:
-        with open(unit) as f:
-            text = f.read()
-        name = os.path.basename(unit)
-        for line in UNIT_REQUIRED:
-            check(re.search(rf"^{re.escape(line)}$", text, re.M) is not None, f"{name}: {line}")
-        caps = re.findall(r"^AmbientCapabilities=(.*)$", text, re.M)
-        want = ["CAP_NET_BIND_SERVICE"] if name == "wsmtp.service" else []
-        check(caps == want, f"{name}: ambient capabilities {caps}")
-    with open(os.path.join(ROOT, "deploy", "systemd", "wsmtp.service")) as f:
-        # The listener reloads its limits and TLS certificate on SIGHUP.
-        check("ExecReload=/bin/kill -HUP $MAINPID" in f.read(), "wsmtp.service reloads with SIGHUP")
+def test_one_unit_per_daemon():
+    assert [os.path.basename(u) for u in UNITS] == ["wdeliver.service", "wreaper.service", "wroute.service",
+                                                    "wsmtp.service"], "one unit per daemon"
+
+
+@pytest.mark.parametrize("name", [os.path.basename(u) for u in UNITS])
+def test_unit_has_the_required_hardening(name):
+    text = unit_text(name)
+    for line in UNIT_REQUIRED:
+        assert re.search(rf"^{re.escape(line)}$", text, re.M) is not None, f"{name}: {line}"
+    caps = re.findall(r"^AmbientCapabilities=(.*)$", text, re.M)
+    want = ["CAP_NET_BIND_SERVICE"] if name == "wsmtp.service" else []
+    assert caps == want, f"{name}: ambient capabilities {caps}"
+
+
+def test_wsmtp_service_reloads_with_sighup():
+    # The listener reloads its limits and TLS certificate on SIGHUP.
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit_text("wsmtp.service"), "wsmtp.service reloads with SIGHUP"
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=os.path.basename)
+def test_systemd_analyze_verify_accepts_the_unit(tmp, unit):
     analyze = shutil.which("systemd-analyze")
     if not analyze:
-        return "systemd-analyze is not installed"
+        pytest.skip("systemd-analyze is not installed")
     # verify wants the ExecStart binaries to exist: point the units at the build.
-    for unit in units:
-        with open(unit) as f:
-            text = f.read()
-        for daemon, rel in BINARIES.items():
-            text = text.replace(f"/usr/sbin/{daemon} ", f"{os.path.join(bin_dir(), rel)} ")
-        path = os.path.join(tmp, os.path.basename(unit))
-        with open(path, "w") as f:
-            f.write(text)
-        r = subprocess.run([analyze, "verify", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=60)
-        out = r.stdout.strip()
-        if r.returncode != 0 and re.search(r"System has not been booted with systemd|Failed to (connect|initialize)|"
-                                           r"Failed to setup working directory|not booted", out):
-            return out.splitlines()[-1] if out else "systemd-analyze is unavailable"
-        # Ignore complaints about the example paths that do not exist on this machine.
-        problems = [l for l in out.splitlines() if l and "ConditionPathExists" not in l
-                    and "/etc/wsmtp" not in l and "Unknown key name" not in l]
-        check(r.returncode == 0 and not problems, f"systemd-analyze verify {os.path.basename(unit)}: {out}")
+    with open(unit) as f:
+        text = f.read()
+    for daemon, rel in BINARIES.items():
+        text = text.replace(f"/usr/sbin/{daemon} ", f"{os.path.join(bin_dir(), rel)} ")
+    path = os.path.join(tmp, os.path.basename(unit))
+    with open(path, "w") as f:
+        f.write(text)
+    r = subprocess.run([analyze, "verify", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=60)
+    out = r.stdout.strip()
+    if r.returncode != 0 and re.search(r"System has not been booted with systemd|Failed to (connect|initialize)|"
+                                       r"Failed to setup working directory|not booted", out):
+        pytest.skip(f"systemd-analyze verify did not run ({out.splitlines()[-1] if out else 'unavailable'})")
+    # Ignore complaints about the example paths that do not exist on this machine.
+    problems = [l for l in out.splitlines() if l and "ConditionPathExists" not in l
+                and "/etc/wsmtp" not in l and "Unknown key name" not in l]
+    assert r.returncode == 0 and not problems, f"systemd-analyze verify {os.path.basename(unit)}: {out}"
 
 
-def check_sighup(tmp):
-    """A daemon whose unit has ExecReload=kill -HUP must not die of SIGHUP."""
+@pytest.mark.parametrize("daemon", [d for d in BINARIES
+                                    if "ExecReload=/bin/kill -HUP $MAINPID" in unit_text(f"{d}.service")])
+def test_daemon_whose_unit_reloads_with_sighup_survives_sighup(tmp, daemon):
     config = os.path.join(tmp, "hup.conf")
     with open(config, "w") as f:
         # An unreachable database: the daemons wait for it, which is enough here.
         f.write(f"[database]\nconninfo = host=127.0.0.1 port={free_port()} dbname=none connect_timeout=1\n\n"
                 f"[listener]\nlisten = 127.0.0.1:{free_port()}\nhostname = mx.example.net\n")
-    for daemon in BINARIES:
-        with open(os.path.join(ROOT, "deploy", "systemd", f"{daemon}.service")) as f:
-            if "ExecReload=/bin/kill -HUP $MAINPID" not in f.read():
-                continue
-        p = subprocess.Popen([binary(daemon), "--config", config], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            time.sleep(1.5)
-            started = p.poll() is None
-            if started:
-                p.send_signal(signal.SIGHUP)
-                time.sleep(1.5)
-            check(started and p.poll() is None, f"{daemon} survives SIGHUP (systemctl reload)")
-        finally:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-                try:
-                    p.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait()
-
-
-def main():
-    tmp = tempfile.mkdtemp(prefix="wsmtp-deploy-cfg-")
+    p = subprocess.Popen([binary(daemon), "--config", config], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        check_examples(tmp)
-        check_reference()
-        not_verified = check_units(tmp)
-        check_sighup(tmp)
+        time.sleep(1.5)
+        started = p.poll() is None
+        if started:
+            p.send_signal(signal.SIGHUP)
+            time.sleep(1.5)
+        assert started and p.poll() is None, f"{daemon} survives SIGHUP (systemctl reload)"
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
-    if not_verified:
-        dh.skip(f"systemd-analyze verify did not run ({not_verified}); every other check passed")
-    print("OK")
-
-
-if __name__ == "__main__":
-    main()
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()

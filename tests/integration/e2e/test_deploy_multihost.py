@@ -10,19 +10,29 @@ cl (10.77.0.100) the SMTP client (smtplib with STARTTLS) and wsmtpctl as ops (ws
 Every database connection is sslmode=verify-full against a throwaway CA. Mail is
 sent, delivered into the mailbox host's Maildir; then router host r1 dies
 (SIGKILL and its link cut) and mail keeps flowing through r2, each message
-delivered exactly once. Without the privilege to make namespaces the test exits
-77 (skipped) with the reason.
+delivered exactly once. Without the privilege to make namespaces the tests are
+skipped (exit 77 for ctest) with the reason.
 """
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-import deploy_hosts as dh  # noqa: E402
-from pipeline import bin_dir  # noqa: E402
+import deploy_hosts as dh
+import pytest
+from pipeline import bin_dir
+
+# The functions below run in file order on one set of hosts: the second phase
+# starts from the first one's messages.
+
+if os.geteuid() != 0:
+    pytest.skip("network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN)", allow_module_level=True)
+if not shutil.which("ip") or not shutil.which("openssl"):
+    pytest.skip("iproute2 or openssl is not installed", allow_module_level=True)
+_no_lab = dh.Lab.probe()
+if _no_lab:
+    pytest.skip(_no_lab, allow_module_level=True)
 
 DOMAIN = "wsmtp.test"
 RCPT = f"alice@{DOMAIN}"
@@ -126,82 +136,91 @@ def wait_delivered(maildir, expected, procs):
         raise
 
 
-def scenario(lab, tmp):
-    for short, octet in (("db", 2), ("mx", 10), ("r1", 21), ("r2", 22), ("mb", 30), ("cl", 100)):
-        lab.add_host(short, octet)
-    ca = dh.make_ca(tmp)
-    db_cert = dh.make_cert(tmp, ca, "db.wsmtp.test", ips=[lab.addr("db")])
-    mx_cert = dh.make_cert(tmp, ca, "mx.wsmtp.test", ips=[lab.addr("mx")])
-    ca_file = ca[0]
-    pg = dh.PgHost(tmp, lab.addr("db"), *db_cert, netns_prefix=lab.prefix("db"),
-                   hba_networks=(f"{dh.Lab.SUBNET}.0/24",))
-    procs = dh.Procs(os.path.join(tmp, "logs"))
-    try:
-        maildir = os.path.join(tmp, "mail", "alice", "Maildir")
-        for sub in ("new", "cur", "tmp"):
-            os.makedirs(os.path.join(maildir, sub))
-        setup_database(pg, lab, ca_file, tmp, maildir)
-        paths = host_configs(pg, lab, ca_file, tmp, mx_cert)
-
-        procs.start("mx-wsmtp", [*lab.prefix("mx"), binary("wsmtp"), "--config", paths["mx"]])
-        procs.start("r1-wroute", [*lab.prefix("r1"), binary("wroute"), "--config", paths["r1"]])
-        procs.start("r2-wroute", [*lab.prefix("r2"), binary("wroute"), "--config", paths["r2"]])
-        procs.start("r2-wreaper", [*lab.prefix("r2"), binary("wreaper"), "--config", paths["r2"]])
-        procs.start("mb-wdeliver", [*lab.prefix("mb"), binary("wdeliver"), "--config", paths["mb"]])
-        probe = f"import socket; socket.create_connection(('{lab.addr('mx')}', 25), 1).close()"
-        dh.wait_for(lambda: dh.run([*lab.prefix("cl"), sys.executable, "-c", probe], check=False).returncode == 0,
-                    30, "the listener on the mx host")
-
-        send(lab, tmp, ca_file, 0, 10)
-        wait_delivered(maildir, list(range(10)), procs)
-        print("phase 1: 10 messages delivered through mx -> r1/r2 -> mb")
-        for name in ("mx-wsmtp", "r1-wroute", "r2-wroute", "r2-wreaper", "mb-wdeliver"):
-            assert procs.alive(name), f"{name} died:\n{procs.log(name)[-3000:]}"
-
-        # Router host r1 dies: its daemon is killed and its network cut.
-        procs.kill("r1-wroute")
-        lab.cut("r1")
-        # By id set, not by max(id): a listener takes ids from blocks reserved
-        # ahead, so later messages may have lower ids than earlier ones.
-        before = set(pg.psql("SELECT id FROM messages", "wsmtp").split())
-        send(lab, tmp, ca_file, 10, 10)
-        wait_delivered(maildir, list(range(20)), procs)
-        routed = procs.log("r2-wroute")
-        after = [int(i) for i in pg.psql("SELECT id FROM messages ORDER BY id", "wsmtp").split() if i not in before]
-        assert len(after) == 10, after
-        missing = [i for i in after if f"msg={i} state ROUTING->ROUTED" not in routed]
-        assert not missing, f"messages not routed by r2: {missing}"
-        states = pg.psql("SELECT state, count(*) FROM messages GROUP BY 1 ORDER BY 1", "wsmtp")
-        assert states == "5|20", f"messages by state: {states}"
-        print("phase 2: r1 down, 10 more messages routed by r2 and delivered; no duplicates")
-        # Every daemon did its work under its own least-privilege role.
-        for name in ("mx-wsmtp", "r2-wroute", "r2-wreaper", "mb-wdeliver"):
-            log = procs.log(name)
-            assert "permission denied" not in log and "row-level security" not in log, f"{name}:\n{log[-3000:]}"
-        assert "reaper pass" in procs.log("r2-wreaper"), procs.log("r2-wreaper")[-3000:]
-    finally:
-        procs.stop_all()
-        pg.stop()
+DAEMONS = ("mx-wsmtp", "r1-wroute", "r2-wroute", "r2-wreaper", "mb-wdeliver")
 
 
-def main():
-    if os.geteuid() != 0:
-        dh.skip("network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN)")
-    if not shutil.which("ip") or not shutil.which("openssl"):
-        dh.skip("iproute2 or openssl is not installed")
-    reason = dh.Lab.probe()
-    if reason:
-        dh.skip(reason)
+@pytest.fixture(scope="module")
+def hosts():
+    """The hosts, the database and every daemon running; yields what the tests use."""
     tmp = tempfile.mkdtemp(prefix="wsmtp-deploy-")
     os.makedirs(os.path.join(tmp, "logs"))
     lab = dh.Lab()
     try:
-        scenario(lab, tmp)
+        for short, octet in (("db", 2), ("mx", 10), ("r1", 21), ("r2", 22), ("mb", 30), ("cl", 100)):
+            lab.add_host(short, octet)
+        ca = dh.make_ca(tmp)
+        db_cert = dh.make_cert(tmp, ca, "db.wsmtp.test", ips=[lab.addr("db")])
+        mx_cert = dh.make_cert(tmp, ca, "mx.wsmtp.test", ips=[lab.addr("mx")])
+        ca_file = ca[0]
+        pg = dh.PgHost(tmp, lab.addr("db"), *db_cert, netns_prefix=lab.prefix("db"),
+                       hba_networks=(f"{dh.Lab.SUBNET}.0/24",))
+        procs = dh.Procs(os.path.join(tmp, "logs"))
+        try:
+            maildir = os.path.join(tmp, "mail", "alice", "Maildir")
+            for sub in ("new", "cur", "tmp"):
+                os.makedirs(os.path.join(maildir, sub))
+            setup_database(pg, lab, ca_file, tmp, maildir)
+            paths = host_configs(pg, lab, ca_file, tmp, mx_cert)
+
+            procs.start("mx-wsmtp", [*lab.prefix("mx"), binary("wsmtp"), "--config", paths["mx"]])
+            procs.start("r1-wroute", [*lab.prefix("r1"), binary("wroute"), "--config", paths["r1"]])
+            procs.start("r2-wroute", [*lab.prefix("r2"), binary("wroute"), "--config", paths["r2"]])
+            procs.start("r2-wreaper", [*lab.prefix("r2"), binary("wreaper"), "--config", paths["r2"]])
+            procs.start("mb-wdeliver", [*lab.prefix("mb"), binary("wdeliver"), "--config", paths["mb"]])
+            probe = f"import socket; socket.create_connection(('{lab.addr('mx')}', 25), 1).close()"
+            dh.wait_for(lambda: dh.run([*lab.prefix("cl"), sys.executable, "-c", probe], check=False).returncode == 0,
+                        30, "the listener on the mx host")
+            yield {"lab": lab, "tmp": tmp, "ca": ca_file, "pg": pg, "procs": procs, "maildir": maildir}
+        finally:
+            procs.stop_all()
+            pg.stop()
     finally:
         lab.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print("OK")
 
 
-if __name__ == "__main__":
-    main()
+def test_mail_flows_through_mx_routers_and_mailbox_host(hosts):
+    send(hosts["lab"], hosts["tmp"], hosts["ca"], 0, 10)
+    wait_delivered(hosts["maildir"], list(range(10)), hosts["procs"])
+
+
+def test_every_daemon_is_still_running(hosts):
+    procs = hosts["procs"]
+    for name in DAEMONS:
+        assert procs.alive(name), f"{name} died:\n{procs.log(name)[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def r1_down(hosts):
+    """Router host r1 dies (its daemon killed, its network cut) and 10 more messages
+    are delivered; returns the ids of those messages."""
+    lab, pg, procs = hosts["lab"], hosts["pg"], hosts["procs"]
+    procs.kill("r1-wroute")
+    lab.cut("r1")
+    # By id set, not by max(id): a listener takes ids from blocks reserved
+    # ahead, so later messages may have lower ids than earlier ones.
+    before = set(pg.psql("SELECT id FROM messages", "wsmtp").split())
+    send(lab, hosts["tmp"], hosts["ca"], 10, 10)
+    wait_delivered(hosts["maildir"], list(range(20)), procs)
+    return [int(i) for i in pg.psql("SELECT id FROM messages ORDER BY id", "wsmtp").split() if i not in before]
+
+
+def test_with_r1_down_r2_routes_the_new_messages(hosts, r1_down):
+    after = r1_down
+    assert len(after) == 10, after
+    routed = hosts["procs"].log("r2-wroute")
+    missing = [i for i in after if f"msg={i} state ROUTING->ROUTED" not in routed]
+    assert not missing, f"messages not routed by r2: {missing}"
+
+
+def test_every_message_done_exactly_once(hosts, r1_down):
+    states = hosts["pg"].psql("SELECT state, count(*) FROM messages GROUP BY 1 ORDER BY 1", "wsmtp")
+    assert states == "5|20", f"messages by state: {states}"
+
+
+def test_every_daemon_works_under_its_own_least_privilege_role(hosts, r1_down):
+    procs = hosts["procs"]
+    for name in ("mx-wsmtp", "r2-wroute", "r2-wreaper", "mb-wdeliver"):
+        log = procs.log(name)
+        assert "permission denied" not in log and "row-level security" not in log, f"{name}:\n{log[-3000:]}"
+    assert "reaper pass" in procs.log("r2-wreaper"), procs.log("r2-wreaper")[-3000:]

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Deadlines a trickling client cannot push back (issue 13), with short
 settings: command_deadline 2s, min_data_rate 1000 bytes/s after a data_timeout
 of 10s, max_session_time 6s. Twenty clients that each send one byte a second
@@ -8,28 +7,19 @@ a session past its lifetime is closed at its next command, but a message in
 progress at a fair rate is still accepted first; a TLS handshake trickled after
 STARTTLS is hung up on. Bounded: about 20 seconds.
 """
-import os
-import shutil
 import smtplib
 import socket
-import sys
-import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from pipeline import Pipeline  # noqa: E402
-from listener_harness import RawSmtp, make_cert, sql  # noqa: E402
+import pytest
+from listener_harness import RawSmtp, make_cert, sql
+from pipeline import Pipeline
 
-FAILURES = []
-LOCK = threading.Lock()
-
-
-def check(cond, what):
-    if not cond:
-        with LOCK:
-            FAILURES.append(what)
-        print(f"FAIL: {what}")
+# The scenarios run at the same time, as they did before, so that the tricklers
+# hold their connections while the others are served, and the whole file takes
+# about as long as its slowest scenario. Each test function reports its
+# scenario's outcome: the exception it raised, if any.
 
 
 def trickle(port, payload, results, index, interval=1.0, limit=20.0):
@@ -79,7 +69,7 @@ def normal_client(p, results):
         results["normal"] = repr(e)
 
 
-def test_tricklers(p):
+def tricklers(p):
     results = {}
     threads = [threading.Thread(target=trickle, args=(p.port, b"EHLO trickle.example\r\n", results, i))
                for i in range(20)]
@@ -88,22 +78,22 @@ def test_tricklers(p):
         t.start()
     for t in threads:
         t.join()
-    check(results.get("normal") == "ok", f"the normal client was served: {results.get('normal')}")
+    assert results.get("normal") == "ok", f"the normal client was served: {results.get('normal')}"
     for i in range(20):
         elapsed, reply = results.get(i, (None, ""))
-        check(reply.startswith("421 4.4.2") and "command line not received in time" in reply,
-              f"trickler {i} got 421 4.4.2: {reply!r}")
-        check(elapsed is not None and elapsed < 8, f"trickler {i} cut off within 8 s ({elapsed})")
-    check(p.log("wsmtp").count("command line not complete within 2s") >= 20, "each cut-off is logged")
+        assert reply.startswith("421 4.4.2") and "command line not received in time" in reply, \
+            f"trickler {i} got 421 4.4.2: {reply!r}"
+        assert elapsed is not None and elapsed < 8, f"trickler {i} cut off within 8 s ({elapsed})"
+    assert p.log("wsmtp").count("command line not complete within 2s") >= 20, "each cut-off is logged"
 
 
-def test_data_trickle(p):
+def data_trickle(p):
     c = RawSmtp(p.port)
     c.reply()
     c.cmd("EHLO x")
     c.cmd("MAIL FROM:<slow@client.example>")
     c.cmd(f"RCPT TO:<alice@{p.domain}>")
-    check(c.cmd("DATA")[0] == 354, "DATA 354")
+    assert c.cmd("DATA")[0] == 354, "DATA 354"
     start = time.monotonic()
     reply = None
     c.sock.settimeout(0.5)
@@ -116,17 +106,17 @@ def test_data_trickle(p):
         reply = chunk.decode(errors="replace")
         break
     elapsed = time.monotonic() - start
-    check(reply is not None and reply.startswith("421 4.4.2") and "too slowly" in reply,
-          f"trickled DATA cut off with 421 4.4.2: {reply!r}")
+    assert reply is not None and reply.startswith("421 4.4.2") and "too slowly" in reply, \
+        f"trickled DATA cut off with 421 4.4.2: {reply!r}"
     # data_timeout 10 s plus a few dozen bytes at 1000 bytes/s.
-    check(9 < elapsed < 15, f"cut off after the base allowance ({elapsed:.1f} s)")
+    assert 9 < elapsed < 15, f"cut off after the base allowance ({elapsed:.1f} s)"
     c.close()
     rows = sql(p, "SELECT count(*) FROM messages WHERE envelope_from = 'slow@client.example' AND state >= 1")
-    check(rows[0][0] == "0", "nothing stored for the trickled message")
-    check("message data slower than 1000 bytes/s" in p.log("wsmtp"), "the data cut-off is logged")
+    assert rows[0][0] == "0", "nothing stored for the trickled message"
+    assert "message data slower than 1000 bytes/s" in p.log("wsmtp"), "the data cut-off is logged"
 
 
-def test_lifetime(p):
+def lifetime_endless_session(p):
     # Idle-free but endless: NOOP every second. Past max_session_time the
     # 421 comes unprompted (RFC 5321 §3.8), so the client looks before sending.
     c = RawSmtp(p.port)
@@ -144,13 +134,15 @@ def test_lifetime(p):
             code, lines = c.reply()
             break
         code, lines = c.cmd("NOOP")
-        check(code == 250, f"NOOP before the lifetime: {lines}")
+        assert code == 250, f"NOOP before the lifetime: {lines}"
     elapsed = time.monotonic() - start
-    check(lines and lines[-1].startswith("421 4.4.2") and "session time limit" in lines[-1],
-          f"session ended with 421 4.4.2: {lines}")
-    check(5.5 < elapsed < 10, f"after max_session_time ({elapsed:.1f} s)")
+    assert lines and lines[-1].startswith("421 4.4.2") and "session time limit" in lines[-1], \
+        f"session ended with 421 4.4.2: {lines}"
+    assert 5.5 < elapsed < 10, f"after max_session_time ({elapsed:.1f} s)"
     c.close()
 
+
+def lifetime_message_in_progress(p):
     # A message that is under way when the lifetime passes, at a fair rate
     # (2000 bytes/s), is accepted; then the 421 follows at once.
     c = RawSmtp(p.port)
@@ -166,13 +158,13 @@ def test_lifetime(p):
         c.send(("y" * 498 + "\r\n"))
         time.sleep(0.25)
     code, lines = c.cmd(".")
-    check(code == 250, f"the message in progress past the lifetime is accepted: {lines}")
+    assert code == 250, f"the message in progress past the lifetime is accepted: {lines}"
     code, lines = c.reply()
-    check(code == 421 and "session time limit" in lines[-1], f"then the session ends: {lines}")
+    assert code == 421 and "session time limit" in lines[-1], f"then the session ends: {lines}"
     c.close()
 
 
-def test_tls_handshake_trickle(p):
+def tls_handshake_trickle(p):
     """After STARTTLS the handshake is part of the next command's deadline: a
     client that trickles a ClientHello is disconnected (no plaintext 421 can be
     sent inside a handshake)."""
@@ -180,7 +172,7 @@ def test_tls_handshake_trickle(p):
     start = time.monotonic()
     c.reply()
     c.cmd("EHLO x")
-    check(c.cmd("STARTTLS")[0] == 220, "STARTTLS 220")
+    assert c.cmd("STARTTLS")[0] == 220, "STARTTLS 220"
     hello = bytes.fromhex("16030100f4010000f00303") + bytes(32)  # the start of a ClientHello
     closed = False
     c.sock.settimeout(1)
@@ -196,37 +188,64 @@ def test_tls_handshake_trickle(p):
             closed = True
             break
     elapsed = time.monotonic() - start
-    check(closed and elapsed < 8, f"trickled TLS handshake cut off ({closed}, {elapsed:.1f} s)")
-    check("TLS handshake not complete within 2s" in p.log("wsmtp"), "the handshake cut-off is logged")
+    assert closed and elapsed < 8, f"trickled TLS handshake cut off ({closed}, {elapsed:.1f} s)"
+    assert "TLS handshake not complete within 2s" in p.log("wsmtp"), "the handshake cut-off is logged"
     c.close()
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="wsmtp-deadlines-")
-    cert, key = make_cert(tmp)
+# Threads that run at once; the scenarios within one run one after the other.
+SCENARIOS = [[tricklers], [data_trickle], [lifetime_endless_session, lifetime_message_in_progress],
+             [tls_handshake_trickle]]
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """Runs every scenario against one listener; returns name -> exception or None."""
+    cert, key = make_cert(str(tmp_path_factory.mktemp("wsmtp-deadlines-")))
     extra = ("command_deadline = 2s\nmin_data_rate = 1000\ndata_timeout = 10s\nmax_session_time = 6s\n"
              f"tls_cert_file = {cert}\ntls_key_file = {key}\n")
-    try:
-        run(extra)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def run(extra):
     with Pipeline(listener_extra=extra) as p:
         p.add_domain()
         p.add_mailbox("alice")
         p.start("wsmtp")
-        threads = [threading.Thread(target=t, args=(p,)) for t in (test_tricklers, test_data_trickle, test_lifetime,
-                                                               test_tls_handshake_trickle)]
+        results = {}
+
+        def run(group):
+            for scenario in group:
+                try:
+                    scenario(p)
+                    results[scenario.__name__] = None
+                except Exception as e:  # noqa: BLE001 - raised again by the scenario's test
+                    results[scenario.__name__] = e
+
+        threads = [threading.Thread(target=run, args=(group,)) for group in SCENARIOS]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        if FAILURES:
-            raise AssertionError(f"{len(FAILURES)} failure(s): {FAILURES}")
-        print("listener deadlines: all checks passed")
+        yield results
 
 
-if __name__ == "__main__":
-    main()
+def outcome(outcomes, scenario):
+    if outcomes[scenario.__name__] is not None:
+        raise outcomes[scenario.__name__]
+
+
+def test_tricklers_are_cut_off_while_a_normal_client_is_served(outcomes):
+    outcome(outcomes, tricklers)
+
+
+def test_trickled_data_is_cut_off_and_nothing_is_stored(outcomes):
+    outcome(outcomes, data_trickle)
+
+
+def test_a_session_past_its_lifetime_is_closed(outcomes):
+    outcome(outcomes, lifetime_endless_session)
+
+
+def test_a_message_in_progress_past_the_lifetime_is_accepted_first(outcomes):
+    outcome(outcomes, lifetime_message_in_progress)
+
+
+def test_a_trickled_tls_handshake_is_hung_up_on(outcomes):
+    outcome(outcomes, tls_handshake_trickle)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """SIGKILL wsmtp in the middle of many concurrent DATA transfers (small
 messages stored in one transaction, and big ones streamed in chunks), then
 check the contract: every message that got 250 is in state >= 1, and every
@@ -12,16 +11,17 @@ Bounded: 8 clients, a few hundred messages, 2 kills.
 import os
 import random
 import signal
-import socket
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from pipeline import Pipeline, wait_until  # noqa: E402
-from listener_harness import RawSmtp, sql  # noqa: E402
+import pytest
+from listener_harness import RawSmtp, sql
+from pipeline import Pipeline, wait_until
 
+# The rounds run in file order on one listener: each counts only the messages
+# the rounds before it did not account for.
 CLIENTS = 8
+ROUNDS = (signal.SIGKILL, signal.SIGKILL, signal.SIGTERM)
 
 
 class Client(threading.Thread):
@@ -88,48 +88,64 @@ def run_round(p, rng, how, round_no):
     return accepted, racing
 
 
-def main():
-    rng = random.Random(int(os.environ.get("WSMTP_KILL_SEED", "3")))
+@pytest.fixture(scope="module")
+def env():
     with Pipeline(listener_extra="shutdown_grace = 3s\nmax_connection_rate = 0\n") as p:
         p.add_domain()
         p.add_mailbox("alice")
         p.start("wsmtp")
-        all_accepted = set()
-        for round_no, how in enumerate((signal.SIGKILL, signal.SIGKILL, signal.SIGTERM)):
-            accepted, racing = run_round(p, rng, how, round_no)
-            states = token_states(p)
-            lost = [t for t in accepted if states.get(t, 0) < 1]
-            unexpected = [t for t, s in states.items() if s >= 1 and t not in accepted and t not in all_accepted]
-            not_racing = [t for t in unexpected if t not in racing]
-            print(f"round {round_no} ({signal.Signals(how).name}): accepted={len(accepted)} "
-                  f"stored={len(states)} state0={sum(1 for s in states.values() if s == 0)} "
-                  f"committed-without-250={len(unexpected)}")
-            assert len(accepted) > 10, "too few messages got through to test anything"
-            assert not lost, f"got 250 but not in state >= 1: {lost[:10]}"
-            assert not not_racing, f"in state >= 1 without 250 and without a final dot: {not_racing[:10]}"
-            if how == signal.SIGKILL:
-                assert len(unexpected) <= CLIENTS, f"too many commit/kill races: {unexpected}"
-            else:
-                # Graceful shutdown: every commit that ran was answered.
-                assert not unexpected, f"SIGTERM left committed messages without 250: {unexpected}"
-                assert "shutting down" in p.log("wsmtp")
-            all_accepted |= accepted | set(unexpected)
-            p.start("wsmtp")
-        # Aborted receipts (state 0) are never routed: run the router and the
-        # reaper and check that no state-0 message moves forward.
-        zero = {t for t, s in token_states(p).items() if s == 0}
-        p.start("wroute")
-        p.start("wreaper")
-        wait_until(lambda: all(s != 1 for s in token_states(p).values()), 60, interval=0.5,
-                   what="router to take every received message")
-        time.sleep(2)
-        after = token_states(p)
-        moved = [t for t in zero if after.get(t, 0) >= 1]
-        print(f"state-0 leftovers: {len(zero)}, routed among them: {len(moved)}")
-        assert not moved, f"aborted messages were routed: {moved[:10]}"
-        assert all(after.get(t, 0) >= 2 for t in all_accepted), "an accepted message was not routed"
-        print("listener kill test: passed")
+        rng = random.Random(int(os.environ.get("WSMTP_KILL_SEED", "3")))
+        # every token accounted for so far: accepted, or committed in a race with a kill
+        yield p, rng, set()
 
 
-if __name__ == "__main__":
-    main()
+@pytest.mark.parametrize("round_no", range(len(ROUNDS)),
+                         ids=[f"{n}-{s.name}" for n, s in enumerate(ROUNDS)])
+def test_stop_during_transfers_loses_nothing_that_got_250(env, round_no):
+    p, rng, all_accepted = env
+    how = ROUNDS[round_no]
+    accepted, racing = run_round(p, rng, how, round_no)
+    states = token_states(p)
+    lost = [t for t in accepted if states.get(t, 0) < 1]
+    unexpected = [t for t, s in states.items() if s >= 1 and t not in accepted and t not in all_accepted]
+    not_racing = [t for t in unexpected if t not in racing]
+    print(f"round {round_no} ({signal.Signals(how).name}): accepted={len(accepted)} "
+          f"stored={len(states)} state0={sum(1 for s in states.values() if s == 0)} "
+          f"committed-without-250={len(unexpected)}")
+    all_accepted |= accepted | set(unexpected)
+    p.start("wsmtp")
+    assert len(accepted) > 10, "too few messages got through to test anything"
+    assert not lost, f"got 250 but not in state >= 1: {lost[:10]}"
+    assert not not_racing, f"in state >= 1 without 250 and without a final dot: {not_racing[:10]}"
+    if how == signal.SIGKILL:
+        assert len(unexpected) <= CLIENTS, f"too many commit/kill races: {unexpected}"
+    else:
+        # Graceful shutdown: every commit that ran was answered.
+        assert not unexpected, f"SIGTERM left committed messages without 250: {unexpected}"
+        assert "shutting down" in p.log("wsmtp")
+
+
+@pytest.fixture(scope="module")
+def routed(env):
+    """The router and reaper run over what the rounds left; returns the state-0 leftovers and the states after."""
+    p = env[0]
+    zero = {t for t, s in token_states(p).items() if s == 0}
+    p.start("wroute")
+    p.start("wreaper")
+    wait_until(lambda: all(s != 1 for s in token_states(p).values()), 60, interval=0.5,
+               what="router to take every received message")
+    time.sleep(2)
+    after = token_states(p)
+    print(f"state-0 leftovers: {len(zero)}")
+    return zero, after
+
+
+def test_aborted_receipts_are_never_routed(routed):
+    zero, after = routed
+    moved = [t for t in zero if after.get(t, 0) >= 1]
+    assert not moved, f"aborted messages were routed: {moved[:10]}"
+
+
+def test_every_accepted_message_is_routed(env, routed):
+    all_accepted, after = env[2], routed[1]
+    assert all(after.get(t, 0) >= 2 for t in all_accepted), "an accepted message was not routed"

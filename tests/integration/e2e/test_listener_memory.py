@@ -1,18 +1,15 @@
-#!/usr/bin/env python3
 """Memory bounds of wsmtp: 5,000 concurrent idle connections are served (a new
 client still gets through) and the resident memory per idle connection is
 measured; a 100 MiB message is streamed to PostgreSQL while the daemon's
 resident memory grows by less than 16 MiB. Prints the figures for the report.
 """
-import os
 import socket
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from pipeline import Pipeline  # noqa: E402
-from listener_harness import RawSmtp, sql  # noqa: E402
+import pytest
+from listener_harness import RawSmtp, sql
+from pipeline import Pipeline
 
 IDLE = 5000
 BIG = 100 * 1024 * 1024
@@ -106,20 +103,22 @@ def big_message(p, pid):
     return growth
 
 
-def main():
+@pytest.fixture(scope="module")
+def env():
     extra = ("max_connections = 6000\nmax_connections_per_client = 6000\nmax_connection_rate = 0\n"
              "max_message_size = 200M\n")
     with Pipeline(listener_extra=extra) as p:
         p.add_domain()
         p.add_mailbox("alice")
         p.start("wsmtp")
-        pid = p.procs["wsmtp"][-1].pid
-        per_conn = idle_connections(p, pid)
-        growth = big_message(p, pid)
-        assert per_conn < 16 * 1024, f"{per_conn:.0f} bytes per idle connection"
-        assert growth < 16, f"RSS grew {growth:.1f} MiB for a 100 MiB message"
-        print("listener memory test: passed")
+        yield p, p.procs["wsmtp"][-1].pid
 
 
-if __name__ == "__main__":
-    main()
+def test_idle_connections_are_served_in_under_16_kib_each(env):
+    per_conn = idle_connections(*env)
+    assert per_conn < 16 * 1024, f"{per_conn:.0f} bytes per idle connection"
+
+
+def test_100_mib_message_streams_with_under_16_mib_growth(env):
+    growth = big_message(*env)
+    assert growth < 16, f"RSS grew {growth:.1f} MiB for a 100 MiB message"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """End-to-end: the four daemons on a throwaway PostgreSQL, mail sent with
 Python's smtplib to two mailboxes and one alias, read back from the Maildirs.
 
@@ -9,12 +8,10 @@ that an unknown local user is refused at RCPT with 550 5.1.1, and that
 reach PostgreSQL over its Unix socket, as a single-host deployment does
 (deploy/examples/wsmtp.conf); the other tests use TCP.
 """
-import os
 import smtplib
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from pipeline import Pipeline, wait_until  # noqa: E402
+import pytest
+from pipeline import Pipeline, wait_until
 
 SENDER = "sender@client.example"
 
@@ -44,61 +41,92 @@ def check_delivered(p, user, original, subject):
     assert b"\r" not in data, f"{user}/{subject}: Maildir files use LF line ends"
 
 
-def main():
+PLAIN = message("dots", ["first line", ".leading dot must survive", ".", "..two dots", "last line"])
+EIGHT_BIT = message("eightbit", ["Grüße aus Köln — ½ € ✓", "naïve café"],
+                    ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
+                     "Content-Transfer-Encoding: 8bit"])
+ALIAS_MSG = message("alias", ["to the whole team"])
+
+
+@pytest.fixture(scope="module")
+def p():
     with Pipeline(db_socket=True) as p:
         p.add_domain()
         p.add_mailbox("alice")
         p.add_mailbox("bob")
         p.add_alias("team", f"alice@{p.domain}", f"Bob@{p.domain}")
         p.start_all()
-
-        plain = message("dots", ["first line", ".leading dot must survive", ".", "..two dots", "last line"])
-        eight_bit = message("eightbit", ["Grüße aus Köln — ½ € ✓", "naïve café"],
-                            ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
-                             "Content-Transfer-Encoding: 8bit"])
-        alias_msg = message("alias", ["to the whole team"])
-
-        with p.smtp() as s:
-            s.ehlo("client.example")
-            assert s.has_extn("8bitmime") and s.has_extn("pipelining")
-            s.sendmail(SENDER, [f"alice@{p.domain}"], plain)
-            s.sendmail(SENDER, [f"bob@{p.domain}"], eight_bit.encode("utf-8"), mail_options=["BODY=8BITMIME"])
-            s.sendmail(SENDER, [f"team@{p.domain}"], alias_msg)
-            try:
-                s.sendmail(SENDER, [f"nobody@{p.domain}"], message("unknown", ["x"]))
-                raise AssertionError("unknown local user was accepted")
-            except smtplib.SMTPRecipientsRefused as e:
-                code, text = e.recipients[f"nobody@{p.domain}"]
-                assert code == 550 and text.startswith(b"5.1.1"), (code, text)
-            # The session goes on after a refusal.
-            assert s.noop()[0] == 250
-
-        wait_until(lambda: len(p.maildir_files("alice")) >= 2 and len(p.maildir_files("bob")) >= 2, 30,
-                   what="delivery to alice and bob")
-        check_delivered(p, "alice", plain, "dots")
-        check_delivered(p, "bob", eight_bit, "eightbit")
-        check_delivered(p, "alice", alias_msg, "alias")
-        check_delivered(p, "bob", alias_msg, "alias")
-        assert len(p.maildir_files("alice")) == 2 and len(p.maildir_files("bob")) == 2
-
-        wait_until(lambda: p.queue()["DONE"]["count"] == 3, 30, what="state 5 for all three messages")
-        q = p.queue()
-        for name in ("RECEIVING", "RECEIVED", "ROUTING", "ROUTED", "DELIVERING"):
-            assert q[name]["count"] == 0, (name, q[name])
-        text = p.ctl("queue").stdout
-        assert "5 DONE" in text and " 3 " in text, text
-
-        # The daemons' sessions came over the socket (no client address); this
-        # check's own psql session comes over TCP.
-        socket_sessions = p.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'wsmtp' "
-                                    "AND backend_type = 'client backend' AND client_addr IS NULL", dbname="wsmtp")
-        assert int(socket_sessions) >= 3, socket_sessions
-
-        # Each accepted message is logged with its queue id in every program.
-        for prog, word in (("wsmtp", "accepted"), ("wroute", "ROUTING->ROUTED"), ("wdeliver", "delivered rcpt=")):
-            assert word in p.log(prog), f"{prog} log lacks '{word}'"
-        print("e2e pipeline: 3 messages accepted, 4 Maildir copies verified, queue drained to DONE")
+        yield p
 
 
-if __name__ == "__main__":
-    main()
+@pytest.fixture(scope="module")
+def session(p):
+    """One SMTP session: its EHLO, three messages, an unknown user, and a NOOP after the refusal."""
+    seen = {}
+    with p.smtp() as s:
+        s.ehlo("client.example")
+        seen["extensions"] = {e: s.has_extn(e) for e in ("8bitmime", "pipelining")}
+        s.sendmail(SENDER, [f"alice@{p.domain}"], PLAIN)
+        s.sendmail(SENDER, [f"bob@{p.domain}"], EIGHT_BIT.encode("utf-8"), mail_options=["BODY=8BITMIME"])
+        s.sendmail(SENDER, [f"team@{p.domain}"], ALIAS_MSG)
+        try:
+            s.sendmail(SENDER, [f"nobody@{p.domain}"], message("unknown", ["x"]))
+            seen["unknown"] = None
+        except smtplib.SMTPRecipientsRefused as e:
+            seen["unknown"] = e.recipients[f"nobody@{p.domain}"]
+        seen["noop"] = s.noop()[0]
+    return seen
+
+
+@pytest.fixture(scope="module")
+def delivered(p, session):
+    wait_until(lambda: len(p.maildir_files("alice")) >= 2 and len(p.maildir_files("bob")) >= 2, 30,
+               what="delivery to alice and bob")
+    return p
+
+
+def test_ehlo_offers_8bitmime_and_pipelining(session):
+    assert session["extensions"]["8bitmime"] and session["extensions"]["pipelining"]
+
+
+def test_unknown_local_user_refused_at_rcpt_with_5_1_1(session):
+    assert session["unknown"] is not None, "unknown local user was accepted"
+    code, text = session["unknown"]
+    assert code == 550 and text.startswith(b"5.1.1"), (code, text)
+
+
+def test_session_goes_on_after_a_refusal(session):
+    assert session["noop"] == 250
+
+
+def test_each_copy_lands_once_with_trace_headers_and_exact_body(delivered):
+    p = delivered
+    check_delivered(p, "alice", PLAIN, "dots")
+    check_delivered(p, "bob", EIGHT_BIT, "eightbit")
+    check_delivered(p, "alice", ALIAS_MSG, "alias")
+    check_delivered(p, "bob", ALIAS_MSG, "alias")
+    assert len(p.maildir_files("alice")) == 2 and len(p.maildir_files("bob")) == 2
+
+
+def test_queue_drains_to_done(delivered):
+    p = delivered
+    wait_until(lambda: p.queue()["DONE"]["count"] == 3, 30, what="state 5 for all three messages")
+    q = p.queue()
+    for name in ("RECEIVING", "RECEIVED", "ROUTING", "ROUTED", "DELIVERING"):
+        assert q[name]["count"] == 0, (name, q[name])
+    text = p.ctl("queue").stdout
+    assert "5 DONE" in text and " 3 " in text, text
+
+
+def test_daemons_reach_postgresql_over_the_unix_socket(delivered):
+    # The daemons' sessions came over the socket (no client address); this
+    # check's own psql session comes over TCP.
+    socket_sessions = delivered.pg.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'wsmtp' "
+                                        "AND backend_type = 'client backend' AND client_addr IS NULL",
+                                        dbname="wsmtp")
+    assert int(socket_sessions) >= 3, socket_sessions
+
+
+def test_every_program_logs_the_queue_id(delivered):
+    for prog, word in (("wsmtp", "accepted"), ("wroute", "ROUTING->ROUTED"), ("wdeliver", "delivered rcpt=")):
+        assert word in delivered.log(prog), f"{prog} log lacks '{word}'"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """End-to-end: one queue id names a message everywhere (issue 13).
 
 The id in the 250 reply ("queued as X") is the one in the delivered copy's
@@ -16,12 +15,13 @@ import re
 import signal
 import smtplib
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from pgtmp import free_port  # noqa: E402
-from pipeline import DAEMON_PATHS, Pipeline, wait_until  # noqa: E402
+import pytest
+from pgtmp import free_port
+from pipeline import DAEMON_PATHS, Pipeline, wait_until
 
+# The functions below run in file order on one pipeline: ids handed out earlier
+# are compared with those after the restart.
 SENDER = "sender@client.example"
 MAX_SIZE = 300000
 
@@ -86,81 +86,123 @@ def start_second_listener(p):
     return port
 
 
-def main():
+@pytest.fixture(scope="module")
+def p():
     with Pipeline(listener_extra=f"max_message_size = {MAX_SIZE}\n") as p:
         p.add_domain()
         p.add_mailbox("alice")
         p.start_all()
-
-        small = send(p, "small")
-        # Bigger than one body chunk (128 KiB): streamed, its row created under the id.
-        big = send(p, "big", ("x" * 998 + "\r\n") * 200)
-        assert small != big
-        check_everywhere(p, small, "small")
-        check_everywhere(p, big, "big")
-        log = p.log("wsmtp")
-        assert not re.search(r"\bid=|\d+S\d+", log), "wsmtp still logs a session id"
-
-        # A DSN is a message of its own: its lines name its id and the original's.
-        p.add_mailbox("broken")
-        os.makedirs(os.path.dirname(os.path.dirname(p.maildir("broken"))), exist_ok=True)
-        with open(os.path.dirname(p.maildir("broken")), "w") as f:
-            f.write("a file where the mailbox's directory should be\n")
-        orig = send(p, "doomed", rcpt="broken", sender=f"alice@{p.domain}")
-        dsn_line = re.compile(rf"\bmsg=(\d+) dsn for msg={re.escape(orig)} created in state RECEIVED")
-        # The DSN is made by whoever gives up on the message: wdeliver (a
-        # permanent failure) or, for a deferred one, `wsmtpctl bounce` at once.
-        bounce_output = []
-
-        def bounced():
-            r = p.ctl("bounce", orig, check=False)
-            bounce_output.append(r.stdout + r.stderr)
-            return r.returncode == 0
-        try:
-            wait_until(lambda: dsn_line.search(p.log("wdeliver")), 2, what="an immediate bounce")
-        except AssertionError:  # deferred: the operator gives up on it
-            wait_until(bounced, 30, interval=0.5, what=f"wsmtpctl bounce {orig}")
-        if bounce_output:  # wsmtpctl names both ids: "msg=ORIG bounced ...; DSN msg=N queued to the sender"
-            found = re.search(rf"\bmsg={re.escape(orig)} .*DSN msg=(\d+) queued", bounce_output[-1])
-            assert found, bounce_output[-1]
-            dsn = found.group(1)
-        else:
-            dsn = dsn_line.search(p.log("wdeliver")).group(1)
-            assert re.search(rf"\bmsg={re.escape(orig)} DSN msg={dsn} queued to <alice@", p.log("wdeliver"))
-        wait_until(lambda: re.search(rf"\bmsg={dsn} delivered rcpt=alice@", p.log("wdeliver")), 30,
-                   what=f"delivery of the DSN msg={dsn}")
-        assert p.ctl("show", dsn).returncode == 0
-
-        # Refused during DATA: logged under its queue id, which nothing else uses.
-        with p.smtp() as s:
-            s.ehlo("client.example")
-            s.mail(SENDER)
-            s.rcpt(f"alice@{p.domain}")
-            code, _ = s.data("Subject: huge\r\n\r\n" + ("y" * 998 + "\r\n") * (MAX_SIZE // 1000 + 10))
-            assert code == 552, code
-        refused = re.findall(r"msg=(\S+) rejected from=<[^>]*> client=127\.0\.0\.1: message larger than",
-                             p.log("wsmtp"))
-        assert len(refused) == 1, p.log("wsmtp")
-        assert refused[0] not in (small, big)
-        assert p.ctl("show", refused[0], check=False).returncode == 1  # never stored
-        bad = p.ctl("show", "1S0", check=False)  # the old session ids are no queue ids
-        assert bad.returncode == 2 and "not a queue id" in bad.stderr, (bad.returncode, bad.stderr)
-
-        before = [small, big, refused[0]] + [send(p, f"before{i}") for i in range(3)]
-        p.kill("wsmtp", signal.SIGTERM)
-        p.start("wsmtp")
-        second = start_second_listener(p)
-        after = []
-        for i in range(4):
-            after.append(send(p, f"after{i}"))
-            after.append(send(p, f"second{i}", port=second))
-        assert len(set(after)) == len(after), after
-        numeric = [int(q) for q in before + after]
-        assert min(numeric[len(before):]) > max(numeric[:len(before)]), (before, after)
-        check_everywhere(p, after[-1], "second3", listener="wsmtp2")
-        check_everywhere(p, after[-2], "after3")
-        print(f"queue ids: before restart {before}, after restart and on a second listener {after}")
+        yield p
 
 
-if __name__ == "__main__":
-    main()
+@pytest.fixture(scope="module")
+def first(p):
+    """The ids of a small message (stored whole) and a big one (streamed)."""
+    small = send(p, "small")
+    # Bigger than one body chunk (128 KiB): streamed, its row created under the id.
+    big = send(p, "big", ("x" * 998 + "\r\n") * 200)
+    return small, big
+
+
+def test_small_and_big_messages_get_distinct_ids(first):
+    small, big = first
+    assert small != big
+
+
+def test_small_message_id_is_the_same_everywhere(p, first):
+    check_everywhere(p, first[0], "small")
+
+
+def test_streamed_message_id_is_the_same_everywhere(p, first):
+    check_everywhere(p, first[1], "big")
+
+
+def test_wsmtp_logs_no_session_id(p, first):
+    log = p.log("wsmtp")
+    assert not re.search(r"\bid=|\d+S\d+", log), "wsmtp still logs a session id"
+
+
+def test_a_dsn_has_its_own_id_and_its_lines_name_the_original(p):
+    # A DSN is a message of its own: its lines name its id and the original's.
+    p.add_mailbox("broken")
+    os.makedirs(os.path.dirname(os.path.dirname(p.maildir("broken"))), exist_ok=True)
+    with open(os.path.dirname(p.maildir("broken")), "w") as f:
+        f.write("a file where the mailbox's directory should be\n")
+    orig = send(p, "doomed", rcpt="broken", sender=f"alice@{p.domain}")
+    dsn_line = re.compile(rf"\bmsg=(\d+) dsn for msg={re.escape(orig)} created in state RECEIVED")
+    # The DSN is made by whoever gives up on the message: wdeliver (a
+    # permanent failure) or, for a deferred one, `wsmtpctl bounce` at once.
+    bounce_output = []
+
+    def bounced():
+        r = p.ctl("bounce", orig, check=False)
+        bounce_output.append(r.stdout + r.stderr)
+        return r.returncode == 0
+    try:
+        wait_until(lambda: dsn_line.search(p.log("wdeliver")), 2, what="an immediate bounce")
+    except AssertionError:  # deferred: the operator gives up on it
+        wait_until(bounced, 30, interval=0.5, what=f"wsmtpctl bounce {orig}")
+    if bounce_output:  # wsmtpctl names both ids: "msg=ORIG bounced ...; DSN msg=N queued to the sender"
+        found = re.search(rf"\bmsg={re.escape(orig)} .*DSN msg=(\d+) queued", bounce_output[-1])
+        assert found, bounce_output[-1]
+        dsn = found.group(1)
+    else:
+        dsn = dsn_line.search(p.log("wdeliver")).group(1)
+        assert re.search(rf"\bmsg={re.escape(orig)} DSN msg={dsn} queued to <alice@", p.log("wdeliver"))
+    wait_until(lambda: re.search(rf"\bmsg={dsn} delivered rcpt=alice@", p.log("wdeliver")), 30,
+               what=f"delivery of the DSN msg={dsn}")
+    assert p.ctl("show", dsn).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def refused(p):
+    """A message refused during DATA: its code and the ids the refusal was logged under."""
+    with p.smtp() as s:
+        s.ehlo("client.example")
+        s.mail(SENDER)
+        s.rcpt(f"alice@{p.domain}")
+        code, _ = s.data("Subject: huge\r\n\r\n" + ("y" * 998 + "\r\n") * (MAX_SIZE // 1000 + 10))
+    ids = re.findall(r"msg=(\S+) rejected from=<[^>]*> client=127\.0\.0\.1: message larger than",
+                     p.log("wsmtp"))
+    return code, ids
+
+
+def test_a_message_refused_in_data_is_logged_under_an_unused_id(p, first, refused):
+    code, ids = refused
+    assert code == 552, code
+    assert len(ids) == 1, p.log("wsmtp")
+    assert ids[0] not in first
+    assert p.ctl("show", ids[0], check=False).returncode == 1  # never stored
+
+
+def test_old_session_ids_are_no_queue_ids(p):
+    bad = p.ctl("show", "1S0", check=False)
+    assert bad.returncode == 2 and "not a queue id" in bad.stderr, (bad.returncode, bad.stderr)
+
+
+@pytest.fixture(scope="module")
+def restarted(p, first, refused):
+    """Ids before a listener restart, and after it from it and a second listener."""
+    before = list(first) + refused[1][:1] + [send(p, f"before{i}") for i in range(3)]
+    p.kill("wsmtp", signal.SIGTERM)
+    p.start("wsmtp")
+    second = start_second_listener(p)
+    after = []
+    for i in range(4):
+        after.append(send(p, f"after{i}"))
+        after.append(send(p, f"second{i}", port=second))
+    print(f"queue ids: before restart {before}, after restart and on a second listener {after}")
+    return before, after
+
+
+def test_ids_never_repeat_across_a_restart_and_a_second_listener(restarted):
+    before, after = restarted
+    assert len(set(after)) == len(after), after
+    numeric = [int(q) for q in before + after]
+    assert min(numeric[len(before):]) > max(numeric[:len(before)]), (before, after)
+
+
+def test_ids_after_the_restart_are_the_same_everywhere(p, restarted):
+    after = restarted[1]
+    check_everywhere(p, after[-1], "second3", listener="wsmtp2")
+    check_everywhere(p, after[-2], "after3")
