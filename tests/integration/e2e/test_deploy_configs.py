@@ -45,8 +45,11 @@ KEY_SOURCES = {
     "deliver": (("deliver/config.cpp", "common/config/worker_scaling.cpp"), "deliver"),
     "reaper": ("common/reap/reaper_config.cpp", "reaper"),
 }
-UNIT_REQUIRED = ["Restart=on-failure", "User=wsmtp", "NoNewPrivileges=yes", "ProtectSystem=strict",
+UNIT_REQUIRED = ["Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
                  "PrivateTmp=yes", "ConditionPathExists=/etc/wsmtp/wsmtp.conf"]
+# Each daemon its own user and credential (test_deploy_privileges runs them so).
+UNIT_USER = {"wsmtp.service": "wsmtp", "wroute.service": "wroute", "wdeliver.service": "wdeliver",
+             "wreaper.service": "wreaper"}
 
 failures = []
 
@@ -141,7 +144,9 @@ def check_units(tmp):
         with open(unit) as f:
             text = f.read()
         name = os.path.basename(unit)
-        for line in UNIT_REQUIRED:
+        for line in UNIT_REQUIRED + [f"User={UNIT_USER[name]}",
+                                     f"LoadCredential=pgpass:/etc/wsmtp/credentials/{name[:-8]}.pgpass",
+                                     "Environment=PGPASSFILE=%d/pgpass"]:
             check(re.search(rf"^{re.escape(line)}$", text, re.M) is not None, f"{name}: {line}")
         caps = re.findall(r"^AmbientCapabilities=(.*)$", text, re.M)
         want = ["CAP_NET_BIND_SERVICE"] if name == "wsmtp.service" else []
