@@ -149,7 +149,8 @@ def check_units(tmp):
                                      "Environment=PGPASSFILE=%d/pgpass"]:
             check(re.search(rf"^{re.escape(line)}$", text, re.M) is not None, f"{name}: {line}")
         caps = re.findall(r"^AmbientCapabilities=(.*)$", text, re.M)
-        want = ["CAP_NET_BIND_SERVICE"] if name == "wsmtp.service" else []
+        want = {"wsmtp.service": ["CAP_NET_BIND_SERVICE"],
+                "wdeliver.service": ["CAP_SETUID CAP_SETGID"]}.get(name, [])
         check(caps == want, f"{name}: ambient capabilities {caps}")
     with open(os.path.join(ROOT, "deploy", "systemd", "wsmtp.service")) as f:
         # The listener reloads its limits and TLS certificate on SIGHUP.

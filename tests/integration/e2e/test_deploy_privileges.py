@@ -31,8 +31,9 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "harness"))
-from pgtmp import PgServer, free_port  # noqa: E402
+from pgtmp import free_port  # noqa: E402
 from pipeline import DAEMON_PATHS, bin_dir, wait_until  # noqa: E402
+from unix_users import GROUP_ROLE, UNITS, Namespace, NamespacedPg, unit_settings  # noqa: E402
 
 if os.geteuid() != 0:
     pytest.skip("needs root: it runs each daemon under its own uid", allow_module_level=True)
@@ -41,99 +42,6 @@ for tool in ("unshare", "setpriv", "mount", "psql"):
         pytest.skip(f"{tool} is not installed", allow_module_level=True)
 if subprocess.run(["unshare", "--mount", "--propagation", "private", "true"]).returncode != 0:
     pytest.skip("mount namespaces are not permitted here (unshare --mount failed)", allow_module_level=True)
-
-UNITS = {"wsmtp": "wsmtp.service", "wroute": "wroute.service", "wdeliver": "wdeliver.service",
-         "wreaper": "wreaper.service"}
-# The login role each daemon's user gets on a single host (deploy/README.md, "Credentials").
-GROUP_ROLE = {"wsmtp": "wsmtp_listener", "wroute": "wsmtp_router", "wdeliver": "wsmtp_deliver",
-              "wreaper": "wsmtp_reaper"}
-
-
-def unit_settings(daemon):
-    with open(os.path.join(ROOT, "deploy", "systemd", UNITS[daemon])) as f:
-        text = f.read()
-
-    def one(key):
-        found = re.findall(rf"^{key}=(.*)$", text, re.M)
-        assert len(found) == 1, f"{UNITS[daemon]}: expected one {key}=, found {found}"
-        return found[0].strip()
-
-    cred = re.findall(r"^LoadCredential=([^:\n]+):(\S+)$", text, re.M)
-    supp = re.findall(r"^SupplementaryGroups=(.*)$", text, re.M)
-    return {"user": one("User"), "group": one("Group"), "supplementary": supp[0].split() if supp else [],
-            "credentials": cred, "environment": re.findall(r"^Environment=(.*)$", text, re.M)}
-
-
-class Namespace:
-    """Users and groups that exist only inside the mount namespaces this harness
-    starts processes in."""
-
-    def __init__(self, root, users, groups):
-        self.passwd = os.path.join(root, "passwd")
-        self.group = os.path.join(root, "group")
-        with open("/etc/passwd") as f:
-            passwd = f.read().splitlines()
-        with open("/etc/group") as f:
-            group = f.read().splitlines()
-        used_uids = {int(l.split(":")[2]) for l in passwd if l.count(":") >= 6}
-        used_gids = {int(l.split(":")[2]) for l in group if l.count(":") >= 3}
-        self.uid, self.gid = {}, {}
-        for line in passwd:
-            name, _, uid, gid = line.split(":")[:4]
-            self.uid[name] = int(uid)
-        for line in group:
-            name, _, gid = line.split(":")[:3]
-            self.gid[name] = int(gid)
-        free = (n for n in range(61000, 65000) if n not in used_uids and n not in used_gids)
-        members = {}
-        for name, wanted in groups.items():
-            members[name] = wanted
-            if name not in self.gid:
-                self.gid[name] = next(free)
-        for name, primary in users.items():
-            if name not in self.uid:
-                self.uid[name] = next(free)
-                passwd.append(f"{name}:x:{self.uid[name]}:{self.gid[primary]}:{name}:/nonexistent:/usr/sbin/nologin")
-        out_groups = []
-        for line in group:
-            fields = line.split(":")
-            if fields[0] in members:
-                have = [m for m in fields[3].split(",") if m]
-                fields[3] = ",".join(have + [m for m in members[fields[0]] if m not in have])
-                members.pop(fields[0])
-            out_groups.append(":".join(fields))
-        for name, users_in in members.items():
-            out_groups.append(f"{name}:x:{self.gid[name]}:{','.join(users_in)}")
-        with open(self.passwd, "w") as f:
-            f.write("\n".join(passwd) + "\n")
-        with open(self.group, "w") as f:
-            f.write("\n".join(out_groups) + "\n")
-        os.chmod(self.passwd, 0o644)
-        os.chmod(self.group, 0o644)
-
-    def wrap(self, cmd):
-        """cmd, run in a new private mount namespace that sees these users."""
-        script = 'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@"'
-        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
-                self.passwd, self.group, *cmd]
-
-    def as_user(self, user, group, cmd):
-        return self.wrap(["setpriv", f"--reuid={user}", f"--regid={group}", "--init-groups", "--no-new-privs",
-                          "--inh-caps=-all", "--", *cmd])
-
-
-class NamespacedPg(PgServer):
-    """The test's PostgreSQL, whose peer authentication looks users up in the namespace."""
-
-    def __init__(self, ns):
-        self.ns = ns
-        super().__init__()
-
-    def _run(self, tool, *args, check=True):
-        cmd = ["runuser", "-u", "nobody", "--", os.path.join(self.bindir, tool), *args]
-        return subprocess.run(self.ns.wrap(cmd), check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, cwd=self.tmp)
-
 
 class Deployment:
     def __init__(self):
@@ -218,8 +126,7 @@ class Deployment:
 
     def start(self, daemon):
         s = self.units[daemon]
-        cmd = self.ns.as_user(s["user"], s["group"],
-                              [os.path.join(bin_dir(), DAEMON_PATHS[daemon]), "--config", self.config])
+        cmd = self.ns.unit_command(s, [os.path.join(bin_dir(), DAEMON_PATHS[daemon]), "--config", self.config])
         with open(os.path.join(self.log_dir, f"{daemon}.log"), "a") as log:
             self.procs[daemon] = subprocess.Popen(cmd, stdout=log, stderr=log, env=self.env(daemon),
                                                   start_new_session=True, cwd="/")
@@ -285,6 +192,9 @@ def deployment():
         d.ctl("mailbox", "add", "stuck@example.test", "--maildir", os.path.join(locked, "Maildir"))
         for daemon in UNITS:
             d.start(daemon)
+            # The wrapper (unshare, sh, setpriv) execs into the daemon under the same pid.
+            wait_until(lambda: os.readlink(f"/proc/{d.procs[daemon].pid}/exe").endswith("/" + daemon), 10,
+                       what=f"{daemon} started")
         wait_until(lambda: port_open(d.port), 15, what="wsmtp listening")
         yield d
     except BaseException:
