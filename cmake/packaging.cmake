@@ -5,8 +5,8 @@
 #   cmake --install build --prefix /usr/local     binaries, schema, units, examples, guide
 #   cd build && cpack -G DEB                      wsmtp_<version>_<arch>.deb
 #
-# The package installs the systemd units disabled and creates the `wsmtp` system
-# user; nothing runs until /etc/wsmtp/wsmtp.conf exists and the admin enables
+# The package installs the systemd units disabled and creates one system user
+# per daemon (wsmtp, wroute, wdeliver, wreaper); nothing runs until /etc/wsmtp/wsmtp.conf exists and the admin enables
 # the units this host needs.
 
 include(GNUInstallDirs)

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "fs_identity.h"
 #include "log.h"
 #include "unique_fd.h"
 #include "write_all.h"
@@ -201,22 +202,15 @@ MboxOutcome append_locked(int fd, const std::string& path, std::string_view enve
 // Opens the spool for appending, creating it if missing. O_APPEND: every write
 // lands at the end even if a non-locking writer appended meanwhile;
 // O_NOFOLLOW: a symlinked spool is an attack, not a mailbox; O_RDWR: a retry
-// reads back what an earlier attempt wrote. `created` tells whether this call
-// made the file.
-common::UniqueFd open_spool(const std::string& path, bool& created) {
+// reads back what an earlier attempt wrote.
+common::UniqueFd open_spool(const std::string& path) {
   constexpr int kFlags = O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
   for (;;) {
     common::UniqueFd fd(::open(path.c_str(), kFlags | O_CREAT | O_EXCL, 0600));
-    if (fd) {
-      created = true;
-      return fd;
-    }
+    if (fd) return fd;
     if (errno != EEXIST) fail(errno, "open " + path);
     fd = common::UniqueFd(::open(path.c_str(), kFlags));
-    if (fd) {
-      created = false;
-      return fd;
-    }
+    if (fd) return fd;
     if (errno != ENOENT) fail(errno, "open " + path);
     // Removed between the two opens (a reader emptied and unlinked it): again.
   }
@@ -249,21 +243,35 @@ std::optional<SpoolOwner> spool_owner(const std::string& path) {
   return SpoolOwner{pw.pw_uid, mail->gr_gid};
 }
 
-// A spool we created, or one we created earlier and could not give away
-// (still empty and ours: a crash or a failed lookup in between), goes to its
-// user, as a local delivery agent running as that user would leave it.
-// Root, or a deliverer with CAP_CHOWN, can give files away; without that
-// right the spool stays ours, with a warning.
-void give_spool_to_its_user(int fd, const std::string& path, bool created) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(errno, "fstat " + path);
-  if (!created && !(st.st_size == 0 && st.st_uid == ::geteuid())) return;
+// Whose file-system ids write the spool. A spool of the mail directory is
+// written as the user it is named after (created as theirs, group mail), as
+// Postfix's local does: then the user's MUA may rewrite it, and the deliverer
+// can still append next time. A spool the deliverer made before it could do
+// that stays its own while it holds mail; still empty, it goes to its user.
+// nullopt: write as the deliverer (no owner, or no right to act as one).
+std::optional<FsIdentity> spool_writer(const std::string& path) {
   auto owner = spool_owner(path);
-  if (!owner || (owner->uid == st.st_uid && owner->gid == st.st_gid)) return;
-  if (::fchown(fd, owner->uid, owner->gid) == 0) return;
-  if (errno != EPERM) fail(errno, "chown " + path);
-  log::warn("mbox spool {} stays the deliverer's: no right to give it to uid {} (run as root or with CAP_CHOWN)", path,
-            owner->uid);
+  // Root's spool is written as the deliverer: never act as root.
+  if (!owner || owner->uid == 0 || owner->uid == ::geteuid()) return std::nullopt;
+  // Asked first (and given back at once): a spool given away to a user the
+  // deliverer cannot then act as would lock the deliverer out of it.
+  if (!FsIdentity::assume(owner->uid, owner->gid)) {
+    log::warn(
+        "mbox spool {} is written as the deliverer, not as uid {}: grant wdeliver CAP_SETUID and CAP_SETGID "
+        "(deploy/systemd/wdeliver.service)",
+        path, owner->uid);
+    return std::nullopt;
+  }
+  common::UniqueFd ours(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st {};
+  if (ours && ::fstat(ours.get(), &st) == 0 && st.st_uid == ::geteuid()) {
+    if (st.st_size != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    if (::fchown(ours.get(), owner->uid, owner->gid) != 0) {
+      log::warn("mbox spool {} stays the deliverer's: no right to give it to uid {}", path, owner->uid);
+      return std::nullopt;
+    }
+  }
+  return FsIdentity::assume(owner->uid, owner->gid);
 }
 
 }  // namespace
@@ -327,9 +335,9 @@ std::string mbox_marker_line(std::string_view token, bool done) {
 MboxOutcome deliver_to_mbox(const std::string& path, std::string_view envelope_from, std::time_t when,
                             const std::function<void(const MboxSink&)>& produce, const MboxOptions& options,
                             const MboxCopyId* copy) {
-  bool created = false;
-  auto fd = open_spool(path, created);
-  give_spool_to_its_user(fd.get(), path, created);
+  // Destroyed last: the spool, its locks and its dot-lock are all handled as its owner.
+  const auto writer = spool_writer(path);
+  auto fd = open_spool(path);
   // Lock order as Python's mailbox and most MUAs: fcntl first, then the dot-lock.
   fcntl_lock(fd.get(), path, options);
   DotLock dot(path + ".lock", options);

@@ -43,8 +43,11 @@ KEY_SOURCES = {
     "deliver": (("deliver/config.cpp", "common/config/worker_scaling.cpp"), "deliver"),
     "reaper": ("common/reap/reaper_config.cpp", "reaper"),
 }
-UNIT_REQUIRED = ["Restart=on-failure", "User=wsmtp", "NoNewPrivileges=yes", "ProtectSystem=strict",
+UNIT_REQUIRED = ["Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict",
                  "PrivateTmp=yes", "ConditionPathExists=/etc/wsmtp/wsmtp.conf"]
+# Each daemon its own user and credential (test_deploy_privileges runs them so).
+UNIT_USER = {"wsmtp.service": "wsmtp", "wroute.service": "wroute", "wdeliver.service": "wdeliver",
+             "wreaper.service": "wreaper"}
 
 def binary(daemon):
     return os.path.join(bin_dir(), BINARIES[daemon])
@@ -156,10 +159,12 @@ def test_one_unit_per_daemon():
 @pytest.mark.parametrize("name", [os.path.basename(u) for u in UNITS])
 def test_unit_has_the_required_hardening(name):
     text = unit_text(name)
-    for line in UNIT_REQUIRED:
+    for line in UNIT_REQUIRED + [f"User={UNIT_USER[name]}",
+                                 f"LoadCredential=pgpass:/etc/wsmtp/credentials/{name[:-8]}.pgpass",
+                                 "Environment=PGPASSFILE=%d/pgpass"]:
         assert re.search(rf"^{re.escape(line)}$", text, re.M) is not None, f"{name}: {line}"
     caps = re.findall(r"^AmbientCapabilities=(.*)$", text, re.M)
-    want = ["CAP_NET_BIND_SERVICE"] if name == "wsmtp.service" else []
+    want = {"wsmtp.service": ["CAP_NET_BIND_SERVICE"], "wdeliver.service": ["CAP_SETUID CAP_SETGID"]}.get(name, [])
     assert caps == want, f"{name}: ambient capabilities {caps}"
 
 

@@ -2,7 +2,9 @@
 // /var/mail) belongs to the user it is named after, group mail; anywhere else,
 // or named after no user, it stays the deliverer's. An empty spool left ours by
 // an earlier attempt is given away on the retry; a spool with mail is never
-// re-owned. Ownership checks need root (the test suite runs as root).
+// re-owned. Ownership checks need root (the test suite runs as root). The
+// deliverer writes a spool of the mail directory as its user
+// (deliver/fs_identity.h), so files come out owned by that user.
 #include "deliver/mbox.h"
 
 #include <grp.h>
@@ -27,7 +29,11 @@ struct SpoolDir {
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     const group* mail = ::getgrnam("mail");
-    if (mail_group && mail && ::geteuid() == 0) REQUIRE(::chown(dir.c_str(), 0, mail->gr_gid) == 0);
+    // As Debian's /var/mail: root:mail 2775, so a spool's user (with group mail) creates its spool and locks.
+    if (mail_group && mail && ::geteuid() == 0) {
+      REQUIRE(::chown(dir.c_str(), 0, mail->gr_gid) == 0);
+      REQUIRE(::chmod(dir.c_str(), 02775) == 0);
+    }
   }
   ~SpoolDir() { std::filesystem::remove_all(dir); }
   std::string spool(const std::string& name) const { return (dir / name).string(); }
