@@ -2,7 +2,8 @@
 // trampoline: an exception from one session closes that session only (STYLE §4).
 // Memory per connection is bounded: the input buffer by a read high-watermark and
 // by not reading while the session is parked, the output by not processing input
-// while more than kMaxPendingOutput bytes of replies are unsent.
+// while more than kMaxPendingOutput bytes of replies are unsent. Under TLS that
+// count is the filter's: its socket bufferevent only takes kMaxPendingOutput more.
 #include "loop.h"
 
 #include <arpa/inet.h>
@@ -413,6 +414,12 @@ void Loop::start_tls(Connection& c) {
   bufferevent_openssl_set_allow_dirty_shutdown(filter, 1);
   bufferevent_setcb(filter, &Loop::read_cb, &Loop::write_cb, &Loop::event_cb, &c);
   bufferevent_setwatermark(filter, EV_READ, 0, kInputHighWatermark);
+  // The filter moves its output into the socket bufferevent as fast as it can
+  // encrypt, so the cap process_input checks on the filter would never trip and
+  // a client that does not read would grow the socket's buffer without bound.
+  // Above this high-watermark the filter stops moving bytes down (it resumes
+  // when the socket drains), so unsent replies stay in the filter, where they count.
+  bufferevent_setwatermark(bufferevent_get_underlying(filter), EV_WRITE, 0, kMaxPendingOutput);
   auto tv = to_timeval(settings_.config->command_timeout);
   bufferevent_set_timeouts(filter, &tv, &tv);
   bufferevent_enable(filter, EV_READ | EV_WRITE);
