@@ -65,6 +65,9 @@ void read_protection_keys(common::SectionReader& s, ListenerConfig& c) {
   c.tarpit_after_errors = static_cast<int>(s.get_int("tarpit_after_errors", c.tarpit_after_errors, 1, 1000));
   c.tarpit_delay = s.get_duration("tarpit_delay", c.tarpit_delay, seconds(0), seconds(60));
   c.max_connection_rate = static_cast<int>(s.get_int("max_connection_rate", c.max_connection_rate, 0, 1000000));
+  // Shorter than a /32 (a whole provider's allocation) would let one network
+  // lock out a large share of the Internet; 128 keys by the full address again.
+  c.ipv6_limit_prefix = static_cast<int>(s.get_int("ipv6_limit_prefix", c.ipv6_limit_prefix, 32, 128));
   // A trickling client must not hold a connection slot for ever (Postfix's
   // smtpd_per_record_deadline and smtpd_min_data_rate). Seconds are allowed so
   // tests can use them; real deployments keep minutes.

@@ -210,10 +210,12 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   auto client = peer_address(addr);
   if (!client || shutting_down_) return;
   auto ip = client->str();
-  if (!admitted(owner.get(), *client, ip)) return;
+  // Fixed for the connection, so its release() matches its admit() across a reload.
+  auto key = limit_key(*client, settings_.config->ipv6_limit_prefix);
+  if (!admitted(owner.get(), *client, ip, key)) return;
   common::BufferEventPtr bev(bufferevent_socket_new(base_.get(), owner.get(), BEV_OPT_CLOSE_ON_FREE));
   if (!bev) {
-    limits_.release(ip);
+    limits_.release(key);
     throw std::runtime_error("bufferevent_socket_new failed");
   }
   owner.release();  // the bufferevent owns the fd now (BEV_OPT_CLOSE_ON_FREE)
@@ -229,6 +231,7 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   auto conn = std::make_unique<Connection>(this, id, ip, std::move(bev), Session(settings_.config, std::move(context)),
                                            Deadlines(deadline_limits, Deadlines::Clock::now()));
   auto& c = *conn;
+  c.limit_key = std::move(key);
   connections_.emplace(id, std::move(conn));
   log::debug("client={} connected (connection {})", ip, id);
 
@@ -242,15 +245,15 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
 
 // Over a limit the client gets one 421 line and a clean close. Best effort,
 // non-blocking: a fresh socket's send buffer takes one line.
-bool Loop::admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip) {
+bool Loop::admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip, const std::string& key) {
   const auto& config = *settings_.config;
   ClientLimits::Limits limits{.max_connections = config.max_connections,
                               .max_per_client = config.max_connections_per_client,
                               .max_rate_per_minute = config.max_connection_rate};
-  auto verdict = limits_.admit(ip, ClientLimits::Clock::now(), limits, config.is_limit_exempt(client));
+  auto verdict = limits_.admit(key, ClientLimits::Clock::now(), limits, config.is_limit_exempt(client));
   if (verdict == ClientLimits::Admit::ok) return true;
   bool rate = verdict == ClientLimits::Admit::rate_exceeded;
-  log::info("client={} refused: {}", ip, rate ? "connection rate exceeded" : "too many connections");
+  log::info("client={} refused: {} ({})", ip, rate ? "connection rate exceeded" : "too many connections", key);
   auto wire = (rate ? common::smtp::replies::connection_rate_exceeded(config.hostname)
                     : common::smtp::replies::too_many_connections(config.hostname))
                   .wire();
@@ -449,7 +452,7 @@ bool Loop::answer_without_store(Connection& c, const StoreOp& op) {
     return true;
   }
   if (std::holds_alternative<VerifyUser>(op)) {
-    if (!limits_.auth_blocked(c.client_ip, now, settings_.config->max_auth_failures_per_client)) {
+    if (!limits_.auth_blocked(c.limit_key, now, settings_.config->max_auth_failures_per_client)) {
       c.verifying_user = true;
       return false;
     }
@@ -483,7 +486,7 @@ void Loop::on_store_done(std::uint64_t id, StoreResult result) {
     c.checking_recipient.clear();
   }
   if (std::exchange(c.verifying_user, false) && result.ok && !result.verified)
-    limits_.note_auth_failure(c.client_ip, RecipientCache::Clock::now(), settings_.config->auth_failure_window);
+    limits_.note_auth_failure(c.limit_key, RecipientCache::Clock::now(), settings_.config->auth_failure_window);
   try {
     c.op_in_flight = false;
     c.session.on_store_result(result);
@@ -503,7 +506,7 @@ void Loop::close_socket(Connection& c) {
   c.tarpit.reset();
   c.linger.reset();
   c.tarpitted = false;
-  limits_.release(c.client_ip);
+  limits_.release(c.limit_key);
   log::debug("client={} closed (connection {})", c.client_ip, c.id);
 }
 

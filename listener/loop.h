@@ -67,6 +67,7 @@ class Loop {
     Loop* loop;
     std::uint64_t id;
     std::string client_ip;
+    std::string limit_key;       // what ClientLimits counts this client under (limit_key())
     common::BufferEventPtr bev;  // null once the socket is closed
     Session session;
     Deadlines deadlines;
@@ -98,7 +99,7 @@ class Loop {
   static void cached_answers_cb(evutil_socket_t, short, void* self) noexcept;
 
   void accept(evutil_socket_t fd, const sockaddr* addr);
-  bool admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip);
+  bool admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip, const std::string& key);
   void process_input(Connection& c);
   bool feed_once(Connection& c);
   void emit(Connection& c);
