@@ -125,6 +125,9 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
       static_cast<int>(s.get_int("max_connections_per_client", c.max_connections_per_client, 1, c.max_connections));
   c.max_errors = static_cast<int>(s.get_int("max_errors", c.max_errors, 1, 1000));
   c.store_connections = static_cast<int>(s.get_int("store_connections", c.store_connections, 1, 256));
+  // Each check holds 64 MiB while it runs: the thread count bounds that memory.
+  c.auth_check_threads = static_cast<int>(s.get_int("auth_check_threads", c.auth_check_threads, 1, 64));
+  c.auth_check_queue = static_cast<int>(s.get_int("auth_check_queue", c.auth_check_queue, 1, 100000));
   c.recipient_cache_time = s.get_duration("recipient_cache_time", c.recipient_cache_time, seconds(0), seconds(3600));
 
   for (const auto& text : s.get_list("trusted_networks", {})) {

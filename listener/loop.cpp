@@ -54,12 +54,14 @@ std::optional<IpAddress> peer_address(const sockaddr* addr) {
 
 }  // namespace
 
-Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, QueueIdReserve& queue_ids, int index)
+Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, StoreWorkerPool& auth_pool,
+           QueueIdReserve& queue_ids, int index)
     : index_(index),
       settings_(std::move(settings)),
       limits_(limits),
       identity_(common::worker_identity()),
       pool_(pool),
+      auth_pool_(auth_pool),
       queue_ids_(queue_ids),
       recipient_cache_(settings_.config->recipient_cache_time) {
   base_.reset(event_base_new());
@@ -68,8 +70,9 @@ Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, Q
   if (!control_) throw std::runtime_error("event_new failed for the loop control event");
   cached_answers_event_.reset(event_new(base_.get(), -1, 0, &Loop::cached_answers_cb, this));
   if (!cached_answers_event_) throw std::runtime_error("event_new failed for the recipient cache event");
-  endpoint_ =
-      pool_.attach(base_.get(), [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); });
+  auto on_done = [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); };
+  endpoint_ = pool_.attach(base_.get(), on_done);
+  auth_endpoint_ = auth_pool_.attach(base_.get(), on_done);
 }
 
 Loop::~Loop() {
@@ -338,7 +341,7 @@ void Loop::after_activity(Connection& c) {
   check_deadlines(c);
   emit(c);
   if (auto op = c.session.take_store_op()) {
-    if (!answer_without_store(c, *op)) pool_.submit(endpoint_, c.id, std::move(*op));
+    if (!answer_without_store(c, *op)) submit(c, std::move(*op));
     c.op_in_flight = true;
   }
   // Sessions took queue ids; the next block is reserved before they run out.
@@ -465,6 +468,19 @@ bool Loop::answer_without_store(Connection& c, const StoreOp& op) {
   return false;
 }
 
+// Password checks go to their own bounded pool. When it is full the answer is
+// a temporary failure (the session's 454 4.7.0 for a failed op), which is not
+// counted as a failed AUTH: the client did nothing wrong and may try again.
+void Loop::submit(Connection& c, StoreOp op) {
+  if (!std::holds_alternative<VerifyUser>(op)) return pool_.submit(endpoint_, c.id, std::move(op));
+  if (auth_pool_.try_submit(auth_endpoint_, c.id, std::move(op))) return;
+  log::info("client={} AUTH deferred: {} password checks already waiting", c.client_ip,
+            settings_.config->auth_check_queue);
+  StoreResult busy;
+  busy.error = "password checks busy";
+  post_answer(c, std::move(busy));
+}
+
 void Loop::post_answer(Connection& c, StoreResult result) {
   cached_answers_.emplace_back(c.id, std::move(result));
   event_active(cached_answers_event_.get(), EV_READ, 0);
@@ -580,6 +596,7 @@ void Loop::grace_over() {
   }
   log::warn("loop {}: shutdown grace period over with {} connection(s) left", index_, connections_.size());
   pool_.cancel_queued(endpoint_);
+  auth_pool_.cancel_queued(auth_endpoint_);
   std::vector<std::uint64_t> ids;
   for (const auto& [id, c] : connections_)
     if (!c->op_in_flight) ids.push_back(id);

@@ -78,6 +78,19 @@ TEST_CASE("ipv6_limit_prefix: default /64, checked range", "[config]") {
   CHECK_THROWS_WITH(parse("[listener]\nipv6_limit_prefix = 16\n"), Catch::Contains("out of range [32, 128]"));
 }
 
+TEST_CASE("auth_check_threads and auth_check_queue: defaults and bounds", "[config]") {
+  auto c = read_listener_config(common::ConfigFile::empty());
+  CHECK(c.auth_check_threads == 2);
+  CHECK(c.auth_check_queue == 16);
+  c = parse("[listener]\nauth_check_threads = 1\nauth_check_queue = 100\n");
+  CHECK(c.auth_check_threads == 1);
+  CHECK(c.auth_check_queue == 100);
+  CHECK_THROWS_WITH(parse("[listener]\nauth_check_threads = 0\n"),
+                    Catch::Contains("test.conf:2: [listener] auth_check_threads"));
+  CHECK_THROWS_WITH(parse("[listener]\nauth_check_queue = 0\n"),
+                    Catch::Contains("test.conf:2: [listener] auth_check_queue"));
+}
+
 TEST_CASE("deadline keys", "[config]") {
   auto c = parse("[listener]\ncommand_deadline = 2s\nmin_data_rate = 1000\nmax_session_time = 0\n");
   CHECK(c.command_deadline == std::chrono::seconds(2));
