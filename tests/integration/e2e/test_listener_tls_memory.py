@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pipeline import Pipeline  # noqa: E402
 from listener_harness import RawSmtp, make_cert  # noqa: E402
 
-NOOPS = int(os.environ.get("NOOPS", "1500000"))
+NOOPS = 1_500_000
 MAX_GROWTH_MIB = 16
 
 
