@@ -9,6 +9,13 @@ namespace {
 constexpr auto kWindow = std::chrono::minutes(1);
 }
 
+std::string limit_key(const IpAddress& client, int ipv6_prefix) {
+  if (client.family == IpAddress::Family::v4) return client.str();
+  Cidr network{client, ipv6_prefix};
+  for (int i = ipv6_prefix; i < 128; ++i) network.network.bytes[i / 8] &= static_cast<std::uint8_t>(~(0x80 >> (i % 8)));
+  return network.str();
+}
+
 ClientLimits::Admit ClientLimits::admit(const std::string& client, Clock::time_point now, const Limits& limits,
                                         bool exempt) {
   std::lock_guard lock(mutex_);

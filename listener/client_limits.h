@@ -9,7 +9,15 @@
 #include <string>
 #include <unordered_map>
 
+#include "cidr.h"
+
 namespace wsmtp::listener {
+
+// The key every limit below counts under: an IPv4 address as itself, an IPv6
+// address as its /ipv6_prefix network ("2001:db8:1:2::/64"). One IPv6 host is
+// usually given a whole /64, so keying by the full address would let it open
+// max_connections_per_client from each of 2^64 addresses. ipv6_prefix: 0 to 128.
+std::string limit_key(const IpAddress& client, int ipv6_prefix);
 
 class ClientLimits {
  public:
@@ -22,7 +30,7 @@ class ClientLimits {
     int max_rate_per_minute = 60;  // 0: unlimited
   };
 
-  // Counts the connection if admitted; every admitted one needs a release().
+  // `client` is a limit_key(). Counts the connection if admitted; every admitted one needs a release().
   // An exempt client (limit_exceptions: a local application, a trusted network)
   // is held to max_connections only, so one sender cannot take every slot, but
   // the per-address count and rate do not apply to it.

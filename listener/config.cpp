@@ -65,6 +65,9 @@ void read_protection_keys(common::SectionReader& s, ListenerConfig& c) {
   c.tarpit_after_errors = static_cast<int>(s.get_int("tarpit_after_errors", c.tarpit_after_errors, 1, 1000));
   c.tarpit_delay = s.get_duration("tarpit_delay", c.tarpit_delay, seconds(0), seconds(60));
   c.max_connection_rate = static_cast<int>(s.get_int("max_connection_rate", c.max_connection_rate, 0, 1000000));
+  // Shorter than a /32 (a whole provider's allocation) would let one network
+  // lock out a large share of the Internet; 128 keys by the full address again.
+  c.ipv6_limit_prefix = static_cast<int>(s.get_int("ipv6_limit_prefix", c.ipv6_limit_prefix, 32, 128));
   // A trickling client must not hold a connection slot for ever (Postfix's
   // smtpd_per_record_deadline and smtpd_min_data_rate). Seconds are allowed so
   // tests can use them; real deployments keep minutes.
@@ -122,6 +125,9 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
       static_cast<int>(s.get_int("max_connections_per_client", c.max_connections_per_client, 1, c.max_connections));
   c.max_errors = static_cast<int>(s.get_int("max_errors", c.max_errors, 1, 1000));
   c.store_connections = static_cast<int>(s.get_int("store_connections", c.store_connections, 1, 256));
+  // Each check holds 64 MiB while it runs: the thread count bounds that memory.
+  c.auth_check_threads = static_cast<int>(s.get_int("auth_check_threads", c.auth_check_threads, 1, 64));
+  c.auth_check_queue = static_cast<int>(s.get_int("auth_check_queue", c.auth_check_queue, 1, 100000));
   c.recipient_cache_time = s.get_duration("recipient_cache_time", c.recipient_cache_time, seconds(0), seconds(3600));
 
   for (const auto& text : s.get_list("trusted_networks", {})) {

@@ -27,30 +27,37 @@ struct ListenerConfig {
   std::chrono::seconds command_timeout{300};  // RFC 5321 §4.5.3.2.7: 5 minutes
   std::chrono::seconds data_timeout{600};     // per data block; §4.5.3.2.6 allows 10 minutes at the end
   // Deadlines that a client trickling bytes cannot push back (deadlines.h):
-  std::chrono::seconds command_deadline{300};  // for a whole command line, idle time before it included
-  std::uint64_t min_data_rate = 500;           // bytes/s a message must average after data_timeout; 0: off
+  std::chrono::seconds command_deadline{300};   // for a whole command line, idle time before it included
+  std::uint64_t min_data_rate = 500;            // bytes/s a message must average after data_timeout; 0: off
   std::chrono::seconds max_session_time{3600};  // then 421 at the next command; 0: off
   int max_connections = 1000;
   int max_connections_per_client = 20;
   int max_errors = 10;
-  int store_connections = 4;           // database worker threads, one connection each
+  int store_connections = 4;  // database worker threads, one connection each
+  // AUTH password checks (argon2id, ~0.1 s and 64 MiB each) run on their own
+  // threads, each with its own connection, so they never hold up RCPTs and
+  // commits; beyond auth_check_queue waiting checks AUTH is answered 454 4.7.0.
+  int auth_check_threads = 2;
+  int auth_check_queue = 16;
   std::vector<Cidr> trusted_networks;  // may relay; empty: nobody may
   // Exempt from max_connections_per_client, max_connection_rate, max_errors and
   // the tarpit (Postfix's smtpd_client_event_limit_exceptions); not from
   // max_connections or the AUTH failure limits. Default: loopback and trusted_networks.
   std::vector<Cidr> limit_exceptions;
-  std::size_t max_line_length = 1000;  // RFC 5321 §4.5.3.1.6, CRLF included; see body_filter.h
-  int max_received_headers = 50;       // hop limit (Postfix hopcount_limit): more is a loop, 554 5.4.6
-  int max_auth_failures = 3;           // per session, then 421
-  int max_auth_failures_per_client = 10;            // per address across sessions within the window; 0: off
+  std::size_t max_line_length = 1000;     // RFC 5321 §4.5.3.1.6, CRLF included; see body_filter.h
+  int max_received_headers = 50;          // hop limit (Postfix hopcount_limit): more is a loop, 554 5.4.6
+  int max_auth_failures = 3;              // per session, then 421
+  int max_auth_failures_per_client = 10;  // per address across sessions within the window; 0: off
   std::chrono::seconds auth_failure_window{600};
-  int tarpit_after_errors = 3;         // from this many errors on, each error reply is delayed
+  int tarpit_after_errors = 3;  // from this many errors on, each error reply is delayed
   std::chrono::seconds tarpit_delay{1};
-  int max_connection_rate = 60;             // new connections per client address per minute; 0: no limit
-  std::chrono::seconds shutdown_grace{10};  // SIGTERM: how long running sessions may finish
+  int max_connection_rate = 60;  // new connections per client address per minute; 0: no limit
+  // IPv6 clients are counted by this prefix for every per-client limit (client_limits.h).
+  int ipv6_limit_prefix = 64;
+  std::chrono::seconds shutdown_grace{10};        // SIGTERM: how long running sessions may finish
   std::chrono::seconds recipient_cache_time{10};  // known local recipients remembered this long; 0: off
-  int loops = 0;                            // event loops (threads); 0 in the file: one per core
-  std::string tls_cert_file;                // PEM chain; with tls_key_file enables STARTTLS
+  int loops = 0;                                  // event loops (threads); 0 in the file: one per core
+  std::string tls_cert_file;                      // PEM chain; with tls_key_file enables STARTTLS
   std::string tls_key_file;
 
   bool tls_enabled() const { return !tls_cert_file.empty(); }

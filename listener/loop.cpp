@@ -2,7 +2,8 @@
 // trampoline: an exception from one session closes that session only (STYLE §4).
 // Memory per connection is bounded: the input buffer by a read high-watermark and
 // by not reading while the session is parked, the output by not processing input
-// while more than kMaxPendingOutput bytes of replies are unsent.
+// while more than kMaxPendingOutput bytes of replies are unsent. Under TLS that
+// count is the filter's: its socket bufferevent only takes kMaxPendingOutput more.
 #include "loop.h"
 
 #include <arpa/inet.h>
@@ -53,12 +54,14 @@ std::optional<IpAddress> peer_address(const sockaddr* addr) {
 
 }  // namespace
 
-Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, QueueIdReserve& queue_ids, int index)
+Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, StoreWorkerPool& auth_pool,
+           QueueIdReserve& queue_ids, int index)
     : index_(index),
       settings_(std::move(settings)),
       limits_(limits),
       identity_(common::worker_identity()),
       pool_(pool),
+      auth_pool_(auth_pool),
       queue_ids_(queue_ids),
       recipient_cache_(settings_.config->recipient_cache_time) {
   base_.reset(event_base_new());
@@ -67,8 +70,9 @@ Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, Q
   if (!control_) throw std::runtime_error("event_new failed for the loop control event");
   cached_answers_event_.reset(event_new(base_.get(), -1, 0, &Loop::cached_answers_cb, this));
   if (!cached_answers_event_) throw std::runtime_error("event_new failed for the recipient cache event");
-  endpoint_ =
-      pool_.attach(base_.get(), [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); });
+  auto on_done = [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); };
+  endpoint_ = pool_.attach(base_.get(), on_done);
+  auth_endpoint_ = auth_pool_.attach(base_.get(), on_done);
 }
 
 Loop::~Loop() {
@@ -209,10 +213,12 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   auto client = peer_address(addr);
   if (!client || shutting_down_) return;
   auto ip = client->str();
-  if (!admitted(owner.get(), *client, ip)) return;
+  // Fixed for the connection, so its release() matches its admit() across a reload.
+  auto key = limit_key(*client, settings_.config->ipv6_limit_prefix);
+  if (!admitted(owner.get(), *client, ip, key)) return;
   common::BufferEventPtr bev(bufferevent_socket_new(base_.get(), owner.get(), BEV_OPT_CLOSE_ON_FREE));
   if (!bev) {
-    limits_.release(ip);
+    limits_.release(key);
     throw std::runtime_error("bufferevent_socket_new failed");
   }
   owner.release();  // the bufferevent owns the fd now (BEV_OPT_CLOSE_ON_FREE)
@@ -228,6 +234,7 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   auto conn = std::make_unique<Connection>(this, id, ip, std::move(bev), Session(settings_.config, std::move(context)),
                                            Deadlines(deadline_limits, Deadlines::Clock::now()));
   auto& c = *conn;
+  c.limit_key = std::move(key);
   connections_.emplace(id, std::move(conn));
   log::debug("client={} connected (connection {})", ip, id);
 
@@ -241,15 +248,15 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
 
 // Over a limit the client gets one 421 line and a clean close. Best effort,
 // non-blocking: a fresh socket's send buffer takes one line.
-bool Loop::admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip) {
+bool Loop::admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip, const std::string& key) {
   const auto& config = *settings_.config;
   ClientLimits::Limits limits{.max_connections = config.max_connections,
                               .max_per_client = config.max_connections_per_client,
                               .max_rate_per_minute = config.max_connection_rate};
-  auto verdict = limits_.admit(ip, ClientLimits::Clock::now(), limits, config.is_limit_exempt(client));
+  auto verdict = limits_.admit(key, ClientLimits::Clock::now(), limits, config.is_limit_exempt(client));
   if (verdict == ClientLimits::Admit::ok) return true;
   bool rate = verdict == ClientLimits::Admit::rate_exceeded;
-  log::info("client={} refused: {}", ip, rate ? "connection rate exceeded" : "too many connections");
+  log::info("client={} refused: {} ({})", ip, rate ? "connection rate exceeded" : "too many connections", key);
   auto wire = (rate ? common::smtp::replies::connection_rate_exceeded(config.hostname)
                     : common::smtp::replies::too_many_connections(config.hostname))
                   .wire();
@@ -334,7 +341,7 @@ void Loop::after_activity(Connection& c) {
   check_deadlines(c);
   emit(c);
   if (auto op = c.session.take_store_op()) {
-    if (!answer_without_store(c, *op)) pool_.submit(endpoint_, c.id, std::move(*op));
+    if (!answer_without_store(c, *op)) submit(c, std::move(*op));
     c.op_in_flight = true;
   }
   // Sessions took queue ids; the next block is reserved before they run out.
@@ -413,6 +420,12 @@ void Loop::start_tls(Connection& c) {
   bufferevent_openssl_set_allow_dirty_shutdown(filter, 1);
   bufferevent_setcb(filter, &Loop::read_cb, &Loop::write_cb, &Loop::event_cb, &c);
   bufferevent_setwatermark(filter, EV_READ, 0, kInputHighWatermark);
+  // The filter moves its output into the socket bufferevent as fast as it can
+  // encrypt, so the cap process_input checks on the filter would never trip and
+  // a client that does not read would grow the socket's buffer without bound.
+  // Above this high-watermark the filter stops moving bytes down (it resumes
+  // when the socket drains), so unsent replies stay in the filter, where they count.
+  bufferevent_setwatermark(bufferevent_get_underlying(filter), EV_WRITE, 0, kMaxPendingOutput);
   auto tv = to_timeval(settings_.config->command_timeout);
   bufferevent_set_timeouts(filter, &tv, &tv);
   bufferevent_enable(filter, EV_READ | EV_WRITE);
@@ -442,7 +455,7 @@ bool Loop::answer_without_store(Connection& c, const StoreOp& op) {
     return true;
   }
   if (std::holds_alternative<VerifyUser>(op)) {
-    if (!limits_.auth_blocked(c.client_ip, now, settings_.config->max_auth_failures_per_client)) {
+    if (!limits_.auth_blocked(c.limit_key, now, settings_.config->max_auth_failures_per_client)) {
       c.verifying_user = true;
       return false;
     }
@@ -453,6 +466,19 @@ bool Loop::answer_without_store(Connection& c, const StoreOp& op) {
     return true;
   }
   return false;
+}
+
+// Password checks go to their own bounded pool. When it is full the answer is
+// a temporary failure (the session's 454 4.7.0 for a failed op), which is not
+// counted as a failed AUTH: the client did nothing wrong and may try again.
+void Loop::submit(Connection& c, StoreOp op) {
+  if (!std::holds_alternative<VerifyUser>(op)) return pool_.submit(endpoint_, c.id, std::move(op));
+  if (auth_pool_.try_submit(auth_endpoint_, c.id, std::move(op))) return;
+  log::info("client={} AUTH deferred: {} password checks already waiting", c.client_ip,
+            settings_.config->auth_check_queue);
+  StoreResult busy;
+  busy.error = "password checks busy";
+  post_answer(c, std::move(busy));
 }
 
 void Loop::post_answer(Connection& c, StoreResult result) {
@@ -476,7 +502,7 @@ void Loop::on_store_done(std::uint64_t id, StoreResult result) {
     c.checking_recipient.clear();
   }
   if (std::exchange(c.verifying_user, false) && result.ok && !result.verified)
-    limits_.note_auth_failure(c.client_ip, RecipientCache::Clock::now(), settings_.config->auth_failure_window);
+    limits_.note_auth_failure(c.limit_key, RecipientCache::Clock::now(), settings_.config->auth_failure_window);
   try {
     c.op_in_flight = false;
     c.session.on_store_result(result);
@@ -496,7 +522,7 @@ void Loop::close_socket(Connection& c) {
   c.tarpit.reset();
   c.linger.reset();
   c.tarpitted = false;
-  limits_.release(c.client_ip);
+  limits_.release(c.limit_key);
   log::debug("client={} closed (connection {})", c.client_ip, c.id);
 }
 
@@ -570,6 +596,7 @@ void Loop::grace_over() {
   }
   log::warn("loop {}: shutdown grace period over with {} connection(s) left", index_, connections_.size());
   pool_.cancel_queued(endpoint_);
+  auth_pool_.cancel_queued(auth_endpoint_);
   std::vector<std::uint64_t> ids;
   for (const auto& [id, c] : connections_)
     if (!c->op_in_flight) ids.push_back(id);

@@ -38,9 +38,11 @@ struct LoopSettings {
 
 class Loop {
  public:
-  // Attaches to pool, shared with the other loops like limits and queue_ids;
-  // all must outlive the loop, and pool must be stopped before the loop is destroyed.
-  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, QueueIdReserve& queue_ids, int index);
+  // Attaches to pool and auth_pool (VerifyUser ops only, bounded), shared with the
+  // other loops like limits and queue_ids; all must outlive the loop, and both
+  // pools must be stopped before the loop is destroyed.
+  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, StoreWorkerPool& auth_pool,
+       QueueIdReserve& queue_ids, int index);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -67,6 +69,7 @@ class Loop {
     Loop* loop;
     std::uint64_t id;
     std::string client_ip;
+    std::string limit_key;       // what ClientLimits counts this client under (limit_key())
     common::BufferEventPtr bev;  // null once the socket is closed
     Session session;
     Deadlines deadlines;
@@ -98,7 +101,7 @@ class Loop {
   static void cached_answers_cb(evutil_socket_t, short, void* self) noexcept;
 
   void accept(evutil_socket_t fd, const sockaddr* addr);
-  bool admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip);
+  bool admitted(evutil_socket_t fd, const IpAddress& client, const std::string& ip, const std::string& key);
   void process_input(Connection& c);
   bool feed_once(Connection& c);
   void emit(Connection& c);
@@ -110,6 +113,7 @@ class Loop {
   void on_tls_event(Connection& c, short events);
   void on_store_done(std::uint64_t id, StoreResult result);
   bool answer_without_store(Connection& c, const StoreOp& op);
+  void submit(Connection& c, StoreOp op);
   void post_answer(Connection& c, StoreResult result);
   void close_socket(Connection& c);
   void fail_connection(Connection& c, const char* where, const std::exception& e) noexcept;
@@ -125,8 +129,10 @@ class Loop {
   std::string identity_;
   common::EventBasePtr base_;
   StoreWorkerPool& pool_;
+  StoreWorkerPool& auth_pool_;
   QueueIdReserve& queue_ids_;
-  int endpoint_ = -1;  // ours in pool_
+  int endpoint_ = -1;       // ours in pool_
+  int auth_endpoint_ = -1;  // ours in auth_pool_
   std::vector<common::ListenerPtr> listeners_;
   common::EventPtr control_, resume_accept_, grace_timer_;
   RecipientCache recipient_cache_;

@@ -51,7 +51,8 @@ class Server {
   common::EventPtr sigterm_, sigint_, sighup_;
   QueueIdReserve queue_ids_;  // shared by the loops and the pool; outlives both
   std::vector<std::unique_ptr<Loop>> loops_;
-  std::unique_ptr<StoreWorkerPool> pool_;  // after loops_: stopped and destroyed before them
+  std::unique_ptr<StoreWorkerPool> pool_;               // after loops_: stopped and destroyed before them
+  std::unique_ptr<StoreWorkerPool> auth_pool_;          // the same, for AUTH password checks
   std::vector<std::vector<common::UniqueFd>> sockets_;  // per loop, until run() hands them over
   std::vector<std::thread> threads_;
   std::atomic<int> running_loops_{0};

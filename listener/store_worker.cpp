@@ -28,8 +28,8 @@ namespace wsmtp::listener {
 // were split: measured on 2 cores shared with PostgreSQL, router and
 // deliverer (10,000 messages of 4 KiB over 20 sessions), 2 loops made ~1,440
 // commits where 1 loop made ~1,040, and the burst took 10.2 s instead of 8.7 s.
-StoreWorkerPool::StoreWorkerPool(StoreFactory factory, int threads, QueueIdReserve& ids)
-    : factory_(std::move(factory)), ids_(ids) {
+StoreWorkerPool::StoreWorkerPool(StoreFactory factory, int threads, QueueIdReserve& ids, std::size_t max_queued)
+    : factory_(std::move(factory)), ids_(ids), max_queued_(max_queued) {
   threads_.reserve(static_cast<std::size_t>(threads));
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { worker_main(); });
 }
@@ -53,6 +53,16 @@ void StoreWorkerPool::submit(int endpoint, std::uint64_t session_id, StoreOp op)
     jobs_.push_back(Job{endpoint, session_id, std::move(op)});
   }
   wake_.notify_one();
+}
+
+bool StoreWorkerPool::try_submit(int endpoint, std::uint64_t session_id, StoreOp op) {
+  {
+    std::lock_guard lock(mutex_);
+    if (max_queued_ > 0 && jobs_.size() >= max_queued_) return false;
+    jobs_.push_back(Job{endpoint, session_id, std::move(op)});
+  }
+  wake_.notify_one();
+  return true;
 }
 
 void StoreWorkerPool::stop() {

@@ -1,7 +1,9 @@
 // One pool of threads for the whole listener process, shared by every event
 // loop: the threads run the sessions' StoreOps on blocking Stores and post each
 // result back to the loop that submitted it. It knows nothing of SMTP or of
-// sessions beyond an opaque id.
+// sessions beyond an opaque id. The listener runs two: one for the database
+// work of every session, and a small bounded one for AUTH (argon2id is slow and
+// CPU-bound on purpose, and a burst of it must not delay RCPTs and commits).
 #pragma once
 
 #include <condition_variable>
@@ -30,7 +32,8 @@ class StoreWorkerPool {
   // Starts `threads` workers, each creating its own Store through factory (in its
   // own thread; a failing factory fails that worker's jobs and is retried on the
   // next job). The queue id ops take from and refill ids, which must outlive the pool.
-  StoreWorkerPool(StoreFactory factory, int threads, QueueIdReserve& ids);
+  // max_queued bounds try_submit's queue (jobs not yet started); 0: unbounded.
+  StoreWorkerPool(StoreFactory factory, int threads, QueueIdReserve& ids, std::size_t max_queued = 0);
   ~StoreWorkerPool();  // stop()
   StoreWorkerPool(const StoreWorkerPool&) = delete;
   StoreWorkerPool& operator=(const StoreWorkerPool&) = delete;
@@ -43,6 +46,10 @@ class StoreWorkerPool {
   // Queues op. Thread: the endpoint's loop thread. session_id is returned with
   // the result; the handler must treat an id it no longer knows as "drop the result".
   void submit(int endpoint, std::uint64_t session_id, StoreOp op);
+  // Like submit, but refuses (returns false, and op is dropped) when max_queued
+  // jobs are already waiting for a thread: the caller answers "busy" at once
+  // rather than letting the queue, and every client's wait, grow without bound.
+  bool try_submit(int endpoint, std::uint64_t session_id, StoreOp op);
   // Runs the jobs already queued, then joins the threads and releases the
   // endpoints' events. Results that arrive after a loop stopped are not
   // delivered. Idempotent; call before any attached base is freed.
@@ -85,6 +92,7 @@ class StoreWorkerPool {
 
   StoreFactory factory_;
   QueueIdReserve& ids_;
+  const std::size_t max_queued_;
 
   std::mutex mutex_;
   std::condition_variable wake_;

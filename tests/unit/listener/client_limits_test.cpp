@@ -89,4 +89,50 @@ TEST_CASE("an exempt client skips the per-address count and rate, not the overal
   CHECK(limits.auth_blocked("127.0.0.1", t, 3));
 }
 
+// Issue 15 item 7: one IPv6 host with a /64 must not get a fresh set of slots per address.
+TEST_CASE("limit keys: IPv4 by address, IPv6 by its configured prefix", "[limits]") {
+  auto key = [](const char* text, int prefix) { return limit_key(*IpAddress::parse(text), prefix); };
+  struct Case {
+    const char* address;
+    int prefix;
+    const char* expected;
+  };
+  for (auto [address, prefix, expected] : {
+           Case{"192.0.2.17", 64, "192.0.2.17"},
+           Case{"::ffff:192.0.2.17", 64, "192.0.2.17"},  // a dual-stack socket's IPv4 client
+           Case{"2001:db8:1:2:aaaa:bbbb:cccc:dddd", 64, "2001:db8:1:2::/64"},
+           Case{"2001:db8:1:2::1", 64, "2001:db8:1:2::/64"},
+           Case{"2001:db8:1:2ff:1::1", 56, "2001:db8:1:200::/56"},
+           Case{"2001:db8:1:7::1", 61, "2001:db8:1::/61"},
+           Case{"2001:db8:1:f::1", 61, "2001:db8:1:8::/61"},
+           Case{"2001:db8:1:2::1", 128, "2001:db8:1:2::1/128"},
+           Case{"2001:db8:ffff:ffff::1", 32, "2001:db8::/32"},
+       }) {
+    CAPTURE(address, prefix);
+    CHECK(key(address, prefix) == expected);
+  }
+  CHECK(key("2001:db8:1:2::1", 64) == key("2001:db8:1:2:ffff::9", 64));
+  CHECK(key("2001:db8:1:2::1", 64) != key("2001:db8:1:3::1", 64));
+  CHECK(key("2001:db8:1:2::1", 128) != key("2001:db8:1:2::2", 128));
+}
+
+TEST_CASE("addresses of one /64 share the per-client count, rate and AUTH failures", "[limits]") {
+  ClientLimits limits;
+  ClientLimits::Limits l{.max_connections = 100, .max_per_client = 2, .max_rate_per_minute = 3};
+  auto t = ClientLimits::Clock::time_point{} + seconds(1000);
+  auto key = [](const char* text) { return limit_key(*IpAddress::parse(text), 64); };
+  CHECK(limits.admit(key("2001:db8:1:2::1"), t, l) == Admit::ok);
+  CHECK(limits.admit(key("2001:db8:1:2::2"), t, l) == Admit::ok);
+  CHECK(limits.admit(key("2001:db8:1:2::3"), t, l) == Admit::too_many_connections);
+  CHECK(limits.admit(key("2001:db8:1:3::1"), t, l) == Admit::ok);  // another /64
+  limits.release(key("2001:db8:1:2::1"));
+  limits.release(key("2001:db8:1:2::2"));
+  // The refused attempt counted: this is the fourth from the /64 this minute.
+  CHECK(limits.admit(key("2001:db8:1:2::4"), t, l) == Admit::rate_exceeded);
+
+  for (int i = 0; i < 3; ++i) limits.note_auth_failure(key("2001:db8:1:2::10"), t, seconds(600));
+  CHECK(limits.auth_blocked(key("2001:db8:1:2::20"), t, 3));
+  CHECK_FALSE(limits.auth_blocked(key("2001:db8:1:3::20"), t, 3));
+}
+
 }  // namespace wsmtp::listener

@@ -68,6 +68,29 @@ TEST_CASE("limit_exceptions: default loopback and trusted_networks; a list repla
                     Catch::Contains("test.conf:2: [listener] limit_exceptions"));
 }
 
+TEST_CASE("ipv6_limit_prefix: default /64, checked range", "[config]") {
+  CHECK(read_listener_config(common::ConfigFile::empty()).ipv6_limit_prefix == 64);
+  CHECK(parse("[listener]\nipv6_limit_prefix = 56\n").ipv6_limit_prefix == 56);
+  CHECK(parse("[listener]\nipv6_limit_prefix = 128\n").ipv6_limit_prefix == 128);
+  for (const char* bad : {"31", "129", "0", "-64", "/64", "sixty-four"})
+    CHECK_THROWS_WITH(parse(std::string("[listener]\nipv6_limit_prefix = ") + bad + "\n"),
+                      Catch::Contains("test.conf:2: [listener] ipv6_limit_prefix"));
+  CHECK_THROWS_WITH(parse("[listener]\nipv6_limit_prefix = 16\n"), Catch::Contains("out of range [32, 128]"));
+}
+
+TEST_CASE("auth_check_threads and auth_check_queue: defaults and bounds", "[config]") {
+  auto c = read_listener_config(common::ConfigFile::empty());
+  CHECK(c.auth_check_threads == 2);
+  CHECK(c.auth_check_queue == 16);
+  c = parse("[listener]\nauth_check_threads = 1\nauth_check_queue = 100\n");
+  CHECK(c.auth_check_threads == 1);
+  CHECK(c.auth_check_queue == 100);
+  CHECK_THROWS_WITH(parse("[listener]\nauth_check_threads = 0\n"),
+                    Catch::Contains("test.conf:2: [listener] auth_check_threads"));
+  CHECK_THROWS_WITH(parse("[listener]\nauth_check_queue = 0\n"),
+                    Catch::Contains("test.conf:2: [listener] auth_check_queue"));
+}
+
 TEST_CASE("deadline keys", "[config]") {
   auto c = parse("[listener]\ncommand_deadline = 2s\nmin_data_rate = 1000\nmax_session_time = 0\n");
   CHECK(c.command_deadline == std::chrono::seconds(2));
