@@ -21,6 +21,9 @@
 -- statement finds its row by primary key, and the owner test is a comparison
 -- on that row.
 --
+-- Of the directory, the listener reads only the columns that say whether an
+-- address exists (and AUTH's hashes), not where mail goes or who is on a list.
+--
 -- Router, deliverer, reaper. UPDATE and INSERT on messages are limited to the
 -- columns their transitions write (never the envelope, client, size or fair
 -- order). Row-level security now also covers recipients (only the router
@@ -97,6 +100,17 @@ GRANT EXECUTE ON FUNCTION begin_receipt(bigint, text, text, text, text, text[]) 
 -- directly, a listener would choose its own place in the routing order.
 REVOKE EXECUTE ON FUNCTION receive_batch(bigint[], bigint[], text[], text[], text[], text[], bigint[], bigint[], int[],
                                          text[], bytea[]) FROM wsmtp_listener;
+
+-- --- the directory, as the listener sees it ----------------------------------
+
+-- check_recipient asks only whether an address exists, and AUTH needs the
+-- hash: not where mail goes (alias and catch-all targets, Maildir paths,
+-- transports, quotas) nor who is on a list.
+REVOKE SELECT ON domains, mailboxes, aliases, lists, catchalls, auth_users FROM wsmtp_listener;
+GRANT SELECT (name, recipient_delimiter) ON domains TO wsmtp_listener;
+GRANT SELECT (address) ON mailboxes, aliases, lists TO wsmtp_listener;
+GRANT SELECT (domain) ON catchalls TO wsmtp_listener;
+GRANT SELECT (username, password_hash, disabled) ON auth_users TO wsmtp_listener;
 
 -- --- column grants on messages ----------------------------------------------
 

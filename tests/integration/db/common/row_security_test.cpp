@@ -8,7 +8,9 @@
 
 #include <fmt/format.h>
 
+#include "pg/auth_users.h"
 #include "pg/body.h"
+#include "pg/directory.h"
 #include "pg/operator_actions.h"
 #include "pg/transitions.h"
 #include "pg/transitions_generated.h"
@@ -281,4 +283,31 @@ TEST_CASE("the router writes deliveries and recipients only within its own work"
                                         "auto-reply", waiting);
   tx.commit();
   CHECK(db.query(fmt::format("SELECT count(*) FROM recipients WHERE message_id = {}", reply))[0][0].as<int>() == 1);
+}
+
+TEST_CASE("a listener reads of the directory only whether an address exists") {
+  test::TestDatabase db;
+  auto mx1 = connect_as(db, "wsmtp_listener");
+  {
+    auto admin = connect_as(db, "wsmtp_admin");
+    pqxx::work tx(*admin);
+    REQUIRE(add_domain(tx, "example.net"));
+    REQUIRE(add_mailbox(tx, "u@example.net", "example.net", "/var/mail/u"));
+    REQUIRE(add_alias(tx, "a@example.net", "example.net", "private@elsewhere.example"));
+    REQUIRE(set_auth_user(tx, "alice", "secret"));
+    tx.commit();
+  }
+  for (const char* sql :
+       {"SELECT target FROM aliases", "SELECT maildir FROM mailboxes", "SELECT transport FROM mailboxes",
+        "SELECT quota_bytes FROM mailboxes", "SELECT target FROM catchalls", "SELECT owner FROM lists",
+        "SELECT member FROM list_members", "SELECT * FROM aliases"}) {
+    INFO(sql);
+    CHECK_THROWS_AS(query_as(*mx1, sql), pqxx::insufficient_privilege);
+  }
+  // What RCPT and AUTH need still works.
+  pqxx::work tx(*mx1);
+  CHECK(check_recipient(tx, "u@example.net", "example.net") == common::RecipientVerdict::known_local);
+  CHECK(check_recipient(tx, "a@example.net", "example.net") == common::RecipientVerdict::known_local);
+  CHECK(check_recipient(tx, "nobody@example.net", "example.net") == common::RecipientVerdict::unknown_local);
+  CHECK(verify_auth_user(tx, "alice", "secret"));
 }
