@@ -28,10 +28,15 @@
 -- columns their transitions write (never the envelope, client, size or fair
 -- order). Row-level security now also covers recipients (only the router
 -- reads them; router and deliverer add them only to the messages they
--- generate) and deliveries (the router plans only messages it is routing,
--- the deliverer records results only for messages in DELIVERING and changes
--- only the attempt columns, the reaper only bounces pending deliveries of
--- ROUTED messages). The reaper and the deliverer no longer read recipients.
+-- generate) and deliveries (the router plans only messages in ROUTING, or
+-- ROUTED for the list fan-outs that follow in the same transaction; the
+-- deliverer records results only for messages in DELIVERING and changes only
+-- the attempt columns; the reaper only bounces pending deliveries of ROUTED
+-- messages). The reaper and the deliverer no longer read recipients. Their
+-- rows are limited by state, not by login: any deliverer may claim any due
+-- message, so tying a lease to a login would not keep a compromised one from
+-- them; what none of them can do is redirect mail (recipient, transport,
+-- destination, envelope).
 --
 -- Upgrade: receipts created before this migration have no owner, so a
 -- listener can no longer finish one streaming during the upgrade (its client
