@@ -1,5 +1,5 @@
 -- The current WSMTP schema: every table, index, trigger, function and
--- row-level policy after migration 017, as `wsmtpctl db migrate` leaves a
+-- row-level policy after migration 018, as `wsmtpctl db migrate` leaves a
 -- fresh database (pg_dump --schema-only of PostgreSQL 15, normalised).
 --
 -- GENERATED: do not edit. A reference to read, not a script to run: databases
@@ -8,6 +8,34 @@
 -- Regenerate after adding a migration, from the source tree:
 --   cmake --build build --target wsmtpctl && python3 tests/harness/schema_dump.py --write schema/current.sql
 -- The db_schema_current test fails while this file is out of date.
+
+--
+-- Name: begin_receipt(bigint, text, text, text, text, text[]); Type: FUNCTION
+--
+
+CREATE FUNCTION public.begin_receipt(msg_id bigint, sender text, client text, helo text, by_host text, rcpts text[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    WITH m AS (
+        INSERT INTO messages (id, state, envelope_from, client_addr, client_helo, received_by, receipt_owner)
+        OVERRIDING SYSTEM VALUE VALUES (msg_id, 0, sender, NULLIF(client, '')::inet, helo, by_host, session_user)
+        RETURNING id)
+    INSERT INTO recipients (message_id, seq, address)
+    SELECT m.id, r.ord - 1, r.address FROM m, unnest(rcpts) WITH ORDINALITY AS r(address, ord);
+END;
+$$;
+
+--
+-- Name: FUNCTION begin_receipt(msg_id bigint, sender text, client text, helo text, by_host text, rcpts text[]); Type: COMMENT
+--
+
+COMMENT ON FUNCTION public.begin_receipt(msg_id bigint, sender text, client text, helo text, by_host text, rcpts text[]) IS 'The listener''s start of a streamed receipt: creates the message in state 0 under the reserved
+id, owned by the caller''s login (receipt_owner = session_user), and its recipients, in one
+statement. SECURITY DEFINER because the listener may not insert recipients itself: this way they
+exist only together with a new message (a reused id fails on the primary key). Executable by
+wsmtp_listener and wsmtp_admin only.';
 
 --
 -- Name: messages_route_fairness(); Type: FUNCTION
@@ -149,9 +177,10 @@ BEGIN
                       WITH ORDINALITY AS i(id, stamp, sender, client, helo, by, size, body, ord)),
     m AS (
         INSERT INTO messages (id, state, envelope_from, client_addr, client_helo, received_by, size, route_vtime,
-                              received_at)
+                              received_at, receipt_owner)
         OVERRIDING SYSTEM VALUE
-        SELECT i.id, 1, i.sender, NULLIF(i.client, '')::inet, i.helo, i.by, i.size, i.stamp, now() FROM input AS i
+        SELECT i.id, 1, i.sender, NULLIF(i.client, '')::inet, i.helo, i.by, i.size, i.stamp, now(), session_user
+        FROM input AS i
         RETURNING 1),
     r AS (
         INSERT INTO recipients (message_id, seq, address)
@@ -169,10 +198,11 @@ $$;
 --
 
 COMMENT ON FUNCTION public.receive_batch(ids bigint[], stamps bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], bodies bytea[]) IS 'Creates a batch of messages directly in state 1 under the given ids and stamps, with received_at,
-their recipients (flat: message ordinal, seq, address) and one body chunk each, in one statement;
-returns how many. SECURITY DEFINER because row-level security admits a listener''s body only for
-a message it can already see; it only creates (a reused id fails on the primary key). Called by
-receive_messages.';
+owned by the caller''s login (receipt_owner = session_user), their recipients (flat: message
+ordinal, seq, address) and one body chunk each, in one statement; returns how many. SECURITY
+DEFINER because the listener may write neither recipients nor the bodies of committed messages;
+it only creates (a reused id fails on the primary key). Called by receive_messages only (not
+executable by the listener itself).';
 
 --
 -- Name: receive_messages(bigint[], text[], text[], text[], text[], bigint[], bigint[], integer[], text[], bytea[]); Type: FUNCTION
@@ -452,7 +482,9 @@ WITH (fillfactor='90', autovacuum_vacuum_scale_factor='0.02', autovacuum_vacuum_
 
 COMMENT ON TABLE public.deliveries IS 'One row per final recipient of a message, written by the router in the move 2 -> 3: the
 transport and destination to deliver to, and the attempt bookkeeping the deliverer keeps
-(status pending -> delivered or bounced, final_at set with it). Deleted with the message.';
+(status pending -> delivered or bounced, final_at set with it). Deleted with the message.
+Row-level security: 6 policies (who may plan, record, bounce and link which rows); the deliverer
+and the reaper may update only the attempt columns.';
 
 --
 -- Name: COLUMN deliveries.dsn_message_id; Type: COMMENT
@@ -630,6 +662,7 @@ CREATE TABLE public.messages (
     routing_failures integer DEFAULT 0 NOT NULL,
     route_vtime bigint,
     delay_warned_at timestamp with time zone,
+    receipt_owner text,
     CONSTRAINT messages_check CHECK (((lease_owner IS NULL) = (lease_token IS NULL))),
     CONSTRAINT messages_check1 CHECK (((lease_token IS NULL) = (lease_expires IS NULL))),
     CONSTRAINT messages_check2 CHECK (((state <> 1) OR (received_at IS NOT NULL))),
@@ -650,9 +683,10 @@ reaper in states 0 and 5. Seven triggers act on its rows (see each trigger''s co
 order on an insert or state change, messages_route_fairness stamps route_vtime,
 messages_state_refuse_* reject moves outside msg_transitions, messages_state_stamp_* set the
 time stamps, and messages_state_wakeup_* (after the statement) NOTIFY the next stage. Row-level
-security: 14 policies, one per role and command (see each policy''s comment); the owner, and the
-SECURITY DEFINER functions it owns, bypass them. A lease (lease_owner, lease_token,
-lease_expires: all set or all NULL) marks a message a worker claimed in state 2 or 4.';
+security: 13 policies, one per role and command (see each policy''s comment), and column grants
+per role (018); the owner, and the SECURITY DEFINER functions it owns, bypass them. A lease
+(lease_owner, lease_token, lease_expires: all set or all NULL) marks a message a worker claimed
+in state 2 or 4.';
 
 --
 -- Name: COLUMN messages.state_changed_at; Type: COMMENT
@@ -683,6 +717,14 @@ held where it was reset to (a crash loop or a poison message).';
 COMMENT ON COLUMN public.messages.route_vtime IS 'Fair routing order (route_fairness): the router claims RECEIVED messages by (route_vtime, id).
 Set by the listener''s batches (receive_messages) or by the trigger messages_route_fairness, once:
 a message reset 2 -> 1 keeps it.';
+
+--
+-- Name: COLUMN messages.receipt_owner; Type: COMMENT
+--
+
+COMMENT ON COLUMN public.messages.receipt_owner IS 'The database login (session_user) of the listener that received the message, set by
+begin_receipt and receive_batch; NULL for generated messages (DSNs, auto-replies, list reports)
+and for receipts from before 018. The listener''s row-level policies admit only its own rows.';
 
 --
 -- Name: messages_id_seq; Type: SEQUENCE
@@ -750,7 +792,8 @@ WITH (autovacuum_vacuum_scale_factor='0.05', autovacuum_vacuum_threshold='5000',
 --
 
 COMMENT ON TABLE public.recipients IS 'The envelope recipients (RCPT TO) of a message, in order; deleted with it. The router expands
-them into deliveries.';
+them into deliveries. Row-level security: 3 policies; the listener writes them only through
+begin_receipt and receive_batch, together with their message.';
 
 --
 -- Name: relay_pools; Type: TABLE
@@ -1281,6 +1324,18 @@ CREATE POLICY admin_all ON public.body_chunks TO wsmtp_admin USING (true) WITH C
 COMMENT ON POLICY admin_all ON public.body_chunks IS 'wsmtp_admin (wsmtpctl) may do anything to any body.';
 
 --
+-- Name: deliveries admin_all; Type: POLICY
+--
+
+CREATE POLICY admin_all ON public.deliveries TO wsmtp_admin USING (true) WITH CHECK (true);
+
+--
+-- Name: POLICY admin_all ON deliveries; Type: COMMENT
+--
+
+COMMENT ON POLICY admin_all ON public.deliveries IS 'wsmtp_admin (wsmtpctl) may do anything to any delivery.';
+
+--
 -- Name: messages admin_all; Type: POLICY
 --
 
@@ -1291,6 +1346,18 @@ CREATE POLICY admin_all ON public.messages TO wsmtp_admin USING (true) WITH CHEC
 --
 
 COMMENT ON POLICY admin_all ON public.messages IS 'wsmtp_admin (wsmtpctl) may do anything to any message.';
+
+--
+-- Name: recipients admin_all; Type: POLICY
+--
+
+CREATE POLICY admin_all ON public.recipients TO wsmtp_admin USING (true) WITH CHECK (true);
+
+--
+-- Name: POLICY admin_all ON recipients; Type: COMMENT
+--
+
+COMMENT ON POLICY admin_all ON public.recipients IS 'wsmtp_admin (wsmtpctl) may do anything to any recipient.';
 
 --
 -- Name: body_chunks; Type: ROW SECURITY
@@ -1336,67 +1403,109 @@ CREATE POLICY deliver_read ON public.messages FOR SELECT TO wsmtp_deliver USING 
 COMMENT ON POLICY deliver_read ON public.messages IS 'wsmtp_deliver reads every message.';
 
 --
+-- Name: deliveries deliver_record; Type: POLICY
+--
+
+CREATE POLICY deliver_record ON public.deliveries FOR UPDATE TO wsmtp_deliver USING ((EXISTS ( SELECT 1
+   FROM public.messages m
+  WHERE ((m.id = deliveries.message_id) AND (m.state = 4))))) WITH CHECK ((EXISTS ( SELECT 1
+   FROM public.messages m
+  WHERE ((m.id = deliveries.message_id) AND (m.state = 4)))));
+
+--
+-- Name: POLICY deliver_record ON deliveries; Type: COMMENT
+--
+
+COMMENT ON POLICY deliver_record ON public.deliveries IS 'wsmtp_deliver updates only deliveries of messages in DELIVERING (4), i.e. under a delivery
+lease, and only the attempt columns (status, attempts, next_attempt_at, last_error, final_at,
+dsn_message_id, spool_offset).';
+
+--
+-- Name: deliveries; Type: ROW SECURITY
+--
+
+ALTER TABLE public.deliveries ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: deliveries dsn_link; Type: POLICY
+--
+
+CREATE POLICY dsn_link ON public.deliveries FOR UPDATE TO wsmtp_router, wsmtp_deliver USING (((status = 'bounced'::text) AND (dsn_message_id IS NULL))) WITH CHECK (((status = 'bounced'::text) AND (dsn_message_id IS NOT NULL)));
+
+--
+-- Name: POLICY dsn_link ON deliveries; Type: COMMENT
+--
+
+COMMENT ON POLICY dsn_link ON public.deliveries IS 'wsmtp_router and wsmtp_deliver link a bounced, unreported delivery to the DSN that reports it
+(dsn_message_id); it stays bounced.';
+
+--
 -- Name: body_chunks generators_write; Type: POLICY
 --
 
 CREATE POLICY generators_write ON public.body_chunks FOR INSERT TO wsmtp_router, wsmtp_deliver WITH CHECK ((EXISTS ( SELECT 1
    FROM public.messages m
-  WHERE ((m.id = body_chunks.message_id) AND (m.state = 1) AND (m.client_addr IS NULL)))));
+  WHERE ((m.id = body_chunks.message_id) AND (m.state = 1) AND (m.client_addr IS NULL) AND (m.receipt_owner IS NULL)))));
 
 --
 -- Name: POLICY generators_write ON body_chunks; Type: COMMENT
 --
 
 COMMENT ON POLICY generators_write ON public.body_chunks IS 'wsmtp_router and wsmtp_deliver write chunks only for the messages they generate (state 1, no
-client address).';
+client address, no receipt owner).';
+
+--
+-- Name: recipients generators_write; Type: POLICY
+--
+
+CREATE POLICY generators_write ON public.recipients FOR INSERT TO wsmtp_router, wsmtp_deliver WITH CHECK ((EXISTS ( SELECT 1
+   FROM public.messages m
+  WHERE ((m.id = recipients.message_id) AND (m.state = 1) AND (m.client_addr IS NULL) AND (m.receipt_owner IS NULL)))));
+
+--
+-- Name: POLICY generators_write ON recipients; Type: COMMENT
+--
+
+COMMENT ON POLICY generators_write ON public.recipients IS 'wsmtp_router and wsmtp_deliver add recipients only to the messages they generate (state 1, no
+client address, no receipt owner).';
 
 --
 -- Name: messages listener_commit; Type: POLICY
 --
 
-CREATE POLICY listener_commit ON public.messages FOR UPDATE TO wsmtp_listener USING ((state = 0)) WITH CHECK ((state = ANY (ARRAY[0, 1])));
+CREATE POLICY listener_commit ON public.messages FOR UPDATE TO wsmtp_listener USING (((state = 0) AND (receipt_owner = SESSION_USER))) WITH CHECK (((state = ANY (ARRAY[0, 1])) AND (receipt_owner = SESSION_USER)));
 
 --
 -- Name: POLICY listener_commit ON messages; Type: COMMENT
 --
 
-COMMENT ON POLICY listener_commit ON public.messages IS 'wsmtp_listener updates only messages in state 0, leaving them in 0 or 1: the commit 0 -> 1.';
-
---
--- Name: messages listener_create; Type: POLICY
---
-
-CREATE POLICY listener_create ON public.messages FOR INSERT TO wsmtp_listener WITH CHECK ((state = 0));
-
---
--- Name: POLICY listener_create ON messages; Type: COMMENT
---
-
-COMMENT ON POLICY listener_create ON public.messages IS 'wsmtp_listener creates messages in state 0 only.';
+COMMENT ON POLICY listener_commit ON public.messages IS 'wsmtp_listener updates only its own receipts in state 0, leaving them in 0 or 1: the commit
+0 -> 1 (column grants: state, size, route_vtime and the time stamps).';
 
 --
 -- Name: messages listener_discard; Type: POLICY
 --
 
-CREATE POLICY listener_discard ON public.messages FOR DELETE TO wsmtp_listener USING ((state = 0));
+CREATE POLICY listener_discard ON public.messages FOR DELETE TO wsmtp_listener USING (((state = 0) AND (receipt_owner = SESSION_USER)));
 
 --
 -- Name: POLICY listener_discard ON messages; Type: COMMENT
 --
 
-COMMENT ON POLICY listener_discard ON public.messages IS 'wsmtp_listener deletes only receipts that never completed (state 0).';
+COMMENT ON POLICY listener_discard ON public.messages IS 'wsmtp_listener deletes only its own receipts that never completed (state 0).';
 
 --
 -- Name: messages listener_read; Type: POLICY
 --
 
-CREATE POLICY listener_read ON public.messages FOR SELECT TO wsmtp_listener USING (true);
+CREATE POLICY listener_read ON public.messages FOR SELECT TO wsmtp_listener USING ((receipt_owner = SESSION_USER));
 
 --
 -- Name: POLICY listener_read ON messages; Type: COMMENT
 --
 
-COMMENT ON POLICY listener_read ON public.messages IS 'wsmtp_listener reads every message.';
+COMMENT ON POLICY listener_read ON public.messages IS 'wsmtp_listener reads only the messages its own login received (receipt_owner = session_user):
+its receipts in progress, and the outcome of a commit whose answer was lost.';
 
 --
 -- Name: body_chunks listener_stream; Type: POLICY
@@ -1404,13 +1513,13 @@ COMMENT ON POLICY listener_read ON public.messages IS 'wsmtp_listener reads ever
 
 CREATE POLICY listener_stream ON public.body_chunks FOR INSERT TO wsmtp_listener WITH CHECK ((EXISTS ( SELECT 1
    FROM public.messages m
-  WHERE ((m.id = body_chunks.message_id) AND (m.state = 0)))));
+  WHERE ((m.id = body_chunks.message_id) AND (m.state = 0) AND (m.receipt_owner = SESSION_USER)))));
 
 --
 -- Name: POLICY listener_stream ON body_chunks; Type: COMMENT
 --
 
-COMMENT ON POLICY listener_stream ON public.body_chunks IS 'wsmtp_listener writes chunks only for messages still in state 0 (a body streaming in).';
+COMMENT ON POLICY listener_stream ON public.body_chunks IS 'wsmtp_listener writes chunks only for its own receipts still in state 0 (a body streaming in).';
 
 --
 -- Name: messages; Type: ROW SECURITY
@@ -1443,6 +1552,21 @@ CREATE POLICY reaper_delete ON public.messages FOR DELETE TO wsmtp_reaper USING 
 COMMENT ON POLICY reaper_delete ON public.messages IS 'wsmtp_reaper deletes aborted (0) and finished (5) messages only.';
 
 --
+-- Name: deliveries reaper_expire; Type: POLICY
+--
+
+CREATE POLICY reaper_expire ON public.deliveries FOR UPDATE TO wsmtp_reaper USING (((status = 'pending'::text) AND (EXISTS ( SELECT 1
+   FROM public.messages m
+  WHERE ((m.id = deliveries.message_id) AND (m.state = 3)))))) WITH CHECK ((status = 'bounced'::text));
+
+--
+-- Name: POLICY reaper_expire ON deliveries; Type: COMMENT
+--
+
+COMMENT ON POLICY reaper_expire ON public.deliveries IS 'wsmtp_reaper only bounces pending deliveries of ROUTED messages (expire_queue_lifetime; column
+grants: status, final_at, last_error).';
+
+--
 -- Name: messages reaper_read; Type: POLICY
 --
 
@@ -1468,6 +1592,12 @@ COMMENT ON POLICY reaper_reset ON public.messages IS 'wsmtp_reaper updates any m
 against the UPDATE policy) but leaves it in 1-4: lease resets 2 -> 1 and 4 -> 3, holds, bounces.';
 
 --
+-- Name: recipients; Type: ROW SECURITY
+--
+
+ALTER TABLE public.recipients ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: messages router_generate; Type: POLICY
 --
 
@@ -1478,6 +1608,21 @@ CREATE POLICY router_generate ON public.messages FOR INSERT TO wsmtp_router WITH
 --
 
 COMMENT ON POLICY router_generate ON public.messages IS 'wsmtp_router creates only generated messages (auto-replies): state 1, no client address.';
+
+--
+-- Name: deliveries router_plan; Type: POLICY
+--
+
+CREATE POLICY router_plan ON public.deliveries FOR INSERT TO wsmtp_router WITH CHECK ((EXISTS ( SELECT 1
+   FROM public.messages m
+  WHERE ((m.id = deliveries.message_id) AND (m.state = ANY (ARRAY[2, 3]))))));
+
+--
+-- Name: POLICY router_plan ON deliveries; Type: COMMENT
+--
+
+COMMENT ON POLICY router_plan ON public.deliveries IS 'wsmtp_router inserts deliveries only for messages in ROUTING (finish_routing) or ROUTED (the list
+fan-outs that follow it in the same transaction).';
 
 --
 -- Name: messages router_read; Type: POLICY
@@ -1492,6 +1637,18 @@ CREATE POLICY router_read ON public.messages FOR SELECT TO wsmtp_router USING (t
 COMMENT ON POLICY router_read ON public.messages IS 'wsmtp_router reads every message.';
 
 --
+-- Name: recipients router_read; Type: POLICY
+--
+
+CREATE POLICY router_read ON public.recipients FOR SELECT TO wsmtp_router USING (true);
+
+--
+-- Name: POLICY router_read ON recipients; Type: COMMENT
+--
+
+COMMENT ON POLICY router_read ON public.recipients IS 'wsmtp_router reads every message''s recipients (the claims return them).';
+
+--
 -- Name: messages router_route; Type: POLICY
 --
 
@@ -1503,6 +1660,18 @@ CREATE POLICY router_route ON public.messages FOR UPDATE TO wsmtp_router USING (
 
 COMMENT ON POLICY router_route ON public.messages IS 'wsmtp_router updates messages in states 1 and 2, leaving them in 1, 2 or 3: claim 1 -> 2,
 plan 2 -> 3, failures.';
+
+--
+-- Name: deliveries workers_read; Type: POLICY
+--
+
+CREATE POLICY workers_read ON public.deliveries FOR SELECT TO wsmtp_router, wsmtp_deliver, wsmtp_reaper USING (true);
+
+--
+-- Name: POLICY workers_read ON deliveries; Type: COMMENT
+--
+
+COMMENT ON POLICY workers_read ON public.deliveries IS 'wsmtp_router, wsmtp_deliver and wsmtp_reaper read every delivery.';
 
 --
 -- Rows of the state machine's tables (fixed since 001)
@@ -1522,9 +1691,11 @@ plan 2 -> 3, failures.';
 -- Role grants (005 and later; the roles are NOLOGIN groups, created by 005 if missing)
 --
 
+REVOKE EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[]) TO wsmtp_admin;
+GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[]) TO wsmtp_listener;
 REVOKE EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) TO wsmtp_admin;
-GRANT EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) TO wsmtp_listener;
 REVOKE EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) TO wsmtp_admin;
 GRANT EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) TO wsmtp_listener;
@@ -1539,10 +1710,10 @@ GRANT USAGE ON SCHEMA public TO wsmtp_reaper;
 GRANT USAGE ON SCHEMA public TO wsmtp_router;
 GRANT USAGE ON SEQUENCE messages_id_seq TO wsmtp_listener;
 GRANT SELECT, INSERT, UPDATE, DELETE ON aliases TO wsmtp_admin;
-GRANT SELECT ON aliases TO wsmtp_listener;
+GRANT SELECT (address) ON aliases TO wsmtp_listener;
 GRANT SELECT ON aliases TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON auth_users TO wsmtp_admin;
-GRANT SELECT ON auth_users TO wsmtp_listener;
+GRANT SELECT (username, password_hash, disabled) ON auth_users TO wsmtp_listener;
 GRANT SELECT, INSERT, UPDATE, DELETE ON autoreplies TO wsmtp_admin;
 GRANT SELECT ON autoreplies TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON autoreply_sent TO wsmtp_admin;
@@ -1552,33 +1723,41 @@ GRANT SELECT, INSERT ON body_chunks TO wsmtp_deliver;
 GRANT INSERT ON body_chunks TO wsmtp_listener;
 GRANT SELECT, INSERT ON body_chunks TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON catchalls TO wsmtp_admin;
-GRANT SELECT ON catchalls TO wsmtp_listener;
+GRANT SELECT (domain) ON catchalls TO wsmtp_listener;
 GRANT SELECT ON catchalls TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON deliveries TO wsmtp_admin;
-GRANT SELECT, UPDATE ON deliveries TO wsmtp_deliver;
-GRANT SELECT, UPDATE ON deliveries TO wsmtp_reaper;
+GRANT SELECT ON deliveries TO wsmtp_deliver;
+GRANT UPDATE (status, attempts, next_attempt_at, last_error, final_at, dsn_message_id, spool_offset) ON deliveries TO wsmtp_deliver;
+GRANT SELECT ON deliveries TO wsmtp_reaper;
+GRANT UPDATE (status, last_error, final_at) ON deliveries TO wsmtp_reaper;
 GRANT SELECT, INSERT ON deliveries TO wsmtp_router;
 GRANT UPDATE (dsn_message_id) ON deliveries TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON domains TO wsmtp_admin;
 GRANT SELECT ON domains TO wsmtp_deliver;
-GRANT SELECT ON domains TO wsmtp_listener;
+GRANT SELECT (name, recipient_delimiter) ON domains TO wsmtp_listener;
 GRANT SELECT ON domains TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON list_members TO wsmtp_admin;
 GRANT SELECT ON list_members TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON lists TO wsmtp_admin;
-GRANT SELECT ON lists TO wsmtp_listener;
+GRANT SELECT (address) ON lists TO wsmtp_listener;
 GRANT SELECT ON lists TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailbox_forwards TO wsmtp_admin;
 GRANT SELECT ON mailbox_forwards TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailboxes TO wsmtp_admin;
 GRANT SELECT ON mailboxes TO wsmtp_deliver;
-GRANT SELECT ON mailboxes TO wsmtp_listener;
+GRANT SELECT (address) ON mailboxes TO wsmtp_listener;
 GRANT SELECT ON mailboxes TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON messages TO wsmtp_admin;
-GRANT SELECT, INSERT, UPDATE ON messages TO wsmtp_deliver;
-GRANT SELECT, INSERT, UPDATE, DELETE ON messages TO wsmtp_listener;
-GRANT SELECT, UPDATE, DELETE ON messages TO wsmtp_reaper;
-GRANT SELECT, INSERT, UPDATE ON messages TO wsmtp_router;
+GRANT INSERT (state, envelope_from, client_addr, client_helo, received_by, size, received_at) ON messages TO wsmtp_deliver;
+GRANT SELECT ON messages TO wsmtp_deliver;
+GRANT UPDATE (state, routing_at, routed_at, delivering_at, done_at, state_changed_at, next_attempt_at, lease_owner, lease_token, lease_expires, expired_claims, held, held_reason, delay_warned_at) ON messages TO wsmtp_deliver;
+GRANT SELECT, DELETE ON messages TO wsmtp_listener;
+GRANT UPDATE (state, size, received_at, state_changed_at, route_vtime) ON messages TO wsmtp_listener;
+GRANT SELECT, DELETE ON messages TO wsmtp_reaper;
+GRANT UPDATE (state, routing_at, routed_at, delivering_at, done_at, state_changed_at, next_attempt_at, lease_owner, lease_token, lease_expires, expired_claims, held, held_reason) ON messages TO wsmtp_reaper;
+GRANT INSERT (state, envelope_from, client_addr, client_helo, received_by, size, received_at) ON messages TO wsmtp_router;
+GRANT SELECT ON messages TO wsmtp_router;
+GRANT UPDATE (state, routing_at, routed_at, delivering_at, done_at, state_changed_at, next_attempt_at, lease_owner, lease_token, lease_expires, expired_claims, held, held_reason, last_error, routing_failures) ON messages TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON msg_states TO wsmtp_admin;
 GRANT SELECT ON msg_states TO wsmtp_deliver;
 GRANT SELECT ON msg_states TO wsmtp_listener;
@@ -1590,9 +1769,7 @@ GRANT SELECT ON msg_transitions TO wsmtp_listener;
 GRANT SELECT ON msg_transitions TO wsmtp_reaper;
 GRANT SELECT ON msg_transitions TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON recipients TO wsmtp_admin;
-GRANT SELECT, INSERT ON recipients TO wsmtp_deliver;
-GRANT INSERT ON recipients TO wsmtp_listener;
-GRANT SELECT ON recipients TO wsmtp_reaper;
+GRANT INSERT ON recipients TO wsmtp_deliver;
 GRANT SELECT, INSERT ON recipients TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON relay_pools TO wsmtp_admin;
 GRANT SELECT ON relay_pools TO wsmtp_deliver;

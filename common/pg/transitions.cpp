@@ -69,15 +69,13 @@ std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& m) {
 }
 
 // The id was reserved from the identity's sequence (reserve_message_ids), so
-// OVERRIDING SYSTEM VALUE cannot collide with one the sequence hands out later.
-// Message and recipients in one statement: one round trip per streamed message.
+// it cannot collide with one the sequence hands out later. Message and
+// recipients in one statement, one round trip per streamed message, through
+// begin_receipt (018): the listener may not insert recipients itself, so it
+// cannot add any to a message that already exists.
 void create_message(pqxx::transaction_base& tx, std::int64_t msg_id, const NewMessage& m) {
-  exec_prepared_sql(tx, "wsmtp_create_message",
-                    "WITH m AS (INSERT INTO messages (id, envelope_from, client_addr, client_helo, received_by) "
-                    "  OVERRIDING SYSTEM VALUE VALUES ($1, $2, NULLIF($3, '')::inet, $4, $5) RETURNING id) "
-                    "INSERT INTO recipients (message_id, seq, address) "
-                    "SELECT m.id, r.ord - 1, r.address FROM m, unnest($6::text[]) WITH ORDINALITY AS r(address, ord)",
-                    msg_id, m.envelope_from, m.client_addr, m.client_helo, m.received_by, text_array(m.recipients));
+  exec_prepared_sql(tx, "wsmtp_begin_receipt", "SELECT begin_receipt($1, $2, $3, $4, $5, $6::text[])", msg_id,
+                    m.envelope_from, m.client_addr, m.client_helo, m.received_by, text_array(m.recipients));
 }
 
 std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id) {

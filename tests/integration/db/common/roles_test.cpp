@@ -1,4 +1,4 @@
-// Least privilege (schema/005_roles.sql): each daemon's transitions run under
+// Least privilege (schema/005_roles.sql, 018_row_security.sql): each daemon's transitions run under
 // a login role that is only a member of that daemon's group role, and the same
 // roles are refused (an error, or no row touched where row-level security
 // filters) outside their rights.
@@ -13,30 +13,17 @@
 #include "pg/router_queue.h"
 #include "pg/transitions.h"
 #include "pg/transitions_bounce.h"
+#include "role_connection.h"
 #include "test_database.h"
 
 using namespace wsmtp;
 using namespace wsmtp::common::pg;
 using common::MsgState;
 using namespace std::chrono_literals;
+using test::connect_as;
+using test::exec_as;
 
 namespace {
-
-// Login roles are per cluster: created once, reused by every test database.
-void ensure_login_role(test::TestDatabase& db, const std::string& login, const std::string& group) {
-  db.query(
-      fmt::format("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{0}') THEN "
-                  "CREATE ROLE {0} LOGIN IN ROLE {1}; END IF; END $$",
-                  login, group));
-}
-
-// A connection as a login role that only belongs to `group` (libpq: the last
-// user= wins).
-std::unique_ptr<pqxx::connection> connect_as(test::TestDatabase& db, const std::string& group) {
-  std::string login = "t_" + group;
-  ensure_login_role(db, login, group);
-  return std::make_unique<pqxx::connection>(db.conninfo() + " user=" + login);
-}
 
 int state_of(test::TestDatabase& db, std::int64_t id) {
   return db.query(fmt::format("SELECT state FROM messages WHERE id = {}", id))[0][0].as<int>();
@@ -44,14 +31,6 @@ int state_of(test::TestDatabase& db, std::int64_t id) {
 
 bool exists(test::TestDatabase& db, std::int64_t id) {
   return !db.query(fmt::format("SELECT 1 FROM messages WHERE id = {}", id)).empty();
-}
-
-// Runs one statement as the given connection; returns the rows it changed.
-std::size_t exec_as(pqxx::connection& conn, const std::string& sql) {
-  pqxx::work tx(conn);
-  auto r = tx.exec(sql);
-  tx.commit();
-  return r.affected_rows();
 }
 
 std::int64_t receive_as(pqxx::connection& conn, const std::string& rcpt) {
