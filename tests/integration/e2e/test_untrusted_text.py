@@ -10,12 +10,15 @@ come back raw in a reply (issue 15, item 10), against the real wsmtp and wsmtpct
   sequences (ESC and the C1 form U+009B) prints them escaped, no ESC/BEL/C1.
 """
 import base64
+import contextlib
 import json
 import os
 import shutil
 import smtplib
 import sys
 import tempfile
+
+import pytest
 
 if not __debug__:
     sys.exit("run this test without -O or PYTHONOPTIMIZE: their checks are asserts")
@@ -78,23 +81,37 @@ def test_ctl_show_prints_no_terminal_escapes(p):
     assert "\x1b]0;owned" in shown["headers"], shown["headers"]
 
 
-def main():
+@contextlib.contextmanager
+def listener_with_tls():
+    """wsmtp with STARTTLS (AUTH needs it) and a local mailbox alice."""
     tmp = tempfile.mkdtemp(prefix="wsmtp-untrusted-")
     try:
         cert, key = make_cert(tmp)
         extra = f"tls_cert_file = {cert}\ntls_key_file = {key}\ntarpit_after_errors = 100\n"
-        with Pipeline(listener_extra=extra) as p:
-            p.add_domain()
-            p.add_mailbox("alice")
-            p.start("wsmtp")
-            tests = [test_auth_user_name_cannot_forge_a_log_line, test_reply_does_not_echo_control_bytes,
-                     test_ctl_show_prints_no_terminal_escapes]
-            for test in tests:
-                test(p)
-                print(f"ok   {test.__name__}", flush=True)
-        print("untrusted text: escaped in logs, replies and wsmtpctl show")
+        with Pipeline(listener_extra=extra) as pipeline:
+            pipeline.add_domain()
+            pipeline.add_mailbox("alice")
+            pipeline.start("wsmtp")
+            yield pipeline
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def p():
+    with listener_with_tls() as pipeline:
+        yield pipeline
+
+
+def main():
+    """Without pytest: the same tests in order, exit status 0 or an AssertionError."""
+    tests = [test_auth_user_name_cannot_forge_a_log_line, test_reply_does_not_echo_control_bytes,
+             test_ctl_show_prints_no_terminal_escapes]
+    with listener_with_tls() as pipeline:
+        for test in tests:
+            test(pipeline)
+            print(f"ok   {test.__name__}", flush=True)
+    print("untrusted text: escaped in logs, replies and wsmtpctl show")
     return 0
 
 
