@@ -18,7 +18,10 @@ import smtplib
 import sys
 import tempfile
 
-import pytest
+try:
+    import pytest
+except ImportError:  # run as a plain script (main below) by an interpreter without pytest
+    pytest = None
 
 if not __debug__:
     sys.exit("run this test without -O or PYTHONOPTIMIZE: their checks are asserts")
@@ -97,10 +100,11 @@ def listener_with_tls():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def p():
-    with listener_with_tls() as pipeline:
-        yield pipeline
+if pytest:
+    @pytest.fixture(scope="module")
+    def p():
+        with listener_with_tls() as pipeline:
+            yield pipeline
 
 
 def main():
