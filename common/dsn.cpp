@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 
+#include "log.h"
 #include "mail/date.h"
 
 namespace wsmtp::common::dsn {
@@ -124,9 +126,26 @@ std::string header_section(std::string_view message, std::size_t max_bytes) {
   return std::string(message.substr(0, end));
 }
 
-std::string compose(const Report& r) {
-  const std::string boundary = fmt::format("{}.{}/{}", r.msg_id, r.now, r.reporting_mta);
+std::string random_boundary() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) log::fatal("RAND_bytes failed: no CSPRNG for a MIME boundary");
+  std::string boundary = "=_";
+  for (unsigned char b : bytes) boundary += fmt::format("{:02x}", b);
+  return boundary;
+}
+
+std::string compose(const Report& r) { return compose(r, random_boundary); }
+
+std::string compose(const Report& r, const std::function<std::string()>& make_boundary) {
   const bool failed = r.action == Action::failed;
+  const std::string human = human_part(r);
+  const std::string status = status_part(r);
+  const std::string original = crlf_7bit(r.original_headers);
+  // RFC 2046 §5.1.1: the boundary must not appear in the encapsulated parts.
+  std::string boundary = make_boundary();
+  while (human.find(boundary) != std::string::npos || status.find(boundary) != std::string::npos ||
+         original.find(boundary) != std::string::npos)
+    boundary = make_boundary();
   std::string out;
   out += fmt::format("From: Mail Delivery System <MAILER-DAEMON@{}>\r\n", r.reporting_mta);
   out += fmt::format("To: <{}>\r\n", printable(r.recipient));
@@ -144,17 +163,17 @@ std::string compose(const Report& r) {
       "--{}\r\nContent-Type: text/plain; charset=us-ascii\r\n"
       "Content-Description: Notification\r\n\r\n",
       boundary);
-  out += human_part(r);
+  out += human;
   out += fmt::format(
       "\r\n--{}\r\nContent-Type: message/delivery-status\r\n"
       "Content-Description: Delivery report\r\n\r\n",
       boundary);
-  out += status_part(r);
+  out += status;
   out += fmt::format(
       "\r\n--{}\r\nContent-Type: text/rfc822-headers\r\n"
       "Content-Description: Undelivered Message Headers\r\n\r\n",
       boundary);
-  out += crlf_7bit(r.original_headers);
+  out += original;
   out += fmt::format("\r\n--{}--\r\n", boundary);
   return out;
 }

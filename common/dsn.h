@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,7 +39,15 @@ struct Report {
 std::string status_of(std::string_view detail, Action action);
 
 // The complete message (headers and body), CRLF line ends, 7-bit.
+// The MIME boundary is random (random_boundary) and never occurs in any part:
+// one that does is drawn again, so no part can end the report early or forge
+// a part of its own. make_boundary replaces the random source (tests).
 std::string compose(const Report& report);
+std::string compose(const Report& report, const std::function<std::string()>& make_boundary);
+
+// "=_" and 32 hex digits from the CSPRNG: unguessable by whoever wrote the
+// original message. Aborts if the CSPRNG fails (a broken install).
+std::string random_boundary();
 
 // The header section of a message: everything up to the first empty line,
 // capped at max_bytes (cut at a line end), without the empty line.

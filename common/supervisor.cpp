@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "log.h"
-#include "signals.h"
 
 namespace wsmtp::common {
 namespace {
@@ -168,19 +167,15 @@ int run_supervisor(const SupervisorOptions& options, const std::atomic<bool>& st
   return 0;
 }
 
-void supervise_until_stopped(const WorkerScaling& scaling, std::chrono::seconds lease_time,
-                             const std::atomic<bool>& stop, const std::function<int()>& worker,
-                             const std::function<std::optional<std::int64_t>()>& backlog, char** argv,
-                             const std::function<void()>& validate_config) {
+void supervise(const WorkerScaling& scaling, std::chrono::seconds lease_time, const std::atomic<bool>& stop,
+               const std::function<int()>& worker, const std::function<std::optional<std::int64_t>()>& backlog) {
   SupervisorOptions options;
   options.min_workers = scaling.min_workers;
   options.max_workers = scaling.max_workers;
   options.backlog_per_worker = scaling.backlog_per_worker;
   options.idle_time = scaling.idle_time;
   options.stop_grace = lease_time;
-  do {
-    run_supervisor(options, stop, worker, backlog);
-  } while (handle_reload(argv, validate_config));
+  run_supervisor(options, stop, worker, backlog);
 }
 
 }  // namespace wsmtp::common

@@ -43,14 +43,11 @@ int desired_workers(const SupervisorOptions& options, std::int64_t backlog);
 int run_supervisor(const SupervisorOptions& options, const std::atomic<bool>& stop, const std::function<int()>& worker,
                    const std::function<std::optional<std::int64_t>()>& backlog);
 
-// The main loop of wroute and wdeliver: supervises workers sized by scaling
-// until SIGTERM; on SIGHUP validate_config() reads the file again and, if it
-// throws nothing, the program re-executes itself in place (handle_reload).
-// Workers still running lease_time after SIGTERM are killed: their lease
-// renewal dies with them, so their leases expire and others take the work over.
-void supervise_until_stopped(const WorkerScaling& scaling, std::chrono::seconds lease_time,
-                             const std::atomic<bool>& stop, const std::function<int()>& worker,
-                             const std::function<std::optional<std::int64_t>()>& backlog, char** argv,
-                             const std::function<void()>& validate_config);
+// The supervisor of wroute and wdeliver: workers sized by scaling until stop
+// (a SIGHUP's reload is the caller's, common/daemon.h). Workers still running
+// lease_time after the stop are killed: their lease renewal dies with them, so
+// their leases expire and others take the work over.
+void supervise(const WorkerScaling& scaling, std::chrono::seconds lease_time, const std::atomic<bool>& stop,
+               const std::function<int()>& worker, const std::function<std::optional<std::int64_t>()>& backlog);
 
 }  // namespace wsmtp::common

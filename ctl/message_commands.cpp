@@ -1,6 +1,7 @@
 // wsmtpctl list | show | hold | release | delete | retry | bounce
 #include <algorithm>
 #include <iostream>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -10,6 +11,7 @@
 #include "filter_options.h"
 #include "identity.h"
 #include "json_output.h"
+#include "printable.h"
 #include "queue_id.h"
 #include "pg/message_view.h"
 #include "pg/operator_actions.h"
@@ -66,13 +68,15 @@ int list(Context& ctx, const FilterArgs& args) {
   for (const auto& m : messages)
     std::cout << fmt::format("{:>10} {:<11} {:<20} {:>9} {:>5} {:>4} {}\n", common::qid(m.id),
                              common::state_name(m.state), m.created_at, m.size, m.recipients, m.held ? "yes" : "",
-                             m.envelope_from.empty() ? "<>" : m.envelope_from);
+                             m.envelope_from.empty() ? "<>" : common::printable(m.envelope_from));
   return kExitOk;
 }
 
 void print_detail(pqxx::transaction_base& tx, const MessageDetail& m) {
+  // Senders, helo names, headers and remote replies are strangers' text: a
+  // terminal must not obey escape sequences in them (--json escapes its own way).
   auto line = [](const char* label, const std::string& value) {
-    if (!value.empty()) std::cout << fmt::format("{:<16} {}\n", label, value);
+    if (!value.empty()) std::cout << fmt::format("{:<16} {}\n", label, common::printable(value));
   };
   std::cout << fmt::format("{:<16} {}\n{:<16} {} ({})\n", "message", common::qid(m.id), "state",
                            common::state_name(m.state), static_cast<int>(m.state));
@@ -93,13 +97,24 @@ void print_detail(pqxx::transaction_base& tx, const MessageDetail& m) {
   line("last error", m.last_error);
   for (const auto& r : common::pg::load_envelope_recipients(tx, m.id)) line("recipient", r);
   for (const auto& d : common::pg::load_deliveries(tx, m.id)) {
-    std::cout << fmt::format("delivery {:<7} {} -> {} via {} {} [{}] attempts={}{}{}\n", d.id, d.original_rcpt,
-                             d.recipient, d.transport, d.destination, d.status, d.attempts,
-                             d.status == "pending" ? " next=" + d.next_attempt_at : " at " + d.final_at,
-                             d.last_error.empty() ? "" : " error: " + d.last_error);
+    std::cout << common::printable(
+                     fmt::format("delivery {:<7} {} -> {} via {} {} [{}] attempts={}{}{}", d.id, d.original_rcpt,
+                                 d.recipient, d.transport, d.destination, d.status, d.attempts,
+                                 d.status == "pending" ? " next=" + d.next_attempt_at : " at " + d.final_at,
+                                 d.last_error.empty() ? "" : " error: " + d.last_error))
+              << "\n";
   }
   auto headers = common::pg::load_headers(tx, m.id);
-  if (!headers.empty()) std::cout << "headers:\n" << headers;
+  if (headers.empty()) return;
+  std::cout << "headers:\n";
+  // Line by line, so the header section keeps its shape and only what is inside a line is escaped.
+  for (std::string_view rest = headers; !rest.empty();) {
+    auto end = rest.find('\n');
+    auto text = rest.substr(0, end);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    std::cout << common::printable(text) << "\n";
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+  }
 }
 
 int show(Context& ctx, std::int64_t id) {

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "address.h"
 #include "identity.h"
@@ -25,12 +26,14 @@ unsigned read_mode(common::SectionReader& s, const std::string& key, unsigned fa
 }
 
 const std::vector<std::string> kKnownTransports = {"maildir", "mbox", "relay", "lmtp"};
+
+constexpr std::pair<std::string_view, DeliverConfig::OverQuota> kOverQuotaNames[] = {
+    {"defer", DeliverConfig::OverQuota::defer}, {"bounce", DeliverConfig::OverQuota::bounce}};
 }  // namespace
 
 std::optional<EightBitPolicy> eightbit_policy_named(std::string_view name) {
-  if (name == "convert") return EightBitPolicy::convert;
-  if (name == "bounce") return EightBitPolicy::bounce;
-  if (name == "send") return EightBitPolicy::send;
+  for (const auto& [word, policy] : kEightBitPolicyNames)
+    if (word == name) return policy;
   return std::nullopt;
 }
 
@@ -41,7 +44,7 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
   if (c.transports.empty()) s.fail("transports", "must name at least one transport");
   for (const auto& t : c.transports)
     if (std::find(kKnownTransports.begin(), kKnownTransports.end(), t) == kKnownTransports.end())
-      s.fail("transports", "unknown transport '" + t + "' (known: maildir, mbox, relay, lmtp)");
+      s.fail("transports", fmt::format("unknown transport '{}' (known: {})", t, fmt::join(kKnownTransports, ", ")));
   c.batch_size = static_cast<int>(s.get_int("batch_size", c.batch_size, 1, 1000));
   c.retry_base = s.get_duration("retry_base", c.retry_base, 1s, 24h);
   c.retry_factor = static_cast<int>(s.get_int("retry_factor", c.retry_factor, 1, 10));
@@ -55,11 +58,7 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
   c.maildir_file_mode = read_mode(s, "maildir_file_mode", c.maildir_file_mode);
   if ((c.maildir_dir_mode & 0700) != 0700) s.fail("maildir_dir_mode", "the owner needs rwx (0700 at least)");
   if ((c.maildir_file_mode & 0600) != 0600) s.fail("maildir_file_mode", "the owner needs rw (0600 at least)");
-  auto over_quota = s.get_string("over_quota", "defer");
-  if (over_quota == "bounce")
-    c.over_quota = DeliverConfig::OverQuota::bounce;
-  else if (over_quota != "defer")
-    s.fail("over_quota", "must be defer or bounce");
+  c.over_quota = s.get_choice("over_quota", c.over_quota, kOverQuotaNames);
   c.mbox_lock_timeout = s.get_duration("mbox_lock_timeout", c.mbox_lock_timeout, 1s, 1h);
   c.mbox_stale_lock_age = s.get_duration("mbox_stale_lock_age", c.mbox_stale_lock_age, 10s, 24h);
   c.relay_connect_timeout = s.get_duration("relay_connect_timeout", c.relay_connect_timeout, 1s, 10min);
@@ -73,11 +72,7 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
               c.lmtp_server.size() - colon - 1 <= 5;
     if (!ok) s.fail("lmtp_server", "must be host:port or an absolute Unix socket path");
   }
-  auto lmtp_eightbit = s.get_string("lmtp_eightbit", "convert");
-  if (auto policy = eightbit_policy_named(lmtp_eightbit))
-    c.lmtp_eightbit = *policy;
-  else
-    s.fail("lmtp_eightbit", "must be convert, bounce or send, got '" + lmtp_eightbit + "'");
+  c.lmtp_eightbit = s.get_choice("lmtp_eightbit", c.lmtp_eightbit, kEightBitPolicyNames);
   c.hostname = s.get_string("hostname", common::host_name());
   if (!common::is_valid_domain(c.hostname)) s.fail("hostname", "'" + c.hostname + "' is not a valid domain name");
   c.scaling = common::read_worker_scaling(s);

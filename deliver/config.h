@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/config_file.h"
@@ -17,6 +18,10 @@ namespace wsmtp::deliver {
 // quoted-printable conversion, a bounce (5.6.3), or the bytes as they are.
 // Relay pools keep theirs in the database, LMTP takes [deliver] lmtp_eightbit.
 enum class EightBitPolicy { convert, bounce, send };
+
+// Every policy's name, as [deliver] lmtp_eightbit and a relay pool's eightbit_policy spell it.
+inline constexpr std::pair<std::string_view, EightBitPolicy> kEightBitPolicyNames[] = {
+    {"convert", EightBitPolicy::convert}, {"bounce", EightBitPolicy::bounce}, {"send", EightBitPolicy::send}};
 
 // "convert", "bounce" or "send"; nullopt for anything else.
 std::optional<EightBitPolicy> eightbit_policy_named(std::string_view name);

@@ -9,6 +9,7 @@
 #include "address.h"
 #include "ascii.h"
 #include "log.h"
+#include "printable.h"
 #include "queue_id.h"
 #include "smtp/replies.h"
 
@@ -66,7 +67,7 @@ void Session::on_line(std::string_view bytes, bool complete) {
   if (common::istarts_with(bytes, "AUTH "))
     log::debug("client={} < AUTH (arguments not logged)", client_ip_);
   else
-    log::debug("client={} < {}", client_ip_, bytes);
+    log::debug("client={} < {}", client_ip_, common::printable(bytes));
   command_line(bytes);
 }
 
@@ -306,9 +307,9 @@ void Session::result_while_closing(Pending was, const StoreResult& result) {
 }
 
 void Session::accepted() {
-  log::info("msg={} accepted from=<{}> rcpts={} size={} client={}{}{}", common::qid(queue_id_), envelope_from_,
-            recipients_.size(), stored_size_, client_ip_, tls_active() ? " tls" : "",
-            authenticated() ? " auth=" + auth_user_ : std::string());
+  log::info("msg={} accepted from=<{}> rcpts={} size={} client={}{}{}", common::qid(queue_id_),
+            common::printable(envelope_from_), recipients_.size(), stored_size_, client_ip_, tls_active() ? " tls" : "",
+            authenticated() ? " auth=" + common::printable(auth_user_) : std::string());
   reply(replies::queued(queue_id_));
   msg_id_ = 0;
 }
@@ -432,8 +433,8 @@ void Session::error(const common::smtp::Reply& r) {
 }
 
 void Session::log_rejected_recipient(std::string_view reason) {
-  log::info("reject RCPT from=<{}> to=<{}> client={} helo={}: {}", envelope_from_, pending_recipient_, client_ip_,
-            helo_, reason);
+  log::info("reject RCPT from=<{}> to=<{}> client={} helo={}: {}", common::printable(envelope_from_),
+            common::printable(pending_recipient_), client_ip_, common::printable(helo_), reason);
 }
 
 }  // namespace wsmtp::listener

@@ -7,6 +7,7 @@
 
 #include "ascii.h"
 #include "log.h"
+#include "printable.h"
 #include "session.h"
 #include "smtp/replies.h"
 
@@ -121,14 +122,15 @@ void Session::verify_result(const StoreResult& result) {
   auto user = std::exchange(auth_login_user_, {});
   if (!result.ok) return reply(replies::auth_temporary_failure());
   if (result.auth_blocked) {
-    log::info("client={} AUTH refused for user={}: too many failures from this address", client_ip_, user);
+    log::info("client={} AUTH refused for user={}: too many failures from this address", client_ip_,
+              common::printable(user));
     return close_with(replies::auth_blocked_for_address(config_.hostname));
   }
   if (!result.verified) {
-    log::info("client={} AUTH failed for user={}", client_ip_, user);
+    log::info("client={} AUTH failed for user={}", client_ip_, common::printable(user));
     return auth_failed_once();
   }
-  log::info("client={} authenticated user={}", client_ip_, user);
+  log::info("client={} authenticated user={}", client_ip_, common::printable(user));
   auth_user_ = std::move(user);
   reply(replies::auth_ok());
 }

@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "mail/date.h"
+#include "printable.h"
 #include "queue_id.h"
 #include "queue_ids.h"
 #include "session.h"
@@ -253,12 +254,12 @@ void Session::body_line_end() {
   filter_.line_end(chunk_);
   stored_size_ += chunk_.size() - before;
   if (filter_.line_too_long()) {
-    log::info("msg={} rejected from=<{}> client={}: line longer than {} octets", common::qid(queue_id_), envelope_from_,
-              client_ip_, config_.max_line_length);
+    log::info("msg={} rejected from=<{}> client={}: line longer than {} octets", common::qid(queue_id_),
+              common::printable(envelope_from_), client_ip_, config_.max_line_length);
     outcome_ = DataOutcome::line_too_long;
   } else if (filter_.received_headers() > config_.max_received_headers) {
     log::info("msg={} rejected from=<{}> client={}: mail loop ({} Received: headers)", common::qid(queue_id_),
-              envelope_from_, client_ip_, filter_.received_headers());
+              common::printable(envelope_from_), client_ip_, filter_.received_headers());
     outcome_ = DataOutcome::loop;
   }
   if (outcome_ != DataOutcome::ok) {
@@ -271,8 +272,8 @@ bool Session::over_size() {
   if (body_size_ <= config_.max_message_size) return false;
   // The client cannot be interrupted mid-DATA (it reads no replies until the
   // end), so the row is aborted now and the rest of the data is discarded.
-  log::info("msg={} rejected from=<{}> client={}: message larger than {} bytes", common::qid(queue_id_), envelope_from_,
-            client_ip_, config_.max_message_size);
+  log::info("msg={} rejected from=<{}> client={}: message larger than {} bytes", common::qid(queue_id_),
+            common::printable(envelope_from_), client_ip_, config_.max_message_size);
   outcome_ = DataOutcome::too_big;
   std::string().swap(chunk_);
   abort_message_if_any();

@@ -203,6 +203,18 @@ std::vector<std::string> SectionReader::get_list(const std::string& key, const s
   return out;
 }
 
+std::size_t SectionReader::get_word(const std::string& key, std::size_t fallback_index,
+                                    const std::vector<std::string_view>& words) {
+  const auto* e = find(key);
+  if (!e) return fallback_index;
+  for (std::size_t i = 0; i < words.size(); ++i)
+    if (e->value == words[i]) return i;
+  std::string expected;
+  for (std::size_t i = 0; i < words.size(); ++i)
+    expected += fmt::format("{}{}", i == 0 ? "" : i + 1 == words.size() ? " or " : ", ", words[i]);
+  fail(key, fmt::format("must be {}, got '{}'", expected, e->value));
+}
+
 void SectionReader::finish() const {
   const auto* sec = file_.section(section_);
   if (!sec) return;

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <utility>
+#include <cstddef>
 #include <optional>
 #include <string_view>
 #include <set>
@@ -64,6 +66,23 @@ class SectionReader {
   std::uint64_t get_size(const std::string& key, std::uint64_t fallback, std::uint64_t min, std::uint64_t max);
   // Comma- or space-separated list.
   std::vector<std::string> get_list(const std::string& key, const std::vector<std::string>& fallback);
+  // One of the words (exact case); returns its index, fallback_index when the
+  // key is absent. Any other value fails with the words listed.
+  std::size_t get_word(const std::string& key, std::size_t fallback_index, const std::vector<std::string_view>& words);
+  // A value named by a word of names (the key's whole vocabulary): the default
+  // is a value, not a word, so a struct's initializer stays the one place it is
+  // written. fallback must have a word in names.
+  template <class T, std::size_t N>
+  T get_choice(const std::string& key, T fallback, const std::pair<std::string_view, T> (&names)[N]) {
+    std::vector<std::string_view> words;
+    std::size_t fallback_index = N;
+    for (std::size_t i = 0; i < N; ++i) {
+      words.push_back(names[i].first);
+      if (names[i].second == fallback) fallback_index = i;
+    }
+    if (fallback_index == N) throw std::logic_error("[" + section_ + "] " + key + ": the default has no name");
+    return names[get_word(key, fallback_index, words)].second;
+  }
 
   // Throws ConfigError for the first key of the section that was never read.
   void finish() const;

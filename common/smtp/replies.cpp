@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "queue_id.h"
+#include "printable.h"
 
 namespace wsmtp::common::smtp::replies {
 
@@ -41,7 +42,8 @@ Reply syntax_error(std::string_view why) { return r(501, 5, 5, 4, fmt::format("S
 Reply bad_sender_syntax() { return r(501, 5, 1, 7, "Bad sender address syntax"); }
 Reply bad_recipient_syntax() { return r(501, 5, 1, 3, "Bad recipient address syntax"); }
 Reply unknown_parameter(std::string_view param) {
-  return r(555, 5, 5, 4, fmt::format("Unsupported option: {}", param));
+  // The parameter is the client's: no control byte of its goes back on the wire.
+  return r(555, 5, 5, 4, fmt::format("Unsupported option: {}", common::printable(param)));
 }
 Reply need_helo() { return bad_sequence("send HELO/EHLO first"); }
 Reply nested_mail() { return bad_sequence("nested MAIL command"); }

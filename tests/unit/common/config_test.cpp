@@ -64,3 +64,31 @@ TEST_CASE("worker scaling keys are shared by the supervised daemons' sections") 
   REQUIRE_THROWS_WITH(read("min_workers = 5\nmax_workers = 2\n"),
                       Catch::Contains("t.conf:3: [router] max_workers: must be at least min_workers"));
 }
+
+namespace {
+enum class Colour { red, green, blue };
+constexpr std::pair<std::string_view, Colour> kColours[] = {
+    {"red", Colour::red}, {"green", Colour::green}, {"blue", Colour::blue}};
+
+Colour read_colour(const std::string& text, Colour fallback) {
+  const auto file = ConfigFile::parse(text, "t.conf");
+  SectionReader s(file, "paint");
+  return s.get_choice("colour", fallback, kColours);
+}
+}  // namespace
+
+TEST_CASE("a choice key: the default is a value, the file names a word") {
+  CHECK(read_colour("", Colour::green) == Colour::green);
+  CHECK(read_colour("[paint]\ncolour = blue\n", Colour::green) == Colour::blue);
+  CHECK(read_colour("[paint]\ncolour = red\n", Colour::blue) == Colour::red);
+  CHECK_THROWS_WITH(read_colour("[paint]\ncolour = Blue\n", Colour::red),
+                    "t.conf:2: [paint] colour: must be red, green or blue, got 'Blue'");
+  CHECK_THROWS_WITH(read_colour("[paint]\ncolour =\n", Colour::red), Catch::Contains("got ''"));
+}
+
+TEST_CASE("a choice key whose default has no word is a programming error, not a config error") {
+  constexpr std::pair<std::string_view, Colour> kPrimary[] = {{"red", Colour::red}, {"blue", Colour::blue}};
+  const auto file = ConfigFile::empty();
+  SectionReader s(file, "paint");
+  CHECK_THROWS_AS(s.get_choice("colour", Colour::green, kPrimary), std::logic_error);
+}

@@ -2,6 +2,9 @@
 // different detail forms, header-section cutting, and the report's structure.
 #include "dsn.h"
 
+#include <string>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 using namespace wsmtp::common::dsn;
@@ -52,4 +55,49 @@ TEST_CASE("a failure report is a 7-bit multipart/report with the three parts in 
     if (out[i] == '\r') REQUIRE((i + 1 < out.size() && out[i + 1] == '\n'));
   }
   CHECK(out.substr(out.size() - 4) == "--\r\n");
+}
+
+namespace {
+Report boundary_report(std::string original_headers) {
+  Report r;
+  r.reporting_mta = "mx.example.test";
+  r.recipient = "s@x.org";
+  r.msg_id = 42;
+  r.now = 86400;
+  r.recipients = {{"b@y.org", "", "550 5.1.1 unknown", 3600}};
+  r.original_headers = std::move(original_headers);
+  return r;
+}
+
+std::string boundary_of(const std::string& dsn) {
+  const std::string key = "boundary=\"";
+  auto start = dsn.find(key);
+  REQUIRE(start != std::string::npos);
+  start += key.size();
+  return dsn.substr(start, dsn.find('"', start) - start);
+}
+}  // namespace
+
+TEST_CASE("the MIME boundary is random: two reports on the same message differ") {
+  const auto r = boundary_report("Subject: x\r\n");
+  const auto first = boundary_of(compose(r));
+  const auto second = boundary_of(compose(r));
+  CHECK(first != second);
+  CHECK(first.size() == 34);  // "=_" and 128 random bits in hex
+  // Nothing a sender can predict from the message is in it.
+  CHECK(first.find("42") == std::string::npos);
+  CHECK(first.find("mx.example.test") == std::string::npos);
+}
+
+TEST_CASE("a boundary found in the original message is drawn again") {
+  // The sender planted what the source draws first: that one must not be used.
+  const auto r = boundary_report("Subject: x\r\nX-Trap: --=_planted\r\n");
+  std::vector<std::string> draws = {"=_planted", "=_fresh"};
+  std::size_t drawn = 0;
+  const auto out = compose(r, [&] { return draws.at(drawn++); });
+  CHECK(drawn == 2);
+  CHECK(boundary_of(out) == "=_fresh");
+  // The planted text is still there, as content; the delimiter lines use the fresh boundary.
+  CHECK(out.find("--=_fresh--\r\n") != std::string::npos);
+  CHECK(out.find("\r\n--=_planted") == std::string::npos);
 }
