@@ -1,5 +1,5 @@
 // wdeliver: claims routed messages (state 3) with deliveries on the transports it
-// serves, delivers them (Maildir, mbox, relay pools), and finishes them (state 5) or returns
+// serves, delivers them (Maildir, mbox, relay pools, LMTP), and finishes them (state 5) or returns
 // them for a later retry (state 3).
 #include "cli.h"
 #include "config.h"
@@ -13,6 +13,7 @@
 #include "pg/worker_loop.h"
 #include "signals.h"
 #include "supervisor.h"
+#include "transport_registry.h"
 
 using namespace wsmtp;
 
@@ -41,7 +42,8 @@ int main(int argc, char** argv) {
       common::pg::LeaseKeeper keeper({.conninfo = db.conninfo,
                                       .lease_time = queue.lease_time,
                                       .stall_limit = deliver::longest_quiet_step(config)});
-      deliver::Deliverer deliverer(config, queue, owner, host, keeper);
+      deliver::Deliverer deliverer(config, queue, owner, keeper,
+                                   deliver::standard_transports(config, host, [&keeper] { keeper.progress(); }));
       common::pg::run_worker_loop({.conninfo = db.conninfo,
                                    .channel = common::pg::kDeliverChannel,
                                    .poll_interval = queue.poll_interval,
