@@ -1,10 +1,10 @@
-// One delivery pass: claim messages with due deliveries on our transports, run
-// the local deliveries (Maildir, mbox) per message, and the relay deliveries per
-// pool and LMTP deliveries per server (batched over kept connections), then record each message's results with
-// its 4->5 (all final, DSN queued) or 4->3 (some deferred) transition in one
+// One delivery pass: claim messages with due deliveries on our transports,
+// group their deliveries per transport and destination, hand each group to
+// its transport (transport.h), then record each message's results with its
+// 4->5 (all final, DSN queued) or 4->3 (some deferred) transition in one
 // transaction per message. The batch's leases are renewed meanwhile
 // (common/pg/lease_keeper.h); a message held, deleted or lost on the way gets
-// nothing more started.
+// nothing more started. Knows no transport's details.
 #pragma once
 
 #include <chrono>
@@ -16,18 +16,17 @@
 #include "config/common_config.h"
 #include "pg/lease_keeper.h"
 #include "pg/worker_loop.h"
-#include "lmtp.h"
-#include "maildir.h"
-#include "quota.h"
-#include "relay.h"
+#include "transport_registry.h"
 
 namespace wsmtp::deliver {
 
 class Deliverer {
  public:
-  // keeper renews the leases of each batch while run_batch works on it.
-  Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner, std::string host,
-            common::pg::LeaseKeeper& keeper);
+  // keeper renews the leases of each batch while run_batch works on it;
+  // transports serve the deliveries by the name in their rows (a delivery on
+  // a name none serves is deferred).
+  Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner,
+            common::pg::LeaseKeeper& keeper, TransportRegistry transports);
 
   // Returns the number of messages claimed. Throws for database connection loss.
   int run_batch(pqxx::connection& conn);
@@ -36,19 +35,9 @@ class Deliverer {
   const DeliverConfig& config_;
   const common::QueueConfig& queue_;
   std::string owner_;
-  std::string host_;
   common::pg::LeaseKeeper& keeper_;
-  MaildirOwner maildir_owner_;
-  KnownMaildirs known_maildirs_;
-  MaildirUsageCache usage_cache_;  // kept across passes: a full, idle mailbox is not rescanned
-  RelaySessions relays_;
-  LmtpSessions lmtp_;
+  TransportRegistry transports_;
   common::pg::Cadence reclaim_cadence_{std::chrono::seconds(1)};  // expired leases: looked for once a second
 };
-
-// The longest a healthy deliverer waits on one step of its work without
-// progress: its longest relay/LMTP timeout (connect, command, the final dot)
-// or mbox lock wait, plus a minute. Its leases stop being renewed past it.
-std::chrono::seconds longest_quiet_step(const DeliverConfig& config);
 
 }  // namespace wsmtp::deliver

@@ -52,7 +52,7 @@ common::smtp::SmtpClient& LmtpSessions::session(const std::string& server) {
 }
 
 std::vector<DeliveryResult> LmtpSessions::transact(pqxx::connection& conn, common::smtp::SmtpClient& client,
-                                                   const std::string& server, const RelayJob& job) {
+                                                   const std::string& server, const DeliveryJob& job) {
   common::smtp::Envelope envelope;
   envelope.from = job.tasks.front()->envelope_from;
   for (const auto* t : job.tasks) envelope.recipients.push_back(t->recipient);
@@ -84,7 +84,7 @@ std::vector<DeliveryResult> LmtpSessions::transact(pqxx::connection& conn, commo
 }
 
 std::vector<DeliveryResult> LmtpSessions::deliver(pqxx::connection& conn, const std::string& server,
-                                                  const std::vector<RelayJob>& jobs, const MayStart& may_start) {
+                                                  const std::vector<DeliveryJob>& jobs, const MayStart& may_start) {
   used_this_pass_.clear();
   std::vector<DeliveryResult> results;
   for (const auto& job : jobs) {

@@ -18,27 +18,35 @@
 #include "config.h"
 #include "relay.h"
 #include "smtp/client.h"
+#include "transport.h"
 
 namespace wsmtp::deliver {
 
-class LmtpSessions {
+// The "lmtp" transport, keyed by LMTP server (server_for).
+class LmtpSessions : public Transport {
  public:
   // on_progress: called as each LMTP conversation moves on (ClientOptions).
   explicit LmtpSessions(const DeliverConfig& config, std::function<void()> on_progress = {});
-  ~LmtpSessions();
+  ~LmtpSessions() override;
 
   // The LMTP server for a delivery whose destination is `destination`.
   std::string server_for(const std::string& destination) const;
 
+  std::string destination_key(const common::pg::DeliveryTask& task) const override {
+    return server_for(task.destination);
+  }
+  bool shares_transactions() const override { return true; }
+
   // Delivers the jobs for `server` that may_start admits; one result per task
   // of those, in job order. Throws only for database connection failures.
   std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& server,
-                                                  const std::vector<RelayJob>& jobs, const MayStart& may_start = {});
+                                                  const std::vector<DeliveryJob>& jobs,
+                                                  const MayStart& may_start) override;
 
  private:
   common::smtp::SmtpClient& session(const std::string& server);
   std::vector<common::pg::DeliveryResult> transact(pqxx::connection& conn, common::smtp::SmtpClient& client,
-                                                   const std::string& server, const RelayJob& job);
+                                                   const std::string& server, const DeliveryJob& job);
 
   const DeliverConfig& config_;
   std::function<void()> on_progress_;

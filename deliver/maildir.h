@@ -1,14 +1,21 @@
 // Maildir delivery (https://cr.yp.to/proto/maildir.html): write into tmp/, fsync,
 // rename into new/, fsync new/. A crash never leaves a partial file in new/.
-// Names are derived from the delivery row, so a retried delivery (after a crash
-// between the rename and the database commit) finds its file and does not write
-// a second copy.
+// Names in new/ are derived from the delivery row, so a retried delivery (after
+// a crash between the rename and the database commit) finds its file and does
+// not write a second copy. The mailbox's owner controls the Maildir: every file
+// is opened and changed by descriptor, relative to directories opened without
+// following symlinks (a symlinked Maildir, tmp/, new/ or cur/ is refused), and
+// the tmp/ name is unpredictable and created exclusively.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -37,9 +44,9 @@ struct MaildirOwner {
 };
 
 // Maildirs this deliverer found or made complete (tmp/, new/, cur/), so that
-// each copy does not try mkdir on every directory of its path again (seven
-// system calls per copy). A Maildir removed behind our back is noticed when a
-// write into it fails, forgotten, and made again.
+// each batch does not try mkdir on every directory of their paths again. A
+// Maildir removed behind our back is noticed when opening or writing into it
+// fails, forgotten, and made again.
 class KnownMaildirs {
  public:
   bool contains(const std::string& maildir) const { return known_.count(maildir) != 0; }
@@ -67,6 +74,8 @@ class MaildirBatch {
   // Creates maildir/{tmp,new,cur} if missing and writes the message into tmp/.
   // Returns already_present (nothing staged) or written (staged; final after
   // sync()). Throws like deliver_to_maildir; a failed stage leaves no tmp file.
+  // A Maildir (or its tmp/, new/, cur/) that is a symlink throws
+  // MaildirRefused.
   MaildirOutcome stage(const std::string& maildir, const std::string& unique_name,
                        const std::function<void(const ByteSink&)>& produce);
 
@@ -95,24 +104,38 @@ class MaildirBatch {
   std::size_t size() const;
 
  private:
+  struct Dirs;
   struct Staged {
     common::UniqueFd fd;
-    std::string maildir;
-    std::string tmp;
-    std::string dst;
+    // Co-owned with dirs_: a Maildir made again during the batch gets new
+    // Dirs, while copies staged before still need the old tmp/.
+    std::shared_ptr<Dirs> dirs;
+    std::string tmp_name;
+    std::string name;
     std::string error;
     std::uint64_t size = 0;
   };
-  void ensure(const std::string& maildir);
+  Dirs& ensure(const std::string& maildir);
+  std::string tmp_name(const std::string& unique_name);
 
   MaildirOwner owner_;
   KnownMaildirs* known_;
+  std::map<std::string, std::shared_ptr<Dirs>> dirs_;  // the Maildirs this batch opened
   std::vector<Staged> staged_;
+  std::random_device random_;
+};
+
+// A Maildir component that delivery must not go through: the Maildir itself,
+// tmp/, new/ or cur/ is a symlink (or not a directory). what() names it.
+class MaildirRefused : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 // Creates maildir/{tmp,new,cur} if missing, then streams the message produced by
 // `produce` (which calls the sink it is given) into it. Throws std::system_error
-// (or whatever produce throws); a failed attempt removes its tmp file.
+// (or whatever produce throws), MaildirRefused; a failed attempt removes its tmp
+// file.
 MaildirOutcome deliver_to_maildir(const std::string& maildir, const std::string& unique_name,
                                   const std::function<void(const ByteSink&)>& produce, MaildirOwner owner = {});
 

@@ -18,6 +18,7 @@ namespace wsmtp::deliver {
 namespace {
 
 constexpr const char* kFileName = "/maildirsize";
+constexpr const char* kBaseName = "maildirsize";
 
 [[noreturn]] void fail(int error, const std::string& what) {
   throw std::system_error(error, std::generic_category(), what);
@@ -53,9 +54,16 @@ std::string host_for_file_name() {
 
 // A maildirsize we could not update would undercount from now on: removing
 // it makes the next reader (us or Dovecot) recalculate it from the Maildir.
-[[noreturn]] void drop_and_fail(const std::string& path, int error, const std::string& what) {
-  ::unlink(path.c_str());
+[[noreturn]] void drop_and_fail(int root, int error, const std::string& what) {
+  ::unlinkat(root, kBaseName, 0);
   fail(error, what + " (removed, to be recalculated)");
+}
+
+// A directory of the Maildir, relative to `at`, never through a symlink: the
+// mailbox owner may plant one to make us write elsewhere. Empty with errno
+// set if it cannot be opened.
+common::UniqueFd open_dir(int at, const std::string& name) {
+  return common::UniqueFd(::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 }
 
 }  // namespace
@@ -116,8 +124,13 @@ std::optional<MaildirsizeContents> parse_maildirsize(std::string_view text) {
 
 std::optional<MaildirsizeFile> read_maildirsize(const std::string& maildir) {
   const std::string path = maildir + kFileName;
+  auto root = open_dir(AT_FDCWD, maildir);
+  if (!root) {
+    if (errno == ENOENT) return std::nullopt;
+    fail(errno, "open " + maildir);
+  }
   // O_NONBLOCK: a FIFO planted under the name must not hang the deliverer.
-  common::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  common::UniqueFd fd(::openat(root.get(), kBaseName, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd) {
     if (errno == ENOENT) return std::nullopt;
     // A symlink, or a file we may not read (another program rewrote it under
@@ -162,14 +175,20 @@ MaildirsizeJudgement judge_maildirsize(const std::optional<MaildirsizeFile>& fil
 
 void write_maildirsize(const std::string& maildir, const MaildirsizeLimits& limits, const MaildirUsage& totals,
                        std::time_t now) {
+  auto root = open_dir(AT_FDCWD, maildir);
+  if (!root) fail(errno, "open " + maildir);
   struct stat dir {};
-  if (::stat(maildir.c_str(), &dir) != 0) fail(errno, "stat " + maildir);
-  const std::string tmp = fmt::format("{}/tmp/{}.P{}_maildirsize.{}", maildir, now, ::getpid(), host_for_file_name());
+  if (::fstat(root.get(), &dir) != 0) fail(errno, "stat " + maildir);
+  auto tmp_dir = open_dir(root.get(), "tmp");
+  if (!tmp_dir) fail(errno, "open " + maildir + "/tmp");
+  const std::string name = fmt::format("{}.P{}_maildirsize.{}", now, ::getpid(), host_for_file_name());
+  const std::string tmp = maildir + "/tmp/" + name;
   // O_EXCL: the name is predictable and tmp/ is the mailbox owner's to write;
   // a file or hard link planted there is removed, never written through.
-  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
-  common::UniqueFd fd(::open(tmp.c_str(), kFlags, 0600));
-  if (!fd && errno == EEXIST && ::unlink(tmp.c_str()) == 0) fd = common::UniqueFd(::open(tmp.c_str(), kFlags, 0600));
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  common::UniqueFd fd(::openat(tmp_dir.get(), name.c_str(), kFlags, 0600));
+  if (!fd && errno == EEXIST && ::unlinkat(tmp_dir.get(), name.c_str(), 0) == 0)
+    fd = common::UniqueFd(::openat(tmp_dir.get(), name.c_str(), kFlags, 0600));
   if (!fd) fail(errno, "open " + tmp);
   try {
     // The mode is set explicitly: open()'s is filtered by the umask.
@@ -185,30 +204,36 @@ void write_maildirsize(const std::string& maildir, const MaildirsizeLimits& limi
     // No fsync: a file a crash truncates reads as broken or missing, and is
     // simply recalculated (the spec's answer to every inconsistency).
     fd.close();
-    if (::rename(tmp.c_str(), (maildir + kFileName).c_str()) != 0) fail(errno, "rename " + tmp);
+    if (::renameat(tmp_dir.get(), name.c_str(), root.get(), kBaseName) != 0) fail(errno, "rename " + tmp);
   } catch (...) {
-    ::unlink(tmp.c_str());
+    ::unlinkat(tmp_dir.get(), name.c_str(), 0);
     throw;
   }
 }
 
 bool append_maildirsize(const std::string& maildir, std::int64_t bytes, std::int64_t messages) {
   const std::string path = maildir + kFileName;
-  common::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  auto root = open_dir(AT_FDCWD, maildir);
+  if (!root) fail(errno, "open " + maildir);
+  // O_NONBLOCK: a FIFO planted under the name must not hang the deliverer.
+  common::UniqueFd fd(::openat(root.get(), kBaseName, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
   if (!fd) {
     if (errno == ENOENT) return false;
-    drop_and_fail(path, errno, "open " + path);
+    drop_and_fail(root.get(), errno, "open " + path);
   }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) drop_and_fail(root.get(), errno, "fstat " + path);
+  if (!S_ISREG(st.st_mode)) drop_and_fail(root.get(), EINVAL, path + " is not a regular file");
   const auto line = fmt::format("{} {}\n", bytes, messages);
   ssize_t n = 0;
   do n = ::write(fd.get(), line.data(), line.size());
   while (n < 0 && errno == EINTR);
-  if (n < 0) drop_and_fail(path, errno, "append to " + path);
-  if (static_cast<std::size_t>(n) != line.size()) drop_and_fail(path, EIO, "short append to " + path);
+  if (n < 0) drop_and_fail(root.get(), errno, "append to " + path);
+  if (static_cast<std::size_t>(n) != line.size()) drop_and_fail(root.get(), EIO, "short append to " + path);
   try {
     fd.close();  // NFS reports a failed write here
   } catch (const std::system_error& e) {
-    drop_and_fail(path, e.code().value(), "close " + path);
+    drop_and_fail(root.get(), e.code().value(), "close " + path);
   }
   return true;
 }

@@ -63,8 +63,9 @@ struct MaildirsizeFile {
 };
 
 // Reads <maildir>/maildirsize; nullopt if it does not exist. Something that is
-// not a regular file (or a symlink) reads as an empty, hence broken, file.
-// Throws std::system_error if it cannot be read.
+// not a regular file (or a symlink) reads as an empty, hence broken, file;
+// a FIFO never blocks the read. Throws std::system_error if it cannot be read
+// (also for a symlinked Maildir, which is never followed).
 std::optional<MaildirsizeFile> read_maildirsize(const std::string& maildir);
 
 // The verdict on a maildirsize file for a mailbox with `limits` at time `now`.
@@ -86,7 +87,10 @@ MaildirsizeJudgement judge_maildirsize(const std::optional<MaildirsizeFile>& fil
 // written into <maildir>/tmp and renamed over the old file, so a reader sees
 // the old file or the new one, never a part. The file gets the Maildir's
 // owner (when we run as root) and its permissions without execute bits, as
-// Dovecot derives them. Throws std::system_error (nothing is left in tmp/).
+// Dovecot derives them. Everything is opened relative to the Maildir's
+// directory and tmp/, neither followed if a symlink, and the rename replaces
+// whatever link was planted at the name. Throws std::system_error (nothing is
+// left in tmp/).
 void write_maildirsize(const std::string& maildir, const MaildirsizeLimits& limits, const MaildirUsage& totals,
                        std::time_t now);
 
@@ -94,7 +98,9 @@ void write_maildirsize(const std::string& maildir, const MaildirsizeLimits& limi
 // O_APPEND in one write(), which is what concurrent Maildir++ writers rely on.
 // False (nothing written) if there is no maildirsize: it is never created
 // here, and the next reader recalculates it. A failed or short write removes
-// the file, so no reader sums a torn line, then throws std::system_error.
+// the file, so no reader sums a torn line, then throws std::system_error; so
+// does a symlink, FIFO or anything else that is not a regular file (never
+// written through, never waited on).
 bool append_maildirsize(const std::string& maildir, std::int64_t bytes, std::int64_t messages);
 
 }  // namespace wsmtp::deliver

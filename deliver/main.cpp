@@ -1,5 +1,5 @@
 // wdeliver: claims routed messages (state 3) with deliveries on the transports it
-// serves, delivers them (Maildir, mbox, relay pools), and finishes them (state 5) or returns
+// serves, delivers them (Maildir, mbox, relay pools, LMTP), and finishes them (state 5) or returns
 // them for a later retry (state 3).
 #include <memory>
 
@@ -10,6 +10,7 @@
 #include "log.h"
 #include "pg/waiter.h"
 #include "pg/worker_pool.h"
+#include "transport_registry.h"
 
 using namespace wsmtp;
 
@@ -36,7 +37,9 @@ int main(int argc, char** argv) {
         config.database, config.queue, stop,
         [&](const std::string& owner, common::pg::LeaseKeeper& keeper) -> common::pg::WorkerStep {
           // Shared only because std::function must be copyable: the step is its one owner.
-          auto deliverer = std::make_shared<deliver::Deliverer>(deliver_config, config.queue, owner, host, keeper);
+          auto deliverer = std::make_shared<deliver::Deliverer>(
+              deliver_config, config.queue, owner, keeper,
+              deliver::standard_transports(deliver_config, host, [&keeper] { keeper.progress(); }));
           return [deliverer](pqxx::connection& conn) { return deliverer->run_batch(conn); };
         });
     return std::optional<int>();  // stopped: the daemon's signal says whether to reload

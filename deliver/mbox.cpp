@@ -201,16 +201,23 @@ MboxOutcome append_locked(int fd, const std::string& path, std::string_view enve
 
 // Opens the spool for appending, creating it if missing. O_APPEND: every write
 // lands at the end even if a non-locking writer appended meanwhile;
-// O_NOFOLLOW: a symlinked spool is an attack, not a mailbox; O_RDWR: a retry
-// reads back what an earlier attempt wrote.
+// O_NOFOLLOW: a symlinked spool is an attack, not a mailbox; O_NONBLOCK and
+// then a regular file only: a FIFO or device planted at the name must neither
+// hang the worker nor take the mail; O_RDWR: a retry reads back what an
+// earlier attempt wrote.
 common::UniqueFd open_spool(const std::string& path) {
-  constexpr int kFlags = O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC;
+  constexpr int kFlags = O_RDWR | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
   for (;;) {
     common::UniqueFd fd(::open(path.c_str(), kFlags | O_CREAT | O_EXCL, 0600));
     if (fd) return fd;
     if (errno != EEXIST) fail(errno, "open " + path);
     fd = common::UniqueFd(::open(path.c_str(), kFlags));
-    if (fd) return fd;
+    if (fd) {
+      struct stat st {};
+      if (::fstat(fd.get(), &st) != 0) fail(errno, "fstat " + path);
+      if (!S_ISREG(st.st_mode)) fail(EINVAL, "mbox spool " + path + " is not a regular file");
+      return fd;
+    }
     if (errno != ENOENT) fail(errno, "open " + path);
     // Removed between the two opens (a reader emptied and unlinked it): again.
   }

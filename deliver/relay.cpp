@@ -32,7 +32,7 @@ EightBitPolicy pool_eightbit_policy(const common::pg::RelayPool& pool) {
 
 }  // namespace
 
-std::vector<DeliveryResult> all_tasks(const RelayJob& job, DeliveryStatus status, const std::string& detail,
+std::vector<DeliveryResult> all_tasks(const DeliveryJob& job, DeliveryStatus status, const std::string& detail,
                                       const DeliverConfig& config) {
   std::vector<DeliveryResult> out;
   for (const auto* t : job.tasks)
@@ -127,7 +127,7 @@ RelaySessions::Session* RelaySessions::connect(pqxx::connection& conn, const com
 }
 
 std::vector<DeliveryResult> RelaySessions::transact(pqxx::connection& conn, const common::pg::RelayPool& pool,
-                                                    Session& session, const RelayJob& job) {
+                                                    Session& session, const DeliveryJob& job) {
   auto& client = *session.client;
   common::smtp::Envelope envelope;
   envelope.from = job.tasks.front()->envelope_from;
@@ -181,7 +181,7 @@ std::string RelaySessions::unreachable_detail(const common::pg::RelayPool& pool)
 }
 
 std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const std::string& pool_name,
-                                                   const std::vector<RelayJob>& jobs, const MayStart& may_start) {
+                                                   const std::vector<DeliveryJob>& jobs, const MayStart& may_start) {
   std::vector<DeliveryResult> results;
   ++pass_;
   auto pool = common::pg::load_relay_pool(conn, pool_name);

@@ -19,33 +19,28 @@
 #include "pg/deliver_relay.h"
 #include "pg/transitions.h"
 #include "smtp/client.h"
+#include "transport.h"
 
 namespace wsmtp::deliver {
 
-// One message's deliveries for one pool.
-struct RelayJob {
-  const common::pg::DeliveryClaim* claim = nullptr;
-  std::vector<const common::pg::DeliveryTask*> tasks;
-};
-
-// Asked before each job is started: false skips it, and its tasks get no
-// result (they stay pending). The worker says false for a message whose lease
-// was lost or that was held or deleted while the batch was under way.
-using MayStart = std::function<bool(const RelayJob&)>;
-
-// Open connections per pool, kept between delivery passes so a steady stream of
+// The "relay" transport, keyed by pool (the delivery's destination). Open
+// connections per pool are kept between delivery passes so a steady stream of
 // mail does not pay a handshake per batch.
-class RelaySessions {
+class RelaySessions : public Transport {
  public:
   // on_progress: called as each relay conversation moves on (ClientOptions).
   explicit RelaySessions(const DeliverConfig& config, std::function<void()> on_progress = {});
-  ~RelaySessions();
+  ~RelaySessions() override;
+
+  std::string destination_key(const common::pg::DeliveryTask& task) const override { return task.destination; }
+  bool shares_transactions() const override { return true; }
 
   // Delivers the jobs bound for `pool` that may_start admits; returns one
   // result per task of those, in job order. Throws only for database
   // connection failures.
   std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& pool,
-                                                  const std::vector<RelayJob>& jobs, const MayStart& may_start = {});
+                                                  const std::vector<DeliveryJob>& jobs,
+                                                  const MayStart& may_start) override;
 
  private:
   struct Session {
@@ -56,7 +51,7 @@ class RelaySessions {
   };
   Session* connect(pqxx::connection& conn, const common::pg::RelayPool& pool, std::vector<bool>& failed);
   std::vector<common::pg::DeliveryResult> transact(pqxx::connection& conn, const common::pg::RelayPool& pool,
-                                                   Session& session, const RelayJob& job);
+                                                   Session& session, const DeliveryJob& job);
 
   std::string unreachable_detail(const common::pg::RelayPool& pool) const;
 
@@ -73,7 +68,7 @@ int pick_relay(const std::vector<common::pg::RelayHost>& relays, const std::vect
 
 // The same result for every task of a job (a refusal or failure that covers the
 // whole transaction); deferred ones get the next retry delay.
-std::vector<common::pg::DeliveryResult> all_tasks(const RelayJob& job, common::pg::DeliveryStatus status,
+std::vector<common::pg::DeliveryResult> all_tasks(const DeliveryJob& job, common::pg::DeliveryStatus status,
                                                   const std::string& detail, const DeliverConfig& config);
 
 // "550 5.1.1 text" (multi-line text joined), as stored in last_error and DSNs.

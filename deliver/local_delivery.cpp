@@ -1,0 +1,54 @@
+#include "local_delivery.h"
+
+#include <exception>
+#include <string>
+
+#include "claim_body.h"
+#include "compose.h"
+#include "log.h"
+#include "queue_id.h"
+
+namespace wsmtp::deliver {
+
+using common::pg::DeliveryResult;
+using common::pg::DeliveryStatus;
+
+void produce_local_copy(pqxx::connection& conn, const common::pg::DeliveryClaim& claim,
+                        const common::pg::DeliveryTask& task, const std::function<void(std::string_view)>& sink) {
+  sink(local_trace_headers(task.envelope_from, task.recipient));
+  CrlfToLf convert;
+  std::string out;
+  convert.feed(task.prepend_headers, out);  // list headers (List-Id, ...) go above the message's own
+  sink(out);
+  stream_claim_body(conn, claim, [&](std::string_view chunk) {
+    out.clear();
+    convert.feed(chunk, out);
+    sink(out);
+  });
+  out.clear();
+  convert.finish(out);
+  sink(out);
+}
+
+std::vector<DeliveryResult> run_local_jobs(const DeliverConfig& config, const std::vector<DeliveryJob>& jobs,
+                                           const MayStart& may_start, const LocalCopy& copy) {
+  std::vector<DeliveryResult> results;
+  for (const auto& job : jobs) {
+    if (may_start && !may_start(job)) continue;
+    for (const auto* task : job.tasks) {
+      try {
+        results.push_back(copy(*job.claim, *task));
+      } catch (const pqxx::broken_connection&) {
+        throw;
+      } catch (const std::exception& e) {
+        auto delay = retry_delay(config, task->attempts + 1);
+        log::warn("msg={} rcpt={} deferred: {}; retry in {}s", common::qid(job.claim->lease.msg_id), task->recipient,
+                  e.what(), delay.count());
+        results.push_back({task->delivery_id, DeliveryStatus::deferred, e.what(), delay});
+      }
+    }
+  }
+  return results;
+}
+
+}  // namespace wsmtp::deliver
