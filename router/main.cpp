@@ -12,7 +12,7 @@
 #include "log.h"
 #include "pg/connection.h"
 #include "pg/lease_keeper.h"
-#include "pg/router_queue.h"
+#include "db/queue.h"
 #include "pg/waiter.h"
 #include "pg/worker_loop.h"
 #include "route.h"

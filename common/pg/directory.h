@@ -10,7 +10,7 @@
 
 #include <pqxx/pqxx>
 
-#include "directory_lookup.h"
+#include "directory_types.h"
 #include "store.h"
 
 namespace wsmtp::common::pg {

@@ -13,7 +13,7 @@
 
 #include <pqxx/pqxx>
 
-#include "directory_lookup.h"
+#include "directory_types.h"
 
 namespace wsmtp::common::pg {
 

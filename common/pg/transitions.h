@@ -18,7 +18,7 @@
 
 #include "msg_state.h"
 #include "pg/claim_types.h"
-#include "pg/router_lists.h"
+#include "pg/list_fanout.h"
 #include "pg/transitions_generated.h"
 #include "store.h"
 

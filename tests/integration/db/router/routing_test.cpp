@@ -4,7 +4,7 @@
 #include <chrono>
 
 #include "pg/router_admin.h"
-#include "pg/router_queue.h"
+#include "router/db/queue.h"
 #include "pg/transitions_hold.h"
 #include "router_support.h"
 

@@ -1,4 +1,4 @@
-#include "pg/router_bounces.h"
+#include "db/bounces.h"
 
 #include <ctime>
 

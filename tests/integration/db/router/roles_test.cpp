@@ -10,7 +10,7 @@
 #include "pg/cleanup.h"
 #include "pg/directory.h"
 #include "pg/operator_actions.h"
-#include "pg/router_queue.h"
+#include "router/db/queue.h"
 #include "pg/transitions.h"
 #include "pg/transitions_bounce.h"
 #include "test_database.h"

@@ -1,4 +1,4 @@
-#include "pg/router_lists.h"
+#include "pg/list_fanout.h"
 
 #include "pg/sql_util.h"
 

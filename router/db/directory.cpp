@@ -1,7 +1,7 @@
-#include "pg/router_directory.h"
+#include "db/directory.h"
 
 #include "pg/directory.h"
-#include "pg/router_lists.h"
+#include "pg/list_fanout.h"
 #include "pg/prepared.h"
 #include "pg/sql_util.h"
 
@@ -105,7 +105,7 @@ std::map<std::string, AddressInfo> describe_addresses(pqxx::transaction_base& tx
   std::map<std::string, AddressInfo> out;
   if (addresses.empty()) return out;
   auto rows = exec_prepared_sql(tx, "router_describe_many", describe_many_sql().c_str(), text_array(addresses),
-                                   text_array(domains));
+                                text_array(domains));
   for (const auto& row : rows) {
     auto address = row[0].as<std::string>();
     out.emplace(address, address_info(row, address, 1));

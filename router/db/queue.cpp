@@ -1,4 +1,4 @@
-#include "pg/router_queue.h"
+#include "db/queue.h"
 
 #include "pg/sql_util.h"
 

@@ -1,6 +1,6 @@
 // The directory questions the router asks while expanding a recipient, as an
 // interface so expansion policy is unit-tested without a database. The real
-// implementation (pg/router_directory.h, RouterDirectory) answers from
+// implementation (db/directory.h, RouterDirectory) answers from
 // PostgreSQL inside the router's transaction. Addresses are lookup keys (lower-case).
 #pragma once
 
@@ -9,27 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "directory_types.h"
+
 namespace wsmtp::common {
-
-struct MailboxTarget {
-  std::string address;
-  std::string maildir;
-  std::string transport;
-};
-
-enum class PostingPolicy { anyone, members, moderated };
-
-// A mailing list (schema 003): who may post, where bounces go, and the values
-// of its RFC 2369/2919 headers.
-struct MailingList {
-  std::string address;
-  std::string owner;
-  std::string bounce_address;
-  PostingPolicy policy = PostingPolicy::members;
-  std::string list_id;      // RFC 2919 list-id, without brackets
-  std::string description;  // List-Id phrase
-  std::string unsubscribe;  // List-Unsubscribe value; "" -> mailto the owner
-};
 
 // Everything the router needs to know about one address, in one answer (the
 // PostgreSQL implementation makes it one round trip).

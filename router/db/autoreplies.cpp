@@ -1,4 +1,4 @@
-#include "pg/router_autoreply.h"
+#include "db/autoreplies.h"
 
 namespace wsmtp::common::pg {
 
