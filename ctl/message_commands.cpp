@@ -11,7 +11,7 @@
 #include "identity.h"
 #include "json_output.h"
 #include "queue_id.h"
-#include "pg/message_view.h"
+#include "db/message_view.h"
 #include "pg/operator_actions.h"
 #include "pg/transitions_bounce.h"
 #include "pg/transitions_hold.h"

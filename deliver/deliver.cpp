@@ -16,7 +16,7 @@
 #include "maildir.h"
 #include "mbox.h"
 #include "pg/body.h"
-#include "pg/deliver_mbox.h"
+#include "db/mbox_journal.h"
 #include "pg/transitions.h"
 #include "quota.h"
 

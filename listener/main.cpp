@@ -11,7 +11,7 @@
 #include "config.h"
 #include "config/common_config.h"
 #include "log.h"
-#include "pg/pg_store.h"
+#include "db/message_store.h"
 #include "server.h"
 
 int main(int argc, char** argv) {

@@ -8,7 +8,7 @@
 #include "ascii.h"
 #include "log.h"
 #include "session.h"
-#include "smtp/replies.h"
+#include "replies.h"
 
 namespace wsmtp::listener {
 

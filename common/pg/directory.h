@@ -11,7 +11,7 @@
 #include <pqxx/pqxx>
 
 #include "directory_types.h"
-#include "store.h"
+#include "new_message.h"
 
 namespace wsmtp::common::pg {
 

@@ -20,7 +20,7 @@
 #include "pg/claim_types.h"
 #include "pg/list_fanout.h"
 #include "pg/transitions_generated.h"
-#include "store.h"
+#include "new_message.h"
 
 namespace wsmtp::common::pg {
 

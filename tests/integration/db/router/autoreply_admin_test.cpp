@@ -1,6 +1,6 @@
 // Vacation replies through the real router and database (RFC 3834 rules, once
 // per sender per period), and the wsmtpctl-facing administration functions.
-#include "pg/router_admin.h"
+#include "ctl/db/routing_admin.h"
 #include "router/db/autoreplies.h"
 #include "router_support.h"
 

@@ -1,4 +1,4 @@
-#include "pg/deliver_dsn.h"
+#include "pg/dsn_messages.h"
 
 #include <ctime>
 #include <map>

@@ -1,4 +1,4 @@
-#include "pg/deliver_relay.h"
+#include "db/relay_pools.h"
 
 #include "log.h"
 

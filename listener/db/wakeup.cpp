@@ -1,4 +1,4 @@
-#include "pg/wakeup.h"
+#include "db/wakeup.h"
 
 #include <chrono>
 #include <string>

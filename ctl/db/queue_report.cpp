@@ -1,4 +1,4 @@
-#include "pg/queue_report.h"
+#include "db/queue_report.h"
 
 namespace wsmtp::common::pg {
 

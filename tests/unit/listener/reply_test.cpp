@@ -1,5 +1,5 @@
 #include "smtp/reply.h"
-#include "smtp/replies.h"
+#include "listener/replies.h"
 
 #include <catch2/catch.hpp>
 

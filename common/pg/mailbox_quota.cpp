@@ -1,4 +1,4 @@
-#include "pg/deliver_quota.h"
+#include "pg/mailbox_quota.h"
 
 #include "pg/prepared.h"
 #include "pg/sql_util.h"
@@ -27,11 +27,11 @@ std::map<std::string, MailboxQuota> load_mailbox_quotas(pqxx::connection& conn,
   std::map<std::string, MailboxQuota> out;
   if (addresses.empty()) return out;
   pqxx::nontransaction tx(conn);  // one read of settings: no snapshot needed
-  auto rows = exec_prepared_sql(
-      tx, "wsmtp_deliver_quotas",
-      "SELECT address, quota_bytes, quota_messages FROM mailboxes "
-      "WHERE address = ANY($1::text[]) AND (quota_bytes IS NOT NULL OR quota_messages IS NOT NULL)",
-      text_array(addresses));
+  auto rows =
+      exec_prepared_sql(tx, "wsmtp_deliver_quotas",
+                        "SELECT address, quota_bytes, quota_messages FROM mailboxes "
+                        "WHERE address = ANY($1::text[]) AND (quota_bytes IS NOT NULL OR quota_messages IS NOT NULL)",
+                        text_array(addresses));
   for (const auto& row : rows) out[row[0].as<std::string>()] = quota_of(row, 1);
   return out;
 }

@@ -1,6 +1,6 @@
 // What the SMTP/LMTP client reads from EHLO/LHLO and puts on its MAIL command,
 // and what it reports when a server answers the final dot, or vanishes there.
-#include "smtp/client.h"
+#include "deliver/smtp_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,7 +18,8 @@ using namespace wsmtp::common::smtp;
 namespace {
 ServerExtensions announced(const std::vector<std::string>& lines) {
   std::vector<std::string> wire;
-  for (std::size_t i = 0; i < lines.size(); ++i) wire.push_back("250" + std::string(i + 1 < lines.size() ? "-" : " ") + lines[i]);
+  for (std::size_t i = 0; i < lines.size(); ++i)
+    wire.push_back("250" + std::string(i + 1 < lines.size() ? "-" : " ") + lines[i]);
   auto reply = parse_reply(wire);
   REQUIRE(reply);
   return parse_ehlo(*reply);

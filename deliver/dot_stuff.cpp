@@ -1,4 +1,4 @@
-#include "smtp/dot_stuff.h"
+#include "dot_stuff.h"
 
 #include "ascii.h"
 

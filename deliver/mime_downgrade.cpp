@@ -1,4 +1,4 @@
-#include "mail/mime_downgrade.h"
+#include "mime_downgrade.h"
 
 #include <algorithm>
 #include <cctype>

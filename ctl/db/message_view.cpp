@@ -1,4 +1,4 @@
-#include "pg/message_view.h"
+#include "db/message_view.h"
 
 #include "pg/body.h"
 #include "pg/sql_util.h"

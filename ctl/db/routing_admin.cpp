@@ -1,4 +1,4 @@
-#include "pg/router_admin.h"
+#include "db/routing_admin.h"
 
 namespace wsmtp::common::pg {
 namespace {

@@ -1,4 +1,4 @@
-#include "pg/relay_admin.h"
+#include "db/relay_admin.h"
 
 namespace wsmtp::common::pg {
 

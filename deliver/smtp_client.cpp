@@ -1,4 +1,4 @@
-#include "smtp/client.h"
+#include "smtp_client.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -18,7 +18,7 @@
 
 #include "ascii.h"
 #include "log.h"
-#include "smtp/dot_stuff.h"
+#include "dot_stuff.h"
 
 namespace wsmtp::common::smtp {
 namespace {

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "pg/wakeup.h"
+#include "db/wakeup.h"
 #include "store.h"
 
 namespace wsmtp::common::pg {

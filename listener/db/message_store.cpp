@@ -1,4 +1,4 @@
-#include "pg/pg_store.h"
+#include "db/message_store.h"
 
 #include <chrono>
 #include <stdexcept>
@@ -15,7 +15,7 @@
 #include "pg/sql_util.h"
 #include "pg/transitions.h"
 #include "pg/waiter.h"
-#include "pg/wakeup.h"
+#include "db/wakeup.h"
 #include "password.h"
 
 namespace wsmtp::common::pg {
@@ -128,7 +128,7 @@ class PgStore final : public Store {
   }
 
   // The router learns of new mail from a NOTIFY sent after the commit, outside
-  // it (common/pg/wakeup.h). Failing to send it loses nothing: routers poll.
+  // it (db/wakeup.h). Failing to send it loses nothing: routers poll.
   void wake_router() { waker_->request(kRouteChannel); }
 
   void ensure_connected() {

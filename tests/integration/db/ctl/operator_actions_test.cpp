@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "pg/message_filter.h"
+#include "ctl/db/message_filter.h"
 #include "pg/operator_actions.h"
 #include "pg/transitions.h"
 #include "pg/transitions_hold.h"

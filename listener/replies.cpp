@@ -1,6 +1,6 @@
 // Codes follow RFC 5321 §4.2.2-§4.2.3 and enhanced codes RFC 3463; wording follows
 // common practice (Postfix) so admins recognise the messages in their logs.
-#include "smtp/replies.h"
+#include "replies.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "pg/message_filter.h"
+#include "db/message_filter.h"
 
 #include "pg/sql_util.h"
 

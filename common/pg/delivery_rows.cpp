@@ -1,4 +1,4 @@
-#include "pg/delivery_work.h"
+#include "pg/delivery_rows.h"
 
 #include <algorithm>
 #include <map>

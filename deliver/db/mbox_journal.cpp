@@ -1,4 +1,4 @@
-#include "pg/deliver_mbox.h"
+#include "db/mbox_journal.h"
 
 namespace wsmtp::common::pg {
 

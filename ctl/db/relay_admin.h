@@ -1,5 +1,5 @@
 // Administration of relay pools and their relays (wsmtpctl relay); the
-// deliverer's reading side is pg/deliver_relay.h.
+// deliverer's reading side is deliver/db/relay_pools.h.
 #pragma once
 
 #include <string>

@@ -1,6 +1,6 @@
 // What the listener needs from the queue, as an interface free of PostgreSQL
 // types, so the SMTP session and its worker pool can be tested against a fake.
-// Implemented for real by pg/pg_store.cpp. All methods are blocking and throw
+// Implemented for real by db/message_store.cpp. All methods are blocking and throw
 // on failure (the caller maps any exception to 451 4.3.0 and nothing is accepted).
 #pragma once
 
@@ -9,24 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "new_message.h"
+
 namespace wsmtp::common {
-
-enum class RecipientVerdict { known_local, unknown_local, remote };
-
-struct NewMessage {
-  std::string envelope_from;  // "" for the null sender
-  std::string client_addr;    // textual IP, may be empty
-  std::string client_helo;
-  std::string received_by;
-  std::vector<std::string> recipients;
-};
-
-// A message received whole before anything was written (it fit in one chunk).
-struct CompleteMessage {
-  NewMessage envelope;
-  std::string body;
-  std::int64_t msg_id = 0;  // from reserve_message_ids: its queue id was given out before it is stored
-};
 
 class Store {
  public:

@@ -1,4 +1,4 @@
-#include "pg/directory_admin.h"
+#include "db/directory_admin.h"
 
 namespace wsmtp::common::pg {
 
