@@ -8,9 +8,9 @@
 #include "context.h"
 #include "json_output.h"
 #include "mailbox_destination.h"
-#include "pg/deliver_quota.h"
+#include "pg/mailbox_quota.h"
 #include "pg/directory.h"
-#include "pg/directory_admin.h"
+#include "db/directory_admin.h"
 #include "quota_args.h"
 
 namespace wsmtp::ctl {

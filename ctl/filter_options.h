@@ -8,7 +8,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "pg/message_filter.h"
+#include "db/message_filter.h"
 
 namespace wsmtp::ctl {
 

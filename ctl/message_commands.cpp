@@ -13,7 +13,7 @@
 #include "json_output.h"
 #include "printable.h"
 #include "queue_id.h"
-#include "pg/message_view.h"
+#include "db/message_view.h"
 #include "pg/operator_actions.h"
 #include "pg/transitions_bounce.h"
 #include "pg/transitions_hold.h"

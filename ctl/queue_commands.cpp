@@ -7,8 +7,8 @@
 #include "filter_options.h"
 #include "json_output.h"
 #include "queue_id.h"
-#include "pg/message_view.h"
-#include "pg/queue_report.h"
+#include "db/message_view.h"
+#include "db/queue_report.h"
 #include "reap/reap_pass.h"
 #include "pg/transitions.h"
 

@@ -8,8 +8,8 @@
 #include "context.h"
 #include "json_output.h"
 #include "pg/directory.h"
-#include "pg/relay_admin.h"
-#include "pg/router_admin.h"
+#include "db/relay_admin.h"
+#include "db/routing_admin.h"
 
 namespace wsmtp::ctl {
 namespace {

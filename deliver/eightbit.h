@@ -1,6 +1,6 @@
 // 8-bit mail for a peer that does not advertise 8BITMIME (RFC 6152 §3), shared
 // by the relay and LMTP agents: per the policy, the message goes as it is, is
-// converted to 7 bit (common/mail/mime_downgrade), or is refused; and the message
+// converted to 7 bit (mime_downgrade.h), or is refused; and the message
 // as the peer gets it, converted or not. Knows nothing of SMTP sessions: the
 // caller says whether its peer takes 8-bit and names the peer for the texts.
 #pragma once
@@ -11,9 +11,9 @@
 #include <pqxx/pqxx>
 
 #include "config.h"
-#include "mail/mime_downgrade.h"
+#include "mime_downgrade.h"
 #include "pg/transitions.h"
-#include "smtp/client.h"
+#include "smtp_client.h"
 
 namespace wsmtp::deliver {
 

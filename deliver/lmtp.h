@@ -17,7 +17,7 @@
 
 #include "config.h"
 #include "relay.h"
-#include "smtp/client.h"
+#include "smtp_client.h"
 #include "transport.h"
 
 namespace wsmtp::deliver {

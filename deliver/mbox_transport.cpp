@@ -7,7 +7,7 @@
 #include "local_delivery.h"
 #include "log.h"
 #include "mbox.h"
-#include "pg/deliver_mbox.h"
+#include "db/mbox_journal.h"
 #include "queue_id.h"
 
 namespace wsmtp::deliver {

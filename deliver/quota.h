@@ -27,7 +27,7 @@
 #include <pqxx/pqxx>
 
 #include "maildirsize.h"
-#include "pg/deliver_quota.h"
+#include "pg/mailbox_quota.h"
 
 namespace wsmtp::deliver {
 

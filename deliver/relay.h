@@ -1,5 +1,5 @@
 // The relay-pool agent: hands the deliveries bound for a named pool to its
-// relays over SMTP (common/smtp/client.h). One connection carries many messages,
+// relays over SMTP (smtp_client.h). One connection carries many messages,
 // one transaction carries all of a message's recipients for the pool; relays are
 // chosen by weight among those not marked down, and a relay that refuses the
 // connection or answers 4xx/5xx to the greeting is marked down and the next one
@@ -16,9 +16,9 @@
 #include <pqxx/pqxx>
 
 #include "config.h"
-#include "pg/deliver_relay.h"
+#include "db/relay_pools.h"
 #include "pg/transitions.h"
-#include "smtp/client.h"
+#include "smtp_client.h"
 #include "transport.h"
 
 namespace wsmtp::deliver {

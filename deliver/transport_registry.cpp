@@ -6,7 +6,7 @@
 #include "maildir_transport.h"
 #include "mbox_transport.h"
 #include "relay.h"
-#include "smtp/client.h"
+#include "smtp_client.h"
 
 namespace wsmtp::deliver {
 

@@ -21,7 +21,7 @@
 
 #include "identity.h"
 #include "log.h"
-#include "smtp/replies.h"
+#include "replies.h"
 #include "tls.h"
 
 namespace wsmtp::listener {

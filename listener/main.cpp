@@ -6,7 +6,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
-#include "pg/pg_store.h"
+#include "db/message_store.h"
 #include "server.h"
 
 int main(int argc, char** argv) {

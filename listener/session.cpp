@@ -1,6 +1,6 @@
 // The command side of the SMTP conversation (RFC 5321 §4.1) and the handling of
 // store results. STARTTLS and AUTH are in session_auth.cpp, DATA and BDAT in
-// session_data.cpp. Replies come from the catalogue (smtp/replies.h), never literals.
+// session_data.cpp. Replies come from the catalogue (replies.h), never literals.
 #include "session.h"
 
 #include <algorithm>
@@ -11,7 +11,7 @@
 #include "log.h"
 #include "printable.h"
 #include "queue_id.h"
-#include "smtp/replies.h"
+#include "replies.h"
 
 namespace wsmtp::listener {
 

@@ -9,7 +9,7 @@
 #include "log.h"
 #include "printable.h"
 #include "session.h"
-#include "smtp/replies.h"
+#include "replies.h"
 
 namespace wsmtp::listener {
 

@@ -22,7 +22,7 @@
 #include "queue_id.h"
 #include "queue_ids.h"
 #include "session.h"
-#include "smtp/replies.h"
+#include "replies.h"
 
 namespace wsmtp::listener {
 

@@ -9,7 +9,7 @@
 #include "daemon.h"
 #include "identity.h"
 #include "log.h"
-#include "pg/router_queue.h"
+#include "db/queue.h"
 #include "pg/waiter.h"
 #include "pg/worker_loop.h"
 #include "pg/worker_pool.h"

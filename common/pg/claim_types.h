@@ -1,5 +1,5 @@
 // What a claim hands its worker: the lease and, for the deliverer, the claimed
-// work. Types only, so that the modules that fill a claim (delivery_work) need
+// work. Types only, so that the modules that fill a claim (delivery_rows) need
 // not include the state machine that calls them (transitions.h).
 #pragma once
 

@@ -10,8 +10,8 @@
 
 #include <pqxx/pqxx>
 
-#include "directory_lookup.h"
-#include "store.h"
+#include "directory_types.h"
+#include "new_message.h"
 
 namespace wsmtp::common::pg {
 

@@ -21,8 +21,8 @@
 #include "log.h"
 #include "queue_id.h"
 #include "pg/body.h"
-#include "pg/deliver_dsn.h"
-#include "pg/delivery_work.h"
+#include "pg/dsn_messages.h"
+#include "pg/delivery_rows.h"
 #include "pg/prepared.h"
 #include "pg/sql_util.h"
 

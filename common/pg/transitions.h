@@ -18,9 +18,9 @@
 
 #include "msg_state.h"
 #include "pg/claim_types.h"
-#include "pg/router_lists.h"
+#include "pg/list_fanout.h"
 #include "pg/transitions_generated.h"
-#include "store.h"
+#include "new_message.h"
 
 namespace wsmtp::common::pg {
 

@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
-#include "pg/deliver_dsn.h"
+#include "pg/dsn_messages.h"
 #include "pg/sql_util.h"
 
 namespace wsmtp::common::pg {

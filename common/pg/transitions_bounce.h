@@ -1,9 +1,9 @@
 // The operator's bounce (wsmtpctl bounce), a transition of the state machine
 // kept beside transitions.cpp: gives a message up in whatever state it can be
 // given up in, reports every failed recipient to the sender at once (RFC 3464,
-// through the deliverer's DSN builder, pg/deliver_dsn.h) and moves the message
+// through the DSN builder, pg/dsn_messages.h) and moves the message
 // to DONE, all in the caller's transaction. It decides nothing about selection
-// (that is pg/message_filter.h) and prints nothing.
+// (that is wsmtpctl's ctl/db/message_filter.h) and prints nothing.
 #pragma once
 
 #include <cstdint>

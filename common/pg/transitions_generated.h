@@ -1,6 +1,6 @@
 // The state machine's new -> 1 for messages WSMTP generates itself (DSNs,
 // auto-replies, list reports). A header of its own, including nothing of the
-// rest of the state machine, so that the DSN module (deliver_dsn), which the
+// rest of the state machine, so that the DSN module (dsn_messages), which the
 // deliverer's finish calls, can create its reports without depending on
 // transitions.h (no include cycle in common/).
 #pragma once
@@ -10,7 +10,7 @@
 
 #include <pqxx/pqxx>
 
-#include "store.h"
+#include "new_message.h"
 
 namespace wsmtp::common::pg {
 

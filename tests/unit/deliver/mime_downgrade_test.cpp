@@ -1,4 +1,4 @@
-// The 8-bit to 7-bit downgrade (common/mail/mime_downgrade.h): converted parts
+// The 8-bit to 7-bit downgrade (deliver/mime_downgrade.h): converted parts
 // decode back to the original bytes, untouched parts stay byte for byte, the
 // planned size is the produced size, 8-bit headers are refused, and malformed
 // or hostile MIME (no boundary, unterminated parts, deep nesting, huge part
@@ -7,7 +7,7 @@
 
 #include <random>
 
-#include "mail/mime_downgrade.h"
+#include "deliver/mime_downgrade.h"
 
 using namespace wsmtp::common::mail;
 

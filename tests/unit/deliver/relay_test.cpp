@@ -6,7 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "deliver/relay.h"
-#include "smtp/dot_stuff.h"
+#include "deliver/dot_stuff.h"
 
 using namespace wsmtp;
 using common::smtp::DotStuffer;

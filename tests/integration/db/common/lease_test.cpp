@@ -11,7 +11,6 @@
 
 #include "pg/lease_keeper.h"
 #include "pg/operator_actions.h"
-#include "pg/router_queue.h"
 #include "pg/transitions.h"
 #include "pg/transitions_hold.h"
 #include "test_database.h"

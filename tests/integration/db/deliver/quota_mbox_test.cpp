@@ -4,8 +4,8 @@
 // theirs), and the mbox append journal (deliveries.spool_offset).
 #include <catch2/catch.hpp>
 
-#include "pg/deliver_mbox.h"
-#include "pg/deliver_quota.h"
+#include "deliver/db/mbox_journal.h"
+#include "pg/mailbox_quota.h"
 #include "pg/directory.h"
 #include "test_database.h"
 

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "pg/auth_users.h"
-#include "pg/pg_store.h"
+#include "listener/db/message_store.h"
 #include "test_database.h"
 
 using namespace wsmtp;

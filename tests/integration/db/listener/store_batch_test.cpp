@@ -9,10 +9,10 @@
 #include <fmt/format.h>
 
 #include "pg/body.h"
-#include "pg/pg_store.h"
+#include "listener/db/message_store.h"
 #include "pg/transitions.h"
 #include "pg/waiter.h"
-#include "pg/wakeup.h"
+#include "listener/db/wakeup.h"
 #include "test_database.h"
 
 using namespace wsmtp;
@@ -58,20 +58,23 @@ TEST_CASE("a batch of messages is stored whole, each with its own recipients and
       message("", {"y@example.test", "z@example.test", "\"q u\"@example.test"}, binary),
       message("c@example.org", {"w@example.test"}, std::string(200000, 'x')),
   };
-  auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
+  auto store =
+      common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
   auto ids = store_all(*store, batch);
   REQUIRE(ids.size() == 3);
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    auto row = db.query(fmt::format("SELECT state, size, envelope_from, host(client_addr), received_at IS NOT NULL "
-                                    "FROM messages WHERE id = {}",
-                                    ids[i]))[0];
+    auto row =
+        db.query(fmt::format("SELECT state, size, envelope_from, host(client_addr), received_at IS NOT NULL "
+                             "FROM messages WHERE id = {}",
+                             ids[i]))[0];
     CHECK(row[0].as<int>() == 1);
     CHECK(row[1].as<std::size_t>() == batch[i].body.size());
     CHECK(row[2].as<std::string>() == batch[i].envelope.envelope_from);
     CHECK(row[3].as<std::string>() == "192.0.2.7");
     CHECK(row[4].as<bool>());
     std::vector<std::string> rcpts;
-    for (const auto& r : db.query(fmt::format("SELECT address FROM recipients WHERE message_id = {} ORDER BY seq", ids[i])))
+    for (const auto& r :
+         db.query(fmt::format("SELECT address FROM recipients WHERE message_id = {} ORDER BY seq", ids[i])))
       rcpts.push_back(r[0].as<std::string>());
     CHECK(rcpts == batch[i].envelope.recipients);
     CHECK(body_of(db, ids[i]) == batch[i].body);
@@ -105,7 +108,8 @@ TEST_CASE("the listener's session wakes the router after its commit, not from in
     CHECK(router.wait(5s));
   }
   SECTION("the listener's store sends the wake-up after each commit") {
-    auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
+    auto store =
+        common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
     store_all(*store, {message("a@example.org", {"x@example.test"}, "x\r\n")});
     CHECK(router.wait(5s));
   }
@@ -113,11 +117,12 @@ TEST_CASE("the listener's session wakes the router after its commit, not from in
 
 TEST_CASE("a stored batch is stamped in the router's fair order like messages stamped one by one") {
   test::TestDatabase db;
-  auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
+  auto store =
+      common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
   auto flood = store_all(*store, {message("Flood@example.org", {"x@example.test"}, "1\r\n"),
-                                      message("flood@example.org", {"x@example.test"}, "2\r\n"),
-                                      message("other@example.org", {"x@example.test"}, "3\r\n"),
-                                      message("flood@example.org", {"x@example.test"}, "4\r\n")});
+                                  message("flood@example.org", {"x@example.test"}, "2\r\n"),
+                                  message("other@example.org", {"x@example.test"}, "3\r\n"),
+                                  message("flood@example.org", {"x@example.test"}, "4\r\n")});
   auto vtime = [&](std::int64_t id) {
     return db.query(fmt::format("SELECT route_vtime FROM messages WHERE id = {}", id))[0][0].as<std::int64_t>();
   };
@@ -191,9 +196,11 @@ TEST_CASE("stores reserve message ids that no other store, and no later message,
 
 TEST_CASE("a streamed message is created in state 0 under the queue id the session took") {
   test::TestDatabase db;
-  auto store = common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
+  auto store =
+      common::pg::make_pg_store(listener_conninfo(db), std::make_shared<common::pg::WakeupSender>(db.conninfo()));
   auto id = store->reserve_message_ids(1).at(0);
-  store->begin_message(id, {"s@example.org", "192.0.2.7", "client.example", "mx1", {"a@example.test", "b@example.test"}});
+  store->begin_message(id,
+                       {"s@example.org", "192.0.2.7", "client.example", "mx1", {"a@example.test", "b@example.test"}});
   auto row = db.query(fmt::format("SELECT state, envelope_from FROM messages WHERE id = {}", id));
   REQUIRE(row.size() == 1);
   CHECK(row[0][0].as<int>() == 0);

@@ -1,7 +1,7 @@
 // Vacation replies through the real router and database (RFC 3834 rules, once
 // per sender per period), and the wsmtpctl-facing administration functions.
-#include "pg/router_admin.h"
-#include "pg/router_autoreply.h"
+#include "ctl/db/routing_admin.h"
+#include "router/db/autoreplies.h"
 #include "router_support.h"
 
 using namespace wsmtp;

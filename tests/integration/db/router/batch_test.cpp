@@ -3,7 +3,7 @@
 // others go through), and the batch's 2->3 move is a compare-and-set per lease.
 #include <chrono>
 
-#include "pg/router_admin.h"
+#include "ctl/db/routing_admin.h"
 #include "router_support.h"
 
 using namespace wsmtp;

@@ -1,8 +1,8 @@
 // Mailing lists against a real PostgreSQL: lists with nobody to deliver to
 // bounce, members refused inside a fan-out are reported to the list's bounce
 // address (not to the poster), and max_list_members bounds the fan-out.
-#include "pg/deliver_dsn.h"
-#include "pg/router_admin.h"
+#include "pg/dsn_messages.h"
+#include "ctl/db/routing_admin.h"
 #include "router_support.h"
 
 using namespace wsmtp;

@@ -3,8 +3,8 @@
 // duplicates), the RCPT-time check, and poison messages.
 #include <chrono>
 
-#include "pg/router_admin.h"
-#include "pg/router_queue.h"
+#include "ctl/db/routing_admin.h"
+#include "router/db/queue.h"
 #include "pg/transitions_hold.h"
 #include "router_support.h"
 

@@ -1,0 +1,29 @@
+// A message as the listener hands it to the queue, and the verdict on one of
+// its recipients: the listener's Store (listener/store.h) and the state
+// machine that inserts it (pg/transitions.h) both speak these values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace wsmtp::common {
+
+enum class RecipientVerdict { known_local, unknown_local, remote };
+
+struct NewMessage {
+  std::string envelope_from;  // "" for the null sender
+  std::string client_addr;    // textual IP, may be empty
+  std::string client_helo;
+  std::string received_by;
+  std::vector<std::string> recipients;
+};
+
+// A message received whole before anything was written (it fit in one chunk).
+struct CompleteMessage {
+  NewMessage envelope;
+  std::string body;
+  std::int64_t msg_id = 0;  // from reserve_message_ids: its queue id was given out before it is stored
+};
+
+}  // namespace wsmtp::common

@@ -1,0 +1,18 @@
+#include "db/queue_report.h"
+
+namespace wsmtp::common::pg {
+
+std::vector<StateSummary> queue_summary(pqxx::transaction_base& tx) {
+  auto rows = tx.exec(
+      "SELECT s.state, count(m.id), count(m.id) FILTER (WHERE m.held), "
+      "       COALESCE(extract(epoch FROM now() - min(m.state_changed_at)), 0)::float8 "
+      "FROM msg_states s LEFT JOIN messages m ON m.state = s.state "
+      "GROUP BY s.state ORDER BY s.state");
+  std::vector<StateSummary> out;
+  for (const auto& row : rows)
+    out.push_back({static_cast<MsgState>(row[0].as<int>()), row[1].as<std::int64_t>(), row[2].as<std::int64_t>(),
+                   row[3].as<double>()});
+  return out;
+}
+
+}  // namespace wsmtp::common::pg

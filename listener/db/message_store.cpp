@@ -1,0 +1,183 @@
+#include "db/message_store.h"
+
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "log.h"
+#include "queue_id.h"
+#include "pg/auth_users.h"
+#include "pg/body.h"
+#include "pg/connection.h"
+#include "pg/directory.h"
+#include "pg/sql_util.h"
+#include "pg/transitions.h"
+#include "pg/waiter.h"
+#include "db/wakeup.h"
+#include "password.h"
+
+namespace wsmtp::common::pg {
+namespace {
+
+class PgStore final : public Store {
+ public:
+  PgStore(std::string conninfo, std::shared_ptr<WakeupSender> waker)
+      : conninfo_(std::move(conninfo)), waker_(std::move(waker)) {}
+
+  RecipientVerdict check_recipient(const std::string& address, const std::string& domain) override {
+    return without_tx([&](pqxx::nontransaction& tx) { return pg::check_recipient(tx, address, domain); });
+  }
+
+  // A streamed message's state-0 row and chunks are committed without waiting
+  // for a WAL flush: until 0->1 nothing was promised, and the synchronous
+  // commit of 0->1 flushes the WAL up to itself, these writes included.
+  void begin_message(std::int64_t msg_id, const NewMessage& message) override {
+    with_tx([&](pqxx::work& tx) {
+      without_flush_wait(tx);
+      create_message(tx, msg_id, message);
+      return 0;
+    });
+  }
+
+  // One statement for a block of ids; the listener asks ahead (QueueIdReserve),
+  // so a message costs no round trip for its id.
+  std::vector<std::int64_t> reserve_message_ids(int count) override {
+    return without_tx([&](pqxx::nontransaction& tx) { return pg::reserve_message_ids(tx, count); });
+  }
+
+  void append_body(std::int64_t msg_id, int seq, std::string_view data) override {
+    with_tx([&](pqxx::work& tx) {
+      without_flush_wait(tx);
+      append_body_chunk(tx, msg_id, seq, data);
+      return 0;
+    });
+  }
+
+  void commit_message(std::int64_t msg_id, std::int64_t size) override {
+    bool ok = false;
+    try {
+      auto stamp = without_tx([&](pqxx::nontransaction& tx) { return stamp_receiving(tx, msg_id); });
+      ok = with_tx([&](pqxx::work& tx) { return commit_received(tx, msg_id, size, stamp); });
+    } catch (const pqxx::in_doubt_error& e) {
+      if (resolve_in_doubt({msg_id}, e)) return;
+      throw;
+    }
+    if (!ok) throw std::runtime_error(fmt::format("msg={} was no longer in state RECEIVING", qid(msg_id)));
+    wake_router();
+  }
+
+  void abort_message(std::int64_t msg_id) override {
+    with_tx([&](pqxx::work& tx) { return discard_receiving(tx, msg_id); });
+  }
+
+  // One statement, its own transaction and one durable commit, under the ids
+  // the sessions reserved ahead. A connection lost during it leaves its
+  // outcome unknown: resolved by asking about the ids.
+  void store_messages(const std::vector<CompleteMessage>& messages) override {
+    std::vector<std::int64_t> ids;
+    ids.reserve(messages.size());
+    for (const auto& m : messages) ids.push_back(m.msg_id);
+    try {
+      without_tx([&](pqxx::nontransaction& tx) {
+        store_received_batch(tx, ids, messages);
+        return 0;
+      });
+    } catch (const pqxx::broken_connection& e) {
+      if (!resolve_in_doubt(ids, e)) throw;
+    }
+    wake_router();
+  }
+
+  bool verify_user(const std::string& username, const std::string& password) override {
+    // The hash is fetched in a short transaction; the slow comparison runs after it.
+    auto hash = without_tx([&](pqxx::nontransaction& tx) { return auth_user_hash(tx, username); });
+    if (hash.empty()) {
+      verify_password_dummy(password);
+      return false;
+    }
+    return verify_password(hash, password);
+  }
+
+ private:
+  // The connection died between COMMIT and its answer: the 0->1 move may or may
+  // not have happened. 451 for a committed message would make the client send it
+  // again (a duplicate); 250 for an uncommitted one would lose it. So ask the
+  // database which it was, reconnecting for a bounded time. True: committed.
+  bool resolve_in_doubt(const std::vector<std::int64_t>& ids, const std::exception& cause) {
+    log::error("msg={} commit in doubt ({}); asking the database", qid(ids.front()), cause.what());
+    conn_.reset();
+    for (int attempt = 0; attempt < 30; ++attempt) {
+      try {
+        ensure_connected();
+        pqxx::read_transaction tx(*conn_);
+        auto row = tx.exec_params1(
+            "SELECT count(*) FILTER (WHERE state >= 1) FROM messages WHERE id = ANY($1::bigint[])", bigint_array(ids));
+        auto committed = row[0].as<std::size_t>();
+        log::error("msg={} in-doubt commit resolved: {}", qid(ids.front()),
+                   committed == ids.size() ? "committed" : "not committed");
+        return committed == ids.size();
+      } catch (const std::exception& e) {
+        conn_.reset();
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+    }
+    log::error("msg={} in-doubt commit unresolved after 15s; answering 451", qid(ids.front()));
+    return false;
+  }
+
+  // The router learns of new mail from a NOTIFY sent after the commit, outside
+  // it (db/wakeup.h). Failing to send it loses nothing: routers poll.
+  void wake_router() { waker_->request(kRouteChannel); }
+
+  void ensure_connected() {
+    if (conn_ && conn_->is_open()) return;
+    conn_ = connect(conninfo_);
+    defer_wakeups(*conn_);
+  }
+
+  static void without_flush_wait(pqxx::transaction_base& tx) { tx.exec0("SET LOCAL synchronous_commit = off"); }
+
+  // One statement, its own transaction: no BEGIN/COMMIT round trips around it.
+  template <class Fn>
+  auto without_tx(Fn&& fn) -> decltype(fn(std::declval<pqxx::nontransaction&>())) {
+    ensure_connected();
+    try {
+      pqxx::nontransaction tx(*conn_);
+      return fn(tx);
+    } catch (const pqxx::broken_connection&) {
+      conn_.reset();
+      throw;
+    }
+  }
+
+  // Runs fn in a transaction and commits. A broken connection is dropped so the
+  // next call reconnects; the exception still reaches the caller (-> 451).
+  template <class Fn>
+  auto with_tx(Fn&& fn) -> decltype(fn(std::declval<pqxx::work&>())) {
+    ensure_connected();
+    try {
+      pqxx::work tx(*conn_);
+      auto result = fn(tx);
+      tx.commit();
+      return result;
+    } catch (const pqxx::broken_connection&) {
+      conn_.reset();
+      throw;
+    }
+  }
+
+  std::string conninfo_;
+  std::shared_ptr<WakeupSender> waker_;
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_pg_store(const std::string& conninfo, std::shared_ptr<WakeupSender> waker) {
+  if (!waker) throw std::invalid_argument("make_pg_store needs a WakeupSender");
+  return std::make_unique<PgStore>(conninfo, std::move(waker));
+}
+
+}  // namespace wsmtp::common::pg

@@ -1,0 +1,45 @@
+// What the listener needs from the queue, as an interface free of PostgreSQL
+// types, so the SMTP session and its worker pool can be tested against a fake.
+// Implemented for real by db/message_store.cpp. All methods are blocking and throw
+// on failure (the caller maps any exception to 451 4.3.0 and nothing is accepted).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "new_message.h"
+
+namespace wsmtp::common {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // address is a lookup key (lower-case local@domain), domain lower-case.
+  virtual RecipientVerdict check_recipient(const std::string& address, const std::string& domain) = 0;
+  // `count` (1..1000) fresh message ids, never handed out before by any
+  // listener on any host: a session names its message by one (the queue id in
+  // Received: and 250) before the message is stored. Unused ids are gaps.
+  virtual std::vector<std::int64_t> reserve_message_ids(int count) = 0;
+  // Creates the message in state 0 under msg_id, one from reserve_message_ids.
+  virtual void begin_message(std::int64_t msg_id, const NewMessage& message) = 0;
+  virtual void append_body(std::int64_t msg_id, int seq, std::string_view data) = 0;
+  // Moves the message 0 -> 1 and commits; throws if that did not happen.
+  virtual void commit_message(std::int64_t msg_id, std::int64_t size) = 0;
+  // Deletes a message still in state 0 (best effort; the reaper catches the rest).
+  virtual void abort_message(std::int64_t msg_id) = 0;
+
+  // Stores several complete small messages (envelope and whole body) and moves
+  // each to state 1, all in ONE transaction: one commit (one WAL flush) for the
+  // lot, so concurrent sessions share the cost of durability (group commit).
+  // Each is stored under its msg_id (from reserve_message_ids). All or nothing:
+  // returns once committed, or throws and none exists.
+  virtual void store_messages(const std::vector<CompleteMessage>& messages) = 0;
+
+  // SMTP AUTH (RFC 4954): true only for an enabled user whose password matches.
+  // Slow on purpose (argon2id); never called on an event loop.
+  virtual bool verify_user(const std::string& username, const std::string& password) = 0;
+};
+
+}  // namespace wsmtp::common
