@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Output memory bound over TLS (issue 15 item 5): a client that pipelines
 NOOPs inside STARTTLS and never reads its replies must not grow wsmtp by 16 MiB.
 1,500,000 of them (9 MB of ciphertext): the issue's 100,000 earn only ~1.4 MB of
@@ -9,18 +8,17 @@ memory BIOs over a raw socket (one thread, no blocking writes), measures the
 listener's resident memory while it refuses to read, checks that another
 client is served meanwhile, then reads every reply and ends with QUIT.
 """
-import os
 import select
-import shutil
 import socket
 import ssl
-import sys
-import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "harness"))
-from pipeline import Pipeline  # noqa: E402
-from listener_harness import RawSmtp, make_cert  # noqa: E402
+import pytest
+from listener_harness import RawSmtp, make_cert
+from pipeline import Pipeline
+
+# The functions below run in file order on one flooding client: another client
+# is served while it does not read, then it reads every reply, then it QUITs.
 
 NOOPS = 1_500_000
 MAX_GROWTH_MIB = 16
@@ -144,65 +142,74 @@ def send_one(p):
     c.close()
 
 
-def run(tmp):
-    cert, key = make_cert(tmp)
+@pytest.fixture(scope="module")
+def p(tmp_path_factory):
+    cert, key = make_cert(str(tmp_path_factory.mktemp("wsmtp-tlsmem-")))
     # The flood is one client at full speed: no rate or error limit may end it first.
     extra = f"tls_cert_file = {cert}\ntls_key_file = {key}\ncommand_timeout = 120s\ncommand_deadline = 120s\n"
     with Pipeline(listener_extra=extra) as p:
         p.add_domain()
         p.add_mailbox("alice")
         p.start("wsmtp")
-        pid = p.procs["wsmtp"][-1].pid
-        send_one(p)  # every buffer and the store path used once before the baseline
-
-        c = MemoryTlsClient(p.port)
-        c.starttls()
-        c.queue(b"EHLO tls-memory.example\r\n")
-        c.queue(b"NOOP\r\n" * NOOPS)
-        time.sleep(0.5)
-        base = rss_kib(pid)
-        # The client never reads: the server can only send until its caps and
-        # the kernel's socket buffers are full, and must then stop reading.
-        sent = c.push(timeout=3)
-        peak = base
-        for _ in range(20):
-            time.sleep(0.1)
-            peak = max(peak, rss_kib(pid))
-        growth = (peak - base) / 1024
-        print(f"{NOOPS} pipelined NOOPs over TLS, not read: {sent} of {sent + len(c.pending)} ciphertext bytes "
-              f"taken; RSS {base} KiB -> {peak} KiB, growth {growth:.1f} MiB")
-
-        send_one(p)  # the listener serves others while that client sits there
-
-        # Now read everything: every NOOP is answered, in order, and QUIT ends it cleanly.
-        deadline = time.time() + 300
-        ehlo_done, noops = False, 0
-        while noops < NOOPS and time.time() < deadline:
-            assert c.pump(1), f"closed after {noops} NOOP replies"
-            for line in c.take_lines():
-                if not ehlo_done:
-                    ehlo_done = line.startswith(b"250 ")
-                    continue
-                assert line.startswith(b"250 "), f"reply {noops + 1} to NOOP: {line!r}"
-                noops += 1
-        assert noops == NOOPS, f"{noops} of {NOOPS} NOOPs answered"
-        c.queue(b"QUIT\r\n")
-        closed = False
-        while time.time() < deadline and not closed:
-            closed = not c.pump(1)
-        assert closed, "the session did not end after QUIT"
-        assert bytes(c.replies).startswith(b"221 "), bytes(c.replies[:200])
-        assert growth < MAX_GROWTH_MIB, f"RSS grew {growth:.1f} MiB for a client that does not read"
-        print("listener TLS memory test: passed")
+        yield p
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="wsmtp-tlsmem-")
-    try:
-        run(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+@pytest.fixture(scope="module")
+def flood(p):
+    """The client that pipelined every NOOP and has not read a reply yet, with the
+    listener's resident memory measured while it refuses to read."""
+    pid = p.procs["wsmtp"][-1].pid
+    send_one(p)  # every buffer and the store path used once before the baseline
+
+    c = MemoryTlsClient(p.port)
+    c.starttls()
+    c.queue(b"EHLO tls-memory.example\r\n")
+    c.queue(b"NOOP\r\n" * NOOPS)
+    time.sleep(0.5)
+    base = rss_kib(pid)
+    # The client never reads: the server can only send until its caps and
+    # the kernel's socket buffers are full, and must then stop reading.
+    sent = c.push(timeout=3)
+    peak = base
+    for _ in range(20):
+        time.sleep(0.1)
+        peak = max(peak, rss_kib(pid))
+    c.growth = (peak - base) / 1024
+    print(f"{NOOPS} pipelined NOOPs over TLS, not read: {sent} of {sent + len(c.pending)} ciphertext bytes "
+          f"taken; RSS {base} KiB -> {peak} KiB, growth {c.growth:.1f} MiB")
+    yield c
+    c.sock.close()
 
 
-if __name__ == "__main__":
-    main()
+def test_listener_memory_stays_bounded_for_a_client_that_does_not_read(flood):
+    assert flood.growth < MAX_GROWTH_MIB, f"RSS grew {flood.growth:.1f} MiB for a client that does not read"
+
+
+def test_another_client_is_served_meanwhile(p, flood):
+    send_one(p)  # the listener serves others while that client sits there
+
+
+def test_every_noop_is_answered_in_order(flood):
+    c = flood
+    # Reading and QUIT (the next function) share one 300 s deadline.
+    c.deadline = time.time() + 300
+    ehlo_done, noops = False, 0
+    while noops < NOOPS and time.time() < c.deadline:
+        assert c.pump(1), f"closed after {noops} NOOP replies"
+        for line in c.take_lines():
+            if not ehlo_done:
+                ehlo_done = line.startswith(b"250 ")
+                continue
+            assert line.startswith(b"250 "), f"reply {noops + 1} to NOOP: {line!r}"
+            noops += 1
+    assert noops == NOOPS, f"{noops} of {NOOPS} NOOPs answered"
+
+
+def test_quit_ends_the_session(flood):
+    c = flood
+    c.queue(b"QUIT\r\n")
+    closed = False
+    while time.time() < c.deadline and not closed:
+        closed = not c.pump(1)
+    assert closed, "the session did not end after QUIT"
+    assert bytes(c.replies).startswith(b"221 "), bytes(c.replies[:200])
