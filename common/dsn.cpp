@@ -105,10 +105,15 @@ std::string status_part(const Report& r) {
 
 std::string status_of(std::string_view detail, Action action) {
   std::string_view rest = detail;
-  if (starts_with_reply_code(detail)) rest.remove_prefix(4);
+  const bool reply = starts_with_reply_code(detail);
+  if (reply) rest.remove_prefix(4);
+  // A report is about a failure or a delay: a success class (or any class but
+  // 4 and 5 from a reply code) would be a wrong Status, and an enhanced code
+  // must agree with its reply code's class (RFC 3463 §2, as parse_reply reads
+  // it); a remote server that gets this wrong does not decide our report.
   auto code = leading_enhanced_code(rest);
-  if (!code.empty()) return code;
-  if (starts_with_reply_code(detail)) return fmt::format("{}.0.0", detail[0]);
+  if (!code.empty() && code[0] != '2' && (!reply || code[0] == detail[0])) return code;
+  if (reply && (detail[0] == '4' || detail[0] == '5')) return fmt::format("{}.0.0", detail[0]);
   return action == Action::failed ? "5.0.0" : "4.0.0";
 }
 
@@ -120,7 +125,8 @@ std::string header_section(std::string_view message, std::size_t max_bytes) {
   auto first = std::min(lf, crlf);
   if (first != std::string_view::npos) end = first + 1;
   if (end > max_bytes) {
-    auto cut = message.rfind('\n', max_bytes);
+    // The line end must lie within the cap, not just after it.
+    auto cut = max_bytes == 0 ? std::string_view::npos : message.rfind('\n', max_bytes - 1);
     end = cut == std::string_view::npos ? 0 : cut + 1;
   }
   return std::string(message.substr(0, end));

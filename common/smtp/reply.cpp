@@ -32,6 +32,8 @@ std::optional<EnhancedCode> parse_enhanced(std::string_view& text) {
   const char* p = text.data();
   const char* end = text.data() + text.size();
   auto num = [&](int& out) {
+    // 1*3DIGIT: from_chars alone would take a sign ("5.-1.1").
+    if (p == end || *p < '0' || *p > '9') return false;
     auto r = std::from_chars(p, end, out);
     if (r.ec != std::errc() || r.ptr == p || r.ptr - p > 3) return false;
     p = r.ptr;

@@ -36,3 +36,14 @@ TEST_CASE("parse_reply reads single and multi-line replies") {
   CHECK_FALSE(parse_reply({"abc hello"}));
   CHECK_FALSE(parse_reply({"999 nope"}));
 }
+
+TEST_CASE("an enhanced code has digits only: a sign makes it text") {
+  auto r = parse_reply({"550-5.-31.1 first", "550 5.1.1 second"});
+  REQUIRE(r);
+  CHECK_FALSE(r->status.present());
+  CHECK(r->text == "5.-31.1 first\nsecond");
+  auto d = parse_reply({"550 5.1.-1 x"});
+  REQUIRE(d);
+  CHECK_FALSE(d->status.present());
+  CHECK(d->text == "5.1.-1 x");
+}
