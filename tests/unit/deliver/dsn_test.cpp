@@ -29,23 +29,6 @@ TEST_CASE("a remote enhanced code of the wrong class does not become the report'
   CHECK(status_of("999 what", Action::delayed) == "4.0.0");
 }
 
-TEST_CASE("the boundary is changed when the copied headers hold it") {
-  Report r;
-  r.reporting_mta = "mx.example.test";
-  r.recipient = "s@x.org";
-  r.msg_id = 42;
-  r.now = 86400;
-  r.recipients = {{"b@y.org", "", "550 5.1.1 unknown", 3600}};
-  r.original_headers = "Subject: x\r\n--42.86400/mx.example.test\r\nContent-Type: text/html\r\n";
-  auto out = compose(r);
-  CHECK(out.find("boundary=\"42.86400/mx.example.test=\"") != std::string::npos);
-  std::size_t delimiters = 0;
-  for (auto at = out.find("\r\n--42.86400/mx.example.test="); at != std::string::npos;
-       at = out.find("\r\n--42.86400/mx.example.test=", at + 1))
-    ++delimiters;
-  CHECK(delimiters == 4);  // the three parts and the close, none from the headers
-}
-
 TEST_CASE("the header section ends at the first empty line, CRLF or LF, and is capped at a line end") {
   CHECK(header_section("A: 1\r\nB: 2\r\n\r\nbody\r\n") == "A: 1\r\nB: 2\r\n");
   CHECK(header_section("A: 1\nB: 2\n\nbody\n") == "A: 1\nB: 2\n");
