@@ -44,8 +44,8 @@ DeliveryResult over_quota(const DeliverConfig& config, const DeliveryClaim& clai
 }
 
 // Stages one copy and applies the quota to it; the result is final only after
-// the batch's sync().
-// A copy refused because the mailbox is full adds its recipient to `full`.
+// the batch's sync(). A copy refused because the mailbox is full adds its
+// recipient to `full`.
 DeliveryResult stage_copy(pqxx::connection& conn, MaildirBatch& batch, PassQuotas& quotas, const DeliverConfig& config,
                           const DeliveryClaim& claim, const DeliveryTask& task, const std::string& host,
                           std::vector<std::string>& full) {
