@@ -9,7 +9,9 @@
 
 namespace wsmtp::common {
 
-enum class RecipientVerdict { known_local, unknown_local, remote };
+// full_local: a local mailbox the deliverer recently found over its quota
+// (schema 019): refused for now, 452 4.2.2, rather than queued to wait.
+enum class RecipientVerdict { known_local, unknown_local, remote, full_local };
 
 struct NewMessage {
   std::string envelope_from;  // "" for the null sender

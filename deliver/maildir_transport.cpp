@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "db/mailbox_full.h"
 #include "local_delivery.h"
 #include "log.h"
 #include "queue_id.h"
@@ -43,9 +44,11 @@ DeliveryResult over_quota(const DeliverConfig& config, const DeliveryClaim& clai
 }
 
 // Stages one copy and applies the quota to it; the result is final only after
-// the batch's sync().
+// the batch's sync(). A copy refused because the mailbox is full adds its
+// recipient to `full`.
 DeliveryResult stage_copy(pqxx::connection& conn, MaildirBatch& batch, PassQuotas& quotas, const DeliverConfig& config,
-                          const DeliveryClaim& claim, const DeliveryTask& task, const std::string& host) {
+                          const DeliveryClaim& claim, const DeliveryTask& task, const std::string& host,
+                          std::vector<std::string>& full) {
   auto name = maildir_unique_name(claim.received_epoch, claim.lease.msg_id, task.delivery_id, host);
   auto delivered =
       DeliveryResult{task.delivery_id, DeliveryStatus::delivered, "maildir " + task.destination + "/new/" + name, {}};
@@ -80,10 +83,28 @@ DeliveryResult stage_copy(pqxx::connection& conn, MaildirBatch& batch, PassQuota
     }
     if (verdict != QuotaVerdict::fits) {
       batch.discard_last();
+      // Too big for the quota says nothing about the mailbox's other mail.
+      if (verdict != QuotaVerdict::too_big) full.push_back(task.recipient);
       return over_quota(config, claim, task, verdict, usage, bytes, *quota);
     }
   }
   return delivered;
+}
+
+// The copies are already in new/: a failure to record the marks must not
+// defer them (a retry would deliver them twice). The marks are advisory, and
+// the next pass writes them again.
+void record_fullness(pqxx::connection& conn, const std::vector<DeliveryResult>& results,
+                     const std::vector<std::string>& full,
+                     const std::vector<std::pair<std::size_t, std::string>>& limited) {
+  std::vector<std::string> fitted;
+  for (const auto& [index, recipient] : limited)
+    if (results.at(index).status == DeliveryStatus::delivered) fitted.push_back(recipient);
+  try {
+    common::pg::record_mailbox_fullness(conn, full, fitted);
+  } catch (const std::exception& e) {
+    log::warn("full mailboxes not recorded ({} full, {} fitted): {}", full.size(), fitted.size(), e.what());
+  }
 }
 
 }  // namespace
@@ -112,11 +133,16 @@ std::vector<DeliveryResult> MaildirTransport::deliver(pqxx::connection& conn, co
   // (index of its result, message) per staged copy, in stage order: what
   // batch.sync() reports on.
   std::vector<std::pair<std::size_t, std::int64_t>> staged;
+  // Mailboxes found full, and (result index, recipient) of copies into
+  // mailboxes with a quota: the listener's RCPT check reads the outcome (019).
+  std::vector<std::string> full;
+  std::vector<std::pair<std::size_t, std::string>> limited;
   std::size_t next_result = 0;
   auto results = run_local_jobs(config_, jobs, may_start, [&](const DeliveryClaim& claim, const DeliveryTask& task) {
     const std::size_t index = next_result++;
     const auto before = batch.size();
-    auto result = stage_copy(conn, batch, quotas, config_, claim, task, host_);
+    if (quotas.limits(task.recipient)) limited.emplace_back(index, task.recipient);
+    auto result = stage_copy(conn, batch, quotas, config_, claim, task, host_, full);
     if (batch.size() > before) staged.emplace_back(index, claim.lease.msg_id);
     return result;
   });
@@ -129,6 +155,7 @@ std::vector<DeliveryResult> MaildirTransport::deliver(pqxx::connection& conn, co
     log::warn("msg={} Maildir copy not durable: {}; deferred", common::qid(staged[i].second), error);
     r = {r.delivery_id, DeliveryStatus::deferred, error, retry_delay(config_, 1)};
   }
+  record_fullness(conn, results, full, limited);
   return results;
 }
 

@@ -129,6 +129,11 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
   c.auth_check_threads = static_cast<int>(s.get_int("auth_check_threads", c.auth_check_threads, 1, 64));
   c.auth_check_queue = static_cast<int>(s.get_int("auth_check_queue", c.auth_check_queue, 1, 100000));
   c.recipient_cache_time = s.get_duration("recipient_cache_time", c.recipient_cache_time, seconds(0), seconds(3600));
+  c.queue_max_size = s.get_size("queue_max_size", c.queue_max_size, 0, std::uint64_t(1) << 60);
+  if (c.queue_max_size != 0 && c.queue_max_size < (std::uint64_t(1) << 20))
+    s.fail("queue_max_size", "0 (off) or at least 1M: an empty queue database is bigger than that");
+  c.queue_size_check_interval =
+      s.get_duration("queue_size_check_interval", c.queue_size_check_interval, seconds(1), seconds(300));
 
   for (const auto& text : s.get_list("trusted_networks", {})) {
     auto cidr = Cidr::parse(text);

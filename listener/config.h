@@ -56,8 +56,14 @@ struct ListenerConfig {
   int ipv6_limit_prefix = 64;
   std::chrono::seconds shutdown_grace{10};        // SIGTERM: how long running sessions may finish
   std::chrono::seconds recipient_cache_time{10};  // known local recipients remembered this long; 0: off
-  int loops = 0;                                  // event loops (threads); 0 in the file: one per core
-  std::string tls_cert_file;                      // PEM chain; with tls_key_file enables STARTTLS
+  // The queue's disk (Postfix's queue_minfree): while pg_database_size() is at
+  // least queue_max_size, MAIL gets 452 4.3.1. 0: off, the default, because
+  // only the operator knows how big the database's disk is. Sampled by one
+  // thread every queue_size_check_interval (queue_watch.h), never per command.
+  std::uint64_t queue_max_size = 0;
+  std::chrono::seconds queue_size_check_interval{5};
+  int loops = 0;              // event loops (threads); 0 in the file: one per core
+  std::string tls_cert_file;  // PEM chain; with tls_key_file enables STARTTLS
   std::string tls_key_file;
 
   bool tls_enabled() const { return !tls_cert_file.empty(); }

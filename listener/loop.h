@@ -39,10 +39,10 @@ struct LoopSettings {
 class Loop {
  public:
   // Attaches to pool and auth_pool (VerifyUser ops only, bounded), shared with the
-  // other loops like limits and queue_ids; all must outlive the loop, and both
-  // pools must be stopped before the loop is destroyed.
+  // other loops like limits, queue_ids and queue_full (QueueWatch's flag); all
+  // must outlive the loop, and both pools must be stopped before the loop is destroyed.
   Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, StoreWorkerPool& auth_pool,
-       QueueIdReserve& queue_ids, int index);
+       QueueIdReserve& queue_ids, const std::atomic<bool>& queue_full, int index);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -131,6 +131,7 @@ class Loop {
   StoreWorkerPool& pool_;
   StoreWorkerPool& auth_pool_;
   QueueIdReserve& queue_ids_;
+  const std::atomic<bool>& queue_full_;
   int endpoint_ = -1;       // ours in pool_
   int auth_endpoint_ = -1;  // ours in auth_pool_
   std::vector<common::ListenerPtr> listeners_;

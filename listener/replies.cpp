@@ -60,6 +60,8 @@ Reply message_too_big(std::uint64_t limit) {
 }
 Reply bare_newline_rejected() { return r(554, 5, 5, 2, "Error: bare <LF> received in message data"); }
 Reply try_again_later() { return r(451, 4, 3, 0, "Error: queue file write error, try again later"); }
+Reply queue_full() { return r(452, 4, 3, 1, "Insufficient system storage"); }
+Reply mailbox_full() { return r(452, 4, 2, 2, "Mailbox full, try again later"); }
 Reply too_many_errors(std::string_view hostname) {
   return r(421, 4, 7, 0, fmt::format("{} Error: too many errors", hostname));
 }

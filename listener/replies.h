@@ -45,6 +45,10 @@ Reply too_many_recipients(std::size_t limit);
 Reply message_too_big(std::uint64_t limit);
 Reply bare_newline_rejected();
 Reply try_again_later();
+// The queue database reached [listener] queue_max_size (RFC 3463 4.3.1), at MAIL.
+Reply queue_full();
+// A local mailbox the deliverer last found over its quota (RFC 3463 4.2.2), at RCPT.
+Reply mailbox_full();
 Reply too_many_errors(std::string_view hostname);
 Reply timeout(std::string_view hostname);
 // The deadlines a trickling client cannot push back (listener/deadlines.h):

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "handles.h"
 #include "loop.h"
+#include "queue_watch.h"
 #include "unique_fd.h"
 
 namespace wsmtp::listener {
@@ -49,7 +50,8 @@ class Server {
   ClientLimits limits_;
   common::EventBasePtr signal_base_;
   common::EventPtr sigterm_, sigint_, sighup_;
-  QueueIdReserve queue_ids_;  // shared by the loops and the pool; outlives both
+  QueueIdReserve queue_ids_;                 // shared by the loops and the pool; outlives both
+  std::unique_ptr<QueueWatch> queue_watch_;  // its flag is read by every session; outlives the loops
   std::vector<std::unique_ptr<Loop>> loops_;
   std::unique_ptr<StoreWorkerPool> pool_;               // after loops_: stopped and destroyed before them
   std::unique_ptr<StoreWorkerPool> auth_pool_;          // the same, for AUTH password checks

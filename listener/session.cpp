@@ -150,6 +150,13 @@ void Session::cmd_mail(std::string_view arg) {
   if (!parse_mail_params(path.params, smtputf8)) return;
   // RFC 6531 §3.4: UTF-8 in the envelope only in a transaction that asked for it.
   if (!smtputf8 && !common::is_ascii(path.address.str())) return error(replies::utf8_needs_smtputf8());
+  // RFC 5321 §4.2.5, RFC 3463 4.3.1: refused before any recipient, so a client
+  // keeps the message and tries later, as with Postfix's queue_minfree. Not
+  // counted as the client's error: it did nothing wrong.
+  if (context_.queue_full && context_.queue_full->load(std::memory_order_relaxed)) {
+    log::info("client={} MAIL refused: queue full", client_ip_);
+    return reply(replies::queue_full());
+  }
   has_mail_ = true;
   smtputf8_ = smtputf8;
   envelope_from_ = path.is_null ? std::string() : path.address.str();
@@ -270,6 +277,12 @@ void Session::recipient_result(const StoreResult& result) {
   switch (result.verdict) {
     case common::RecipientVerdict::known_local:
       break;
+    case common::RecipientVerdict::full_local:
+      // Queued, it could only wait for room or bounce days later (schema 019).
+      // Transient, and not the client's error; the other recipients go on.
+      recipient_rejected_ = true;
+      log_rejected_recipient("mailbox full");
+      return reply(replies::mailbox_full());
     case common::RecipientVerdict::unknown_local:
       // RFC 5321 §4.5.1: postmaster exists in every local domain, whatever
       // the directory says; the router finds it a mailbox.

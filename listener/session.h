@@ -6,6 +6,7 @@
 // performs the TLS handshake it asks for, and store_worker runs the requests.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -35,6 +36,9 @@ struct SessionContext {
   // Where sessions take their messages' queue ids without waiting (shared by
   // every loop; outlives the session). Null: each is asked of the store (TakeQueueId).
   QueueIdReserve* queue_ids = nullptr;
+  // Set while the queue database is at [listener] queue_max_size (QueueWatch,
+  // shared by every loop; outlives the session). Null: never full.
+  const std::atomic<bool>* queue_full = nullptr;
 };
 
 class Session {

@@ -37,6 +37,10 @@ class Store {
   // returns once committed, or throws and none exists.
   virtual void store_messages(const std::vector<CompleteMessage>& messages) = 0;
 
+  // The queue database's size in bytes (pg_database_size), for
+  // [listener] queue_max_size; asked every few seconds, never per command.
+  virtual std::uint64_t queue_size() = 0;
+
   // SMTP AUTH (RFC 4954): true only for an enabled user whose password matches.
   // Slow on purpose (argon2id); never called on an event loop.
   virtual bool verify_user(const std::string& username, const std::string& password) = 0;

@@ -1,5 +1,5 @@
 -- The current WSMTP schema: every table, index, trigger, function and
--- row-level policy after migration 018, as `wsmtpctl db migrate` leaves a
+-- row-level policy after migration 019, as `wsmtpctl db migrate` leaves a
 -- fresh database (pg_dump --schema-only of PostgreSQL 15, normalised).
 --
 -- GENERATED: do not edit. A reference to read, not a script to run: databases
@@ -609,6 +609,7 @@ CREATE TABLE public.mailboxes (
     forward_keep_copy boolean DEFAULT false NOT NULL,
     quota_bytes bigint,
     quota_messages integer,
+    over_quota_seen timestamp with time zone,
     CONSTRAINT mailboxes_address_check CHECK ((address = lower(address))),
     CONSTRAINT mailboxes_check CHECK ((address ~~ ('%@'::text || domain))),
     CONSTRAINT mailboxes_destination_check CHECK (((maildir ~~ '/%'::text) OR ((transport = 'lmtp'::text) AND (maildir ~ '^[A-Za-z0-9][A-Za-z0-9.-]*:[0-9]{1,5}$'::text)))),
@@ -631,6 +632,13 @@ quotas, and forward_keep_copy for mailboxes that also forward (mailbox_forwards)
 
 COMMENT ON COLUMN public.mailboxes.maildir IS 'The destination for every transport (historical name): Maildir path, mbox spool path, or LMTP
 server (absolute socket path or host:port).';
+
+--
+-- Name: COLUMN mailboxes.over_quota_seen; Type: COMMENT
+--
+
+COMMENT ON COLUMN public.mailboxes.over_quota_seen IS 'When wdeliver last found this mailbox over its quota; NULL once a copy fitted again. wsmtp
+answers RCPT with 452 4.2.2 while it is less than an hour old (019).';
 
 --
 -- Name: messages; Type: TABLE
@@ -1745,7 +1753,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON mailbox_forwards TO wsmtp_admin;
 GRANT SELECT ON mailbox_forwards TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailboxes TO wsmtp_admin;
 GRANT SELECT ON mailboxes TO wsmtp_deliver;
-GRANT SELECT (address) ON mailboxes TO wsmtp_listener;
+GRANT UPDATE (over_quota_seen) ON mailboxes TO wsmtp_deliver;
+GRANT SELECT (address, over_quota_seen) ON mailboxes TO wsmtp_listener;
 GRANT SELECT ON mailboxes TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON messages TO wsmtp_admin;
 GRANT INSERT (state, envelope_from, client_addr, client_helo, received_by, size, received_at) ON messages TO wsmtp_deliver;

@@ -5,6 +5,7 @@ namespace wsmtp::common::pg {
 RecipientVerdict check_recipient(pqxx::transaction_base& tx, const std::string& address, const std::string& domain) {
   // One round trip: is the domain ours, and does the address (or its base form
   // without the +tag) name a mailbox, alias or list, or has the domain a catch-all?
+  // And is that mailbox one the deliverer recently found over its quota?
   // Prepared once per connection: the listener asks this for every RCPT, and
   // planning the statement cost more than running it.
   static const std::string kSql =
@@ -17,11 +18,15 @@ RecipientVerdict check_recipient(pqxx::transaction_base& tx, const std::string& 
       "       EXISTS (SELECT 1 FROM k WHERE EXISTS (SELECT 1 FROM mailboxes WHERE address = k.key) "
       "                                  OR EXISTS (SELECT 1 FROM aliases WHERE address = k.key) "
       "                                  OR EXISTS (SELECT 1 FROM lists WHERE address = k.key)) "
-      "       OR EXISTS (SELECT 1 FROM catchalls WHERE domain = $2)";
+      "       OR EXISTS (SELECT 1 FROM catchalls WHERE domain = $2), "
+      // 019: a mark older than an hour no longer refuses (see the migration).
+      "       EXISTS (SELECT 1 FROM k JOIN mailboxes m ON m.address = k.key "
+      "               WHERE m.over_quota_seen > now() - interval '1 hour')";
   tx.conn().prepare("wsmtp_check_recipient", kSql);
   auto row = tx.exec_prepared1("wsmtp_check_recipient", address, domain);
   if (!row[0].as<bool>()) return RecipientVerdict::remote;
-  return row[1].as<bool>() ? RecipientVerdict::known_local : RecipientVerdict::unknown_local;
+  if (!row[1].as<bool>()) return RecipientVerdict::unknown_local;
+  return row[2].as<bool>() ? RecipientVerdict::full_local : RecipientVerdict::known_local;
 }
 
 bool is_local_domain(pqxx::transaction_base& tx, const std::string& domain) {

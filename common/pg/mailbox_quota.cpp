@@ -44,9 +44,10 @@ std::optional<MailboxQuota> mailbox_quota(pqxx::transaction_base& tx, const std:
 
 bool set_mailbox_quota(pqxx::transaction_base& tx, const std::string& address, const MailboxQuota& quota) {
   std::string bytes, messages;
-  auto r =
-      tx.exec_params("UPDATE mailboxes SET quota_bytes = $2::bigint, quota_messages = $3::integer WHERE address = $1",
-                     address, limit_param(quota.bytes, bytes), limit_param(quota.messages, messages));
+  auto r = tx.exec_params(
+      "UPDATE mailboxes SET quota_bytes = $2::bigint, quota_messages = $3::integer, over_quota_seen = NULL "
+      "WHERE address = $1",
+      address, limit_param(quota.bytes, bytes), limit_param(quota.messages, messages));
   return r.affected_rows() == 1;
 }
 

@@ -27,7 +27,8 @@ std::map<std::string, MailboxQuota> load_mailbox_quotas(pqxx::connection& conn,
 // The quota of one mailbox; nullopt if there is no such mailbox.
 std::optional<MailboxQuota> mailbox_quota(pqxx::transaction_base& tx, const std::string& address);
 
-// Sets both limits of a mailbox (nullopt clears one). False: no such mailbox.
+// Sets both limits of a mailbox (nullopt clears one) and forgets that it was
+// found full (019), so the listener takes its mail again at once. False: no such mailbox.
 bool set_mailbox_quota(pqxx::transaction_base& tx, const std::string& address, const MailboxQuota& quota);
 
 }  // namespace wsmtp::common::pg

@@ -30,6 +30,12 @@ class PgStore final : public Store {
     return without_tx([&](pqxx::nontransaction& tx) { return pg::check_recipient(tx, address, domain); });
   }
 
+  std::uint64_t queue_size() override {
+    return without_tx([&](pqxx::nontransaction& tx) {
+      return tx.exec1("SELECT pg_database_size(current_database())")[0].as<std::uint64_t>();
+    });
+  }
+
   // A streamed message's state-0 row and chunks are committed without waiting
   // for a WAL flush: until 0->1 nothing was promised, and the synchronous
   // commit of 0->1 flushes the WAL up to itself, these writes included.

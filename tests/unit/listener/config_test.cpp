@@ -78,6 +78,22 @@ TEST_CASE("ipv6_limit_prefix: default /64, checked range", "[config]") {
   CHECK_THROWS_WITH(parse("[listener]\nipv6_limit_prefix = 16\n"), Catch::Contains("out of range [32, 128]"));
 }
 
+TEST_CASE("queue_max_size and queue_size_check_interval: off by default, sizes, bounds", "[config]") {
+  auto c = read_listener_config(common::ConfigFile::empty());
+  CHECK(c.queue_max_size == 0);
+  CHECK(c.queue_size_check_interval == std::chrono::seconds(5));
+  c = parse("[listener]\nqueue_max_size = 20G\nqueue_size_check_interval = 2s\n");
+  CHECK(c.queue_max_size == (std::uint64_t(20) << 30));
+  CHECK(c.queue_size_check_interval == std::chrono::seconds(2));
+  CHECK(parse("[listener]\nqueue_max_size = 0\n").queue_max_size == 0);
+  CHECK_THROWS_WITH(parse("[listener]\nqueue_max_size = 512k\n"),
+                    Catch::Contains("test.conf:2: [listener] queue_max_size"));
+  CHECK_THROWS_WITH(parse("[listener]\nqueue_max_size = lots\n"),
+                    Catch::Contains("test.conf:2: [listener] queue_max_size"));
+  CHECK_THROWS_WITH(parse("[listener]\nqueue_size_check_interval = 0s\n"),
+                    Catch::Contains("test.conf:2: [listener] queue_size_check_interval"));
+}
+
 TEST_CASE("auth_check_threads and auth_check_queue: defaults and bounds", "[config]") {
   auto c = read_listener_config(common::ConfigFile::empty());
   CHECK(c.auth_check_threads == 2);

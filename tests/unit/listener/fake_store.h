@@ -27,6 +27,7 @@ class FakeStore : public common::Store {
 
   std::set<std::string> local_domains{"example.org", "mx.example.org"};
   std::set<std::string> users{"alice@example.org", "bob@example.org", "postmaster@mx.example.org"};
+  std::set<std::string> full_mailboxes;  // among users: check_recipient says full_local
   std::map<std::string, std::string> auth_users{{"carol", "s3cret"}};
   bool fail_check = false, fail_begin = false, fail_append = false, fail_commit = false, fail_verify = false,
        fail_reserve = false;
@@ -41,8 +42,11 @@ class FakeStore : public common::Store {
     calls.push_back("check " + address);
     if (fail_check) throw std::runtime_error("database down");
     if (!local_domains.count(domain)) return common::RecipientVerdict::remote;
-    return users.count(address) ? common::RecipientVerdict::known_local : common::RecipientVerdict::unknown_local;
+    if (!users.count(address)) return common::RecipientVerdict::unknown_local;
+    return full_mailboxes.count(address) ? common::RecipientVerdict::full_local : common::RecipientVerdict::known_local;
   }
+  std::uint64_t database_size = 0;
+  std::uint64_t queue_size() override { return database_size; }
   // Like the sequence: ids from 42 up, never twice.
   std::vector<std::int64_t> reserve_message_ids(int count) override {
     reserved.push_back(count);

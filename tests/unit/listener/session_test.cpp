@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,7 @@ class Dialogue {
     SessionContext context{*IpAddress::parse(client), "test-host:1",
                            [] { return std::chrono::system_clock::from_time_t(1700000000); }};
     context.queue_ids = &ids;
+    context.queue_full = &queue_full;
     session_ = std::make_unique<Session>(std::make_shared<const ListenerConfig>(config_), std::move(context));
   }
 
@@ -101,6 +103,7 @@ class Dialogue {
   // refill = false leaves it empty until a session has to ask for ids.
   QueueIdReserve ids{4};
   bool refill = true;
+  std::atomic<bool> queue_full{false};  // what QueueWatch would set
   Session& session() { return *session_; }
 
  private:
@@ -360,6 +363,44 @@ TEST_CASE("recipient verdicts, including the open-relay tricks", "[session][rela
   d.send("MAIL FROM:<>\r\n");
   INFO(row.rcpt);
   CHECK(codes(d.send(std::string("RCPT TO:") + row.rcpt + "\r\n")) == std::vector<std::string>{row.expected});
+}
+
+// Issue 15 item 9: a mailbox the deliverer found full is refused at RCPT with a
+// transient 452 4.2.2 (not queued to wait for days), and only that recipient:
+// the others of the transaction are accepted and the message is stored for them.
+TEST_CASE("a full mailbox gets 452 4.2.2 at RCPT; the others are accepted", "[session]") {
+  Dialogue d;
+  d.store.full_mailboxes.insert("alice@example.org");
+  d.hello();
+  d.send("MAIL FROM:<sender@remote.test>\r\n");
+  CHECK(codes(d.send("RCPT TO:<alice@example.org>\r\n")) == std::vector<std::string>{"452 4.2.2"});
+  CHECK(codes(d.send("RCPT TO:<bob@example.org>\r\n")) == std::vector<std::string>{"250 2.1.5"});
+  CHECK(codes(d.send("DATA\r\n")) == std::vector<std::string>{"354"});
+  CHECK(codes(d.send("Subject: x\r\n\r\nhi\r\n.\r\n")) == std::vector<std::string>{"250 2.0.0"});
+  REQUIRE(d.store.messages.size() == 1);
+  CHECK(d.store.messages.begin()->second.envelope.recipients == std::vector<std::string>{"bob@example.org"});
+  // Only full recipients: DATA has nobody to deliver to.
+  d.send("MAIL FROM:<sender@remote.test>\r\n");
+  CHECK(codes(d.send("RCPT TO:<alice@example.org>\r\n")) == std::vector<std::string>{"452 4.2.2"});
+  CHECK(codes(d.send("DATA\r\n")) == std::vector<std::string>{"554 5.5.1"});
+}
+
+// Issue 15 item 9: while the queue is full MAIL gets 452 4.3.1 and nothing is
+// asked of the store; it is not counted as the client's error, and MAIL is
+// accepted again as soon as the flag clears.
+TEST_CASE("a full queue refuses MAIL with 452 4.3.1 until it is no longer full", "[session]") {
+  auto config = test_config();
+  config.max_errors = 2;
+  Dialogue d(config);
+  d.hello();
+  d.queue_full = true;
+  for (int i = 0; i < 4; ++i)
+    CHECK(codes(d.send("MAIL FROM:<sender@remote.test>\r\n")) == std::vector<std::string>{"452 4.3.1"});
+  CHECK_FALSE(d.session().closing());
+  CHECK(d.store.calls.empty());
+  d.queue_full = false;
+  CHECK(codes(d.send("MAIL FROM:<sender@remote.test>\r\n")) == std::vector<std::string>{"250 2.1.0"});
+  CHECK(codes(d.send("RCPT TO:<bob@example.org>\r\n")) == std::vector<std::string>{"250 2.1.5"});
 }
 
 // Issue 13: <Postmaster> got 554 5.7.1 when the listener's hostname was no
