@@ -2,10 +2,9 @@
 // different detail forms, header-section cutting, and the report's structure.
 #include "dsn.h"
 
+#include <regex>
 #include <string>
 #include <vector>
-
-#include <regex>
 
 #include <catch2/catch.hpp>
 
