@@ -46,6 +46,7 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
     if (std::find(kKnownTransports.begin(), kKnownTransports.end(), t) == kKnownTransports.end())
       s.fail("transports", fmt::format("unknown transport '{}' (known: {})", t, fmt::join(kKnownTransports, ", ")));
   c.batch_size = static_cast<int>(s.get_int("batch_size", c.batch_size, 1, 1000));
+  c.retry_share_percent = static_cast<int>(s.get_int("retry_share_percent", c.retry_share_percent, 1, 100));
   c.retry_base = s.get_duration("retry_base", c.retry_base, 1s, 24h);
   c.retry_factor = static_cast<int>(s.get_int("retry_factor", c.retry_factor, 1, 10));
   c.retry_max = s.get_duration("retry_max", c.retry_max, 1s, 7 * 24h);
@@ -79,6 +80,8 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
   s.finish();
   return c;
 }
+
+int retry_lane_size(const DeliverConfig& config) { return (config.batch_size * config.retry_share_percent + 99) / 100; }
 
 std::chrono::seconds retry_delay(const DeliverConfig& config, int attempt) {
   auto delay = config.retry_base;

@@ -31,6 +31,9 @@ struct DeliverConfig {
   // relay-facing host "relay".
   std::vector<std::string> transports{"maildir"};
   int batch_size = 20;
+  // The retry lane: deferred mail due again takes at most this share of each
+  // claim's batch_size (at least one message), fresh mail the rest.
+  int retry_share_percent = 20;
   // Backoff: retry_base * retry_factor^(attempt-1), capped at retry_max.
   std::chrono::seconds retry_base{60};
   int retry_factor = 2;
@@ -73,6 +76,10 @@ struct DeliverConfig {
 };
 
 DeliverConfig read_deliver_config(const common::ConfigFile& file);
+
+// How many deferred messages one claim may take: retry_share_percent of
+// batch_size, rounded up.
+int retry_lane_size(const DeliverConfig& config);
 
 // Backoff for the attempt-th failure (1-based), capped at retry_max.
 std::chrono::seconds retry_delay(const DeliverConfig& config, int attempt);

@@ -131,7 +131,8 @@ int Deliverer::run_batch(pqxx::connection& conn) {
                                    .lease_time = queue_.lease_time,
                                    .limit = config_.batch_size,
                                    .max_expired_claims = queue_.max_expired_claims,
-                                   .reclaim_expired = reclaim_cadence_.due()};
+                                   .reclaim_expired = reclaim_cadence_.due(),
+                                   .retry_limit = retry_lane_size(config_)};
   const common::pg::FinishOptions finish{.max_queue_lifetime = queue_.queue_lifetime,
                                          .delay_warning_after = config_.delay_warning_after,
                                          .reporting_mta = config_.hostname};

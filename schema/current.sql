@@ -1,5 +1,5 @@
 -- The current WSMTP schema: every table, index, trigger, function and
--- row-level policy after migration 019, as `wsmtpctl db migrate` leaves a
+-- row-level policy after migration 022, as `wsmtpctl db migrate` leaves a
 -- fresh database (pg_dump --schema-only of PostgreSQL 15, normalised).
 --
 -- GENERATED: do not edit. A reference to read, not a script to run: databases
@@ -1055,16 +1055,28 @@ CREATE INDEX deliveries_pending ON public.deliveries USING btree (message_id) WH
 COMMENT ON INDEX public.deliveries_pending IS 'A message''s deliveries still pending.';
 
 --
--- Name: messages_deliver_queue; Type: INDEX
+-- Name: messages_deliver_fresh; Type: INDEX
 --
 
-CREATE INDEX messages_deliver_queue ON public.messages USING btree (next_attempt_at, id) WHERE ((state = 3) AND (NOT held));
+CREATE INDEX messages_deliver_fresh ON public.messages USING btree (route_vtime, id) WHERE ((state = 3) AND (NOT held) AND (delivering_at IS NULL));
 
 --
--- Name: INDEX messages_deliver_queue; Type: COMMENT
+-- Name: INDEX messages_deliver_fresh; Type: COMMENT
 --
 
-COMMENT ON INDEX public.messages_deliver_queue IS 'The deliverer''s claim order: ROUTED, not held, by (next_attempt_at, id).';
+COMMENT ON INDEX public.messages_deliver_fresh IS 'The deliverer''s claim order for fresh mail: ROUTED, not held, never claimed for delivery, by the fair stamp (route_vtime, id).';
+
+--
+-- Name: messages_deliver_retry; Type: INDEX
+--
+
+CREATE INDEX messages_deliver_retry ON public.messages USING btree (next_attempt_at, id) WHERE ((state = 3) AND (NOT held) AND (delivering_at IS NOT NULL));
+
+--
+-- Name: INDEX messages_deliver_retry; Type: COMMENT
+--
+
+COMMENT ON INDEX public.messages_deliver_retry IS 'The deliverer''s claim order for deferred mail (the retry lane): ROUTED, not held, claimed before, by (next_attempt_at, id).';
 
 --
 -- Name: messages_leases; Type: INDEX

@@ -11,6 +11,7 @@
 //    (holds, resets, releases) leave it to the schema.
 #include "pg/transitions.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -366,21 +367,33 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   }
   int room = o.limit - static_cast<int>(claims.size());
   if (room > 0) {
+    // Two lanes (022). Deferred mail due again (claimed before: delivering_at
+    // set) gets at most retry_limit of the room, by next_attempt_at; fresh mail
+    // fills the rest in fair order (route_vtime, the stamp the message got on
+    // arrival), so neither a sender's flood nor a backlog of mail that keeps
+    // failing holds back anyone else's. Without fresh mail the retry lane still
+    // takes only its share per claim: the worker claims again at once, and
+    // fresh mail arriving meanwhile never waits behind more than that share.
     // The candidates' delivering_at is read as locked (FOR UPDATE returns the
     // latest committed version), before this claim overwrites it: NULL means
     // no delivery claim ever committed for the message.
     static const std::string kClaimFresh = fmt::format(
-        "WITH c AS (SELECT id, delivering_at IS NULL AS first FROM messages "
-        "           WHERE state = 3 AND NOT held AND next_attempt_at <= now() AND {} "
-        "           ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+        "WITH r AS (SELECT id FROM messages "
+        "           WHERE state = 3 AND NOT held AND delivering_at IS NOT NULL AND next_attempt_at <= now() AND {0} "
+        "           ORDER BY next_attempt_at, id LIMIT least($3::int, $5::int) FOR UPDATE SKIP LOCKED), "
+        "     f AS (SELECT id FROM messages "
+        "           WHERE state = 3 AND NOT held AND delivering_at IS NULL AND next_attempt_at <= now() AND {0} "
+        "           ORDER BY route_vtime, id LIMIT $3::int - (SELECT count(*) FROM r) FOR UPDATE SKIP LOCKED), "
+        "     c AS (SELECT id, false AS first FROM r UNION ALL SELECT id, true FROM f) "
         "UPDATE messages m SET state = 4, lease_owner = $1, lease_token = gen_random_uuid(), "
         "  lease_expires = now() + $2::interval, state_changed_at = now(), delivering_at = now() "
         "FROM c WHERE m.id = c.id AND m.id = ANY(ARRAY(SELECT id FROM c)) "
         "RETURNING m.id, m.lease_token, m.envelope_from, "
         "  extract(epoch FROM m.received_at)::bigint, m.expired_claims, m.size, c.first",
         kWorkFor);
-    auto fresh =
-        exec_prepared_sql(tx, "wsmtp_deliver_claim", kClaimFresh.c_str(), o.owner, interval(o.lease_time), room, want);
+    const int retry_room = std::min(room, o.retry_limit.value_or(room));
+    auto fresh = exec_prepared_sql(tx, "wsmtp_deliver_claim", kClaimFresh.c_str(), o.owner, interval(o.lease_time),
+                                   room, want, retry_room);
     for (const auto& row : fresh) {
       add(row);
       claims.back().first_claim = row[6].as<bool>();

@@ -34,6 +34,10 @@ struct ClaimOptions {
   // rather than in every claim: in a burst most claims found none, at three
   // statements each.
   bool reclaim_expired = true;
+  // claim_for_delivery: at most this many deferred messages due again (the
+  // retry lane) per claim, the rest of `limit` going to fresh mail; nullopt:
+  // up to limit.
+  std::optional<int> retry_limit{};
 };
 
 // --- listener ---------------------------------------------------------------
@@ -128,7 +132,9 @@ std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std:
 
 // 3 -> 4 (DELIVERING) for messages with due deliveries on one of `transports`, or
 // with no pending delivery at all (only finishing left), and re-claims of state 4
-// whose lease expired. Runs its own transaction.
+// whose lease expired. Runs its own transaction. Fresh messages are taken in
+// fair order (route_vtime, as the router's), deferred ones due again by their
+// next attempt, at most options.retry_limit of them (schema 022).
 std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const ClaimOptions& options,
                                               const std::vector<std::string>& transports);
 
