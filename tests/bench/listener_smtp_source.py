@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Acceptance throughput of wsmtp against Postfix's smtpd, same machine, same run.
 
-Drives each server with Postfix's smtp-source (-d: messages back to back on
-each connection) and reports accepted messages per second:
-  * 20 sessions, 4 KiB messages;  * 1 session, 4 KiB;  * 20 sessions, 64 KiB.
+Drives each server with Postfix's smtp-source and reports accepted messages
+per second:
+  * 20 sessions, 4 KiB messages;  * 1 session, 4 KiB;  * 20 sessions, 64 KiB,
+    each with messages back to back on a connection (-d);
+  * 20 sessions, 4 KiB, a new connection per message (issue 16's figure).
 wsmtp runs on a throwaway PostgreSQL with durable commits (fsync = on, unlike
 the test harness default); Postfix runs as a private instance (its own config
 and queue directory under /tmp, loopback port) that accepts into its queue and
@@ -27,14 +29,14 @@ from pipeline import Pipeline  # noqa: E402
 from pgtmp import _pg_bindir, free_port  # noqa: E402
 
 MESSAGES = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-RUNS = [(20, 4096), (1, 4096), (20, 65536)]
+RUNS = [(20, 4096, True), (1, 4096, True), (20, 65536, True), (20, 4096, False)]
 ROUNDS = int(os.environ.get("WSMTP_BENCH_ROUNDS", "3"))
 if os.environ.get("WSMTP_BENCH_QUICK"):
     RUNS = RUNS[:1]
 
 
-def smtp_source(port, sessions, size, count):
-    cmd = ["smtp-source", "-d", "-s", str(sessions), "-l", str(size), "-m", str(count), "-f", "bench@client.example",
+def smtp_source(port, sessions, size, count, reuse=True):
+    cmd = ["smtp-source", *(["-d"] if reuse else []), "-s", str(sessions), "-l", str(size), "-m", str(count), "-f", "bench@client.example",
            "-t", "alice@example.test", "-M", "bench.client.example", f"127.0.0.1:{port}"]
     start = time.time()
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
@@ -154,17 +156,18 @@ def main():
             # else's work should hit both servers, not one.
             print(f"{'run':<22} {'wsmtp msg/s':>12} {'postfix msg/s':>14} {'ratio':>7}   (median of {ROUNDS} rounds; ratios per round)")
             expected = 0
-            for sessions, size in RUNS:
+            for sessions, size, reuse in RUNS:
                 count = MESSAGES if size <= 4096 else MESSAGES // 4
                 if sessions == 1:
                     count //= 4
                 ws, fs = [], []
                 for _ in range(ROUNDS):
-                    ws.append(smtp_source(p.port, sessions, size, count))
-                    fs.append(smtp_source(postfix.port, sessions, size, count))
+                    ws.append(smtp_source(p.port, sessions, size, count, reuse))
+                    fs.append(smtp_source(postfix.port, sessions, size, count, reuse))
                     expected += count
                 ratios = [w / f for w, f in zip(ws, fs)]
-                print(f"{sessions:>2} sessions {size // 1024:>3} KiB    {statistics.median(ws):>12.0f} "
+                label = f"{sessions:>2} sessions {size // 1024:>3} KiB" + ("" if reuse else " new conn")
+                print(f"{label:<22} {statistics.median(ws):>12.0f} "
                       f"{statistics.median(fs):>14.0f} {statistics.median(ratios):>6.2f}x   "
                       + " ".join(f"{r:.2f}" for r in ratios))
             stored = int(p.pg.psql("SELECT count(*) FROM messages WHERE state = 1", dbname="wsmtp"))
