@@ -192,14 +192,20 @@ void add_mailbox_commands(CLI::App& app, Context& ctx) {
       auto m = common::pg::find_mailbox(tx, address);
       if (!m) throw CommandError(fmt::format("no mailbox '{}'", address));
       auto quota = common::pg::mailbox_quota(tx, address);
+      auto full_since = common::pg::mailbox_full_since(tx, address);
       if (ctx.json) {
         auto j = mailbox_json(*m);
         j["quota"] = quota_json(quota);
+        j["over_quota_since"] = full_since ? Json(*full_since) : Json(nullptr);
         print_json(j);
         return kExitOk;
       }
       std::cout << fmt::format("mailbox {}\ntransport {}\ndestination {}\n", m->address, m->transport, m->maildir);
       if (quota) std::cout << "quota " << describe_quota(*quota) << "\n";
+      // What the listener answers meanwhile, so the admin knows why senders get 452.
+      if (full_since)
+        std::cout << "over quota since " << *full_since
+                  << " (RCPT gets 452 4.2.2 until a copy fits or the quota is changed)\n";
       return kExitOk;
     };
   });

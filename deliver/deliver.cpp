@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "log.h"
+#include "printable.h"
 #include "pg/transitions.h"
 #include "queue_id.h"
 #include "transport.h"
@@ -60,10 +61,10 @@ void log_result(const common::pg::DeliveryClaim& claim, const common::pg::Delive
                 const DeliveryResult& result) {
   if (result.status == DeliveryStatus::delivered)
     log::info("msg={} delivered rcpt={} orig={} via {}: {}", common::qid(claim.lease.msg_id), task.recipient,
-              task.original_rcpt, task.transport, result.detail);
+              task.original_rcpt, task.transport, common::printable(result.detail));
   else if (result.status == DeliveryStatus::bounced)
     log::info("msg={} bounced rcpt={} orig={} via {}: {}", common::qid(claim.lease.msg_id), task.recipient,
-              task.original_rcpt, task.transport, result.detail);
+              task.original_rcpt, task.transport, common::printable(result.detail));
 }
 
 // Records one message's results with its transition, inside the batch's

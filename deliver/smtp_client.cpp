@@ -18,6 +18,7 @@
 
 #include "ascii.h"
 #include "log.h"
+#include "printable.h"
 #include "dot_stuff.h"
 
 namespace wsmtp::common::smtp {
@@ -199,7 +200,7 @@ Reply SmtpClient::read_reply(std::chrono::seconds timeout) {
   Reply r = std::move(replies_.front());
   replies_.pop_front();
   if (options_.on_progress) options_.on_progress();
-  log::debug("smtp client {} <- {} {}", peer_, r.code, r.text);
+  log::debug("smtp client {} <- {} {}", peer_, r.code, common::printable(r.text));
   return r;
 }
 

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "log.h"
+#include "printable.h"
 #include "queue_id.h"
 #include "pg/body.h"
 #include "pg/dsn_messages.h"
@@ -425,7 +426,7 @@ void record_results(pqxx::transaction_base& tx, const Lease& lease, const std::v
     if (status == DeliveryStatus::deferred && expired) {
       status = DeliveryStatus::bounced;
       detail = fmt::format("4.4.7 delivery time expired after {}h; last error: {}", lifetime.count() / 3600, detail);
-      log::info("msg={} delivery {} expired in the queue: {}", qid(lease.msg_id), r.delivery_id, r.detail);
+      log::info("msg={} delivery {} expired in the queue: {}", qid(lease.msg_id), r.delivery_id, printable(r.detail));
     }
     ids.push_back(r.delivery_id);
     statuses.push_back(status_word(status));

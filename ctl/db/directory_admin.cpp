@@ -24,4 +24,13 @@ DomainCounts domain_counts(pqxx::transaction_base& tx, const std::string& domain
   return {r[0].as<bool>(), r[1].as<std::int64_t>(), r[2].as<std::int64_t>()};
 }
 
+std::optional<std::string> mailbox_full_since(pqxx::transaction_base& tx, const std::string& address) {
+  auto r = tx.exec_params(
+      "SELECT to_char(over_quota_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM mailboxes "
+      "WHERE address = $1 AND over_quota_seen IS NOT NULL",
+      address);
+  if (r.empty()) return std::nullopt;
+  return r[0][0].as<std::string>();
+}
+
 }  // namespace wsmtp::common::pg

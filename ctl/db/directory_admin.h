@@ -2,6 +2,7 @@
 // lookups are in directory.h). Each returns how many rows it removed.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <pqxx/pqxx>
@@ -20,5 +21,9 @@ struct DomainCounts {
   std::int64_t aliases = 0;
 };
 DomainCounts domain_counts(pqxx::transaction_base& tx, const std::string& domain);
+
+// When wdeliver last found the mailbox over its quota (mailboxes.over_quota_seen,
+// schema 019), as text in UTC; nullopt when it is not marked.
+std::optional<std::string> mailbox_full_since(pqxx::transaction_base& tx, const std::string& address);
 
 }  // namespace wsmtp::common::pg

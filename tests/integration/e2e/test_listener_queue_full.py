@@ -15,6 +15,7 @@ mailbox quota` clears a mark at once.
 Bounded: at most 200 messages of 64 KiB, then a handful of small ones.
 """
 import base64
+import json
 import os
 import re
 import signal
@@ -140,6 +141,17 @@ def test_full_mailbox_gets_452_422_while_others_are_accepted(bob_full):
         assert s.data("Subject: both\r\n\r\nhello\r\n")[0] == 250
     wait_until(lambda: len(p.maildir_files("alice")) == before + 1, 30, what="alice's copy")
     assert "mailbox full" in p.log("wsmtp")
+
+
+def test_wsmtpctl_shows_the_mark(bob_full):
+    p = bob_full
+    shown = p.ctl("mailbox", "show", f"bob@{p.domain}").stdout
+    assert "over quota since 20" in shown and "452 4.2.2" in shown, shown
+    as_json = json.loads(p.ctl("--json", "mailbox", "show", f"bob@{p.domain}").stdout)
+    assert as_json["over_quota_since"].endswith("Z"), as_json
+    alice = json.loads(p.ctl("--json", "mailbox", "show", f"alice@{p.domain}").stdout)
+    assert alice["over_quota_since"] is None
+    assert "over quota" not in p.ctl("mailbox", "show", f"alice@{p.domain}").stdout
 
 
 def test_a_copy_that_fits_again_clears_the_mark(bob_full):

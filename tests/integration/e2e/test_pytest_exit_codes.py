@@ -52,7 +52,9 @@ def test_exit_code(tmp_path, case):
     source, expected = CASES[case]
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / f"test_{case}.py").write_text(source)
+    # --confcutdir: a conftest.py left in a parent such as /tmp must not be loaded.
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+                        "--confcutdir", str(tmp_path),
                         str(tmp_path / f"test_{case}.py")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == expected, r.stdout
