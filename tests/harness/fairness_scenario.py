@@ -84,16 +84,17 @@ def finish(procs):
             raise RuntimeError(f"smtp-source failed: {out[-500:]}")
 
 
-def load(p, flood, over_quota):
-    """Queues the flood, the over-quota mail and the legitimate message, in that
-    order, and checks every one was accepted into the queue (a listener that
-    refuses part of the load, e.g. a backlog quota, fails here by name)."""
+def load(p, flood, over_quota, legit_source="127.0.0.1"):
+    """Queues the flood, the over-quota mail and the legitimate message (sent
+    from legit_source, another loopback address to give it a client of its
+    own), in that order, and checks every one was accepted into the queue (a
+    listener that refuses part of the load, e.g. a backlog quota, fails here)."""
     before = queue_counts(p)["RECEIVED"]
     share = [flood // len(FLOOD_USERS) + (1 if k < flood % len(FLOOD_USERS) else 0) for k in range(len(FLOOD_USERS))]
     finish([smtp_source(p, n, 1, FLOOD_SENDER, f"{user}@{p.domain}") for user, n in zip(FLOOD_USERS, share) if n])
     if over_quota:
         finish([smtp_source(p, over_quota, 5, OVER_QUOTA_SENDER, f"{FULL_USER}@{p.domain}")])
-    with smtplib.SMTP("127.0.0.1", p.port, timeout=60) as s:
+    with smtplib.SMTP("127.0.0.1", p.port, timeout=60, source_address=(legit_source, 0)) as s:
         s.sendmail(LEGIT_SENDER, [f"{LEGIT_USER}@{p.domain}"],
                    "Subject: legitimate\r\nMessage-ID: <legit@example.org>\r\n\r\nHello.\r\n")
     queued = queue_counts(p)["RECEIVED"] - before
@@ -161,6 +162,9 @@ SELECT json_build_object(
   'over_quota_routed_before', (SELECT count(*) FROM q, l WHERE q.routed_at < l.routed_at),
   'flood_claimed_before', (SELECT count(*) FROM f, l WHERE f.delivering_at < l.delivering_at),
   'over_quota_claimed_before', (SELECT count(*) FROM q, l WHERE q.delivering_at < l.delivering_at),
+  'over_quota_first_claimed_s', (SELECT extract(epoch FROM min(delivering_at)) FROM q),
+  'over_quota_last_claimed_s', (SELECT extract(epoch FROM max(delivering_at)) FROM q),
+  'over_quota_attempted', (SELECT count(*) FROM q WHERE delivering_at IS NOT NULL),
   'flood_final_before', (SELECT count(*) FROM f, l WHERE f.final_at < l.final_at),
   'now_ms', (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
 """
