@@ -9,10 +9,15 @@ resume, the legitimate message's delivery must be final before 95 % of the
 flood's are. Then the retry lane: the 300 deferred copies are made due again
 with `wsmtpctl retry` while wdeliver is paused, 50 fresh messages are routed
 behind them, and the fresh ones must all be delivered before half the retries
-have been claimed again. The functions run in file order on one pipeline: the
-second reuses the first's deferred copies. Bounded: ~3,400 messages, each wait
-a minute or two at most.
+have been claimed again. Last the deliverer alone: with only wdeliver paused,
+another 3,000-message flood is routed before a legitimate message from a client
+of its own arrives, so the router's order cannot help it; its delivery must
+still be final before 95 % of that flood's. The functions run in file order on
+one pipeline: the second reuses the first's deferred copies. Bounded: ~6,400
+messages, each wait a minute or three at most.
 """
+import json
+
 import pytest
 from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
 
@@ -20,6 +25,7 @@ import fairness_scenario as fs
 
 FLOOD, OVER_QUOTA, FRESH = 3000, 300, 50
 FRESH_SENDER = "fresh@example.org"
+ROUTED_FLOOD_SENDER, NEWCOMER = "flood2@flood.test", "bob@example.org"
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +77,8 @@ def test_retries_made_due_again_do_not_go_ahead_of_fresh_mail(p, flood_order):
     assert backlog >= OVER_QUOTA - 10, f"only {backlog} over-quota copies deferred"
     fs.pause(p, ("wdeliver",))
     retried_at = epoch(p, "now()")
-    p.ctl("retry", "--deferred", "--sender", fs.OVER_QUOTA_SENDER)
-    assert sql(p, f"SELECT count(*) FROM messages m WHERE {deferred} AND m.next_attempt_at <= now()") == str(backlog)
+    retried = json.loads(p.ctl("--json", "retry", "--deferred", "--sender", fs.OVER_QUOTA_SENDER).stdout)
+    assert retried["changed"] == backlog, retried
     routed_before = queue_counts(p)["ROUTED"]
     with p.smtp() as s:
         for i in range(FRESH):
@@ -89,3 +95,20 @@ def test_retries_made_due_again_do_not_go_ahead_of_fresh_mail(p, flood_order):
     assert reclaimed < backlog / 2, (
         f"{reclaimed} of {backlog} retries were claimed again before the last of {FRESH} fresh messages was "
         f"delivered ({last_fresh - retried_at:.2f} s after the retry)")
+
+
+def test_the_deliverer_alone_puts_a_newcomer_ahead_of_a_routed_flood(p, flood_order):
+    fs.pause(p, ("wdeliver",))
+    fs.load(p, FLOOD, 0, "127.0.0.2", flood_sender=ROUTED_FLOOD_SENDER, legit_sender=NEWCOMER)
+    wait_until(lambda: sql(p, "SELECT count(*) FROM messages WHERE state = 3 AND envelope_from IN "
+                              f"('{ROUTED_FLOOD_SENDER}', '{NEWCOMER}')") == str(FLOOD + 1), 120,
+               what="the second flood and the newcomer routed")
+    fs.resume(p, ("wdeliver",))
+    fs.wait_flood_drained(p, 180, ROUTED_FLOOD_SENDER)
+    wait_until(lambda: fs.undelivered(p, NEWCOMER) == 0, 60, what="the newcomer's message delivered")
+    r = fs.order_report(p, ROUTED_FLOOD_SENDER, NEWCOMER)
+    assert r["flood_final"] == FLOOD, r
+    assert r["flood_final_before"] <= 0.05 * FLOOD, (
+        f"{r['flood_final_before']} of {FLOOD} routed flood deliveries ({r['flood_final_before'] / FLOOD:.1%}) were "
+        f"final before the newcomer's; ahead of it by route_vtime: {r['flood_vtime_before']}, by delivering_at: "
+        f"{r['flood_claimed_before']}")
