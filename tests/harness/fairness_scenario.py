@@ -8,7 +8,8 @@ one sender to ordinary Maildirs, mail from a second sender to a mailbox over its
 quota (every copy fails temporarily), then one message from a third sender.
 Then both stages resume, and the database's timestamps say where the legitimate
 message went in each stage's order. All mail comes from 127.0.0.1, as in the
-issue's measurement on the README's demo.
+issue's measurement on the README's demo, unless load() is told to send the
+legitimate message from another loopback address (a client of its own).
 """
 import json
 import os
