@@ -29,11 +29,13 @@ loopback address, a client of its own (the issue sent all from 127.0.0.1, and
 the router's clock per client address then puts it behind the flood). Bounded: it
 gives up after timeout_s per phase; everything it starts it stops by PID.
 """
+import datetime
 import os
+import re
 import sys
 import time
 
-from deliver_bench_lib import HERE, durable_pipeline, set_section
+from deliver_bench_lib import HERE, durable_pipeline, set_section, sql
 
 sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 import fairness_scenario as fs  # noqa: E402
@@ -41,6 +43,23 @@ import fairness_scenario as fs  # noqa: E402
 
 def rel(r, key, start):
     return f"{r[key] - start:+7.3f} s" if r.get(key) is not None else "   (none)"
+
+
+def print_ramp_up(p, start, drain):
+    """How fast the flood went at first: its deliveries final by 1, 2, 5 and 10 s
+    after the resume, and when wdeliver's supervisor added workers (its log)."""
+    finals = [float(x) for x in sql(p, "SELECT extract(epoch FROM d.final_at) FROM deliveries d JOIN messages m "
+                                       f"ON m.id = d.message_id WHERE m.envelope_from = '{fs.FLOOD_SENDER}'").split()]
+    by = ", ".join(f"{sum(1 for t in finals if t < start + s)} by +{s} s" for s in (1, 2, 5, 10))
+    print(f"  flood deliveries final: {by} (on average {len(finals) / drain:.0f}/s)")
+    added = []
+    for line in p.log("wdeliver").splitlines():
+        m = re.match(r"(\S+Z) wdeliver\[\d+\] info: worker \d+ started \((\d+) running\)", line)
+        if m:
+            at = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+            if at.timestamp() > start:
+                added.append(f"{m.group(2)} at {at.timestamp() - start:+.2f} s")
+    print(f"  wdeliver workers after the resume: {', '.join(added) or 'none added'}")
 
 
 def print_order(r, clocks, start, loaded):
@@ -93,6 +112,7 @@ def main():
         print(f"flood drained (last flood delivery final) after {drain:6.3f} s")
         print(f"fraction legit / drain: {latency / drain:6.1%}  (issue 16 target: under 2 s and at most 5 %)")
         print_order(r, clocks, start, loaded)
+        print_ramp_up(p, start, drain)
     finally:
         fs.resume(p)  # a stopped daemon would not act on close()'s SIGTERM
         p.close()
