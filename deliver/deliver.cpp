@@ -61,6 +61,21 @@ Groups group_jobs(const TransportRegistry& transports, const std::vector<common:
   return groups;
 }
 
+// The remote group (transport index, destination key) of the earliest
+// claimed task whose destination the gate admits; nullopt if none.
+std::optional<std::pair<std::size_t, std::string>> first_remote_group(
+    const TransportRegistry& transports, const std::vector<common::pg::DeliveryClaim>& claims,
+    const DestinationGate& gate) {
+  for (const auto& claim : claims)
+    for (const auto& task : claim.tasks) {
+      const int index = transports.index_of(task.transport);
+      if (index < 0 || !gate.admits(task)) continue;
+      const auto& transport = transports.at(static_cast<std::size_t>(index));
+      if (transport.remote()) return std::pair{static_cast<std::size_t>(index), transport.destination_key(task)};
+    }
+  return std::nullopt;
+}
+
 void log_result(const common::pg::DeliveryClaim& claim, const common::pg::DeliveryTask& task,
                 const DeliveryResult& result) {
   if (result.status == DeliveryStatus::delivered)
@@ -221,16 +236,9 @@ int Deliverer::run_batch(pqxx::connection& conn) {
   // peer can stall for its timeouts: whatever else the batch holds is
   // finished before it starts, and the other remote groups are left pending
   // for the next claim, so no mail waits behind a peer it is not bound for.
-  std::optional<std::pair<std::size_t, std::string>> remote;
-  for (const auto& claim : claims)
-    for (const auto& task : claim.tasks) {
-      const int index = transports_.index_of(task.transport);
-      if (remote || index < 0 || !gate.admits(task)) continue;
-      const auto& transport = transports_.at(static_cast<std::size_t>(index));
-      if (transport.remote()) remote.emplace(static_cast<std::size_t>(index), transport.destination_key(task));
-    }
+  const auto remote = first_remote_group(transports_, claims, gate);
   auto in_remote = [&](const common::pg::DeliveryTask& task) {
-    return remote && transports_.index_of(task.transport) == static_cast<int>(remote->first) &&
+    return remote && gate.admits(task) && transports_.index_of(task.transport) == static_cast<int>(remote->first) &&
            transports_.at(remote->first).destination_key(task) == remote->second;
   };
   std::set<common::pg::Destination> remote_destinations;
