@@ -16,7 +16,7 @@ from deliver_harness import Pipeline, queue_counts, set_section, sql, wait_until
 from deliver_relays import SmtpSink
 
 MESSAGES = 5
-BACKOFF = 8
+BACKOFF = 10
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,8 @@ def backed_off(env):
 def test_the_failing_pool_is_backed_off_after_the_configured_failures(env, backed_off):
     failures, left, _ = backed_off
     assert failures == 2, f"backed off after {failures} failures, configured 2"
-    assert BACKOFF - 2 <= left <= BACKOFF + 1, left
+    # (seen up to a few seconds late on a loaded machine)
+    assert BACKOFF - 4 <= left <= BACKOFF + 1, left
 
 
 def test_deferred_deliveries_wait_for_the_end_of_the_backoff(env, backed_off):
@@ -93,7 +94,7 @@ def test_no_claims_or_attempts_during_the_backoff(env, backed_off):
     _, left, seen_at = backed_off
     before = claims_and_attempts(p)
     # Without the backoff the deliveries would be retried every 1-2 s.
-    time.sleep(max(0.0, left - 1.5 - (time.monotonic() - seen_at)))
+    time.sleep(max(0.0, left - 3 - (time.monotonic() - seen_at)))
     assert backoff_row(p) != "", "backoff ended early"
     assert claims_and_attempts(p) == before, "the backed-off pool's mail was claimed or attempted"
 
