@@ -6,6 +6,7 @@
 #include "context.h"
 #include "filter_options.h"
 #include "json_output.h"
+#include "printable.h"
 #include "queue_id.h"
 #include "db/message_view.h"
 #include "db/queue_report.h"
@@ -38,7 +39,15 @@ int show_queue(Context& ctx, int top) {
   pqxx::read_transaction tx(ctx.db());
   auto summary = common::pg::queue_summary(tx);
   auto backlog = common::pg::backlog(tx, top);
+  auto backed_off = common::pg::backed_off_destinations(tx);
   if (ctx.json) {
+    Json destinations = Json::array();
+    for (const auto& d : backed_off)
+      destinations.push_back({{"transport", d.transport},
+                              {"destination", d.destination},
+                              {"failures", d.failures},
+                              {"seconds_left", static_cast<std::int64_t>(d.seconds_left)},
+                              {"last_error", d.last_error}});
     Json states = Json::array();
     for (const auto& st : summary)
       states.push_back({{"state", static_cast<int>(st.state)},
@@ -49,7 +58,8 @@ int show_queue(Context& ctx, int top) {
     print_json({{"states", states},
                 {"deferred", backlog.deferred_messages},
                 {"top_senders", pairs_json(backlog.top_senders, "sender")},
-                {"top_destinations", pairs_json(backlog.top_destinations, "domain")}});
+                {"top_destinations", pairs_json(backlog.top_destinations, "domain")},
+                {"backed_off_destinations", destinations}});
     return kExitOk;
   }
   std::cout << fmt::format("{:<14} {:>9} {:>7} {:>8}\n", "STATE", "COUNT", "HELD", "OLDEST");
@@ -64,6 +74,12 @@ int show_queue(Context& ctx, int top) {
   if (!backlog.top_destinations.empty()) {
     std::cout << "top destinations of pending deliveries:\n";
     for (const auto& [domain, n] : backlog.top_destinations) std::cout << fmt::format("  {:>9} {}\n", n, domain);
+  }
+  if (!backed_off.empty()) {
+    std::cout << "destinations backed off (not tried until then):\n";
+    for (const auto& d : backed_off)
+      std::cout << fmt::format("  {} {} for {} after {} failures: {}\n", d.transport, common::printable(d.destination),
+                               age(d.seconds_left), d.failures, common::printable(d.last_error));
   }
   return kExitOk;
 }

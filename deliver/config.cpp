@@ -74,6 +74,18 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
     if (!ok) s.fail("lmtp_server", "must be host:port or an absolute Unix socket path");
   }
   c.lmtp_eightbit = s.get_choice("lmtp_eightbit", c.lmtp_eightbit, kEightBitPolicyNames);
+  // No check against max_workers: a limit counts the workers of every host,
+  // so a limit at or above one host's max_workers is right with several.
+  c.relay_concurrency = static_cast<int>(s.get_int("relay_concurrency", c.relay_concurrency, 1, 1000));
+  c.lmtp_concurrency = static_cast<int>(s.get_int("lmtp_concurrency", c.lmtp_concurrency, 1, 1000));
+  c.maildir_concurrency = static_cast<int>(s.get_int("maildir_concurrency", c.maildir_concurrency, 1, 1000));
+  c.mbox_concurrency = static_cast<int>(s.get_int("mbox_concurrency", c.mbox_concurrency, 1, 1000));
+  c.destination_backoff_after =
+      static_cast<int>(s.get_int("destination_backoff_after", c.destination_backoff_after, 0, 100));
+  c.destination_backoff_base = s.get_duration("destination_backoff_base", c.destination_backoff_base, 1s, 1h);
+  c.destination_backoff_max = s.get_duration("destination_backoff_max", c.destination_backoff_max, 1s, 24h);
+  if (c.destination_backoff_max < c.destination_backoff_base)
+    s.fail("destination_backoff_max", "must not be shorter than destination_backoff_base");
   c.hostname = s.get_string("hostname", common::host_name());
   if (!common::is_valid_domain(c.hostname)) s.fail("hostname", "'" + c.hostname + "' is not a valid domain name");
   c.scaling = common::read_worker_scaling(s);
@@ -82,6 +94,14 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file) {
 }
 
 int retry_lane_size(const DeliverConfig& config) { return (config.batch_size * config.retry_share_percent + 99) / 100; }
+
+int concurrency_limit(const DeliverConfig& config, std::string_view transport) {
+  if (transport == "relay") return config.relay_concurrency;
+  if (transport == "lmtp") return config.lmtp_concurrency;
+  if (transport == "maildir") return config.maildir_concurrency;
+  if (transport == "mbox") return config.mbox_concurrency;
+  return 1;
+}
 
 std::chrono::seconds retry_delay(const DeliverConfig& config, int attempt) {
   auto delay = config.retry_base;

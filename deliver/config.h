@@ -70,6 +70,22 @@ struct DeliverConfig {
   // LMTP servers that do not offer 8BITMIME in their LHLO reply (Dovecot does;
   // others may not): convert, bounce or send, as a relay pool's policy.
   EightBitPolicy lmtp_eightbit = EightBitPolicy::convert;
+  // Workers that may deliver to one destination at once (a relay pool, an
+  // LMTP server, a Maildir, an mbox spool), counted across every deliverer
+  // sharing the database: below max_workers' default, so one stalled
+  // destination cannot take every worker. An mbox spool takes its writers one
+  // at a time under its lock anyway.
+  int relay_concurrency = 2;
+  int lmtp_concurrency = 2;
+  int maildir_concurrency = 2;
+  int mbox_concurrency = 1;
+  // A destination failing as a whole (no relay of a pool reachable, an LMTP
+  // server down, a mailbox directory unwritable) this many times in a row is
+  // not tried for destination_backoff_base, doubling per further failure up
+  // to destination_backoff_max; 0: never backed off.
+  int destination_backoff_after = 2;
+  std::chrono::seconds destination_backoff_base{30};
+  std::chrono::seconds destination_backoff_max{3600};
   // Our name in DSNs (Reporting-MTA), Maildir file names and EHLO.
   std::string hostname;
   common::WorkerScaling scaling;  // min_workers, max_workers, backlog_per_worker, idle_time
@@ -80,6 +96,10 @@ DeliverConfig read_deliver_config(const common::ConfigFile& file);
 // How many deferred messages one claim may take: retry_share_percent of
 // batch_size, rounded up.
 int retry_lane_size(const DeliverConfig& config);
+
+// The concurrency limit for deliveries on `transport` (one of the known
+// transport names); 1 for any other.
+int concurrency_limit(const DeliverConfig& config, std::string_view transport);
 
 // Backoff for the attempt-th failure (1-based), capped at retry_max.
 std::chrono::seconds retry_delay(const DeliverConfig& config, int attempt);

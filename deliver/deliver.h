@@ -1,8 +1,10 @@
-// One delivery pass: claim messages with due deliveries on our transports,
-// group their deliveries per transport and destination, hand each group to
-// its transport (transport.h), then record each message's results with its
-// 4->5 (all final, DSN queued) or 4->3 (some deferred) transition in one
-// transaction per message. The batch's leases are renewed meanwhile
+// One delivery pass: claim messages with due deliveries on our transports to
+// open destinations, take a concurrency slot per destination
+// (destination_gate.h), group their deliveries per transport and destination,
+// hand each group to its transport (transport.h): the local ones, then one
+// remote destination; then record each message's results with its 4->5 (all
+// final, DSN queued) or 4->3 (some deferred, or not started for want of a
+// slot) transition and the destinations' backoff. The batch's leases are renewed meanwhile
 // (common/pg/lease_keeper.h); a message held, deleted or lost on the way gets
 // nothing more started. Knows no transport's details.
 #pragma once
@@ -14,6 +16,7 @@
 
 #include "config.h"
 #include "config/common_config.h"
+#include "pg/claim_types.h"
 #include "pg/lease_keeper.h"
 #include "pg/worker_loop.h"
 #include "transport_registry.h"
@@ -37,6 +40,7 @@ class Deliverer {
   std::string owner_;
   common::pg::LeaseKeeper& keeper_;
   TransportRegistry transports_;
+  common::pg::DestinationLimits limits_;                          // by config_.transports, for the claim
   common::pg::Cadence reclaim_cadence_{std::chrono::seconds(1)};  // expired leases: looked for once a second
 };
 

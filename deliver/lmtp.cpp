@@ -1,5 +1,7 @@
 #include "lmtp.h"
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "eightbit.h"
@@ -87,8 +89,18 @@ std::vector<DeliveryResult> LmtpSessions::deliver(pqxx::connection& conn, const 
                                                   const std::vector<DeliveryJob>& jobs, const MayStart& may_start) {
   used_this_pass_.clear();
   std::vector<DeliveryResult> results;
+  // Once the server failed to connect or answer in time, the pass's other
+  // jobs are deferred at once: each would wait out the same timeouts.
+  std::optional<std::string> server_failure;
   for (const auto& job : jobs) {
     if (may_start && !may_start(job)) continue;
+    if (server_failure) {
+      for (auto& r : all_tasks(job, DeliveryStatus::deferred, *server_failure, config_)) {
+        r.destination_failed = true;
+        results.push_back(std::move(r));
+      }
+      continue;
+    }
     try {
       auto& client = session(server);
       for (auto& r : transact(conn, client, server, job)) results.push_back(std::move(r));
@@ -96,11 +108,16 @@ std::vector<DeliveryResult> LmtpSessions::deliver(pqxx::connection& conn, const 
       throw;
     } catch (const std::exception& e) {
       // Unreachable server or a connection lost before the final replies: the
-      // server has not taken the message; retry later.
+      // server has not taken the message; retry later. A client error (not
+      // reading our own body) is the server's failure, not the message's.
       log::warn("msg={} LMTP to {} failed: {}", common::qid(job.claim->lease.msg_id), server, e.what());
       if (auto& client = sessions_[server]) client->quit();
-      for (auto& r : all_tasks(job, DeliveryStatus::deferred, std::string("4.4.1 ") + e.what(), config_))
+      const bool server_failed = dynamic_cast<const common::smtp::ClientError*>(&e) != nullptr;
+      if (server_failed) server_failure = std::string("4.4.1 ") + e.what();
+      for (auto& r : all_tasks(job, DeliveryStatus::deferred, std::string("4.4.1 ") + e.what(), config_)) {
+        r.destination_failed = server_failed;
         results.push_back(std::move(r));
+      }
     }
   }
   return results;

@@ -36,6 +36,7 @@ class LmtpSessions : public Transport {
     return server_for(task.destination);
   }
   bool shares_transactions() const override { return true; }
+  bool remote() const override { return true; }
 
   // Delivers the jobs for `server` that may_start admits; one result per task
   // of those, in job order. Throws only for database connection failures.

@@ -1,7 +1,9 @@
 #include "local_delivery.h"
 
+#include <cerrno>
 #include <exception>
 #include <string>
+#include <system_error>
 
 #include "claim_body.h"
 #include "compose.h"
@@ -30,6 +32,23 @@ void produce_local_copy(pqxx::connection& conn, const common::pg::DeliveryClaim&
   sink(out);
 }
 
+bool fails_destination(const std::exception& e) {
+  const auto* error = dynamic_cast<const std::system_error*>(&e);
+  if (!error || error->code().category() != std::generic_category()) return false;
+  switch (error->code().value()) {
+    case EACCES:
+    case EPERM:
+    case EROFS:
+    case EIO:
+    case ENOSPC:
+    case EDQUOT:
+    case ENOTDIR:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::vector<DeliveryResult> run_local_jobs(const DeliverConfig& config, const std::vector<DeliveryJob>& jobs,
                                            const MayStart& may_start, const LocalCopy& copy) {
   std::vector<DeliveryResult> results;
@@ -44,7 +63,7 @@ std::vector<DeliveryResult> run_local_jobs(const DeliverConfig& config, const st
         auto delay = retry_delay(config, task->attempts + 1);
         log::warn("msg={} rcpt={} deferred: {}; retry in {}s", common::qid(job.claim->lease.msg_id), task->recipient,
                   e.what(), delay.count());
-        results.push_back({task->delivery_id, DeliveryStatus::deferred, e.what(), delay});
+        results.push_back({task->delivery_id, DeliveryStatus::deferred, e.what(), delay, fails_destination(e)});
       }
     }
   }

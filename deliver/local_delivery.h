@@ -24,6 +24,12 @@ void produce_local_copy(pqxx::connection& conn, const common::pg::DeliveryClaim&
 using LocalCopy =
     std::function<common::pg::DeliveryResult(const common::pg::DeliveryClaim&, const common::pg::DeliveryTask&)>;
 
+// True for a failed copy that says nothing about the message: the mailbox's
+// directory or file system refuses every copy (permissions, read-only, I/O
+// error, disk or file-system quota full). A mailbox over its own quota is a
+// result, never an exception, so it is not among them.
+bool fails_destination(const std::exception& e);
+
 // Runs copy() for each task of the jobs may_start admits, in order; one result
 // per task. A copy that throws is deferred with the next retry delay (disk
 // full, permissions, lock timeouts: an admin can fix them, and the message

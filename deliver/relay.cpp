@@ -199,8 +199,10 @@ std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const
     if (may_start && !may_start(job)) continue;
     Session* session = connect(conn, *pool, failed);
     if (!session) {
-      for (auto& r : all_tasks(job, DeliveryStatus::deferred, unreachable_detail(*pool), config_))
+      for (auto& r : all_tasks(job, DeliveryStatus::deferred, unreachable_detail(*pool), config_)) {
+        r.destination_failed = true;
         results.push_back(std::move(r));
+      }
       continue;
     }
     try {

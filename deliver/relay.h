@@ -34,6 +34,7 @@ class RelaySessions : public Transport {
 
   std::string destination_key(const common::pg::DeliveryTask& task) const override { return task.destination; }
   bool shares_transactions() const override { return true; }
+  bool remote() const override { return true; }
 
   // Delivers the jobs bound for `pool` that may_start admits; returns one
   // result per task of those, in job order. Throws only for database

@@ -40,6 +40,10 @@ class Transport {
   // transaction to a peer); false: every job holds one task.
   virtual bool shares_transactions() const = 0;
 
+  // True for a peer over the network (relay, LMTP), which can stall for its
+  // timeouts: a batch runs one remote destination, after everything else.
+  virtual bool remote() const { return false; }
+
   // Delivers the jobs for `key` that may_start admits, in order; returns one
   // result per task of those (delivered, deferred with reason and retry
   // delay, or bounced with reason). A failure of one delivery is its

@@ -38,6 +38,50 @@ exist only together with a new message (a reused id fails on the primary key). E
 wsmtp_listener and wsmtp_admin only.';
 
 --
+-- Name: destination_slot_base(text); Type: FUNCTION
+--
+
+CREATE FUNCTION public.destination_slot_base(transport text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 65536 * CASE transport WHEN 'relay' THEN 1 WHEN 'lmtp' THEN 2 WHEN 'maildir' THEN 3
+                                        WHEN 'mbox' THEN 4 ELSE 5 END $$;
+
+--
+-- Name: FUNCTION destination_slot_base(transport text); Type: COMMENT
+--
+
+COMMENT ON FUNCTION public.destination_slot_base(transport text) IS 'Second key of a destination''s slot 0: 65536 times its transport''s code; slot i adds i (021).';
+
+--
+-- Name: destination_slot_class(text, text); Type: FUNCTION
+--
+
+CREATE FUNCTION public.destination_slot_class(transport text, destination text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT hashtext(transport || ':' || destination) $$;
+
+--
+-- Name: FUNCTION destination_slot_class(transport text, destination text); Type: COMMENT
+--
+
+COMMENT ON FUNCTION public.destination_slot_class(transport text, destination text) IS 'First key of a destination''s concurrency slots (session advisory locks held by deliverer workers) (021).';
+
+--
+-- Name: destination_slot_key(text, text); Type: FUNCTION
+--
+
+CREATE FUNCTION public.destination_slot_key(transport text, destination text) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT destination_slot_class(transport, destination)::oid::bigint * 16
+                 + destination_slot_base(transport) / 65536 $$;
+
+--
+-- Name: FUNCTION destination_slot_key(transport text, destination text); Type: COMMENT
+--
+
+COMMENT ON FUNCTION public.destination_slot_key(transport text, destination text) IS 'A destination''s key as saturated_destinations reports it (021).';
+
+--
 -- Name: messages_route_fairness(); Type: FUNCTION
 --
 
@@ -313,6 +357,32 @@ message in the order given: each message gets the later of its sender''s and its
 slot. Keys are advanced sender keys first, each group in sorted order.';
 
 --
+-- Name: saturated_destinations(text[], integer[]); Type: FUNCTION
+--
+
+CREATE FUNCTION public.saturated_destinations(transports text[], limits integer[]) RETURNS bigint[]
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT COALESCE(array_agg(h.k), '{}')
+    FROM (SELECT l.classid::bigint * 16 + l.objid::bigint / 65536 AS k, l.objid::bigint / 65536 AS code,
+                 count(*) AS held
+          FROM pg_locks l
+          WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.objid::bigint / 65536 BETWEEN 1 AND 5
+          GROUP BY 1, 2) h
+    JOIN unnest(transports, limits) AS t(name, lim) ON destination_slot_base(t.name) / 65536 = h.code
+    WHERE h.held >= t.lim
+    $$;
+
+--
+-- Name: FUNCTION saturated_destinations(transports text[], limits integer[]); Type: COMMENT
+--
+
+COMMENT ON FUNCTION public.saturated_destinations(transports text[], limits integer[]) IS 'Keys of the destinations whose transport''s limit of slots (limits, by transports) are all held
+in this database, read from pg_locks (021).';
+
+--
 -- Name: wsmtp_clean_text(text); Type: FUNCTION
 --
 
@@ -512,6 +582,27 @@ ALTER TABLE public.deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MAXVALUE
     CACHE 1
 );
+
+--
+-- Name: destination_backoff; Type: TABLE
+--
+
+CREATE TABLE public.destination_backoff (
+    transport text NOT NULL,
+    destination text NOT NULL,
+    failures integer NOT NULL,
+    backoff_until timestamp with time zone,
+    last_error text,
+    failed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE destination_backoff; Type: COMMENT
+--
+
+COMMENT ON TABLE public.destination_backoff IS 'Destinations (transport, destination) that failed as a whole: failures in a row, and until when
+the deliverer''s claim skips them (NULL: not yet backed off). Written by wdeliver; a success
+deletes the row (021).';
 
 --
 -- Name: domains; Type: TABLE
@@ -943,6 +1034,13 @@ ALTER TABLE ONLY public.deliveries
 
 ALTER TABLE ONLY public.deliveries
     ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
+
+--
+-- Name: destination_backoff destination_backoff_pkey; Type: CONSTRAINT
+--
+
+ALTER TABLE ONLY public.destination_backoff
+    ADD CONSTRAINT destination_backoff_pkey PRIMARY KEY (transport, destination);
 
 --
 -- Name: domains domains_pkey; Type: CONSTRAINT
@@ -1752,6 +1850,8 @@ GRANT SELECT ON deliveries TO wsmtp_reaper;
 GRANT UPDATE (status, last_error, final_at) ON deliveries TO wsmtp_reaper;
 GRANT SELECT, INSERT ON deliveries TO wsmtp_router;
 GRANT UPDATE (dsn_message_id) ON deliveries TO wsmtp_router;
+GRANT SELECT, INSERT, UPDATE, DELETE ON destination_backoff TO wsmtp_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON destination_backoff TO wsmtp_deliver;
 GRANT SELECT, INSERT, UPDATE, DELETE ON domains TO wsmtp_admin;
 GRANT SELECT ON domains TO wsmtp_deliver;
 GRANT SELECT (name, recipient_delimiter) ON domains TO wsmtp_listener;

@@ -39,4 +39,13 @@ struct DeliveryClaim {
   bool first_claim = false;
 };
 
+// Per transport name, how many workers may deliver to one of its destinations
+// at once (deliver/db/destination_slots.h holds the slots): a claim skips the
+// deliveries of a destination with that many slots held. Empty: none skipped
+// for that reason (backed-off destinations are skipped all the same).
+struct DestinationLimits {
+  std::vector<std::string> transports;
+  std::vector<std::int64_t> limits;  // by transports
+};
+
 }  // namespace wsmtp::common::pg

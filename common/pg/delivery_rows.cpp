@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include <fmt/format.h>
+
 #include "pg/body.h"
 #include "pg/prepared.h"
 #include "pg/sql_util.h"
@@ -18,8 +20,17 @@ constexpr std::size_t kMaxBodyWithClaim = 64 * 1024;
 
 }  // namespace
 
+std::string open_destination_filter(const std::string& alias, int names_param, int limits_param) {
+  return fmt::format(
+      "(destination_slot_key({0}.transport, {0}.destination) "
+      "   <> ALL(ARRAY(SELECT unnest(saturated_destinations(${1}::text[], ${2}::int[])))) "
+      " AND NOT EXISTS (SELECT 1 FROM destination_backoff b WHERE b.transport = {0}.transport "
+      "                 AND b.destination = {0}.destination AND b.backoff_until > now()))",
+      alias, names_param, limits_param);
+}
+
 void load_claimed_work(pqxx::transaction_base& tx, std::vector<DeliveryClaim>& claims,
-                       const std::vector<std::string>& transports) {
+                       const std::vector<std::string>& transports, const DestinationLimits& limits) {
   if (claims.empty()) return;
   std::map<std::int64_t, DeliveryClaim*> by_id;
   std::vector<std::int64_t> ids;
@@ -27,13 +38,14 @@ void load_claimed_work(pqxx::transaction_base& tx, std::vector<DeliveryClaim>& c
     by_id[c.lease.msg_id] = &c;
     ids.push_back(c.lease.msg_id);
   }
-  auto tasks =
-      exec_prepared_sql(tx, "wsmtp_claimed_tasks",
-                        "SELECT message_id, id, recipient, original_rcpt, transport, destination, attempts, "
-                        "  COALESCE(prepend_headers, ''), envelope_from_override FROM deliveries "
-                        "WHERE message_id = ANY($1::bigint[]) AND status = 'pending' AND transport = ANY($2::text[]) "
-                        "  AND next_attempt_at <= now() ORDER BY message_id, id",
-                        bigint_array(ids), text_array(transports));
+  static const std::string kTasks = fmt::format(
+      "SELECT message_id, id, recipient, original_rcpt, transport, destination, attempts, "
+      "  COALESCE(prepend_headers, ''), envelope_from_override FROM deliveries d "
+      "WHERE message_id = ANY($1::bigint[]) AND status = 'pending' AND transport = ANY($2::text[]) "
+      "  AND next_attempt_at <= now() AND {} ORDER BY message_id, id",
+      open_destination_filter("d", 3, 4));
+  auto tasks = exec_prepared_sql(tx, "wsmtp_claimed_tasks", kTasks.c_str(), bigint_array(ids), text_array(transports),
+                                 text_array(limits.transports), bigint_array(limits.limits));
   for (const auto& row : tasks) {
     auto* claim = by_id[row[0].as<std::int64_t>()];
     claim->tasks.push_back({row[1].as<std::int64_t>(), row[2].as<std::string>(), row[3].as<std::string>(),

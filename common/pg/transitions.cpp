@@ -324,7 +324,8 @@ std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std:
 // --- deliverer --------------------------------------------------------------
 
 std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const ClaimOptions& o,
-                                              const std::vector<std::string>& transports) {
+                                              const std::vector<std::string>& transports,
+                                              const DestinationLimits& limits) {
   pqxx::work tx(conn);
   if (o.reclaim_expired) hold_exhausted(tx, MsgState::delivering, o.max_expired_claims, o.limit);
   const std::string want = text_array(transports);
@@ -334,11 +335,16 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
   // update find the chosen rows by id: planned otherwise, every claim read the
   // whole queue and hashed every pending delivery (11 ms per claim of 100 at a
   // depth of 5,000, growing with the queue).
-  const char* kWorkFor =
+  // Only deliveries whose destination is open count (kDestinationOpen): a
+  // message whose due work is all for saturated or backed-off destinations
+  // stays in the queue rather than coming back in every claim.
+  static const std::string kDestinationOpen = open_destination_filter("d", 5, 6);
+  static const std::string kWorkFor = fmt::format(
       "(EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.status = 'pending' "
-      "         AND d.transport = ANY($4::text[]) AND d.next_attempt_at <= now() OFFSET 0) "
+      "         AND d.transport = ANY($4::text[]) AND d.next_attempt_at <= now() AND {} OFFSET 0) "
       " OR NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id = messages.id AND d.status = 'pending' "
-      "                OFFSET 0))";
+      "                OFFSET 0))",
+      kDestinationOpen);
   // Prepared (per connection): planning these cost more than running them,
   // ~2 ms per claim in a 10,000-message burst.
   static const std::string kReclaimExpired = fmt::format(
@@ -358,8 +364,10 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
     c.size = row[5].as<std::int64_t>();
     claims.push_back(std::move(c));
   };
+  const std::string limit_names = text_array(limits.transports);
+  const std::string limit_counts = bigint_array(limits.limits);
   auto expired = o.reclaim_expired ? exec_prepared_sql(tx, "wsmtp_deliver_reclaim", kReclaimExpired.c_str(), o.owner,
-                                                       interval(o.lease_time), o.limit, want)
+                                                       interval(o.lease_time), o.limit, want, limit_names, limit_counts)
                                    : pqxx::result{};
   for (const auto& row : expired) {
     add(row);
@@ -381,7 +389,7 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
     static const std::string kClaimFresh = fmt::format(
         "WITH r AS (SELECT id FROM messages "
         "           WHERE state = 3 AND NOT held AND delivering_at IS NOT NULL AND next_attempt_at <= now() AND {0} "
-        "           ORDER BY next_attempt_at, id LIMIT least($3::int, $5::int) FOR UPDATE SKIP LOCKED), "
+        "           ORDER BY next_attempt_at, id LIMIT least($3::int, $7::int) FOR UPDATE SKIP LOCKED), "
         "     f AS (SELECT id FROM messages "
         "           WHERE state = 3 AND NOT held AND delivering_at IS NULL AND next_attempt_at <= now() AND {0} "
         "           ORDER BY route_vtime, id LIMIT $3::int - (SELECT count(*) FROM r) FOR UPDATE SKIP LOCKED), "
@@ -394,13 +402,13 @@ std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const Clai
         kWorkFor);
     const int retry_room = std::min(room, o.retry_limit.value_or(room));
     auto fresh = exec_prepared_sql(tx, "wsmtp_deliver_claim", kClaimFresh.c_str(), o.owner, interval(o.lease_time),
-                                   room, want, retry_room);
+                                   room, want, limit_names, limit_counts, retry_room);
     for (const auto& row : fresh) {
       add(row);
       claims.back().first_claim = row[6].as<bool>();
     }
   }
-  load_claimed_work(tx, claims, transports);
+  load_claimed_work(tx, claims, transports, limits);
   tx.commit();
   for (const auto& c : claims)
     log::info("msg={} state ROUTED->DELIVERING owner={} tasks={}", qid(c.lease.msg_id), o.owner, c.tasks.size());

@@ -130,13 +130,15 @@ std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std:
 
 // A claim's Lease, DeliveryTask and DeliveryClaim are in claim_types.h.
 
-// 3 -> 4 (DELIVERING) for messages with due deliveries on one of `transports`, or
-// with no pending delivery at all (only finishing left), and re-claims of state 4
-// whose lease expired. Runs its own transaction. Fresh messages are taken in
-// fair order (route_vtime, as the router's), deferred ones due again by their
-// next attempt, at most options.retry_limit of them (schema 022).
+// 3 -> 4 (DELIVERING) for messages with due deliveries on one of `transports`
+// to an open destination (neither all its `limits` slots held nor backed off),
+// or with no pending delivery at all (only finishing left), and re-claims of
+// state 4 whose lease expired. Runs its own transaction. Fresh messages are
+// taken in fair order (route_vtime, as the router's), deferred ones due again
+// by their next attempt, at most options.retry_limit of them (schema 022).
 std::vector<DeliveryClaim> claim_for_delivery(pqxx::connection& conn, const ClaimOptions& options,
-                                              const std::vector<std::string>& transports);
+                                              const std::vector<std::string>& transports,
+                                              const DestinationLimits& limits = {});
 
 enum class DeliveryStatus { delivered, deferred, bounced };
 
@@ -145,6 +147,10 @@ struct DeliveryResult {
   DeliveryStatus status = DeliveryStatus::deferred;
   std::string detail;                   // remote reply or local error
   std::chrono::seconds retry_after{0};  // for deferred
+  // Deferred because the destination failed as a whole (no relay of the pool
+  // reachable, the LMTP server down, the mailbox directory unwritable): the
+  // deliverer backs the destination off rather than retrying per message.
+  bool destination_failed = false;
 };
 
 enum class FinishOutcome { lost_lease, done, deferred };

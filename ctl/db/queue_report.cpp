@@ -15,4 +15,16 @@ std::vector<StateSummary> queue_summary(pqxx::transaction_base& tx) {
   return out;
 }
 
+std::vector<BackedOffDestination> backed_off_destinations(pqxx::transaction_base& tx) {
+  auto rows = tx.exec(
+      "SELECT transport, destination, failures, extract(epoch FROM backoff_until - now())::float8, "
+      "       COALESCE(last_error, '') "
+      "FROM destination_backoff WHERE backoff_until > now() ORDER BY backoff_until DESC, transport, destination");
+  std::vector<BackedOffDestination> out;
+  for (const auto& row : rows)
+    out.push_back({row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<int>(), row[3].as<double>(),
+                   row[4].as<std::string>()});
+  return out;
+}
+
 }  // namespace wsmtp::common::pg

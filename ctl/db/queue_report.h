@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -19,5 +20,17 @@ struct StateSummary {
 
 // One entry per state 0-5, including empty ones.
 std::vector<StateSummary> queue_summary(pqxx::transaction_base& tx);
+
+// A destination the deliverers skip until its backoff ends (schema 021).
+struct BackedOffDestination {
+  std::string transport;
+  std::string destination;
+  int failures = 0;         // in a row
+  double seconds_left = 0;  // of the backoff
+  std::string last_error;
+};
+
+// Destinations backed off now, the longest remaining first.
+std::vector<BackedOffDestination> backed_off_destinations(pqxx::transaction_base& tx);
 
 }  // namespace wsmtp::common::pg
