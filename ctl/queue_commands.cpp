@@ -6,6 +6,7 @@
 #include "context.h"
 #include "filter_options.h"
 #include "json_output.h"
+#include "printable.h"
 #include "queue_id.h"
 #include "db/message_view.h"
 #include "db/queue_report.h"
@@ -38,7 +39,14 @@ int show_queue(Context& ctx, int top) {
   pqxx::read_transaction tx(ctx.db());
   auto summary = common::pg::queue_summary(tx);
   auto backlog = common::pg::backlog(tx, top);
+  auto backlogs = common::pg::top_backlogs(tx, top);
   if (ctx.json) {
+    Json top_backlogs = Json::array();
+    for (const auto& b : backlogs) {
+      Json entry = {{"kind", b.kind}, {"count", b.count}};
+      put_bytes(entry, "key", b.name);
+      top_backlogs.push_back(std::move(entry));
+    }
     Json states = Json::array();
     for (const auto& st : summary)
       states.push_back({{"state", static_cast<int>(st.state)},
@@ -49,7 +57,8 @@ int show_queue(Context& ctx, int top) {
     print_json({{"states", states},
                 {"deferred", backlog.deferred_messages},
                 {"top_senders", pairs_json(backlog.top_senders, "sender")},
-                {"top_destinations", pairs_json(backlog.top_destinations, "domain")}});
+                {"top_destinations", pairs_json(backlog.top_destinations, "domain")},
+                {"top_backlogs", top_backlogs}});
     return kExitOk;
   }
   std::cout << fmt::format("{:<14} {:>9} {:>7} {:>8}\n", "STATE", "COUNT", "HELD", "OLDEST");
@@ -64,6 +73,12 @@ int show_queue(Context& ctx, int top) {
   if (!backlog.top_destinations.empty()) {
     std::cout << "top destinations of pending deliveries:\n";
     for (const auto& [domain, n] : backlog.top_destinations) std::cout << fmt::format("  {:>9} {}\n", n, domain);
+  }
+  // What the listener's backpressure counts ([listener] backlog_quota_*).
+  if (!backlogs.empty()) {
+    std::cout << "top backlogs (undelivered messages per backpressure key):\n";
+    for (const auto& b : backlogs)
+      std::cout << fmt::format("  {:>9} {:<13} {}\n", b.count, b.kind, common::printable(b.name));
   }
   return kExitOk;
 }
@@ -186,11 +201,14 @@ void add_queue_commands(CLI::App& app, Context& ctx) {
                     {"held", s.held},
                     {"expired_bounced", s.expired_bounced},
                     {"aborted_deleted", s.aborted_deleted},
-                    {"done_deleted", s.done_deleted}});
+                    {"done_deleted", s.done_deleted},
+                    {"backlog_folded", s.backlog_folded}});
       else
         std::cout << fmt::format(
-            "leases returned: routing {} delivering {}; held {}; expired and bounced {}; deleted: aborted {} done {}\n",
-            s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted);
+            "leases returned: routing {} delivering {}; held {}; expired and bounced {}; deleted: aborted {} done {}; "
+            "backlog rows folded {}\n",
+            s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted,
+            s.backlog_folded);
       return kExitOk;
     };
   });
