@@ -237,7 +237,10 @@ void Session::cmd_rcpt(std::string_view arg) {
   if (recipients_.size() >= config_.max_recipients) return reply(replies::too_many_recipients(config_.max_recipients));
   // The snapshot may have changed since MAIL: a long transaction, or a
   // pipelined batch of them, is stopped at its next recipient.
-  if (refuse_over_backlog("RCPT")) return;
+  if (refuse_over_backlog("RCPT")) {
+    recipient_rejected_ = true;  // a pipelined DATA then gets 554 "no valid recipients"
+    return;
+  }
   pending_recipient_ = address.str();
   bool relay_allowed = trusted_ || authenticated();
   if (!relay_allowed && has_routing_syntax(address.local)) {

@@ -59,9 +59,14 @@ TEST_CASE("RCPT checks again: a sender that went over quota after MAIL is stoppe
   d.backlogs.observe({{"c:192.0.2.10", 20}});
   CHECK(codes(d.send("RCPT TO:<alice@example.org>\r\n")) == Codes{"451 4.7.1"});
   CHECK(d.store.calls == std::vector<std::string>{"check bob@example.org"});
+
   // Below the quota again: the next recipient is looked up as usual.
   d.backlogs.observe({{"c:192.0.2.10", 19}});
   CHECK(codes(d.send("RCPT TO:<alice@example.org>\r\n")) == Codes{"250 2.1.5"});
+  // Every recipient refused: a pipelined DATA is told there is none valid.
+  CHECK(codes(d.send("RSET\r\nMAIL FROM:<bulk@spam.example>\r\n")) == Codes{"250 2.0.0", "250 2.1.0"});
+  d.backlogs.observe({{"d:spam.example", 10}});
+  CHECK(codes(d.send("RCPT TO:<bob@example.org>\r\nDATA\r\n")) == Codes{"451 4.7.1", "554 5.5.1"});
 }
 
 TEST_CASE("an authenticated user is keyed by user alone, whatever the domain", "[session][backlog]") {
