@@ -26,15 +26,17 @@ BEGIN
         GROUP BY k.key ORDER BY k.key
         ON CONFLICT (key, writer) DO UPDATE SET n = c.n + excluded.n;
     ELSIF TG_OP = 'UPDATE' THEN
+        -- Only a row now in 1 (from 0) or 5 (from 4) can have entered or
+        -- left: the claims and resets (1 -> 2, 3 -> 4, 4 -> 3, 2 -> 1 too),
+        -- lease renewals and holds end here after one pass, without a join.
+        IF NOT EXISTS (SELECT 1 FROM backlog_new WHERE state IN (1, 5) AND backlog_keys IS NOT NULL) THEN
+            RETURN NULL;
+        END IF;
         INSERT INTO backlog_counts AS c (key, writer, n)
-        SELECT d.key, pg_backend_pid(), sum(d.delta)
-        FROM backlog_new AS nw JOIN backlog_old AS od ON od.id = nw.id,
-             LATERAL (SELECT k.key, 1 AS delta FROM unnest(nw.backlog_keys) AS k(key) WHERE nw.state BETWEEN 1 AND 4
-                      UNION ALL
-                      SELECT k.key, -1 FROM unnest(od.backlog_keys) AS k(key) WHERE od.state BETWEEN 1 AND 4) AS d
-        WHERE (nw.state BETWEEN 1 AND 4) <> (od.state BETWEEN 1 AND 4)
-           OR nw.backlog_keys IS DISTINCT FROM od.backlog_keys
-        GROUP BY d.key HAVING sum(d.delta) <> 0 ORDER BY d.key
+        SELECT k.key, pg_backend_pid(), sum(CASE WHEN nw.state = 1 THEN 1 ELSE -1 END)
+        FROM backlog_new AS nw JOIN backlog_old AS od ON od.id = nw.id, unnest(nw.backlog_keys) AS k(key)
+        WHERE nw.state IN (1, 5) AND (nw.state BETWEEN 1 AND 4) <> (od.state BETWEEN 1 AND 4)
+        GROUP BY k.key HAVING sum(CASE WHEN nw.state = 1 THEN 1 ELSE -1 END) <> 0 ORDER BY k.key
         ON CONFLICT (key, writer) DO UPDATE SET n = c.n + excluded.n;
     ELSE
         INSERT INTO backlog_counts AS c (key, writer, n)
