@@ -162,7 +162,11 @@ void Session::cmd_mail(std::string_view arg) {
   }
   envelope_from_ = path.is_null ? std::string() : path.address.str();
   backlog_keys_ = backlog_keys(sender_kind(), auth_user_, client_key_, envelope_from_);
-  if (refuse_over_backlog("MAIL")) return;
+  if (refuse_over_backlog("MAIL")) {
+    envelope_from_.clear();
+    backlog_keys_.clear();
+    return;
+  }
   has_mail_ = true;
   smtputf8_ = smtputf8;
   reply(replies::sender_ok());
