@@ -19,6 +19,12 @@ struct NewMessage {
   std::string client_helo;
   std::string received_by;
   std::vector<std::string> recipients;
+  // What the listener decided for this message (listener/backlog.h): the keys
+  // its undelivered backlog counts under (schema 020), and the client whose
+  // fair-order clock it advances ("" for none: authenticated, trusted and
+  // limit-exempt sessions are ordered by sender only).
+  std::vector<std::string> backlog_keys{};
+  std::string fair_client{};
 };
 
 // A message received whole before anything was written (it fit in one chunk).

@@ -40,6 +40,7 @@ int show_queue(Context& ctx, int top) {
   auto summary = common::pg::queue_summary(tx);
   auto backlog = common::pg::backlog(tx, top);
   auto backed_off = common::pg::backed_off_destinations(tx);
+  auto backlogs = common::pg::top_backlogs(tx, top);
   if (ctx.json) {
     Json destinations = Json::array();
     for (const auto& d : backed_off)
@@ -48,6 +49,12 @@ int show_queue(Context& ctx, int top) {
                               {"failures", d.failures},
                               {"seconds_left", static_cast<std::int64_t>(d.seconds_left)},
                               {"last_error", d.last_error}});
+    Json top_backlogs = Json::array();
+    for (const auto& b : backlogs) {
+      Json entry = {{"kind", b.kind}, {"count", b.count}};
+      put_bytes(entry, "key", b.name);
+      top_backlogs.push_back(std::move(entry));
+    }
     Json states = Json::array();
     for (const auto& st : summary)
       states.push_back({{"state", static_cast<int>(st.state)},
@@ -59,7 +66,8 @@ int show_queue(Context& ctx, int top) {
                 {"deferred", backlog.deferred_messages},
                 {"top_senders", pairs_json(backlog.top_senders, "sender")},
                 {"top_destinations", pairs_json(backlog.top_destinations, "domain")},
-                {"backed_off_destinations", destinations}});
+                {"backed_off_destinations", destinations},
+                {"top_backlogs", top_backlogs}});
     return kExitOk;
   }
   std::cout << fmt::format("{:<14} {:>9} {:>7} {:>8}\n", "STATE", "COUNT", "HELD", "OLDEST");
@@ -80,6 +88,12 @@ int show_queue(Context& ctx, int top) {
     for (const auto& d : backed_off)
       std::cout << fmt::format("  {} {} for {} after {} failures: {}\n", d.transport, common::printable(d.destination),
                                age(d.seconds_left), d.failures, common::printable(d.last_error));
+  }
+  // What the listener's backpressure counts ([listener] backlog_quota_*).
+  if (!backlogs.empty()) {
+    std::cout << "top backlogs (undelivered messages per backpressure key):\n";
+    for (const auto& b : backlogs)
+      std::cout << fmt::format("  {:>9} {:<13} {}\n", b.count, b.kind, common::printable(b.name));
   }
   return kExitOk;
 }
@@ -202,11 +216,14 @@ void add_queue_commands(CLI::App& app, Context& ctx) {
                     {"held", s.held},
                     {"expired_bounced", s.expired_bounced},
                     {"aborted_deleted", s.aborted_deleted},
-                    {"done_deleted", s.done_deleted}});
+                    {"done_deleted", s.done_deleted},
+                    {"backlog_folded", s.backlog_folded}});
       else
         std::cout << fmt::format(
-            "leases returned: routing {} delivering {}; held {}; expired and bounced {}; deleted: aborted {} done {}\n",
-            s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted);
+            "leases returned: routing {} delivering {}; held {}; expired and bounced {}; deleted: aborted {} done {}; "
+            "backlog rows folded {}\n",
+            s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted,
+            s.backlog_folded);
       return kExitOk;
     };
   });

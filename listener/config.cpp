@@ -79,6 +79,23 @@ void read_protection_keys(common::SectionReader& s, ListenerConfig& c) {
   c.loops = static_cast<int>(s.get_int("loops", cores, 1, 256));
 }
 
+// 0 turns a quota off. The trusted quota is off by default: a local
+// application may queue thousands of messages at once (the README's demo does).
+void read_backlog_keys(common::SectionReader& s, ListenerConfig& c) {
+  using std::chrono::seconds;
+  auto& q = c.backlog_quotas;
+  constexpr std::int64_t kMax = std::int64_t(1) << 40;
+  q.sender_domain = static_cast<std::uint64_t>(
+      s.get_int("backlog_quota_sender_domain", static_cast<std::int64_t>(q.sender_domain), 0, kMax));
+  q.client =
+      static_cast<std::uint64_t>(s.get_int("backlog_quota_client", static_cast<std::int64_t>(q.client), 0, kMax));
+  q.user = static_cast<std::uint64_t>(s.get_int("backlog_quota_user", static_cast<std::int64_t>(q.user), 0, kMax));
+  q.trusted =
+      static_cast<std::uint64_t>(s.get_int("backlog_quota_trusted", static_cast<std::int64_t>(q.trusted), 0, kMax));
+  c.backlog_check_interval =
+      s.get_duration("backlog_check_interval", c.backlog_check_interval, seconds(1), seconds(300));
+}
+
 // The files are read here too, so a typo or a key that does not match its
 // certificate is a configuration error at start (and a refused reload), not a
 // failed handshake later.
@@ -134,6 +151,8 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
     s.fail("queue_max_size", "0 (off) or at least 1M: an empty queue database is bigger than that");
   c.queue_size_check_interval =
       s.get_duration("queue_size_check_interval", c.queue_size_check_interval, seconds(1), seconds(300));
+
+  read_backlog_keys(s, c);
 
   for (const auto& text : s.get_list("trusted_networks", {})) {
     auto cidr = Cidr::parse(text);

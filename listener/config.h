@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backlog.h"
 #include "cidr.h"
 #include "config/config_file.h"
 
@@ -62,6 +63,12 @@ struct ListenerConfig {
   // thread every queue_size_check_interval (queue_watch.h), never per command.
   std::uint64_t queue_max_size = 0;
   std::chrono::seconds queue_size_check_interval{5};
+  // Backpressure (backlog.h): undelivered messages per sender domain, client,
+  // authenticated user and trusted client before MAIL and RCPT get 451 4.7.1.
+  // Read every backlog_check_interval by one thread (backlog_watch.h), never
+  // per command, so a sender may go over by what it sends in one interval.
+  BacklogQuotas backlog_quotas;
+  std::chrono::seconds backlog_check_interval{1};
   int loops = 0;              // event loops (threads); 0 in the file: one per core
   std::string tls_cert_file;  // PEM chain; with tls_key_file enables STARTTLS
   std::string tls_key_file;

@@ -55,7 +55,7 @@ std::optional<IpAddress> peer_address(const sockaddr* addr) {
 }  // namespace
 
 Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, StoreWorkerPool& auth_pool,
-           QueueIdReserve& queue_ids, const std::atomic<bool>& queue_full, int index)
+           QueueIdReserve& queue_ids, const std::atomic<bool>& queue_full, const BacklogWatch& backlogs, int index)
     : index_(index),
       settings_(std::move(settings)),
       limits_(limits),
@@ -64,6 +64,7 @@ Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, S
       auth_pool_(auth_pool),
       queue_ids_(queue_ids),
       queue_full_(queue_full),
+      backlogs_(backlogs),
       recipient_cache_(settings_.config->recipient_cache_time) {
   base_.reset(event_base_new());
   if (!base_) throw std::runtime_error("event_base_new failed");
@@ -228,6 +229,7 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
   SessionContext context{*client, identity_};
   context.queue_ids = &queue_ids_;
   context.queue_full = &queue_full_;
+  context.backlogs = &backlogs_;
   const auto& config = *settings_.config;
   Deadlines::Limits deadline_limits{.command_deadline = config.command_deadline,
                                     .data_base = config.data_timeout,

@@ -22,6 +22,7 @@
 #include "handles.h"
 #include "queue_ids.h"
 #include "recipient_cache.h"
+#include "backlog_watch.h"
 #include "session.h"
 #include "store_worker.h"
 #include "unique_fd.h"
@@ -39,10 +40,11 @@ struct LoopSettings {
 class Loop {
  public:
   // Attaches to pool and auth_pool (VerifyUser ops only, bounded), shared with the
-  // other loops like limits, queue_ids and queue_full (QueueWatch's flag); all
-  // must outlive the loop, and both pools must be stopped before the loop is destroyed.
+  // other loops like limits, queue_ids, queue_full (QueueWatch's flag) and
+  // backlogs; all must outlive the loop, and both pools must be stopped before
+  // the loop is destroyed.
   Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, StoreWorkerPool& auth_pool,
-       QueueIdReserve& queue_ids, const std::atomic<bool>& queue_full, int index);
+       QueueIdReserve& queue_ids, const std::atomic<bool>& queue_full, const BacklogWatch& backlogs, int index);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -132,6 +134,7 @@ class Loop {
   StoreWorkerPool& auth_pool_;
   QueueIdReserve& queue_ids_;
   const std::atomic<bool>& queue_full_;
+  const BacklogWatch& backlogs_;
   int endpoint_ = -1;       // ours in pool_
   int auth_endpoint_ = -1;  // ours in auth_pool_
   std::vector<common::ListenerPtr> listeners_;

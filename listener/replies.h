@@ -47,6 +47,9 @@ Reply bare_newline_rejected();
 Reply try_again_later();
 // The queue database reached [listener] queue_max_size (RFC 3463 4.3.1), at MAIL.
 Reply queue_full();
+// Backpressure (RFC 3463 4.7.1, delivery not authorized for now): too much of
+// `subject`'s mail is waiting for delivery, at MAIL or RCPT.
+Reply backlog_over_quota(std::string_view subject);
 // A local mailbox the deliverer last found over its quota (RFC 3463 4.2.2), at RCPT.
 Reply mailbox_full();
 Reply too_many_errors(std::string_view hostname);

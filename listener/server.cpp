@@ -78,10 +78,11 @@ Server::Server(ListenerConfig config, StoreWorkerPool::StoreFactory factory, Rel
   auth_pool_ = std::make_unique<StoreWorkerPool>(factory, c.auth_check_threads, queue_ids_,
                                                  static_cast<std::size_t>(c.auth_check_queue));
   queue_watch_ = std::make_unique<QueueWatch>(factory, c.queue_max_size, c.queue_size_check_interval);
+  backlog_watch_ = std::make_unique<BacklogWatch>(factory, c.backlog_quotas.threshold(), c.backlog_check_interval);
   pool_ = std::make_unique<StoreWorkerPool>(std::move(factory), c.store_connections, queue_ids_);
   for (int i = 0; i < c.loops; ++i)
-    loops_.push_back(
-        std::make_unique<Loop>(settings_, limits_, *pool_, *auth_pool_, queue_ids_, queue_watch_->full_flag(), i));
+    loops_.push_back(std::make_unique<Loop>(settings_, limits_, *pool_, *auth_pool_, queue_ids_,
+                                            queue_watch_->full_flag(), *backlog_watch_, i));
   signal_base_.reset(event_base_new());
   if (!signal_base_) throw std::runtime_error("event_base_new failed");
 }
@@ -166,10 +167,12 @@ void Server::reload() {
   if (fresh.loops != old.loops || fresh.store_connections != old.store_connections ||
       fresh.auth_check_threads != old.auth_check_threads || fresh.auth_check_queue != old.auth_check_queue ||
       fresh.queue_max_size != old.queue_max_size || fresh.queue_size_check_interval != old.queue_size_check_interval ||
-      fresh.listen.size() != old.listen.size() ||
+      fresh.backlog_check_interval != old.backlog_check_interval || fresh.listen.size() != old.listen.size() ||
       !std::equal(fresh.listen.begin(), fresh.listen.end(), old.listen.begin(),
                   [](const auto& a, const auto& b) { return a.str() == b.str(); }))
-    log::warn("reload: listen, loops, store_connections, auth_check_* and queue_* take effect only after a restart");
+    log::warn(
+        "reload: listen, loops, store_connections, auth_check_*, queue_* and backlog_check_interval take effect only "
+        "after a restart");
   fresh.listen = old.listen;
   fresh.loops = old.loops;
   fresh.store_connections = old.store_connections;
@@ -177,6 +180,8 @@ void Server::reload() {
   fresh.auth_check_queue = old.auth_check_queue;
   fresh.queue_max_size = old.queue_max_size;
   fresh.queue_size_check_interval = old.queue_size_check_interval;
+  fresh.backlog_check_interval = old.backlog_check_interval;
+  backlog_watch_->set_threshold(fresh.backlog_quotas.threshold());
   settings_ = LoopSettings{.config = std::make_shared<const ListenerConfig>(std::move(fresh)), .tls = std::move(tls)};
   for (auto& loop : loops_) loop->post_config(settings_);
   log::info("configuration reloaded{}", settings_.tls ? " (TLS certificate reloaded)" : "");

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "backlog_watch.h"
 #include "client_limits.h"
 #include "config.h"
 #include "handles.h"
@@ -50,8 +51,9 @@ class Server {
   ClientLimits limits_;
   common::EventBasePtr signal_base_;
   common::EventPtr sigterm_, sigint_, sighup_;
-  QueueIdReserve queue_ids_;                 // shared by the loops and the pool; outlives both
-  std::unique_ptr<QueueWatch> queue_watch_;  // its flag is read by every session; outlives the loops
+  QueueIdReserve queue_ids_;                     // shared by the loops and the pool; outlives both
+  std::unique_ptr<QueueWatch> queue_watch_;      // its flag is read by every session; outlives the loops
+  std::unique_ptr<BacklogWatch> backlog_watch_;  // the same, for its snapshot
   std::vector<std::unique_ptr<Loop>> loops_;
   std::unique_ptr<StoreWorkerPool> pool_;               // after loops_: stopped and destroyed before them
   std::unique_ptr<StoreWorkerPool> auth_pool_;          // the same, for AUTH password checks

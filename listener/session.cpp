@@ -8,6 +8,8 @@
 
 #include "address.h"
 #include "ascii.h"
+#include "backlog_watch.h"
+#include "client_limits.h"
 #include "log.h"
 #include "printable.h"
 #include "queue_id.h"
@@ -38,6 +40,7 @@ Session::Session(std::shared_ptr<const ListenerConfig> config, SessionContext co
   client_ip_ = context_.client.str();
   trusted_ = config_.is_trusted(context_.client);
   limit_exempt_ = config_.is_limit_exempt(context_.client);
+  client_key_ = limit_key(context_.client, config_.ipv6_limit_prefix);
   filter_.reset(config_.max_line_length);
   reply(replies::greeting(config_.hostname));
 }
@@ -157,9 +160,15 @@ void Session::cmd_mail(std::string_view arg) {
     log::info("client={} MAIL refused: queue full", client_ip_);
     return reply(replies::queue_full());
   }
+  envelope_from_ = path.is_null ? std::string() : path.address.str();
+  backlog_keys_ = backlog_keys(sender_kind(), auth_user_, client_key_, envelope_from_);
+  if (refuse_over_backlog("MAIL")) {
+    envelope_from_.clear();
+    backlog_keys_.clear();
+    return;
+  }
   has_mail_ = true;
   smtputf8_ = smtputf8;
-  envelope_from_ = path.is_null ? std::string() : path.address.str();
   reply(replies::sender_ok());
 }
 
@@ -230,6 +239,12 @@ void Session::cmd_rcpt(std::string_view arg) {
   if (!smtputf8_ && !common::is_ascii(address.str())) return error(replies::utf8_needs_smtputf8());
   // RFC 5321 §4.5.3.1.10: 452 asks the client to send the rest in a later transaction.
   if (recipients_.size() >= config_.max_recipients) return reply(replies::too_many_recipients(config_.max_recipients));
+  // The snapshot may have changed since MAIL: a long transaction, or a
+  // pipelined batch of them, is stopped at its next recipient.
+  if (refuse_over_backlog("RCPT")) {
+    recipient_rejected_ = true;  // a pipelined DATA then gets 554 "no valid recipients"
+    return;
+  }
   pending_recipient_ = address.str();
   bool relay_allowed = trusted_ || authenticated();
   if (!relay_allowed && has_routing_syntax(address.local)) {
@@ -410,6 +425,7 @@ void Session::reset_transaction() {
   smtputf8_ = false;
   envelope_from_.clear();
   recipients_.clear();
+  backlog_keys_.clear();
   recipient_rejected_ = false;
   pending_recipient_.clear();
   body_started_ = false;
@@ -443,6 +459,35 @@ void Session::error(const common::smtp::Reply& r) {
   }
   // Postfix-style tarpit: past a few errors every further one costs the client time.
   if (errors_ >= config_.tarpit_after_errors) tarpit_ = config_.tarpit_delay;
+}
+
+SenderKind Session::sender_kind() const {
+  if (authenticated()) return SenderKind::authenticated;
+  return trusted_ || limit_exempt_ ? SenderKind::trusted : SenderKind::other;
+}
+
+// RFC 3463 4.7.1 and transient: the sender may try again once its mail has
+// been delivered. Not counted as the client's error (it did nothing wrong).
+bool Session::refuse_over_backlog(std::string_view command) {
+  if (!context_.backlogs) return false;
+  auto totals = context_.backlogs->snapshot();
+  if (totals->empty()) return false;
+  auto over = over_quota(*totals, backlog_keys_, sender_kind(), config_.backlog_quotas);
+  if (!over) return false;
+  log::info("client={} {} refused from=<{}>: backlog of {} is {} (quota {})", client_ip_, command,
+            common::printable(envelope_from_), common::printable(over->key), over->total, over->quota);
+  reply(replies::backlog_over_quota(backlog_subject(over->key)));
+  return true;
+}
+
+// Mail from authenticated, trusted and limit-exempt sessions advances no client
+// clock (schema 020): on a host whose local mail all comes from 127.0.0.1, one
+// local sender's flood would otherwise push every other local sender back.
+std::string Session::fair_client() const { return sender_kind() == SenderKind::other ? client_ip_ : std::string(); }
+
+common::NewMessage Session::new_message() const {
+  return common::NewMessage{envelope_from_, client_ip_,    helo_,        context_.received_by,
+                            recipients_,    backlog_keys_, fair_client()};
 }
 
 void Session::log_rejected_recipient(std::string_view reason) {

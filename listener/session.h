@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "backlog.h"
 #include "body_filter.h"
 #include "cidr.h"
 #include "config.h"
@@ -27,6 +28,7 @@
 namespace wsmtp::listener {
 
 class QueueIdReserve;
+class BacklogWatch;
 
 struct SessionContext {
   IpAddress client;         // the peer's address
@@ -39,6 +41,9 @@ struct SessionContext {
   // Set while the queue database is at [listener] queue_max_size (QueueWatch,
   // shared by every loop; outlives the session). Null: never full.
   const std::atomic<bool>* queue_full = nullptr;
+  // The backlog totals sessions check at MAIL and RCPT (shared by every loop;
+  // outlives the session). Null: no backpressure.
+  const BacklogWatch* backlogs = nullptr;
 };
 
 class Session {
@@ -177,6 +182,11 @@ class Session {
   // A reply to a client mistake: counts towards max_errors and the tarpit.
   void error(const common::smtp::Reply& reply);
   void log_rejected_recipient(std::string_view reason);
+  // backlog (session.cpp): who is sending, and 451 4.7.1 if over a quota.
+  SenderKind sender_kind() const;
+  bool refuse_over_backlog(std::string_view command);
+  std::string fair_client() const;
+  common::NewMessage new_message() const;
 
   std::shared_ptr<const ListenerConfig> config_owner_;
   const ListenerConfig& config_;
@@ -184,6 +194,7 @@ class Session {
   std::string client_ip_;
   bool trusted_ = false;       // in trusted_networks
   bool limit_exempt_ = false;  // in limit_exceptions: no max_errors, no tarpit
+  std::string client_key_;     // limit_key(): what the client's backlog counts under
 
   Phase phase_ = Phase::need_helo;
   Pending pending_ = Pending::none;
@@ -210,6 +221,7 @@ class Session {
   bool smtputf8_ = false;
   std::string envelope_from_;
   std::vector<std::string> recipients_;
+  std::vector<std::string> backlog_keys_;  // backlog_keys() at MAIL
   bool recipient_rejected_ = false;
   std::string pending_recipient_;
   bool pending_postmaster_ = false;      // pending_recipient_ is postmaster@domain

@@ -287,17 +287,14 @@ void Session::flush_chunk(bool last) {
   if (!last && chunk_.size() < kBodyChunkSize) return;
   if (msg_id_ == 0) {
     if (last) {
-      common::NewMessage envelope{envelope_from_, client_ip_, helo_, context_.received_by, recipients_};
-      return issue(StoreWhole{common::CompleteMessage{std::move(envelope), std::exchange(chunk_, {}), queue_id_}},
+      return issue(StoreWhole{common::CompleteMessage{new_message(), std::exchange(chunk_, {}), queue_id_}},
                    Pending::store_whole);
     }
     // A big message: its row exists from now on; the chunk waits for the row.
-    return issue(BeginMessage{queue_id_,
-                              common::NewMessage{envelope_from_, client_ip_, helo_, context_.received_by, recipients_}},
-                 Pending::begin);
+    return issue(BeginMessage{queue_id_, new_message()}, Pending::begin);
   }
   if (last && chunk_.empty()) {
-    return issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_)}, Pending::commit);
+    return issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_), fair_client()}, Pending::commit);
   }
   AppendBody op{msg_id_, seq_++, std::exchange(chunk_, {})};
   if (!last) chunk_.reserve(kBodyChunkSize + kDataPiece + 2);
@@ -321,7 +318,7 @@ void Session::append_result(Pending was, const StoreResult& result) {
     // Writes the chunk that was waiting for the id, and parks again.
     flush_chunk(false);
   } else if (was == Pending::append_last) {
-    issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_)}, Pending::commit);
+    issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_), fair_client()}, Pending::commit);
   } else if (was == Pending::commit || was == Pending::store_whole) {
     // DESIGN: 250 only once the transaction that set state 1 has committed.
     accepted();

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "new_message.h"
@@ -26,7 +27,9 @@ class Store {
   virtual void begin_message(std::int64_t msg_id, const NewMessage& message) = 0;
   virtual void append_body(std::int64_t msg_id, int seq, std::string_view data) = 0;
   // Moves the message 0 -> 1 and commits; throws if that did not happen.
-  virtual void commit_message(std::int64_t msg_id, std::int64_t size) = 0;
+  // fair_client: the client whose fair-order clock it advances, "" for none
+  // (NewMessage::fair_client of its begin_message).
+  virtual void commit_message(std::int64_t msg_id, std::int64_t size, const std::string& fair_client) = 0;
   // Deletes a message still in state 0 (best effort; the reaper catches the rest).
   virtual void abort_message(std::int64_t msg_id) = 0;
 
@@ -40,6 +43,11 @@ class Store {
   // The queue database's size in bytes (pg_database_size), for
   // [listener] queue_max_size; asked every few seconds, never per command.
   virtual std::uint64_t queue_size() = 0;
+
+  // Every backlog key (NewMessage::backlog_keys) whose undelivered mail is at
+  // least `threshold` messages, with its total, for [listener] backlog_quota_*;
+  // asked every backlog_check_interval, never per command.
+  virtual std::vector<std::pair<std::string, std::uint64_t>> backlogs_at_least(std::uint64_t threshold) = 0;
 
   // SMTP AUTH (RFC 4954): true only for an enabled user whose password matches.
   // Slow on purpose (argon2id); never called on an event loop.

@@ -34,6 +34,7 @@ struct AppendBody {
 struct CommitMessage {
   std::int64_t msg_id = 0;
   std::int64_t size = 0;
+  std::string fair_client;  // NewMessage::fair_client of its BeginMessage
 };
 struct AbortMessage {
   std::int64_t msg_id = 0;

@@ -10,17 +10,112 @@
 -- The db_schema_current test fails while this file is out of date.
 
 --
--- Name: begin_receipt(bigint, text, text, text, text, text[]); Type: FUNCTION
+-- Name: backlog_count(); Type: FUNCTION
 --
 
-CREATE FUNCTION public.begin_receipt(msg_id bigint, sender text, client text, helo text, by_host text, rcpts text[]) RETURNS void
+CREATE FUNCTION public.backlog_count() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO backlog_counts AS c (key, writer, n)
+        SELECT k.key, pg_backend_pid(), count(*)
+        FROM backlog_new AS m, unnest(m.backlog_keys) AS k(key)
+        WHERE m.state BETWEEN 1 AND 4
+        GROUP BY k.key ORDER BY k.key
+        ON CONFLICT (key, writer) DO UPDATE SET n = c.n + excluded.n;
+    ELSIF TG_OP = 'UPDATE' THEN
+        -- Only a row now in 1 (from 0) or 5 (from 4) can have entered or
+        -- left: the claims and resets (1 -> 2, 3 -> 4, 4 -> 3, 2 -> 1 too),
+        -- lease renewals and holds end here after one pass, without a join.
+        IF NOT EXISTS (SELECT 1 FROM backlog_new WHERE state IN (1, 5) AND backlog_keys IS NOT NULL) THEN
+            RETURN NULL;
+        END IF;
+        INSERT INTO backlog_counts AS c (key, writer, n)
+        SELECT k.key, pg_backend_pid(), sum(CASE WHEN nw.state = 1 THEN 1 ELSE -1 END)
+        FROM backlog_new AS nw JOIN backlog_old AS od ON od.id = nw.id, unnest(nw.backlog_keys) AS k(key)
+        WHERE nw.state IN (1, 5) AND (nw.state BETWEEN 1 AND 4) <> (od.state BETWEEN 1 AND 4)
+        GROUP BY k.key HAVING sum(CASE WHEN nw.state = 1 THEN 1 ELSE -1 END) <> 0 ORDER BY k.key
+        ON CONFLICT (key, writer) DO UPDATE SET n = c.n + excluded.n;
+    ELSE
+        INSERT INTO backlog_counts AS c (key, writer, n)
+        SELECT k.key, pg_backend_pid(), -count(*)
+        FROM backlog_old AS m, unnest(m.backlog_keys) AS k(key)
+        WHERE m.state BETWEEN 1 AND 4
+        GROUP BY k.key ORDER BY k.key
+        ON CONFLICT (key, writer) DO UPDATE SET n = c.n + excluded.n;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: FUNCTION backlog_count(); Type: COMMENT
+--
+
+COMMENT ON FUNCTION public.backlog_count() IS 'Trigger function of messages_backlog_insert, _update and _delete (statement level, transition
+tables backlog_new and backlog_old): for every message that entered states 1-4 adds 1 to each of
+its backlog_keys, for every one that left them (4 -> 5, or deleted in 1-4) subtracts 1, in the
+writing backend''s row (writer = pg_backend_pid()), keys in sorted order. SECURITY DEFINER: the
+daemons'' roles have no write grant on backlog_counts.';
+
+--
+-- Name: backlog_fold(integer); Type: FUNCTION
+--
+
+CREATE FUNCTION public.backlog_fold(batch integer) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+DECLARE
+    moved bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('wsmtp backlog_fold ' || current_schema())) THEN
+        RETURN 0;
+    END IF;
+    WITH picked AS (
+        SELECT key, writer FROM backlog_counts WHERE writer <> 0
+        ORDER BY key, writer LIMIT batch FOR UPDATE SKIP LOCKED),
+    gone AS (
+        DELETE FROM backlog_counts AS b USING picked AS p
+        WHERE b.key = p.key AND b.writer = p.writer
+        RETURNING b.key, b.n),
+    sums AS (SELECT key, sum(n) AS n, count(*) AS rows FROM gone GROUP BY key),
+    merged AS (
+        INSERT INTO backlog_counts AS c (key, writer, n)
+        SELECT key, 0, n FROM sums WHERE n <> 0 ORDER BY key
+        ON CONFLICT (key, writer) DO UPDATE SET n = c.n + excluded.n)
+    SELECT COALESCE(sum(rows), 0) INTO moved FROM sums;
+    DELETE FROM backlog_counts WHERE writer = 0 AND n = 0;
+    RETURN moved;
+END;
+$$;
+
+--
+-- Name: FUNCTION backlog_fold(batch integer); Type: COMMENT
+--
+
+COMMENT ON FUNCTION public.backlog_fold(batch integer) IS 'Moves up to batch rows of backlog_counts with writer <> 0 that no transaction holds (FOR UPDATE
+SKIP LOCKED: it never waits) into writer 0, then deletes writer-0 rows whose n is 0; returns
+how many rows it moved. Totals per key are unchanged. One at a time (advisory lock; a second
+concurrent call returns 0). Run by the reaper every pass; executable by wsmtp_reaper and
+wsmtp_admin.';
+
+--
+-- Name: begin_receipt(bigint, text, text, text, text, text[], text[]); Type: FUNCTION
+--
+
+CREATE FUNCTION public.begin_receipt(msg_id bigint, sender text, client text, helo text, by_host text, rcpts text[], keys text[]) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
 BEGIN
     WITH m AS (
-        INSERT INTO messages (id, state, envelope_from, client_addr, client_helo, received_by, receipt_owner)
-        OVERRIDING SYSTEM VALUE VALUES (msg_id, 0, sender, NULLIF(client, '')::inet, helo, by_host, session_user)
+        INSERT INTO messages (id, state, envelope_from, client_addr, client_helo, received_by, receipt_owner,
+                              backlog_keys)
+        OVERRIDING SYSTEM VALUE
+        VALUES (msg_id, 0, sender, NULLIF(client, '')::inet, helo, by_host, session_user, NULLIF(keys, '{}'))
         RETURNING id)
     INSERT INTO recipients (message_id, seq, address)
     SELECT m.id, r.ord - 1, r.address FROM m, unnest(rcpts) WITH ORDINALITY AS r(address, ord);
@@ -28,14 +123,14 @@ END;
 $$;
 
 --
--- Name: FUNCTION begin_receipt(msg_id bigint, sender text, client text, helo text, by_host text, rcpts text[]); Type: COMMENT
+-- Name: FUNCTION begin_receipt(msg_id bigint, sender text, client text, helo text, by_host text, rcpts text[], keys text[]); Type: COMMENT
 --
 
-COMMENT ON FUNCTION public.begin_receipt(msg_id bigint, sender text, client text, helo text, by_host text, rcpts text[]) IS 'The listener''s start of a streamed receipt: creates the message in state 0 under the reserved
-id, owned by the caller''s login (receipt_owner = session_user), and its recipients, in one
-statement. SECURITY DEFINER because the listener may not insert recipients itself: this way they
-exist only together with a new message (a reused id fails on the primary key). Executable by
-wsmtp_listener and wsmtp_admin only.';
+COMMENT ON FUNCTION public.begin_receipt(msg_id bigint, sender text, client text, helo text, by_host text, rcpts text[], keys text[]) IS 'The listener''s start of a streamed receipt: creates the message in state 0 under the reserved
+id, owned by the caller''s login (receipt_owner = session_user), with its backlog keys, and its
+recipients, in one statement. SECURITY DEFINER because the listener may not insert recipients
+itself: this way they exist only together with a new message (a reused id fails on the primary
+key). Executable by wsmtp_listener and wsmtp_admin only.';
 
 --
 -- Name: destination_slot_base(text); Type: FUNCTION
@@ -206,10 +301,10 @@ wsmtp_deliver if one is ROUTED (3). Changes no row. A NOTIFY is delivered at com
 worker never wakes for uncommitted work, and repeats within a transaction fold into one.';
 
 --
--- Name: receive_batch(bigint[], bigint[], text[], text[], text[], text[], bigint[], bigint[], integer[], text[], bytea[]); Type: FUNCTION
+-- Name: receive_batch(bigint[], bigint[], text[], text[], text[], text[], bigint[], bigint[], integer[], text[], bigint[], text[], bytea[]); Type: FUNCTION
 --
 
-CREATE FUNCTION public.receive_batch(ids bigint[], stamps bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], bodies bytea[]) RETURNS bigint
+CREATE FUNCTION public.receive_batch(ids bigint[], stamps bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], key_ord bigint[], key_text text[], bodies bytea[]) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
@@ -219,12 +314,15 @@ BEGIN
     WITH input AS (
         SELECT * FROM unnest(ids, stamps, senders, clients, helos, received_by, sizes, bodies)
                       WITH ORDINALITY AS i(id, stamp, sender, client, helo, by, size, body, ord)),
+    keys AS (
+        SELECT x.ord, array_agg(x.key ORDER BY x.key) AS ks
+        FROM unnest(key_ord, key_text) AS x(ord, key) GROUP BY x.ord),
     m AS (
         INSERT INTO messages (id, state, envelope_from, client_addr, client_helo, received_by, size, route_vtime,
-                              received_at, receipt_owner)
+                              received_at, receipt_owner, backlog_keys)
         OVERRIDING SYSTEM VALUE
-        SELECT i.id, 1, i.sender, NULLIF(i.client, '')::inet, i.helo, i.by, i.size, i.stamp, now(), session_user
-        FROM input AS i
+        SELECT i.id, 1, i.sender, NULLIF(i.client, '')::inet, i.helo, i.by, i.size, i.stamp, now(), session_user, k.ks
+        FROM input AS i LEFT JOIN keys AS k ON k.ord = i.ord
         RETURNING 1),
     r AS (
         INSERT INTO recipients (message_id, seq, address)
@@ -238,21 +336,21 @@ END;
 $$;
 
 --
--- Name: FUNCTION receive_batch(ids bigint[], stamps bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], bodies bytea[]); Type: COMMENT
+-- Name: FUNCTION receive_batch(ids bigint[], stamps bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], key_ord bigint[], key_text text[], bodies bytea[]); Type: COMMENT
 --
 
-COMMENT ON FUNCTION public.receive_batch(ids bigint[], stamps bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], bodies bytea[]) IS 'Creates a batch of messages directly in state 1 under the given ids and stamps, with received_at,
+COMMENT ON FUNCTION public.receive_batch(ids bigint[], stamps bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], key_ord bigint[], key_text text[], bodies bytea[]) IS 'Creates a batch of messages directly in state 1 under the given ids and stamps, with received_at,
 owned by the caller''s login (receipt_owner = session_user), their recipients (flat: message
-ordinal, seq, address) and one body chunk each, in one statement; returns how many. SECURITY
-DEFINER because the listener may write neither recipients nor the bodies of committed messages;
-it only creates (a reused id fails on the primary key). Called by receive_messages only (not
-executable by the listener itself).';
+ordinal, seq, address), their backlog keys (flat: message ordinal, key) and one body chunk each,
+in one statement; returns how many. SECURITY DEFINER because the listener may write neither
+recipients nor the bodies of committed messages; it only creates (a reused id fails on the
+primary key). Called by receive_messages only (not executable by the listener itself).';
 
 --
--- Name: receive_messages(bigint[], text[], text[], text[], text[], bigint[], bigint[], integer[], text[], bytea[]); Type: FUNCTION
+-- Name: receive_messages(bigint[], text[], text[], text[], text[], text[], bigint[], bigint[], integer[], text[], bigint[], text[], bytea[]); Type: FUNCTION
 --
 
-CREATE FUNCTION public.receive_messages(ids bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], bodies bytea[]) RETURNS bigint
+CREATE FUNCTION public.receive_messages(ids bigint[], senders text[], clients text[], fair_clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], key_ord bigint[], key_text text[], bodies bytea[]) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'public', 'pg_temp'
     AS $$
@@ -261,18 +359,19 @@ BEGIN
         RAISE EXCEPTION 'receive_messages: % messages in one batch (at most 1000)', cardinality(ids)
             USING ERRCODE = 'program_limit_exceeded';
     END IF;
-    RETURN receive_batch(ids, route_fair_stamp(senders, clients), senders, clients, helos, received_by, sizes,
-                         rcpt_ord, rcpt_seq, rcpt_addr, bodies);
+    RETURN receive_batch(ids, route_fair_stamp(senders, fair_clients), senders, clients, helos, received_by, sizes,
+                         rcpt_ord, rcpt_seq, rcpt_addr, key_ord, key_text, bodies);
 END;
 $$;
 
 --
--- Name: FUNCTION receive_messages(ids bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], bodies bytea[]); Type: COMMENT
+-- Name: FUNCTION receive_messages(ids bigint[], senders text[], clients text[], fair_clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], key_ord bigint[], key_text text[], bodies bytea[]); Type: COMMENT
 --
 
-COMMENT ON FUNCTION public.receive_messages(ids bigint[], senders text[], clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], bodies bytea[]) IS 'The listener''s store of a batch of whole messages (at most 1000) in one statement: stamps them
-(route_fair_stamp) and creates them RECEIVED through receive_batch. SECURITY DEFINER; executable
-by wsmtp_listener and wsmtp_admin only.';
+COMMENT ON FUNCTION public.receive_messages(ids bigint[], senders text[], clients text[], fair_clients text[], helos text[], received_by text[], sizes bigint[], rcpt_ord bigint[], rcpt_seq integer[], rcpt_addr text[], key_ord bigint[], key_text text[], bodies bytea[]) IS 'The listener''s store of a batch of whole messages (at most 1000) in one statement: stamps them
+(route_fair_stamp of senders and fair_clients: '''' where the client''s clock is not to advance)
+and creates them RECEIVED through receive_batch. SECURITY DEFINER; executable by wsmtp_listener
+and wsmtp_admin only.';
 
 --
 -- Name: reserve_message_ids(integer); Type: FUNCTION
@@ -478,6 +577,26 @@ CREATE TABLE public.autoreply_sent (
 --
 
 COMMENT ON TABLE public.autoreply_sent IS 'When a mailbox last auto-replied to each sender: the once-per-period memory of autoreplies.';
+
+--
+-- Name: backlog_counts; Type: TABLE
+--
+
+CREATE TABLE public.backlog_counts (
+    key text NOT NULL,
+    writer integer NOT NULL,
+    n bigint NOT NULL
+);
+
+--
+-- Name: TABLE backlog_counts; Type: COMMENT
+--
+
+COMMENT ON TABLE public.backlog_counts IS 'Undelivered mail per backlog key (messages.backlog_keys), kept by the triggers messages_backlog_*:
+a key''s backlog is sum(n) over its rows. writer is the pg_backend_pid() of the backend that
+wrote the row (so concurrent writers never update the same row), or 0 for rows merged by
+backlog_fold. The listener reads the keys at or above its smallest quota every
+backlog_check_interval; wsmtpctl queue shows the largest.';
 
 --
 -- Name: body_chunks; Type: TABLE
@@ -762,6 +881,7 @@ CREATE TABLE public.messages (
     route_vtime bigint,
     delay_warned_at timestamp with time zone,
     receipt_owner text,
+    backlog_keys text[],
     CONSTRAINT messages_check CHECK (((lease_owner IS NULL) = (lease_token IS NULL))),
     CONSTRAINT messages_check1 CHECK (((lease_token IS NULL) = (lease_expires IS NULL))),
     CONSTRAINT messages_check2 CHECK (((state <> 1) OR (received_at IS NOT NULL))),
@@ -778,14 +898,14 @@ WITH (fillfactor='85', autovacuum_vacuum_scale_factor='0.01', autovacuum_vacuum_
 
 COMMENT ON TABLE public.messages IS 'The queue: one row per message, moved through the states of msg_states by the listener
 (0 -> 1), the router (1 -> 2 -> 3) and the deliverer (3 -> 4 -> 5 or 4 -> 3), and deleted by the
-reaper in states 0 and 5. Seven triggers act on its rows (see each trigger''s comment): in firing
+reaper in states 0 and 5. Ten triggers act on its rows (see each trigger''s comment): in firing
 order on an insert or state change, messages_route_fairness stamps route_vtime,
 messages_state_refuse_* reject moves outside msg_transitions, messages_state_stamp_* set the
-time stamps, and messages_state_wakeup_* (after the statement) NOTIFY the next stage. Row-level
-security: 13 policies, one per role and command (see each policy''s comment), and column grants
-per role (018); the owner, and the SECURITY DEFINER functions it owns, bypass them. A lease
-(lease_owner, lease_token, lease_expires: all set or all NULL) marks a message a worker claimed
-in state 2 or 4.';
+time stamps, and after the statement messages_backlog_* count the backlog (backlog_counts) and
+messages_state_wakeup_* NOTIFY the next stage. Row-level security: 13 policies, one per role
+and command (see each policy''s comment), and column grants per role (018); the owner, and the
+SECURITY DEFINER functions it owns, bypass them. A lease (lease_owner, lease_token,
+lease_expires: all set or all NULL) marks a message a worker claimed in state 2 or 4.';
 
 --
 -- Name: COLUMN messages.state_changed_at; Type: COMMENT
@@ -824,6 +944,17 @@ a message reset 2 -> 1 keeps it.';
 COMMENT ON COLUMN public.messages.receipt_owner IS 'The database login (session_user) of the listener that received the message, set by
 begin_receipt and receive_batch; NULL for generated messages (DSNs, auto-replies, list reports)
 and for receipts from before 018. The listener''s row-level policies admit only its own rows.';
+
+--
+-- Name: COLUMN messages.backlog_keys; Type: COMMENT
+--
+
+COMMENT ON COLUMN public.messages.backlog_keys IS 'The keys this message''s backlog counts under while it is in states 1-4 (backlog_counts), chosen
+by the listener that received it: u:<user> (authenticated session), c:<client> (trusted or
+limit-exempt client), else d:<lower-case sender domain> (none for the null sender) and
+c:<client> (an IPv4 address, or the IPv6 network of [listener] ipv6_limit_prefix). Sorted.
+Written by begin_receipt and receive_batch; NULL for generated messages and mail queued before
+020, which are not counted.';
 
 --
 -- Name: messages_id_seq; Type: SEQUENCE
@@ -1006,6 +1137,13 @@ ALTER TABLE ONLY public.autoreplies
 
 ALTER TABLE ONLY public.autoreply_sent
     ADD CONSTRAINT autoreply_sent_pkey PRIMARY KEY (address, sender);
+
+--
+-- Name: backlog_counts backlog_counts_pkey; Type: CONSTRAINT
+--
+
+ALTER TABLE ONLY public.backlog_counts
+    ADD CONSTRAINT backlog_counts_pkey PRIMARY KEY (key, writer);
 
 --
 -- Name: body_chunks body_chunks_pkey; Type: CONSTRAINT
@@ -1223,6 +1361,45 @@ CREATE INDEX messages_routed_since ON public.messages USING btree (received_at) 
 --
 
 COMMENT ON INDEX public.messages_routed_since IS 'The reaper''s queue lifetime pass: the oldest ROUTED messages, held or not.';
+
+--
+-- Name: messages messages_backlog_delete; Type: TRIGGER
+--
+
+CREATE TRIGGER messages_backlog_delete AFTER DELETE ON public.messages REFERENCING OLD TABLE AS backlog_old FOR EACH STATEMENT EXECUTE FUNCTION public.backlog_count();
+
+--
+-- Name: TRIGGER messages_backlog_delete ON messages; Type: COMMENT
+--
+
+COMMENT ON TRIGGER messages_backlog_delete ON public.messages IS 'AFTER DELETE, FOR EACH STATEMENT: subtracts the deleted messages that were in states 1-4 (an
+operator''s delete) from backlog_counts (backlog_count()).';
+
+--
+-- Name: messages messages_backlog_insert; Type: TRIGGER
+--
+
+CREATE TRIGGER messages_backlog_insert AFTER INSERT ON public.messages REFERENCING NEW TABLE AS backlog_new FOR EACH STATEMENT EXECUTE FUNCTION public.backlog_count();
+
+--
+-- Name: TRIGGER messages_backlog_insert ON messages; Type: COMMENT
+--
+
+COMMENT ON TRIGGER messages_backlog_insert ON public.messages IS 'AFTER INSERT, FOR EACH STATEMENT: counts the new messages in states 1-4 into backlog_counts
+(backlog_count()).';
+
+--
+-- Name: messages messages_backlog_update; Type: TRIGGER
+--
+
+CREATE TRIGGER messages_backlog_update AFTER UPDATE ON public.messages REFERENCING OLD TABLE AS backlog_old NEW TABLE AS backlog_new FOR EACH STATEMENT EXECUTE FUNCTION public.backlog_count();
+
+--
+-- Name: TRIGGER messages_backlog_update ON messages; Type: COMMENT
+--
+
+COMMENT ON TRIGGER messages_backlog_update ON public.messages IS 'AFTER UPDATE, FOR EACH STATEMENT: counts the messages that entered (0 -> 1) or left (4 -> 5)
+states 1-4 into backlog_counts (backlog_count()); other updates change no count.';
 
 --
 -- Name: messages messages_route_fairness; Type: TRIGGER
@@ -1809,14 +1986,17 @@ COMMENT ON POLICY workers_read ON public.deliveries IS 'wsmtp_router, wsmtp_deli
 -- Role grants (005 and later; the roles are NOLOGIN groups, created by 005 if missing)
 --
 
-REVOKE EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[]) TO wsmtp_admin;
-GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[]) TO wsmtp_listener;
-REVOKE EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) TO wsmtp_admin;
-REVOKE EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) TO wsmtp_admin;
-GRANT EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bytea[]) TO wsmtp_listener;
+REVOKE EXECUTE ON FUNCTION backlog_fold(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION backlog_fold(integer) TO wsmtp_admin;
+GRANT EXECUTE ON FUNCTION backlog_fold(integer) TO wsmtp_reaper;
+REVOKE EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[],text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[],text[]) TO wsmtp_admin;
+GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[],text[]) TO wsmtp_listener;
+REVOKE EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) TO wsmtp_admin;
+REVOKE EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) TO wsmtp_admin;
+GRANT EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) TO wsmtp_listener;
 REVOKE EXECUTE ON FUNCTION reserve_message_ids(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION reserve_message_ids(integer) TO wsmtp_admin;
 GRANT EXECUTE ON FUNCTION reserve_message_ids(integer) TO wsmtp_listener;
@@ -1836,6 +2016,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON autoreplies TO wsmtp_admin;
 GRANT SELECT ON autoreplies TO wsmtp_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON autoreply_sent TO wsmtp_admin;
 GRANT SELECT, INSERT, UPDATE ON autoreply_sent TO wsmtp_router;
+GRANT SELECT, INSERT, UPDATE, DELETE ON backlog_counts TO wsmtp_admin;
+GRANT SELECT ON backlog_counts TO wsmtp_listener;
+GRANT SELECT ON backlog_counts TO wsmtp_reaper;
 GRANT SELECT, INSERT, UPDATE, DELETE ON body_chunks TO wsmtp_admin;
 GRANT SELECT, INSERT ON body_chunks TO wsmtp_deliver;
 GRANT INSERT ON body_chunks TO wsmtp_listener;

@@ -33,4 +33,11 @@ int delete_done(pqxx::connection& conn, std::chrono::seconds older_than, int lim
   return delete_in_state(conn, 5, older_than, limit, "retention expired");
 }
 
+int fold_backlog_counts(pqxx::connection& conn, int limit) {
+  pqxx::work tx(conn);
+  auto moved = tx.exec_params1("SELECT backlog_fold($1)", limit)[0].as<int>();
+  tx.commit();
+  return moved;
+}
+
 }  // namespace wsmtp::common::pg

@@ -76,15 +76,19 @@ std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& m) {
 // begin_receipt (018): the listener may not insert recipients itself, so it
 // cannot add any to a message that already exists.
 void create_message(pqxx::transaction_base& tx, std::int64_t msg_id, const NewMessage& m) {
-  exec_prepared_sql(tx, "wsmtp_begin_receipt", "SELECT begin_receipt($1, $2, $3, $4, $5, $6::text[])", msg_id,
-                    m.envelope_from, m.client_addr, m.client_helo, m.received_by, text_array(m.recipients));
+  exec_prepared_sql(tx, "wsmtp_begin_receipt", "SELECT begin_receipt($1, $2, $3, $4, $5, $6::text[], $7::text[])",
+                    msg_id, m.envelope_from, m.client_addr, m.client_helo, m.received_by, text_array(m.recipients),
+                    text_array(m.backlog_keys));
 }
 
-std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id) {
+// The client comes from the listener, not the row: client_addr records where
+// the message came from, fair_client whose clock it advances (schema 020).
+std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id,
+                                            const std::string& fair_client) {
   auto rows = tx.exec_params(
-      "SELECT (route_fair_stamp(ARRAY[envelope_from], ARRAY[COALESCE(host(client_addr), '')]))[1] "
+      "SELECT (route_fair_stamp(ARRAY[envelope_from], ARRAY[$2::text]))[1] "
       "FROM messages, (SELECT set_config('synchronous_commit', 'off', true)) AS c WHERE id = $1 AND state = 0",
-      msg_id);
+      msg_id, fair_client);
   if (rows.empty()) return std::nullopt;
   return rows[0][0].as<std::int64_t>();
 }
@@ -126,13 +130,14 @@ void store_received_batch(pqxx::transaction_base& tx, const std::vector<std::int
                           const std::vector<CompleteMessage>& batch) {
   if (ids.size() != batch.size())
     throw std::invalid_argument(fmt::format("{} ids for a batch of {} messages", ids.size(), batch.size()));
-  std::vector<std::string> senders, clients, helos, by, rcpt_addr;
-  std::vector<std::int64_t> sizes, rcpt_ord, rcpt_seq;
+  std::vector<std::string> senders, clients, fair_clients, helos, by, rcpt_addr, key_text;
+  std::vector<std::int64_t> sizes, rcpt_ord, rcpt_seq, key_ord;
   std::vector<pqxx::binarystring> bodies;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const auto& m = batch[i];
     senders.push_back(m.envelope.envelope_from);
     clients.push_back(m.envelope.client_addr);
+    fair_clients.push_back(m.envelope.fair_client);
     helos.push_back(m.envelope.client_helo);
     by.push_back(m.envelope.received_by);
     sizes.push_back(static_cast<std::int64_t>(m.body.size()));
@@ -142,18 +147,23 @@ void store_received_batch(pqxx::transaction_base& tx, const std::vector<std::int
       rcpt_seq.push_back(static_cast<std::int64_t>(r));
       rcpt_addr.push_back(m.envelope.recipients[r]);
     }
+    for (const auto& key : m.envelope.backlog_keys) {
+      key_ord.push_back(static_cast<std::int64_t>(i + 1));
+      key_text.push_back(key);
+    }
   }
   // One prepared statement per batch size (the body parameters are spelled
   // out), parsed and planned once per store connection; the listener's batches
   // hold at most 64 messages, so a connection keeps at most 64 of them.
   const auto sql =
-      "SELECT receive_messages($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
-      "$6::bigint[], $7::bigint[], $8::int[], $9::text[], " +
-      bytea_params(10, bodies.size()) + ")";
+      "SELECT receive_messages($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+      "$7::bigint[], $8::bigint[], $9::int[], $10::text[], $11::bigint[], $12::text[], " +
+      bytea_params(13, bodies.size()) + ")";
   auto rows = exec_prepared_sql(tx, fmt::format("wsmtp_receive_{}", bodies.size()).c_str(), sql.c_str(),
-                                bigint_array(ids), text_array(senders), text_array(clients), text_array(helos),
-                                text_array(by), bigint_array(sizes), bigint_array(rcpt_ord), bigint_array(rcpt_seq),
-                                text_array(rcpt_addr), pqxx::prepare::make_dynamic_params(bodies));
+                                bigint_array(ids), text_array(senders), text_array(clients), text_array(fair_clients),
+                                text_array(helos), text_array(by), bigint_array(sizes), bigint_array(rcpt_ord),
+                                bigint_array(rcpt_seq), text_array(rcpt_addr), bigint_array(key_ord),
+                                text_array(key_text), pqxx::prepare::make_dynamic_params(bodies));
   if (rows.size() != 1) throw std::runtime_error("receive_messages returned no row");
   const auto created = rows[0][0].as<std::size_t>();
   if (created != batch.size())

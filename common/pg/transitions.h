@@ -50,8 +50,10 @@ void create_message(pqxx::transaction_base& tx, std::int64_t msg_id, const NewMe
 std::int64_t create_message(pqxx::transaction_base& tx, const NewMessage& message);
 // The fair-order stamp for a message in state 0 about to be committed, taken
 // with asynchronous commit (run it in a transaction of its own) so the commit
-// itself holds no fairness row. nullopt: no such message in state 0.
-std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id);
+// itself holds no fairness row. fair_client: the client whose clock it
+// advances ("" for none, NewMessage::fair_client). nullopt: no such message in state 0.
+std::optional<std::int64_t> stamp_receiving(pqxx::transaction_base& tx, std::int64_t msg_id,
+                                            const std::string& fair_client);
 // 0 -> 1 (RECEIVED). The caller sends 250 only after committing tx. Without a
 // route_vtime from stamp_receiving the schema trigger stamps the message.
 bool commit_received(pqxx::transaction_base& tx, std::int64_t msg_id, std::int64_t size,

@@ -40,10 +40,13 @@ PassSummary reap_once(pqxx::connection& conn, const ReaperConfig& config, const 
   s.expired_bounced = drain([&] { return pg::expire_queue_lifetime(conn, queue.queue_lifetime, n); }, n);
   s.aborted_deleted = drain([&] { return pg::delete_aborted(conn, config.receive_timeout, n); }, n);
   s.done_deleted = drain([&] { return pg::delete_done(conn, config.retention, n); }, n);
+  // Last: the deletions above may have brought keys to zero.
+  s.backlog_folded = drain([&] { return pg::fold_backlog_counts(conn, n); }, n);
   log::info(
       "reaper pass: leases returned routing={} delivering={} held={} expired bounced={} aborted deleted={} "
-      "done deleted={}",
-      s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted);
+      "done deleted={} backlog rows folded={}",
+      s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted,
+      s.backlog_folded);
   return s;
 }
 

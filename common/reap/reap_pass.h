@@ -1,9 +1,8 @@
 // One reaper pass (wreaper's loop and `wsmtpctl reap --once`): return expired
 // leases (2->1, 4->3; holding crash loops), bounce deliveries past the queue
 // lifetime, delete aborted receipts (state 0) and finished messages past
-// retention (state 5). Each step runs in bounded batches with SKIP LOCKED, so
-// several reapers at once split the work, and a reaper killed mid-pass leaves
-// only whole batches done.
+// retention (state 5), and fold the backlog counters (schema 020). Each step runs in bounded batches with SKIP LOCKED,
+// so several reapers at once split the work, and a reaper killed mid-pass leaves only whole batches done.
 #pragma once
 
 #include <pqxx/pqxx>
@@ -20,6 +19,7 @@ struct PassSummary {
   int expired_bounced = 0;
   int aborted_deleted = 0;
   int done_deleted = 0;
+  int backlog_folded = 0;  // backlog_counts rows merged
 };
 
 // Throws pqxx exceptions; whatever batches committed before stay done.

@@ -27,4 +27,18 @@ std::vector<BackedOffDestination> backed_off_destinations(pqxx::transaction_base
   return out;
 }
 
+std::vector<BacklogEntry> top_backlogs(pqxx::transaction_base& tx, int limit) {
+  auto rows = tx.exec_params(
+      "SELECT key, sum(n)::bigint AS total FROM backlog_counts GROUP BY key HAVING sum(n) > 0 "
+      "ORDER BY total DESC, key LIMIT $1",
+      limit);
+  std::vector<BacklogEntry> out;
+  for (const auto& row : rows) {
+    auto key = row[0].as<std::string>();
+    std::string kind = key.starts_with("u:") ? "user" : key.starts_with("d:") ? "sender domain" : "client";
+    out.push_back({std::move(kind), key.substr(key.size() >= 2 ? 2 : 0), row[1].as<std::int64_t>()});
+  }
+  return out;
+}
+
 }  // namespace wsmtp::common::pg

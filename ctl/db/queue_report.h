@@ -33,4 +33,15 @@ struct BackedOffDestination {
 // Destinations backed off now, the longest remaining first.
 std::vector<BackedOffDestination> backed_off_destinations(pqxx::transaction_base& tx);
 
+// One backlog key of the listener's backpressure (schema 020, backlog_counts).
+struct BacklogEntry {
+  std::string kind;        // "sender domain", "client" or "user"
+  std::string name;        // the key without its prefix
+  std::int64_t count = 0;  // undelivered messages (states 1-4)
+};
+
+// The `limit` keys with the most undelivered mail, largest first; keys whose
+// total is 0 are left out.
+std::vector<BacklogEntry> top_backlogs(pqxx::transaction_base& tx, int limit);
+
 }  // namespace wsmtp::common::pg

@@ -36,6 +36,18 @@ class PgStore final : public Store {
     });
   }
 
+  // A sequential scan of a table about as big as the set of keys with mail
+  // waiting (the reaper folds it, schema 020); at most once a second.
+  std::vector<std::pair<std::string, std::uint64_t>> backlogs_at_least(std::uint64_t threshold) override {
+    return without_tx([&](pqxx::nontransaction& tx) {
+      std::vector<std::pair<std::string, std::uint64_t>> out;
+      for (const auto& row : tx.exec_params("SELECT key, sum(n) FROM backlog_counts GROUP BY key HAVING sum(n) >= $1",
+                                            static_cast<std::int64_t>(threshold)))
+        out.emplace_back(row[0].as<std::string>(), row[1].as<std::uint64_t>());
+      return out;
+    });
+  }
+
   // A streamed message's state-0 row and chunks are committed without waiting
   // for a WAL flush: until 0->1 nothing was promised, and the synchronous
   // commit of 0->1 flushes the WAL up to itself, these writes included.
@@ -61,10 +73,10 @@ class PgStore final : public Store {
     });
   }
 
-  void commit_message(std::int64_t msg_id, std::int64_t size) override {
+  void commit_message(std::int64_t msg_id, std::int64_t size, const std::string& fair_client) override {
     bool ok = false;
     try {
-      auto stamp = without_tx([&](pqxx::nontransaction& tx) { return stamp_receiving(tx, msg_id); });
+      auto stamp = without_tx([&](pqxx::nontransaction& tx) { return stamp_receiving(tx, msg_id, fair_client); });
       ok = with_tx([&](pqxx::work& tx) { return commit_received(tx, msg_id, size, stamp); });
     } catch (const pqxx::in_doubt_error& e) {
       if (resolve_in_doubt({msg_id}, e)) return;

@@ -126,8 +126,9 @@ def pgbench(p, clients, seconds=10):
         # The listener's statement for one message per transaction (it
         # batches several per transaction under load; pgbench does not).
         f.write("SELECT receive_messages(ARRAY(SELECT reserve_message_ids(1)), ARRAY['bench@client.example'], "
-                "ARRAY['127.0.0.1'], ARRAY['h'], ARRAY['pgbench'], ARRAY[4096]::bigint[], ARRAY[1]::bigint[], "
-                "ARRAY[0], ARRAY['alice@example.test'], ARRAY[decode(repeat('78', 4096), 'hex')]);\n")
+                "ARRAY['127.0.0.1'], ARRAY[''], ARRAY['h'], ARRAY['pgbench'], ARRAY[4096]::bigint[], "
+                "ARRAY[1]::bigint[], ARRAY[0], ARRAY['alice@example.test'], ARRAY[1]::bigint[], "
+                "ARRAY['c:127.0.0.1'], ARRAY[decode(repeat('78', 4096), 'hex')]);\n")
     r = subprocess.run([os.path.join(_pg_bindir(), "pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds),
                         "-f", script, "-h", "127.0.0.1", "-p", str(p.pg.port), "-U", "postgres", "wsmtp"],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,

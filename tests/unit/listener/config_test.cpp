@@ -94,6 +94,28 @@ TEST_CASE("queue_max_size and queue_size_check_interval: off by default, sizes, 
                     Catch::Contains("test.conf:2: [listener] queue_size_check_interval"));
 }
 
+TEST_CASE("backlog quotas: defaults, 0 turns one off, bounds", "[config][backlog]") {
+  auto c = read_listener_config(common::ConfigFile::empty());
+  CHECK(c.backlog_quotas.sender_domain == 10000);
+  CHECK(c.backlog_quotas.client == 10000);
+  CHECK(c.backlog_quotas.user == 10000);
+  CHECK(c.backlog_quotas.trusted == 0);  // local applications may queue thousands
+  CHECK(c.backlog_check_interval == std::chrono::seconds(1));
+  c = parse(
+      "[listener]\nbacklog_quota_sender_domain = 50\nbacklog_quota_client = 0\nbacklog_quota_user = 7\n"
+      "backlog_quota_trusted = 100000\nbacklog_check_interval = 3s\n");
+  CHECK(c.backlog_quotas.sender_domain == 50);
+  CHECK(c.backlog_quotas.client == 0);
+  CHECK(c.backlog_quotas.user == 7);
+  CHECK(c.backlog_quotas.trusted == 100000);
+  CHECK(c.backlog_quotas.threshold() == 7);
+  CHECK(c.backlog_check_interval == std::chrono::seconds(3));
+  CHECK_THROWS_WITH(parse("[listener]\nbacklog_quota_client = -1\n"),
+                    Catch::Contains("test.conf:2: [listener] backlog_quota_client"));
+  CHECK_THROWS_WITH(parse("[listener]\nbacklog_check_interval = 0s\n"),
+                    Catch::Contains("test.conf:2: [listener] backlog_check_interval"));
+}
+
 TEST_CASE("auth_check_threads and auth_check_queue: defaults and bounds", "[config]") {
   auto c = read_listener_config(common::ConfigFile::empty());
   CHECK(c.auth_check_threads == 2);

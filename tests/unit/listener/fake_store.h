@@ -47,6 +47,16 @@ class FakeStore : public common::Store {
   }
   std::uint64_t database_size = 0;
   std::uint64_t queue_size() override { return database_size; }
+  std::vector<std::pair<std::string, std::uint64_t>> backlogs;  // every key's total
+  std::vector<std::pair<std::string, std::uint64_t>> backlogs_at_least(std::uint64_t threshold) override {
+    if (fail_backlogs) throw std::runtime_error("database down");
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    for (const auto& b : backlogs)
+      if (b.second >= threshold) out.push_back(b);
+    return out;
+  }
+  bool fail_backlogs = false;
+  std::vector<std::string> commit_fair_clients;  // per commit_message call
   // Like the sequence: ids from 42 up, never twice.
   std::vector<std::int64_t> reserve_message_ids(int count) override {
     reserved.push_back(count);
@@ -69,8 +79,9 @@ class FakeStore : public common::Store {
     m.body.append(data);
     max_chunk = std::max(max_chunk, data.size());
   }
-  void commit_message(std::int64_t msg_id, std::int64_t size) override {
+  void commit_message(std::int64_t msg_id, std::int64_t size, const std::string& fair_client) override {
     calls.push_back("commit " + std::to_string(msg_id));
+    commit_fair_clients.push_back(fair_client);
     if (fail_commit) throw std::runtime_error("serialization failure");
     auto& m = messages.at(msg_id);
     if (m.aborted) throw std::logic_error("commit after abort");

@@ -92,18 +92,22 @@ TEST_CASE("a listener cannot add a recipient to any existing message") {
     CHECK_THROWS_AS(exec_as(*mx1, fmt::format("INSERT INTO recipients VALUES ({}, 99, '{}')", id, kSpy)),
                     pqxx::insufficient_privilege);
     // The functions that write recipients only create: an existing id fails.
-    CHECK_THROWS_AS(exec_as(*mx1, fmt::format("SELECT begin_receipt({}, '', '', 'h', 'mx', ARRAY['{}'])", id, kSpy)),
-                    pqxx::unique_violation);
+    CHECK_THROWS_AS(
+        exec_as(*mx1, fmt::format("SELECT begin_receipt({}, '', '', 'h', 'mx', ARRAY['{}'], ARRAY['d:spy.example'])",
+                                  id, kSpy)),
+        pqxx::unique_violation);
     CHECK_THROWS_AS(exec_as(*mx1, fmt::format("SELECT receive_messages(ARRAY[{}]::bigint[], ARRAY[''], ARRAY[''], "
-                                              "ARRAY['h'], ARRAY['mx'], ARRAY[1]::bigint[], ARRAY[1]::bigint[], "
-                                              "ARRAY[99], ARRAY['{}'], ARRAY['x'::bytea])",
+                                              "ARRAY[''], ARRAY['h'], ARRAY['mx'], ARRAY[1]::bigint[], "
+                                              "ARRAY[1]::bigint[], ARRAY[99], ARRAY['{}'], ARRAY[]::bigint[], "
+                                              "ARRAY[]::text[], ARRAY['x'::bytea])",
                                               id, kSpy)),
                     pqxx::unique_violation);
   }
   // receive_batch would let it pick its own routing order; only receive_messages may call it.
   CHECK_THROWS_AS(exec_as(*mx1, fmt::format("SELECT receive_batch(ARRAY[{}]::bigint[], ARRAY[0]::bigint[], "
                                             "ARRAY[''], ARRAY[''], ARRAY['h'], ARRAY['mx'], ARRAY[1]::bigint[], "
-                                            "ARRAY[1]::bigint[], ARRAY[0], ARRAY['{}'], ARRAY['x'::bytea])",
+                                            "ARRAY[1]::bigint[], ARRAY[0], ARRAY['{}'], ARRAY[]::bigint[], "
+                                            "ARRAY[]::text[], ARRAY['x'::bytea])",
                                             waiting + 1000, kSpy)),
                   pqxx::insufficient_privilege);
   CHECK(spy_recipients(db) == 0);
@@ -118,8 +122,9 @@ TEST_CASE("a listener cannot add a recipient to any existing message") {
   CHECK(state_of(db, own_receiving) == 1);
   auto whole = query_as(*mx1, "SELECT reserve_message_ids(1)")[0][0].as<std::int64_t>();
   CHECK(query_as(*mx1, fmt::format("SELECT receive_messages(ARRAY[{}]::bigint[], ARRAY['s@example.org'], "
-                                   "ARRAY['192.0.2.7'], ARRAY['h'], ARRAY['mx'], ARRAY[4]::bigint[], "
-                                   "ARRAY[1]::bigint[], ARRAY[0], ARRAY['u@example.net'], ARRAY['body'::bytea])",
+                                   "ARRAY['192.0.2.7'], ARRAY['192.0.2.7'], ARRAY['h'], ARRAY['mx'], "
+                                   "ARRAY[4]::bigint[], ARRAY[1]::bigint[], ARRAY[0], ARRAY['u@example.net'], "
+                                   "ARRAY[1]::bigint[], ARRAY['d:example.org'], ARRAY['body'::bytea])",
                                    whole))[0][0]
             .as<int>() == 1);
   CHECK(db.query(fmt::format("SELECT receipt_owner FROM messages WHERE id = {}", whole))[0][0].as<std::string>() ==
