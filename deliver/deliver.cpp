@@ -94,7 +94,7 @@ void log_result(const common::pg::DeliveryClaim& claim, const common::pg::Delive
 void finish_claim(pqxx::work& tx, const common::pg::DeliveryClaim& claim, const std::vector<DeliveryResult>& results,
                   const common::pg::FinishOptions& finish, common::pg::LeaseStatus status) {
   pqxx::subtransaction sub(tx, "finish");
-  auto outcome = common::pg::finish_delivery(sub, claim.lease, results, finish);
+  auto outcome = common::pg::finish_delivery(sub, claim.lease, results, finish, claim.first_claim);
   if (outcome == common::pg::FinishOutcome::lost_lease) {
     if (status == common::pg::LeaseStatus::deleted)
       log::info("msg={} deleted by an operator during delivery; results dropped: {}", common::qid(claim.lease.msg_id),

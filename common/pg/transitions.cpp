@@ -464,7 +464,8 @@ void record_results(pqxx::transaction_base& tx, const Lease& lease, const std::v
 }  // namespace
 
 FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
-                              const std::vector<DeliveryResult>& results, const FinishOptions& options) {
+                              const std::vector<DeliveryResult>& results, const FinishOptions& options,
+                              bool first_claim) {
   // Lock our row, verify the lease, and learn whether the message outlived the queue lifetime.
   auto owned = exec_prepared_sql(tx, "wsmtp_finish_lock",
                                  "SELECT received_at < now() - make_interval(secs => $3) FROM messages "
@@ -492,14 +493,20 @@ FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
     if (pending[1].as<std::int64_t>() > 0) queue_failure_dsn(tx, lease.msg_id, options.reporting_mta);
     return FinishOutcome::done;
   }
+  // A first claim that attempted nothing (its destinations were busy, or the
+  // message was held meanwhile) wrote no copy anywhere: the message goes back
+  // to the fresh lane, still never claimed as far as first_claim and the
+  // claim order are concerned, instead of queueing behind deferred mail.
+  const bool back_to_fresh = first_claim && results.empty();
   auto back =
       exec_prepared_sql(tx, "wsmtp_finish_back",
                         "UPDATE messages SET state = 3, lease_owner = NULL, lease_token = NULL, lease_expires = NULL, "
                         "  state_changed_at = now(), routed_at = COALESCE(routed_at, now()), "
                         "  expired_claims = 0, next_attempt_at = (SELECT min(next_attempt_at) FROM deliveries "
-                        "                                         WHERE message_id = $1 AND status = 'pending') "
+                        "                                         WHERE message_id = $1 AND status = 'pending'), "
+                        "  delivering_at = CASE WHEN $3 THEN NULL ELSE delivering_at END "
                         "WHERE id = $1 AND state = 4 AND lease_token = $2::uuid RETURNING held",
-                        lease.msg_id, lease.token);
+                        lease.msg_id, lease.token, back_to_fresh);
   log::info("msg={} state DELIVERING->ROUTED pending={} ({})", qid(lease.msg_id), pending[0].as<std::int64_t>(),
             !back.empty() && back[0][0].as<bool>() ? "held" : "deferred");
   if (options.delay_warning_after.count() > 0)

@@ -172,8 +172,11 @@ struct FinishOptions {
 // bounced delivery of the message (router refusals included), never when the
 // sender is <>; the DSN is a new message in state 1 of the same transaction.
 // lost_lease: roll back, another worker owns it now.
+// first_claim: the claim was the message's first (DeliveryClaim::first_claim);
+// with no result at all the message returns to the fresh lane (022).
 FinishOutcome finish_delivery(pqxx::transaction_base& tx, const Lease& lease,
-                              const std::vector<DeliveryResult>& results, const FinishOptions& options = {});
+                              const std::vector<DeliveryResult>& results, const FinishOptions& options = {},
+                              bool first_claim = false);
 
 // The common case in one statement for a whole batch: messages whose every
 // result is "delivered" and which have no other pending delivery get their

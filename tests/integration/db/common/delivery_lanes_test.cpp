@@ -2,6 +2,7 @@
 // (route_vtime), so a flood from one sender does not hold back another
 // sender's message; deferred mail due again gets at most retry_limit of each
 // claim, so a backlog of mail that keeps failing does not hold back fresh mail.
+#include <optional>
 #include <set>
 
 #include <catch2/catch.hpp>
@@ -113,4 +114,54 @@ TEST_CASE("without a retry_limit deferred mail may fill the claim") {
   route_all(*conn);
   defer_all(*conn, claim_for_delivery(*conn, claim_options(6), {"maildir"}));
   CHECK(claim_for_delivery(*conn, claim_options(10), {"maildir"}).size() == 6);
+}
+
+TEST_CASE("a first claim that attempted nothing goes back to the fresh lane, ahead of deferred mail") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  for (int i = 0; i < 4; ++i) receive(*conn, "s@full.test", "192.0.2.7");
+  route_all(*conn);
+  defer_all(*conn, claim_for_delivery(*conn, claim_options(4), {"maildir"}));
+  auto busy = receive(*conn, "n@new.test", "198.51.100.9");
+  route_all(*conn);
+
+  // Its destination was busy: nothing attempted, nothing recorded.
+  auto first = claim_for_delivery(*conn, claim_options(10, 1), {"maildir"});
+  std::optional<DeliveryClaim> untried;
+  for (const auto& c : first)
+    if (c.lease.msg_id == busy) untried = c;
+  REQUIRE(untried);
+  REQUIRE(untried->first_claim);
+  {
+    pqxx::work tx(*conn);
+    REQUIRE(finish_delivery(tx, untried->lease, {}, {}, untried->first_claim) == FinishOutcome::deferred);
+    tx.commit();
+  }
+  CHECK(db.query("SELECT delivering_at IS NULL FROM messages WHERE id = " + std::to_string(busy))[0][0].as<bool>());
+  CHECK(db.query("SELECT attempts FROM deliveries WHERE message_id = " + std::to_string(busy))[0][0].as<int>() == 0);
+  // Deferred mail due again has only its lane's share; the untried message is fresh again.
+  db.query("UPDATE messages SET next_attempt_at = now() - interval '1 hour' WHERE id <> " + std::to_string(busy));
+  db.query("UPDATE deliveries SET next_attempt_at = now() - interval '1 hour' WHERE message_id <> " +
+           std::to_string(busy));
+  auto again = claim_for_delivery(*conn, claim_options(2, 1), {"maildir"});
+  REQUIRE(again.size() == 2);
+  CHECK(ids_of(again).count(busy) == 1);
+  for (const auto& c : again) CHECK(c.first_claim == (c.lease.msg_id == busy));
+}
+
+TEST_CASE("a claim that attempted something stays in the retry lane") {
+  test::TestDatabase db;
+  auto conn = db.connect();
+  auto id = receive(*conn, "s@x.test", "192.0.2.7");
+  route_all(*conn);
+  auto claim = claim_for_delivery(*conn, claim_options(1), {"maildir"});
+  REQUIRE(claim.size() == 1);
+  {
+    pqxx::work tx(*conn);
+    REQUIRE(finish_delivery(tx, claim[0].lease,
+                            {{claim[0].tasks.at(0).delivery_id, DeliveryStatus::deferred, "4.2.2 full", 0s}}, {},
+                            claim[0].first_claim) == FinishOutcome::deferred);
+    tx.commit();
+  }
+  CHECK(db.query("SELECT delivering_at IS NOT NULL FROM messages WHERE id = " + std::to_string(id))[0][0].as<bool>());
 }
