@@ -24,7 +24,8 @@ Usage: WSMTP_BIN=build deliver_fairness.py [flood] [over_quota] [timeout_s]
 (defaults 20000 2000 600). WSMTP_FAIRBENCH_LISTENER: extra [listener] lines
 (e.g. a backlog quota high enough for the load: the listener's defaults are
 otherwise used; loopback is exempt from the per-client limits).
-WSMTP_FAIRBENCH_LEGIT_FROM=127.0.0.2 sends the legitimate message from another
+WSMTP_FAIRBENCH_QUEUE, _ROUTER, _DELIVER: "key=value;..." for those sections
+(default: none, every key at its default). WSMTP_FAIRBENCH_LEGIT_FROM=127.0.0.2 sends the legitimate message from another
 loopback address, a client of its own (the issue sent all from 127.0.0.1, and
 the router's clock per client address then puts it behind the flood). Bounded: it
 gives up after timeout_s per phase; everything it starts it stops by PID.
@@ -93,7 +94,9 @@ def main():
     p = durable_pipeline(listener_extra=os.environ.get("WSMTP_FAIRBENCH_LISTENER", "").replace("\\n", "\n"))
     try:
         for section in ("queue", "router", "deliver"):
-            set_section(p, section)  # every key at its default
+            # Every key at its default, unless WSMTP_FAIRBENCH_<SECTION> names some ("key=value;key=value").
+            extra = os.environ.get(f"WSMTP_FAIRBENCH_{section.upper()}", "")
+            set_section(p, section, **dict(kv.split("=", 1) for kv in extra.split(";") if kv))
         fs.add_mailboxes(p)
         fs.start_paused(p)
         t = time.time()

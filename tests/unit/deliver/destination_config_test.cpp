@@ -26,7 +26,7 @@ TEST_CASE("[deliver] concurrency limits: defaults below four workers, 1..1000") 
   auto c = parse("");
   CHECK(c.relay_concurrency == 2);
   CHECK(c.lmtp_concurrency == 2);
-  CHECK(c.maildir_concurrency == 2);
+  CHECK(c.maildir_concurrency == 8);
   CHECK(c.mbox_concurrency == 1);
   CHECK(c.relay_concurrency < c.scaling.max_workers);
   CHECK(concurrency_limit(c, "relay") == 2);
