@@ -100,6 +100,7 @@ struct Rig {
     config.transports = {"maildir", "relay"};
     config.hostname = "mx.example.test";
     config.destination_backoff_after = 1;
+    config.maildir_concurrency = 2;
     config.destination_backoff_base = 300s;
     deliver::TransportRegistry transports;
     transports.add("maildir", std::make_unique<Fake>(false, calls, db, watched, watched_state));
@@ -126,7 +127,7 @@ TEST_CASE("one remote destination per batch, after the rest is committed; busy d
   auto local = routed(*conn, "ok-a@x.test", "maildir", "/m/a");
   auto to_pool2 = routed(*conn, "ok-2@y.org", "relay", "pool2");
   auto busy = routed(*conn, "ok-b@x.test", "maildir", "/m/busy");
-  // Other workers hold every slot of /m/busy (2 by default): the claim
+  // Other workers hold every slot of /m/busy (the rig's limit of 2): the claim
   // passes over its message.
   auto other = db.connect();
   auto other2 = db.connect();
