@@ -1,6 +1,5 @@
 #include "backlog_watch.h"
 
-#include <exception>
 #include <utility>
 
 #include "log.h"
@@ -8,22 +7,16 @@
 namespace wsmtp::listener {
 
 BacklogWatch::BacklogWatch(StoreFactory factory, std::uint64_t threshold, std::chrono::milliseconds interval)
-    : factory_(std::move(factory)),
-      threshold_(threshold),
-      interval_(interval),
-      snapshot_(std::make_shared<const BacklogTotals>()) {
-  if (factory_) thread_ = std::thread([this] { run(); });
+    : threshold_(threshold), snapshot_(std::make_shared<const BacklogTotals>()) {
+  if (factory)
+    sampler_ = std::make_unique<StoreSampler>("backlog", std::move(factory), interval,
+                                              [this](const StoreSampler::StoreRef& store) { sample(store); });
 }
 
 BacklogWatch::~BacklogWatch() { stop(); }
 
 void BacklogWatch::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (sampler_) sampler_->stop();
 }
 
 std::shared_ptr<const BacklogTotals> BacklogWatch::snapshot() const {
@@ -42,31 +35,12 @@ void BacklogWatch::observe(BacklogTotals totals) {
     log::info("backlog: {} keys at or above the smallest quota", keys);
 }
 
-// A failed sample keeps the last snapshot: a database that cannot answer
-// cannot take mail either, and the store workers' own errors (451) say so.
-void BacklogWatch::sample() {
+void BacklogWatch::sample(const StoreSampler::StoreRef& store) {
   const auto threshold = threshold_.load(std::memory_order_relaxed);
   if (threshold == 0) return observe({});
-  try {
-    if (!store_) store_ = factory_();
-    BacklogTotals totals;
-    for (auto& [key, total] : store_->backlogs_at_least(threshold)) totals.emplace(std::move(key), total);
-    observe(std::move(totals));
-    if (std::exchange(failing_, false)) log::info("backlog sampled again");
-  } catch (const std::exception& e) {
-    store_.reset();  // a fresh connection next time
-    if (!std::exchange(failing_, true)) log::warn("backlog not sampled, keeping the last one: {}", e.what());
-  }
-}
-
-void BacklogWatch::run() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_) {
-    lock.unlock();
-    sample();
-    lock.lock();
-    wake_.wait_for(lock, interval_, [this] { return stopping_; });
-  }
+  BacklogTotals totals;
+  for (auto& [key, total] : store().backlogs_at_least(threshold)) totals.emplace(std::move(key), total);
+  observe(std::move(totals));
 }
 
 }  // namespace wsmtp::listener

@@ -8,15 +8,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include "backlog.h"
 #include "store.h"
+#include "store_sampler.h"
 
 namespace wsmtp::listener {
 
@@ -46,21 +45,13 @@ class BacklogWatch {
   void stop();
 
  private:
-  void run();
-  void sample();
+  void sample(const StoreSampler::StoreRef& store);
 
-  StoreFactory factory_;
   std::atomic<std::uint64_t> threshold_;
-  const std::chrono::milliseconds interval_;
-  std::unique_ptr<common::Store> store_;  // the thread's only
-  bool failing_ = false;                  // the thread's only: a failure is logged once until a sample succeeds
-  std::size_t over_ = 0;                  // the thread's only: keys in the last snapshot, for the log
+  std::size_t over_ = 0;  // the thread's only: keys in the last snapshot, for the log
   mutable std::mutex snapshot_mutex_;
   std::shared_ptr<const BacklogTotals> snapshot_;  // guarded by snapshot_mutex_
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;  // guarded by mutex_
-  std::thread thread_;     // last: started once everything above exists
+  std::unique_ptr<StoreSampler> sampler_;          // last: started once everything above exists
 };
 
 }  // namespace wsmtp::listener

@@ -6,14 +6,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
 
 #include "store.h"
+#include "store_sampler.h"
 
 namespace wsmtp::listener {
 
@@ -41,19 +39,9 @@ class QueueWatch {
   void stop();
 
  private:
-  void run();
-  void sample();
-
-  StoreFactory factory_;
   const std::uint64_t max_size_;
-  const std::chrono::milliseconds interval_;
-  std::unique_ptr<common::Store> store_;  // the thread's only
   std::atomic<bool> full_{false};
-  bool failing_ = false;  // the thread's only: a failure is logged once until a sample succeeds
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;  // guarded by mutex_
-  std::thread thread_;     // last: started once everything above exists
+  std::unique_ptr<StoreSampler> sampler_;  // last: started once everything above exists
 };
 
 }  // namespace wsmtp::listener
