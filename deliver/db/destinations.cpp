@@ -61,6 +61,12 @@ std::map<Destination, std::chrono::seconds> record_destination_verdicts(pqxx::tr
     failed.push_back(v.failed ? "t" : "f");
     errors.push_back(v.error);
   }
+  // A failure reported while the destination is already backed off came from
+  // an attempt that started before the backoff (another worker, the same
+  // outage): it neither counts nor extends the backoff. Otherwise a few
+  // workers failing together in one short outage would double the delay once
+  // each, and a relay down for a second would be shunned for minutes. Each
+  // doubling needs a probe after the backoff that fails again.
   // The exponent is capped before 2^n so a destination failing for weeks
   // cannot overflow the interval; least() then caps the delay itself.
   auto rows = exec_prepared_sql(
@@ -73,8 +79,10 @@ std::map<Destination, std::chrono::seconds> record_destination_verdicts(pqxx::tr
       "  INSERT INTO destination_backoff AS b (transport, destination, failures, backoff_until, last_error, failed_at) "
       "  SELECT t, d, 1, CASE WHEN $5 = 1 THEN now() + make_interval(secs => $6) END, e, now() "
       "  FROM v WHERE f "
-      "  ON CONFLICT (transport, destination) DO UPDATE SET failures = b.failures + 1, "
-      "    backoff_until = CASE WHEN $5 > 0 AND b.failures + 1 >= $5 "
+      "  ON CONFLICT (transport, destination) DO UPDATE SET "
+      "    failures = CASE WHEN b.backoff_until > now() THEN b.failures ELSE b.failures + 1 END, "
+      "    backoff_until = CASE WHEN b.backoff_until > now() THEN b.backoff_until "
+      "      WHEN $5 > 0 AND b.failures + 1 >= $5 "
       "      THEN now() + make_interval(secs => least($7::double precision, "
       "                                               $6 * 2 ^ least(b.failures + 1 - $5, 30))) "
       "      ELSE b.backoff_until END, "

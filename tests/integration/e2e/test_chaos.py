@@ -131,7 +131,10 @@ def env():
             text = f.read()
         with open(p.config, "w") as f:
             f.write(text.replace("[listener]\n", "[listener]\ntrusted_networks = 127.0.0.0/8\n"))
-        set_section(p, "deliver", transports="maildir, relay", retry_base="1s", retry_max="2s")
+        # Short retry and destination backoff delays, so the drain after the
+        # chaos is bounded by the pipeline, not by a backoff timer.
+        set_section(p, "deliver", transports="maildir, relay", retry_base="1s", retry_max="2s",
+                    destination_backoff_base="2s", destination_backoff_max="4s")
         sink = SmtpSink(p.root, "chaos")
         try:
             sql(p, "INSERT INTO relay_pools (name, down_time) VALUES ('default', '1 second')")
@@ -181,7 +184,16 @@ def run(env):
         q = p.queue()
         return all(q[s]["count"] == 0 for s in ("RECEIVED", "ROUTING", "ROUTED", "DELIVERING")) and \
             expected <= set(copies(p)) and expected_remote <= set(relayed(sink))
-    wait_until(drained, DRAIN_SECONDS, interval=1, what="the queue to drain after the chaos")
+    try:
+        wait_until(drained, DRAIN_SECONDS, interval=1, what="the queue to drain after the chaos")
+    except AssertionError:
+        print("undrained messages:\n" + sql(p, "SELECT id, state, held, delivering_at, next_attempt_at, lease_owner, lease_expires, "
+                                              "last_error FROM messages WHERE state BETWEEN 1 AND 4 LIMIT 20"))
+        print("their deliveries:\n" + sql(p, "SELECT d.* FROM deliveries d JOIN messages m ON m.id = d.message_id "
+                                            "WHERE m.state BETWEEN 1 AND 4 LIMIT 20"))
+        print("destination backoff:\n" + sql(p, "SELECT * FROM destination_backoff"))
+        print("advisory locks:\n" + sql(p, "SELECT pid, classid, objid FROM pg_locks WHERE locktype = 'advisory'"))
+        raise
     time.sleep(2)
     found = copies(p)
     remote = relayed(sink)

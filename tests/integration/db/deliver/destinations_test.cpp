@@ -3,7 +3,7 @@
 // per destination across sessions, gone with the session; the delivery claim
 // skips destinations whose every slot is held or that are backed off, and
 // claims the rest; verdicts count failures, back off with doubling delays up
-// to the cap, and a success clears them. Also the claim's cost with the
+// to the cap (a failure reported during a backoff does not count), and a success clears them. Also the claim's cost with the
 // filter at a depth of 10,000 messages.
 #include <catch2/catch.hpp>
 
@@ -138,9 +138,17 @@ TEST_CASE("verdicts: failures in a row back a destination off, doubling to the c
   REQUIRE(second.count(pool));
   CHECK(second[pool] >= 29s);
   CHECK(second[pool] <= 30s);
+  // Another worker's attempt from the same outage, reported during the
+  // backoff: neither counted nor extending it.
+  auto during = record(true);
+  CHECK(during[pool] <= 30s);
+  CHECK(count(db, "SELECT failures FROM destination_backoff") == 2);
+  auto expire = [&] { db.query("UPDATE destination_backoff SET backoff_until = now() - interval '1 second'"); };
+  expire();  // the probe after the backoff fails again: the delay doubles
   auto third = record(true);
   CHECK(third[pool] >= 59s);
   CHECK(third[pool] <= 60s);
+  expire();
   auto fourth = record(true);
   CHECK(fourth[pool] == 100s);  // 120 s capped
   CHECK(db.query("SELECT last_error FROM destination_backoff")[0][0].as<std::string>() == "4.4.1 unreachable");
