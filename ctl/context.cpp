@@ -8,13 +8,21 @@
 
 namespace wsmtp::ctl {
 
+const common::DatabaseConfig& Context::database() {
+  if (!database_) database_ = common::read_database_config(common::load_config(options));
+  return *database_;
+}
+
 pqxx::connection& Context::db() {
-  if (!conn_) {
-    auto file = common::load_config(options);
-    auto config = common::read_database_config(file);
-    conn_ = common::pg::connect(config.conninfo);
-  }
+  if (!conn_) conn_ = common::pg::connect(database().conninfo);
   return *conn_;
+}
+
+pqxx::connection& Context::shard(const common::ShardConfig& shard) {
+  if (database().is_directory(shard)) return db();
+  auto& conn = shard_conns_[shard.id];
+  if (!conn) conn = common::pg::connect(shard.conninfo);
+  return *conn;
 }
 
 common::Address require_address(const std::string& text) {

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +14,7 @@
 
 #include "address.h"
 #include "cli.h"
+#include "config/common_config.h"
 
 namespace wsmtp::ctl {
 
@@ -39,11 +42,19 @@ class Context {
   bool json = false;
   std::function<int()> action;
 
-  // Opens the connection on first use (configuration's conninfo or PG* variables).
+  // The [database] section and the [shard NAME] sections, read on first use.
+  const common::DatabaseConfig& database();
+  // The directory's connection, opened on first use (configuration's conninfo
+  // or PG* variables).
   pqxx::connection& db();
+  // A shard's connection, opened on first use; the directory's own when the
+  // shard is in the directory's database.
+  pqxx::connection& shard(const common::ShardConfig& shard);
 
  private:
+  std::optional<common::DatabaseConfig> database_;
   std::unique_ptr<pqxx::connection> conn_;
+  std::map<int, std::unique_ptr<pqxx::connection>> shard_conns_;
 };
 
 // A mailbox address as an argument (local@domain, UTF-8 allowed, no address

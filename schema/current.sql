@@ -1,5 +1,5 @@
 -- The current WSMTP schema: every table, index, trigger, function and
--- row-level policy after migration 022, as `wsmtpctl db migrate` leaves a
+-- row-level policy after migration 023, as `wsmtpctl db migrate` leaves a
 -- fresh database (pg_dump --schema-only of PostgreSQL 15, normalised).
 --
 -- GENERATED: do not edit. A reference to read, not a script to run: databases
@@ -131,6 +131,56 @@ id, owned by the caller''s login (receipt_owner = session_user), with its backlo
 recipients, in one statement. SECURITY DEFINER because the listener may not insert recipients
 itself: this way they exist only together with a new message (a reused id fails on the primary
 key). Executable by wsmtp_listener and wsmtp_admin only.';
+
+--
+-- Name: claim_shard_identity(text, integer); Type: FUNCTION
+--
+
+CREATE FUNCTION public.claim_shard_identity(p_name text, p_id integer) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    cur shard_identity;
+    lo bigint := p_id::bigint * 100000000000000;
+    hi bigint := lo + 99999999999999;
+    outside bigint;
+BEGIN
+    -- One claimer at a time (two `db migrate` runs against one shard).
+    LOCK TABLE shard_identity IN EXCLUSIVE MODE;
+    SELECT * INTO cur FROM shard_identity;
+    IF FOUND THEN
+        IF cur.shard_id <> p_id THEN
+            RAISE EXCEPTION 'this database is shard "%" (id %), not id %', cur.name, cur.shard_id, p_id
+                USING HINT = 'a shard''s id never changes: check the conninfo and id of [shard ' || p_name || ']';
+        END IF;
+        -- Renaming is harmless: the id, not the name, is in the queue ids.
+        UPDATE shard_identity SET name = p_name WHERE name <> p_name;
+        RETURN;
+    END IF;
+    SELECT count(*) INTO outside FROM messages WHERE id NOT BETWEEN lo AND hi;
+    IF outside > 0 THEN
+        RAISE EXCEPTION 'this database holds % messages whose ids are outside shard id %''s range', outside, p_id
+            USING HINT = 'a database that already has mail keeps id 0 (the one-server layout); give a new shard an empty database';
+    END IF;
+    INSERT INTO shard_identity (name, shard_id) VALUES (p_name, p_id);
+    IF (SELECT last_value FROM messages_id_seq) < lo THEN
+        -- START moves with MINVALUE (a start below the minimum is refused).
+        EXECUTE format('ALTER TABLE messages ALTER COLUMN id SET MINVALUE %s SET MAXVALUE %s SET START WITH %s RESTART WITH %s',
+                       lo + 1, hi, lo + 1, lo + 1);
+    ELSE
+        EXECUTE format('ALTER TABLE messages ALTER COLUMN id SET MINVALUE %s SET MAXVALUE %s', greatest(lo, 1), hi);
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION claim_shard_identity(p_name text, p_id integer); Type: COMMENT
+--
+
+COMMENT ON FUNCTION public.claim_shard_identity(p_name text, p_id integer) IS 'Writes this database''s shard identity on first call and confines messages_id_seq to
+the id''s range (id*10^14+1 .. (id+1)*10^14-1); later calls check the id (a rename is
+allowed). Refuses an id that differs from the one claimed, and a database whose messages
+are outside the range.';
 
 --
 -- Name: destination_slot_base(text); Type: FUNCTION
@@ -1111,6 +1161,28 @@ COMMENT ON TABLE public.schema_version IS 'Migrations applied to this database, 
 equals the one they were built with.';
 
 --
+-- Name: shard_identity; Type: TABLE
+--
+
+CREATE TABLE public.shard_identity (
+    only_row boolean DEFAULT true NOT NULL,
+    name text NOT NULL,
+    shard_id integer NOT NULL,
+    claimed_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT shard_identity_name_check CHECK ((name ~ '^[A-Za-z0-9_-]{1,63}$'::text)),
+    CONSTRAINT shard_identity_only_row_check CHECK (only_row),
+    CONSTRAINT shard_identity_shard_id_check CHECK (((shard_id >= 0) AND (shard_id <= 92000)))
+);
+
+--
+-- Name: TABLE shard_identity; Type: COMMENT
+--
+
+COMMENT ON TABLE public.shard_identity IS 'This database''s name and id as a queue shard, claimed once by wsmtpctl db migrate
+(claim_shard_identity); empty in a database that is only the directory. Programs refuse
+a shard whose identity is not the configured one.';
+
+--
 -- Name: aliases aliases_pkey; Type: CONSTRAINT
 --
 
@@ -1277,6 +1349,13 @@ ALTER TABLE ONLY public.route_fairness
 
 ALTER TABLE ONLY public.schema_version
     ADD CONSTRAINT schema_version_pkey PRIMARY KEY (version);
+
+--
+-- Name: shard_identity shard_identity_pkey; Type: CONSTRAINT
+--
+
+ALTER TABLE ONLY public.shard_identity
+    ADD CONSTRAINT shard_identity_pkey PRIMARY KEY (only_row);
 
 --
 -- Name: deliveries_pending; Type: INDEX
@@ -1992,6 +2071,7 @@ GRANT EXECUTE ON FUNCTION backlog_fold(integer) TO wsmtp_reaper;
 REVOKE EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[],text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[],text[]) TO wsmtp_admin;
 GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[],text[]) TO wsmtp_listener;
+REVOKE EXECUTE ON FUNCTION claim_shard_identity(text,integer) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) TO wsmtp_admin;
 REVOKE EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) FROM PUBLIC;
@@ -2090,5 +2170,10 @@ GRANT SELECT ON schema_version TO wsmtp_deliver;
 GRANT SELECT ON schema_version TO wsmtp_listener;
 GRANT SELECT ON schema_version TO wsmtp_reaper;
 GRANT SELECT ON schema_version TO wsmtp_router;
+GRANT SELECT, INSERT, UPDATE, DELETE ON shard_identity TO wsmtp_admin;
+GRANT SELECT ON shard_identity TO wsmtp_deliver;
+GRANT SELECT ON shard_identity TO wsmtp_listener;
+GRANT SELECT ON shard_identity TO wsmtp_reaper;
+GRANT SELECT ON shard_identity TO wsmtp_router;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, USAGE ON SEQUENCES TO wsmtp_admin;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO wsmtp_admin;

@@ -86,6 +86,13 @@ const std::map<std::string, ConfigEntry>* ConfigFile::section(const std::string&
   return it == sections_.end() ? nullptr : &it->second;
 }
 
+std::vector<std::string> ConfigFile::sections_starting_with(const std::string& prefix) const {
+  std::vector<std::string> out;
+  for (const auto& [name, entries] : sections_)
+    if (name.compare(0, prefix.size(), prefix) == 0) out.push_back(name);
+  return out;
+}
+
 SectionReader::SectionReader(const ConfigFile& file, std::string section) : file_(file), section_(std::move(section)) {}
 
 const ConfigEntry* SectionReader::find(const std::string& key) {

@@ -43,6 +43,8 @@ class ConfigFile {
 
   const std::string& name() const { return name_; }
   const std::map<std::string, ConfigEntry>* section(const std::string& section) const;
+  // The names of the sections that start with prefix ("shard "), sorted.
+  std::vector<std::string> sections_starting_with(const std::string& prefix) const;
 
  private:
   friend struct ConfigParser;

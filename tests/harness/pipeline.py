@@ -46,7 +46,7 @@ class Pipeline:
     open_pipelines = []
 
     def __init__(self, domain="example.test", lease_time="5s", queue_extra="", listener_extra="", ipv6=False,
-                 db_socket=False, router_extra=""):
+                 db_socket=False, router_extra="", shards=0):
         self.bindir = bin_dir()
         self.root = tempfile.mkdtemp(prefix="wsmtp-e2e-")
         self.pg = PgServer()
@@ -54,6 +54,17 @@ class Pipeline:
         # The daemons reach the database over TCP, or with db_socket over the
         # Unix socket, as on a single host (the benchmarks).
         self.conninfo = self.pg.conninfo("wsmtp", via_socket=db_socket)
+        # With shards, the database "wsmtp" is only the directory and the queue
+        # is the databases wsmtp_q1..N (shards q1..qN, ids 1..N) on the same
+        # server: self.shards maps each shard's name to its database.
+        self.shards = {}
+        shard_sections = ""
+        for i in range(1, shards + 1):
+            name = f"q{i}"
+            self.shards[name] = f"wsmtp_{name}"
+            self.pg.create_database(self.shards[name])
+            shard_sections += (f"[shard {name}]\nid = {i}\nweight = 1\n"
+                               f"conninfo = {self.pg.conninfo(self.shards[name], via_socket=db_socket)}\n\n")
         self.port = free_port()
         self.domain = domain
         self.mail_root = os.path.join(self.root, "mail")
@@ -64,6 +75,7 @@ class Pipeline:
             f.write(
                 "[database]\n"
                 f"conninfo = {self.conninfo}\n\n"
+                f"{shard_sections}"
                 "[queue]\n"
                 f"lease_time = {lease_time}\n"
                 "poll_interval = 1s\n"
