@@ -91,7 +91,7 @@ void print_shard_table(const std::vector<ShardQueue>& shards, Context& ctx, cons
   for (const auto& config : ctx.database().shards) {
     std::cout << fmt::format("  {:<12} {:>5}", config.name, config.id);
     if (const auto* p = sweep.problem(config.name)) {
-      std::cout << fmt::format(" {}\n", p->unreachable ? "unreachable" : "wrong database");
+      std::cout << fmt::format(" {}\n", p->unreachable ? "unreachable" : "not covered (see stderr)");
       continue;
     }
     for (const auto& shard : shards) {

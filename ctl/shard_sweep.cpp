@@ -60,6 +60,12 @@ bool ShardSweep::visit(const common::ShardConfig& shard,
            fmt::format("the connection broke during commit; this shard's part may or may not be done ({})", e.what()));
   } catch (const common::pg::WrongShard& e) {
     report(false, e.what());
+  } catch (const pqxx::undefined_table&) {
+    report(false, fmt::format("shard {}: its database has no WSMTP schema; run 'wsmtpctl db migrate'", shard.name));
+  } catch (const pqxx::sql_error& e) {
+    // The shard's transaction rolled back (a lock timeout, say); the shards
+    // done before it stay done, so the command goes on and reports.
+    report(false, fmt::format("shard {}: database error: {}", shard.name, e.what()));
   }
   return false;
 }

@@ -26,7 +26,7 @@ class Context;
 // A shard the command could not cover, and why.
 struct ShardProblem {
   std::string shard;
-  bool unreachable = false;  // else: its database is another shard (or unclaimed)
+  bool unreachable = false;  // else: its database is another shard's (or unclaimed), or a statement failed
   std::string error;
 };
 
@@ -35,9 +35,11 @@ class ShardSweep {
   explicit ShardSweep(Context& ctx);
 
   // Calls step(shard, conn) for every configured shard, id order. A shard whose
-  // connection fails (at connect or during step: its transaction rolled back)
-  // or whose identity is wrong becomes a ShardProblem, printed at once
-  // ("wsmtpctl: shard q2 unreachable: ..."). Other errors propagate.
+  // connection fails (at connect or during step: its transaction rolled back),
+  // whose identity is wrong, or whose statement fails becomes a ShardProblem,
+  // printed at once ("wsmtpctl: shard q2 unreachable: ..."), and the sweep goes
+  // on: the shards before it committed, and the report must say so. Other
+  // errors propagate.
   void each(const std::function<void(const common::ShardConfig&, pqxx::connection&)>& step);
 
   // The same for one shard; false if it became a problem.
@@ -50,7 +52,7 @@ class ShardSweep {
 
   // The command's exit status given status, the status of the work done:
   // 3 (database unreachable) when a shard was unreachable, else 1 when a shard
-  // was the wrong database, else status.
+  // had another problem, else status.
   int exit_status(int status) const;
 
   // [{"name", "id", "ok", "reachable", "error"?}] for every configured shard;

@@ -243,6 +243,31 @@ def test_an_unreachable_shard_is_reported_and_the_other_still_covered(p, msgs, q
     assert ctl_raw(p, "release", "--state", "ROUTED").returncode == 3
 
 
+def test_a_shard_whose_statement_fails_is_reported_and_the_other_still_acts(p, msgs):
+    sql(p, "q2", "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$BEGIN RAISE EXCEPTION 'refused for the test'; END$$; "
+                 "CREATE TRIGGER refuse BEFORE UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION refuse()")
+    try:
+        r = ctl_raw(p, "hold", "--state", "ROUTED")
+        assert r.returncode == 1 and "held 1 of 1" in r.stdout, (r.stdout, r.stderr)
+        assert "shard q2: database error" in r.stderr and "refused for the test" in r.stderr, r.stderr
+        assert sql(p, "q1", f"SELECT held FROM messages WHERE id = {msgs['q1']['deferred']}") == "t"
+        assert sql(p, "q2", f"SELECT held FROM messages WHERE id = {msgs['q2']['deferred']}") == "f"
+    finally:
+        sql(p, "q2", "DROP TRIGGER refuse ON messages; DROP FUNCTION refuse()")
+    assert "released 1 of 2" in ctl_raw(p, "release", "--state", "ROUTED").stdout  # q2's was never held
+
+
+def test_a_shard_without_the_schema_is_reported(p, msgs):
+    sql(p, "q2", "ALTER TABLE messages RENAME TO messages_away")
+    try:
+        r = ctl_raw(p, "queue")
+        assert r.returncode == 1 and "shard q2: its database has no WSMTP schema" in r.stderr, r.stderr
+        assert "\n  q1 " in r.stdout, r.stdout
+    finally:
+        sql(p, "q2", "ALTER TABLE messages_away RENAME TO messages")
+
+
 def test_a_shard_claimed_as_another_is_reported(p, msgs):
     sql(p, "q2", "UPDATE shard_identity SET name = 'q7', shard_id = 7")
     try:
@@ -252,7 +277,7 @@ def test_a_shard_claimed_as_another_is_reported(p, msgs):
         assert 'its database is shard "q7" (id 7), not id 2' in err, err
         r = ctl_raw(p, "queue")
         assert r.returncode == 1 and "shard \"q2\" (id 2): its database is shard \"q7\"" in r.stderr, r.stderr
-        assert "\n  q1 " in r.stdout and "wrong database" in r.stdout, r.stdout
+        assert "\n  q1 " in r.stdout and "not covered" in r.stdout, r.stdout
     finally:
         sql(p, "q2", "UPDATE shard_identity SET name = 'q2', shard_id = 2")
     assert ctl_raw(p, "db", "status").returncode == 0
