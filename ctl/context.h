@@ -21,7 +21,7 @@ namespace wsmtp::ctl {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;    // the command ran and could not do what was asked
 inline constexpr int kExitUsage = 2;     // bad arguments or configuration
-inline constexpr int kExitDatabase = 3;  // the database is unreachable
+inline constexpr int kExitDatabase = 3;  // the directory or a queue shard is unreachable
 
 // A refusal the operator must see ("no message 42"): printed, exit kExitFailed.
 class CommandError : public std::runtime_error {

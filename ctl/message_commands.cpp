@@ -1,21 +1,22 @@
-// wsmtpctl list | show | hold | release | delete | retry | bounce
+// wsmtpctl list | show | hold | release | delete | retry | bounce. list searches
+// every shard; show goes to the shard its queue id names; the actions are
+// message_actions.cpp's.
 #include <algorithm>
 #include <iostream>
 #include <string_view>
 
 #include <fmt/format.h>
 
-#include "action_report.h"
-#include "address.h"
 #include "context.h"
 #include "filter_options.h"
-#include "identity.h"
 #include "json_output.h"
+#include "message_actions.h"
 #include "printable.h"
 #include "queue_id.h"
+#include "shard_sweep.h"
+#include "db/message_filter.h"
 #include "db/message_view.h"
 #include "pg/operator_actions.h"
-#include "pg/transitions_bounce.h"
 #include "pg/transitions_hold.h"
 
 namespace wsmtp::ctl {
@@ -51,25 +52,6 @@ Json message_json(const MessageDetail& m) {
   put_bytes(j, "held_reason", m.held_reason);
   put_bytes(j, "last_error", m.last_error);
   return j;
-}
-
-int list(Context& ctx, const FilterArgs& args) {
-  auto filter = to_filter(args, false);
-  pqxx::read_transaction tx(ctx.db());
-  auto messages = common::pg::load_messages(tx, common::pg::select_messages(tx, filter));
-  if (ctx.json) {
-    Json out = Json::array();
-    for (const auto& m : messages) out.push_back(message_json(m));
-    print_json(out);
-    return kExitOk;
-  }
-  std::cout << fmt::format("{:>10} {:<11} {:<20} {:>9} {:>5} {:>4} {}\n", "ID", "STATE", "CREATED", "SIZE", "RCPTS",
-                           "HELD", "SENDER");
-  for (const auto& m : messages)
-    std::cout << fmt::format("{:>10} {:<11} {:<20} {:>9} {:>5} {:>4} {}\n", common::qid(m.id),
-                             common::state_name(m.state), m.created_at, m.size, m.recipients, m.held ? "yes" : "",
-                             m.envelope_from.empty() ? "<>" : common::printable(m.envelope_from));
-  return kExitOk;
 }
 
 void print_detail(pqxx::transaction_base& tx, const MessageDetail& m) {
@@ -117,132 +99,116 @@ void print_detail(pqxx::transaction_base& tx, const MessageDetail& m) {
   }
 }
 
-int show(Context& ctx, std::int64_t id) {
-  pqxx::read_transaction tx(ctx.db());
-  auto messages = common::pg::load_messages(tx, {id});
-  if (messages.empty()) throw CommandError(fmt::format("no message {}", common::qid(id)));
-  if (ctx.json) {
-    auto out = message_json(messages[0]);
-    Json deliveries = Json::array();
-    for (const auto& d : common::pg::load_deliveries(tx, id)) {
-      Json dj = {{"id", d.id},
-                 {"transport", d.transport},
-                 {"status", d.status},
-                 {"attempts", d.attempts},
-                 {"next_attempt_at", d.next_attempt_at},
-                 {"final_at", d.final_at}};
-      put_bytes(dj, "recipient", d.recipient);
-      put_bytes(dj, "original_rcpt", d.original_rcpt);
-      put_bytes(dj, "destination", d.destination);
-      put_bytes(dj, "last_error", d.last_error);
-      deliveries.push_back(std::move(dj));
+// Where a named message lives: the shard its queue id names. Throws
+// CommandError when that shard is not configured.
+const common::ShardConfig& shard_of_message(Context& ctx, std::int64_t id) {
+  const auto* shard = ctx.database().shard_by_id(common::shard_of(id));
+  if (!shard)
+    throw CommandError(fmt::format("message {}: its queue id names shard id {}, which is not configured",
+                                   common::qid(id), common::shard_of(id)));
+  return *shard;
+}
+
+struct Found {
+  std::string shard;
+  MessageDetail message;
+};
+
+int list(Context& ctx, const FilterArgs& args) {
+  auto filter = to_filter(args, false);
+  const auto& database = ctx.database();
+  auto named = ids_by_shard(args.ids);
+  std::vector<Found> found;
+  ShardSweep sweep(ctx);
+  for (const auto& shard : database.shards) {
+    auto shard_filter = filter;
+    if (!args.ids.empty()) {
+      auto it = named.find(shard.id);
+      if (it == named.end()) continue;  // no named id here; never "every message"
+      shard_filter.ids = it->second;
     }
-    Json rcpts = Json::array();
-    for (const auto& r : common::pg::load_envelope_recipients(tx, id)) rcpts.push_back(r);
-    out["envelope_recipients"] = rcpts;
-    out["deliveries"] = deliveries;
-    // 8-bit headers without a charset are common: "headers" is always valid
-    // JSON (bad bytes as U+FFFD); "headers_base64" then has the exact bytes.
-    put_bytes(out, "headers", common::pg::load_headers(tx, id));
-    print_json(out);
-    return kExitOk;
+    sweep.visit(shard, [&](const common::ShardConfig&, pqxx::connection& conn) {
+      pqxx::read_transaction tx(conn);
+      for (auto& m : common::pg::load_messages(tx, common::pg::select_messages(tx, shard_filter)))
+        found.push_back({shard.name, std::move(m)});
+    });
   }
-  print_detail(tx, messages[0]);
-  return kExitOk;
-}
-
-// The selection of a bulk action, locked in tx: the ids that exist and match,
-// and an outcome for each named id that does not (so it is reported, not lost).
-struct Selection {
-  std::vector<std::int64_t> ids;
-  std::vector<MessageOutcome> missing;
-};
-
-Selection select_for_action(pqxx::transaction_base& tx, const FilterArgs& args) {
-  auto filter = to_filter(args, true);
-  Selection s;
-  s.ids = common::pg::select_messages(tx, filter, true);
-  if (args.ids.empty()) return s;
-  std::vector<std::int64_t> unmatched;
-  for (auto id : args.ids)
-    if (std::find(s.ids.begin(), s.ids.end(), id) == s.ids.end()) unmatched.push_back(id);
-  auto existing = common::pg::message_snapshots(tx, unmatched);
-  for (auto id : unmatched) {
-    bool exists = std::any_of(existing.begin(), existing.end(), [id](const auto& m) { return m.id == id; });
-    s.missing.push_back({id, false, exists ? "does not match the filters" : "no such message"});
+  if (database.shards.size() > 1) {
+    // Each shard gave its oldest --limit; ids order within a shard only.
+    std::stable_sort(found.begin(), found.end(),
+                     [](const Found& a, const Found& b) { return a.message.created_at < b.message.created_at; });
+    if (found.size() > static_cast<std::size_t>(filter.limit)) found.resize(static_cast<std::size_t>(filter.limit));
   }
-  return s;
-}
-
-int print_report(Context& ctx, const ActionReport& report, const FilterArgs& args, const char* verb) {
   if (ctx.json) {
-    print_json(report.to_json());
-  } else {
-    if (report.selected == 0 && report.messages.empty()) std::cout << "no matching messages\n";
-    for (const auto& m : report.messages)
-      if (!m.changed || report.action == "bounce")
-        std::cout << fmt::format("msg={} {}{}\n", common::qid(m.id), m.changed ? "" : "unchanged: ", m.detail);
-    std::cout << fmt::format("{} {} of {} selected message(s)\n", verb, report.changed(), report.selected);
+    Json out = Json::array();
+    for (const auto& f : found) {
+      auto j = message_json(f.message);
+      j["shard"] = f.shard;
+      out.push_back(std::move(j));
+    }
+    print_json(out);
+    return sweep.exit_status(kExitOk);
   }
-  int status = report.exit_status(args.ids);
-  if (status != kExitOk)
-    std::cerr << fmt::format("wsmtpctl: {}: {}\n", report.action,
-                             report.changed() == 0 ? "nothing changed" : "some named messages did not change");
-  return status;
+  const bool group = !database.single();
+  // A shard's queue ids have fifteen digits and more (queue_id.h).
+  const int id_width = group ? 15 : 10;
+  std::cout << fmt::format("{:>{}} {}{:<11} {:<20} {:>9} {:>5} {:>4} {}\n", "ID", id_width,
+                           group ? fmt::format("{:<12} ", "SHARD") : "", "STATE", "CREATED", "SIZE", "RCPTS", "HELD",
+                           "SENDER");
+  for (const auto& [shard, m] : found)
+    std::cout << fmt::format("{:>{}} {}{:<11} {:<20} {:>9} {:>5} {:>4} {}\n", common::qid(m.id), id_width,
+                             group ? fmt::format("{:<12} ", shard) : "", common::state_name(m.state), m.created_at,
+                             m.size, m.recipients, m.held ? "yes" : "",
+                             m.envelope_from.empty() ? "<>" : common::printable(m.envelope_from));
+  return sweep.exit_status(kExitOk);
 }
 
-// Runs a flag or due-time action on the selected messages in one transaction
-// and says, per message it left alone, why.
-template <class Action>
-int bulk(Context& ctx, const FilterArgs& args, const char* action_name, const char* verb, Verb kind, Action action) {
-  pqxx::work tx(ctx.db());
-  auto selection = select_for_action(tx, args);
-  ActionReport report{action_name, selection.ids.size(), selection.missing};
-  auto changed = selection.ids.empty() ? std::vector<std::int64_t>{} : action(tx, selection.ids);
-  std::vector<std::int64_t> unchanged;
-  for (auto id : selection.ids) {
-    if (std::find(changed.begin(), changed.end(), id) != changed.end())
-      report.messages.push_back({id, true, verb});
-    else
-      unchanged.push_back(id);
+void print_show_json(pqxx::transaction_base& tx, const MessageDetail& m, const common::ShardConfig& shard) {
+  auto out = message_json(m);
+  Json deliveries = Json::array();
+  for (const auto& d : common::pg::load_deliveries(tx, m.id)) {
+    Json dj = {{"id", d.id},
+               {"transport", d.transport},
+               {"status", d.status},
+               {"attempts", d.attempts},
+               {"next_attempt_at", d.next_attempt_at},
+               {"final_at", d.final_at}};
+    put_bytes(dj, "recipient", d.recipient);
+    put_bytes(dj, "original_rcpt", d.original_rcpt);
+    put_bytes(dj, "destination", d.destination);
+    put_bytes(dj, "last_error", d.last_error);
+    deliveries.push_back(std::move(dj));
   }
-  for (const auto& m : common::pg::message_snapshots(tx, unchanged))
-    report.messages.push_back({m.id, false, unchanged_reason(kind, m)});
-  for (auto id : unchanged)  // gone meanwhile (a delete that raced another)
-    if (std::none_of(report.messages.begin(), report.messages.end(), [id](const auto& m) { return m.id == id; }))
-      report.messages.push_back({id, false, "no longer exists"});
-  tx.commit();
-  return print_report(ctx, report, args, verb);
+  Json rcpts = Json::array();
+  for (const auto& r : common::pg::load_envelope_recipients(tx, m.id)) rcpts.push_back(r);
+  out["envelope_recipients"] = rcpts;
+  out["deliveries"] = deliveries;
+  // 8-bit headers without a charset are common: "headers" is always valid
+  // JSON (bad bytes as U+FFFD); "headers_base64" then has the exact bytes.
+  put_bytes(out, "headers", common::pg::load_headers(tx, m.id));
+  out["shard"] = shard.name;
+  print_json(out);
 }
 
-// The host name a DSN names as its Reporting-MTA: the deliverer's, as its own
-// DSNs do ([deliver] hostname), else this host's.
-std::string reporting_mta(const Context& ctx) {
-  auto file = common::load_config(ctx.options);
-  if (const auto* section = file.section("deliver")) {
-    auto it = section->find("hostname");
-    if (it != section->end() && common::is_valid_domain(it->second.value)) return it->second.value;
-  }
-  return common::host_name();
-}
-
-struct BounceArgs {
-  std::string reason = "5.0.0 delivery cancelled by the postmaster";
-  bool force = false;
-};
-
-int bounce(Context& ctx, const FilterArgs& args, const BounceArgs& b) {
-  common::pg::BounceOptions options;
-  options.reason = b.reason;
-  options.force = b.force;
-  options.reporting_mta = reporting_mta(ctx);
-  pqxx::work tx(ctx.db());
-  auto selection = select_for_action(tx, args);
-  ActionReport report{"bounce", selection.ids.size(), selection.missing};
-  for (const auto& r : common::pg::bounce_messages(tx, selection.ids, options))
-    report.messages.push_back(describe_bounce(r));
-  tx.commit();
-  return print_report(ctx, report, args, "bounced");
+int show(Context& ctx, std::int64_t id) {
+  // The queue id names the shard: no search.
+  const auto& shard = shard_of_message(ctx, id);
+  bool exists = false;
+  ShardSweep sweep(ctx);
+  sweep.visit(shard, [&](const common::ShardConfig&, pqxx::connection& conn) {
+    pqxx::read_transaction tx(conn);
+    auto messages = common::pg::load_messages(tx, {id});
+    if (messages.empty()) return;
+    exists = true;
+    if (ctx.json) return print_show_json(tx, messages[0], shard);
+    if (!ctx.database().single()) std::cout << fmt::format("{:<16} {} (id {})\n", "shard", shard.name, shard.id);
+    print_detail(tx, messages[0]);
+  });
+  if (!sweep.problems().empty()) return sweep.exit_status(kExitFailed);
+  if (!exists)
+    throw CommandError(ctx.database().single() ? fmt::format("no message {}", common::qid(id))
+                                               : fmt::format("no message {} in shard {}", common::qid(id), shard.name));
+  return kExitOk;
 }
 
 }  // namespace
@@ -266,32 +232,36 @@ void add_message_commands(CLI::App& app, Context& ctx) {
   hold->add_option("--reason", *reason, "why (shown by show)");
   hold->callback([&ctx, args, reason] {
     ctx.action = [&ctx, args, reason] {
-      return bulk(ctx, *args, "hold", "held", Verb::hold,
-                  [&](auto& tx, const auto& ids) { return common::pg::hold_messages(tx, ids, *reason); });
+      return run_flag_action(ctx, *args, {"hold", "held", Verb::hold, [&](auto& tx, const auto& ids) {
+                                            return common::pg::hold_messages(tx, ids, *reason);
+                                          }});
     };
   });
   auto* rel = app.add_subcommand("release", "release held messages");
   add_filter_options(rel, *args, true);
   rel->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
-      return bulk(ctx, *args, "release", "released", Verb::release,
-                  [](auto& tx, const auto& ids) { return common::pg::release_messages(tx, ids); });
+      return run_flag_action(ctx, *args, {"release", "released", Verb::release, [](auto& tx, const auto& ids) {
+                                            return common::pg::release_messages(tx, ids);
+                                          }});
     };
   });
   auto* del = app.add_subcommand("delete", "delete messages without delivering or bouncing them");
   add_filter_options(del, *args, true);
   del->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
-      return bulk(ctx, *args, "delete", "deleted", Verb::remove,
-                  [](auto& tx, const auto& ids) { return common::pg::delete_messages(tx, ids); });
+      return run_flag_action(ctx, *args, {"delete", "deleted", Verb::remove, [](auto& tx, const auto& ids) {
+                                            return common::pg::delete_messages(tx, ids);
+                                          }});
     };
   });
   auto* retry = app.add_subcommand("retry", "attempt deferred deliveries now");
   add_filter_options(retry, *args, true);
   retry->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
-      return bulk(ctx, *args, "retry", "retrying deliveries", Verb::retry,
-                  [](auto& tx, const auto& ids) { return common::pg::retry_now(tx, ids); });
+      return run_flag_action(ctx, *args, {"retry", "retrying deliveries", Verb::retry, [](auto& tx, const auto& ids) {
+                                            return common::pg::retry_now(tx, ids);
+                                          }});
     };
   });
   auto bounce_args = std::make_shared<BounceArgs>();
@@ -304,7 +274,7 @@ void add_message_commands(CLI::App& app, Context& ctx) {
   bounce_cmd->add_flag("--force", bounce_args->force,
                        "also messages a deliverer holds a live lease on (it may deliver a copy all the same)");
   bounce_cmd->callback([&ctx, args, bounce_args] {
-    ctx.action = [&ctx, args, bounce_args] { return bounce(ctx, *args, *bounce_args); };
+    ctx.action = [&ctx, args, bounce_args] { return run_bounce(ctx, *args, *bounce_args); };
   });
 }
 
