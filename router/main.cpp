@@ -4,12 +4,14 @@
 // max_workers worker processes by the backlog. Any number of routers may run
 // on any hosts; they share nothing but the database.
 #include <chrono>
+#include <memory>
 
 #include "config.h"
 #include "daemon.h"
 #include "identity.h"
 #include "log.h"
 #include "db/queue.h"
+#include "pg/directory_link.h"
 #include "pg/waiter.h"
 #include "pg/worker_loop.h"
 #include "pg/worker_pool.h"
@@ -44,8 +46,11 @@ int main(int argc, char** argv) {
          .backlog = [](pqxx::transaction_base& tx) { return common::pg::routing_backlog(tx); }},
         config.database, config.queue, stop,
         [&](const std::string& owner, common::pg::LeaseKeeper& keeper) -> common::pg::WorkerStep {
-          return [&, owner, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
-            return router::route_batch(conn, router_config, config.queue, owner, keeper, reclaim.due());
+          // Shared by the copies of the step (std::function copies it), which
+          // all live in this one worker process.
+          auto link = std::make_shared<common::pg::DirectoryLink>(config.database, config.database.shards.front());
+          return [&, owner, link, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
+            return router::route_batch(conn, *link, router_config, config.queue, owner, keeper, reclaim.due());
           };
         });
     return std::optional<int>();  // stopped: the daemon's signal says whether to reload
