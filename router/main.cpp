@@ -1,8 +1,10 @@
 // wroute: claims received messages (state 1), expands and routes their
 // recipients, and writes the delivery plan (state 3). The process is a
-// supervisor (common/pg/worker_pool.h) running between min_workers and
-// max_workers worker processes by the backlog. Any number of routers may run
-// on any hosts; they share nothing but the database.
+// supervisor (common/pg/worker_pool.h) running, for each queue shard, between
+// min_workers and max_workers worker processes by that shard's backlog; each
+// worker routes its shard's mail and asks the directory through a
+// DirectoryLink. Any number of routers may run on any hosts; they share
+// nothing but the databases.
 #include <chrono>
 #include <memory>
 
@@ -45,10 +47,11 @@ int main(int argc, char** argv) {
          .stall_limit = config.queue.lease_time,
          .backlog = [](pqxx::transaction_base& tx) { return common::pg::routing_backlog(tx); }},
         config.database, config.queue, stop,
-        [&](const std::string& owner, common::pg::LeaseKeeper& keeper) -> common::pg::WorkerStep {
-          // Shared by the copies of the step (std::function copies it), which
-          // all live in this one worker process.
-          auto link = std::make_shared<common::pg::DirectoryLink>(config.database, config.database.shards.front());
+        [&](const std::string& owner, common::pg::LeaseKeeper& keeper,
+            const common::ShardConfig& shard) -> common::pg::WorkerStep {
+          // The worker's way to the directory; shared by the copies of the
+          // step (std::function copies it), which all live in this worker.
+          auto link = std::make_shared<common::pg::DirectoryLink>(config.database, shard);
           return [&, owner, link, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
             return router::route_batch(conn, *link, router_config, config.queue, owner, keeper, reclaim.due());
           };
