@@ -46,10 +46,10 @@ void queue_autoreplies(pqxx::connection& shard_conn, pqxx::transaction_base& sha
     claimed = claim_all(shard_tx, due);
   } else {
     // Once per period must hold across shards, so the record is the
-    // directory's. Its commit waits for the WAL flush (the directory session
-    // keeps synchronous_commit on, unlike the shard's routing session): a
-    // record lost in a directory crash after the reply went out would let the
-    // next message from the sender be answered again.
+    // directory's. Its commit waits for the WAL flush (configure_router_session
+    // makes only the shard's connection asynchronous): a record lost in a
+    // directory crash after the reply went out would let the sender's next
+    // message be answered again.
     pqxx::work directory_tx(link.connection(shard_conn));
     claimed = claim_all(directory_tx, due);
     directory_tx.commit();
