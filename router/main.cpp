@@ -1,15 +1,19 @@
 // wroute: claims received messages (state 1), expands and routes their
 // recipients, and writes the delivery plan (state 3). The process is a
-// supervisor (common/pg/worker_pool.h) running between min_workers and
-// max_workers worker processes by the backlog. Any number of routers may run
-// on any hosts; they share nothing but the database.
+// supervisor (common/pg/worker_pool.h) running, for each queue shard, between
+// min_workers and max_workers worker processes by that shard's backlog; each
+// worker routes its shard's mail and asks the directory through a
+// DirectoryLink. Any number of routers may run on any hosts; they share
+// nothing but the databases.
 #include <chrono>
+#include <memory>
 
 #include "config.h"
 #include "daemon.h"
 #include "identity.h"
 #include "log.h"
 #include "db/queue.h"
+#include "pg/directory_link.h"
 #include "pg/waiter.h"
 #include "pg/worker_loop.h"
 #include "pg/worker_pool.h"
@@ -35,20 +39,23 @@ int main(int argc, char** argv) {
     // auto-replies the router queues.
     // Routing waits on nothing but the database, so a router silent for a
     // whole lease time is wedged: its leases then run out.
-    common::pg::run_worker_pool({.program = "wroute",
-                                 .channel = common::pg::kRouteChannel,
-                                 .batch_size = router_config.batch_size,
-                                 .scaling = router_config.scaling,
-                                 .stall_limit = config.queue.lease_time,
-                                 .backlog = [](pqxx::transaction_base& tx) { return common::pg::routing_backlog(tx); }},
-                                config.database, config.queue, stop,
-                                [&](const std::string& owner, common::pg::LeaseKeeper& keeper,
-                                    const common::ShardConfig& /*shard*/) -> common::pg::WorkerStep {
-                                  return [&, owner, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
-                                    return router::route_batch(conn, router_config, config.queue, owner, keeper,
-                                                               reclaim.due());
-                                  };
-                                });
+    common::pg::run_worker_pool(
+        {.program = "wroute",
+         .channel = common::pg::kRouteChannel,
+         .batch_size = router_config.batch_size,
+         .scaling = router_config.scaling,
+         .stall_limit = config.queue.lease_time,
+         .backlog = [](pqxx::transaction_base& tx) { return common::pg::routing_backlog(tx); }},
+        config.database, config.queue, stop,
+        [&](const std::string& owner, common::pg::LeaseKeeper& keeper,
+            const common::ShardConfig& shard) -> common::pg::WorkerStep {
+          // The worker's way to the directory; shared by the copies of the
+          // step (std::function copies it), which all live in this worker.
+          auto link = std::make_shared<common::pg::DirectoryLink>(config.database, shard);
+          return [&, owner, link, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
+            return router::route_batch(conn, *link, router_config, config.queue, owner, keeper, reclaim.due());
+          };
+        });
     return std::optional<int>();  // stopped: the daemon's signal says whether to reload
   });
 }

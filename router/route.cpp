@@ -1,18 +1,17 @@
 #include "route.h"
 
-#include <ctime>
 #include <deque>
 #include <optional>
 #include <set>
 
 #include "address.h"
-#include "autoreply.h"
+#include "autoreply_queue.h"
 #include "log.h"
 #include "queue_id.h"
-#include "db/autoreplies.h"
 #include "db/bounces.h"
 #include "db/directory.h"
 #include "db/queue.h"
+#include "pg/connection.h"
 #include "pg/transitions.h"
 #include "pg/transitions_hold.h"
 #include "plan.h"
@@ -53,33 +52,6 @@ void prefetch_recipients(common::pg::RouterDirectory& directory, const std::vect
   directory.prefetch(addresses, domains);
 }
 
-// Queues the vacation replies that RFC 3834 allows, in the routing transaction.
-void send_autoreplies(pqxx::transaction_base& tx, const RouterConfig& config, MessageWork& work) {
-  const auto& context = work.context;
-  if (work.plan.autoreplies.empty() || autoreply_sender_excluded(context.envelope_from)) return;
-  const HeaderBlock& headers = context.headers();
-  if (autoreply_message_excluded(headers)) return;
-  int n = 0;
-  const auto msg_id = work.claim.lease.msg_id;
-  for (const auto& [mailbox, original_rcpt] : work.plan.autoreplies) {
-    ++n;
-    if (mailbox == context.envelope_from || !autoreply_direct_recipient(headers, mailbox, original_rcpt)) continue;
-    auto text = common::pg::claim_autoreply(tx, mailbox, context.envelope_from);
-    if (!text) continue;
-    const std::time_t now = std::time(nullptr);
-    AutoReplyMessage reply{mailbox,
-                           context.envelope_from,
-                           text->subject,
-                           text->body,
-                           config.hostname,
-                           "autoreply." + std::to_string(msg_id) + "." + std::to_string(n) + "." + std::to_string(now),
-                           now};
-    auto id = common::pg::create_generated_message(tx, {"", "", config.hostname, "wroute", {context.envelope_from}},
-                                                   compose_autoreply(reply, headers), "auto-reply", msg_id);
-    log::info("msg={} auto-reply from {} queued as msg={}", common::qid(msg_id), mailbox, common::qid(id));
-  }
-}
-
 // Members refused inside a list's fan-out are reported to the list's bounce
 // address. Not for mail from the null sender: it is itself a report or an
 // auto-reply, and answering it could loop (a bounce address that is a list
@@ -97,19 +69,15 @@ void report_list_bounces(pqxx::transaction_base& tx, const RouterConfig& config,
   }
 }
 
-// Routes claims[first..] in one transaction, up to and including the message
-// whose list fan-outs take the transaction to max_list_members members (so a
-// batch of posts to big lists is several transactions of bounded size, not one
-// huge one). Returns how many claims it took (at least one); those that had
-// lost their lease to another router are logged and left alone. Throws on any
-// failure: nothing of them is written.
-std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, const std::vector<RoutingClaim>& claims,
-                        std::size_t first, const common::pg::LeaseKeeper::Kept& kept) {
-  pqxx::work tx(conn);
-  common::pg::RouterDirectory directory(tx);
+// Plans claims[first..] with the directory read in directory_tx, up to and
+// including the message whose list fan-outs take the chunk to
+// max_list_members members; tx is the shard's routing transaction (the
+// messages' headers).
+void plan_chunk(pqxx::transaction_base& directory_tx, pqxx::transaction_base& tx, const RouterConfig& config,
+                const std::vector<RoutingClaim>& claims, std::size_t first, std::deque<MessageWork>& works,
+                std::vector<common::pg::RoutingPlan>& plans) {
+  common::pg::RouterDirectory directory(directory_tx);
   prefetch_recipients(directory, claims, first);
-  std::deque<MessageWork> works;  // stable addresses: each context refers to its own element
-  std::vector<common::pg::RoutingPlan> plans;
   std::int64_t list_members = 0;
   for (std::size_t i = first; i < claims.size() && (i == first || list_members < config.max_list_members); ++i) {
     auto& work = works.emplace_back(tx, claims[i]);
@@ -118,9 +86,43 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
     list_members += work.plan.list_members;
     plans.push_back({claims[i].lease, work.plan.deliveries, work.plan.fanouts});
   }
+}
+
+std::vector<std::string> fanout_lists(const std::vector<common::pg::RoutingPlan>& plans) {
+  std::vector<std::string> lists;
+  for (const auto& plan : plans)
+    for (const auto& f : plan.fanouts) lists.push_back(f.list_address);
+  return lists;
+}
+
+// Routes claims[first..] in one transaction on the shard, up to and including
+// the message whose list fan-outs take the transaction to max_list_members
+// members (so a batch of posts to big lists is several transactions of bounded
+// size, not one huge one). The directory is read in that transaction when it is
+// the shard's database, else in a read-only transaction on its own connection
+// alongside (closed before the auto-replies' claims, which need a writing one).
+// Returns how many claims it took (at least one); those that had lost their
+// lease to another router are logged and left alone. Throws on any failure:
+// nothing of them is written in the shard.
+std::size_t route_chunk(pqxx::connection& conn, common::pg::DirectoryLink& link, const RouterConfig& config,
+                        const std::vector<RoutingClaim>& claims, std::size_t first,
+                        const common::pg::LeaseKeeper::Kept& kept) {
+  pqxx::work tx(conn);
+  std::deque<MessageWork> works;  // stable addresses: each context refers to its own element
+  std::vector<common::pg::RoutingPlan> plans;
+  std::optional<std::vector<common::pg::BulkMember>> members;  // unset: the fan-out joins them itself
+  if (link.shared()) {
+    plan_chunk(tx, tx, config, claims, first, works, plans);
+  } else {
+    pqxx::read_transaction directory_tx(link.connection(conn));
+    plan_chunk(directory_tx, tx, config, claims, first, works, plans);
+    members = common::pg::read_bulk_members(directory_tx, fanout_lists(plans));
+    directory_tx.commit();
+  }
   std::set<std::int64_t> moved;
   if (!plans.empty())
-    for (const auto& r : common::pg::finish_routing(tx, plans)) moved.insert(r.msg_id);
+    for (const auto& r : common::pg::finish_routing(tx, plans, members ? &*members : nullptr)) moved.insert(r.msg_id);
+  std::vector<DueAutoReply> replies;
   for (auto& work : works) {
     if (work.plan.hold_reason) {
       if (!common::pg::hold_unroutable(tx, work.claim.lease, *work.plan.hold_reason))
@@ -137,9 +139,11 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
                   common::qid(work.claim.lease.msg_id));
       continue;
     }
-    send_autoreplies(tx, config, work);
     report_list_bounces(tx, config, work);
+    for (auto& reply : due_autoreplies(work.claim.lease.msg_id, work.context, work.plan.autoreplies))
+      replies.push_back(std::move(reply));
   }
+  queue_autoreplies(conn, tx, link, config, replies);
   tx.commit();
   for (const auto& work : works)
     if (moved.count(work.claim.lease.msg_id)) log_plan(work.claim.lease.msg_id, work.plan);
@@ -147,13 +151,15 @@ std::size_t route_chunk(pqxx::connection& conn, const RouterConfig& config, cons
 }
 
 // One message in its own transaction; a failure is recorded against it.
-void route_alone(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                 const RoutingClaim& claim, common::pg::LeaseKeeper::Kept& kept) {
+void route_alone(pqxx::connection& conn, common::pg::DirectoryLink& link, const RouterConfig& config,
+                 const common::QueueConfig& queue, const RoutingClaim& claim, common::pg::LeaseKeeper::Kept& kept) {
   try {
-    route_chunk(conn, config, {claim}, 0, kept);
-  } catch (const pqxx::broken_connection&) {
-    throw;  // the loop reconnects; our leases expire and are re-claimed
+    route_chunk(conn, link, config, {claim}, 0, kept);
   } catch (const std::exception& e) {
+    // A lost connection (the shard's or the directory's) is an outage, not the
+    // message's fault: the loop reconnects, and our leases expire and are
+    // claimed again.
+    if (common::pg::is_connection_error(e)) throw;
     log::error("msg={} routing failed: {}", common::qid(claim.lease.msg_id), e.what());
     // Handed back: its short lease is the retry's backoff, not ours to renew.
     common::pg::record_routing_failure(conn, claim.lease, e.what(), config.max_routing_failures, queue.lease_time);
@@ -161,11 +167,14 @@ void route_alone(pqxx::connection& conn, const RouterConfig& config, const commo
   }
 }
 
-}  // namespace
-
-int route_batch(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                const std::string& owner, common::pg::LeaseKeeper& keeper, bool reclaim_expired) {
+int route_claimed(pqxx::connection& conn, common::pg::DirectoryLink& link, const RouterConfig& config,
+                  const common::QueueConfig& queue, const std::string& owner, common::pg::LeaseKeeper& keeper,
+                  bool reclaim_expired) {
   common::pg::configure_router_session(conn);
+  // A directory that cannot be reached is found before any message is
+  // claimed, not after their leases were taken (they would come back only
+  // when the leases run out, each time nearer to being held).
+  link.connection(conn);
   common::pg::ClaimOptions options{.owner = owner,
                                    .lease_time = queue.lease_time,
                                    .limit = config.batch_size,
@@ -183,22 +192,21 @@ int route_batch(pqxx::connection& conn, const RouterConfig& config, const common
   if (together.size() > 1) {
     try {
       while (done < together.size()) {
-        done += route_chunk(conn, config, together, done, kept);
+        done += route_chunk(conn, link, config, together, done, kept);
         keeper.progress();
       }
-    } catch (const pqxx::broken_connection&) {
-      throw;
     } catch (const std::exception& e) {
+      if (common::pg::is_connection_error(e)) throw;
       log::warn("routing a batch of {} messages failed ({}); routing them one by one", together.size() - done,
                 e.what());
     }
   }
   for (std::size_t i = done; i < together.size(); ++i) {
-    route_alone(conn, config, queue, together[i], kept);
+    route_alone(conn, link, config, queue, together[i], kept);
     keeper.progress();
   }
   for (const auto& c : alone) {
-    route_alone(conn, config, queue, c, kept);
+    route_alone(conn, link, config, queue, c, kept);
     keeper.progress();
   }
   if (claims.empty()) {
@@ -208,6 +216,21 @@ int route_batch(pqxx::connection& conn, const RouterConfig& config, const common
     tx.commit();
   }
   return static_cast<int>(claims.size());
+}
+
+}  // namespace
+
+int route_batch(pqxx::connection& conn, common::pg::DirectoryLink& link, const RouterConfig& config,
+                const common::QueueConfig& queue, const std::string& owner, common::pg::LeaseKeeper& keeper,
+                bool reclaim_expired) {
+  try {
+    return route_claimed(conn, link, config, queue, owner, keeper, reclaim_expired);
+  } catch (const std::exception& e) {
+    // Which connection broke is not known here; the directory's is made again
+    // on its next use either way (a shard outage costs it one reconnection).
+    if (common::pg::is_connection_error(e)) link.reset();
+    throw;
+  }
 }
 
 }  // namespace wsmtp::router

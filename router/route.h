@@ -9,23 +9,31 @@
 // max_routing_failures, held with its error (a poison message never blocks the
 // queue). A message that ever lost a lease (a crash while routing it) is always
 // routed alone, so a message that kills the router cannot take a batch with it.
-// The batch's leases are renewed meanwhile (common/pg/lease_keeper.h).
+// The batch's leases are renewed meanwhile (common/pg/lease_keeper.h). All of
+// it happens in the messages' shard; only the directory's questions (and the
+// auto-replies' once-per-period records) go to the directory's database when
+// that is another one (common/pg/directory_link.h).
 #pragma once
 
 #include <pqxx/pqxx>
 
 #include "config.h"
 #include "config/common_config.h"
+#include "pg/directory_link.h"
 #include "pg/lease_keeper.h"
 
 namespace wsmtp::router {
 
-// Returns the number of messages claimed. Throws pqxx::broken_connection (the
-// caller reconnects; the leases taken expire and are claimed again).
+// Returns the number of messages claimed. conn is the shard's connection;
+// link says where the directory is asked (in the shard's transactions when it
+// is the shard's database). Throws on a connection error, the shard's or the
+// directory's (pqxx::broken_connection; the link is reset first): the caller
+// reconnects, and the leases taken expire and are claimed again.
 // reclaim_expired: also take messages whose routing lease expired (workers do
 // it on a cadence, see ClaimOptions). keeper renews the batch's leases until
 // its plans are committed and hears of each routed chunk.
-int route_batch(pqxx::connection& conn, const RouterConfig& config, const common::QueueConfig& queue,
-                const std::string& owner, common::pg::LeaseKeeper& keeper, bool reclaim_expired = true);
+int route_batch(pqxx::connection& conn, common::pg::DirectoryLink& link, const RouterConfig& config,
+                const common::QueueConfig& queue, const std::string& owner, common::pg::LeaseKeeper& keeper,
+                bool reclaim_expired = true);
 
 }  // namespace wsmtp::router

@@ -3,6 +3,9 @@
 // member, and the lists of a whole batch of messages cost one statement
 // together. Members that need the router's full expansion (aliases, nested
 // lists, forwarding) are left out here and listed by list_members_to_expand().
+// When the directory is another database than the message's queue shard, the
+// members are read from the directory first (read_bulk_members, one round
+// trip) and passed to the shard's statement as arrays.
 #pragma once
 
 #include <cstdint>
@@ -33,10 +36,27 @@ struct MessageFanout {
   ListFanout fanout;
 };
 
+// A bulk-routable member of a list as the directory describes it.
+struct BulkMember {
+  std::string list_address;
+  std::string member;
+  std::string transport;    // its mailbox's; "" for a remote member (relayed)
+  std::string destination;  // its mailbox's Maildir, spool or LMTP server; "" for a remote member
+};
+
+// The bulk-routable members of lists, read in one statement from the
+// directory (directory_tx: a transaction on the directory's database). No
+// statement for no lists. Throws database errors.
+std::vector<BulkMember> read_bulk_members(pqxx::transaction_base& directory_tx, const std::vector<std::string>& lists);
+
 // Inserts a delivery for every bulk-routable member of every list, in one
 // statement (rows already planned for the message, or a member two of its
-// lists share, are skipped). Returns the rows added per message id.
-std::map<std::int64_t, int> insert_list_fanouts(pqxx::transaction_base& tx, const std::vector<MessageFanout>& fanouts);
+// lists share, are skipped). members: nullptr when tx's database is also the
+// directory (the statement joins list_members itself: the one-server layout);
+// otherwise what read_bulk_members returned for (at least) these fan-outs'
+// lists. Returns the rows added per message id.
+std::map<std::int64_t, int> insert_list_fanouts(pqxx::transaction_base& tx, const std::vector<MessageFanout>& fanouts,
+                                                const std::vector<BulkMember>* members = nullptr);
 
 // The same for one list of one message. Returns the rows added.
 int insert_list_fanout(pqxx::transaction_base& tx, std::int64_t msg_id, const ListFanout& fanout);

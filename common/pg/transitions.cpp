@@ -264,7 +264,8 @@ bool finish_routing(pqxx::transaction_base& tx, const Lease& lease, const std::v
   return !finish_routing(tx, {RoutingPlan{lease, plan, fanouts}}).empty();
 }
 
-std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std::vector<RoutingPlan>& plans) {
+std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std::vector<RoutingPlan>& plans,
+                                          const std::vector<BulkMember>* members) {
   std::vector<std::int64_t> ids, row_ids;
   std::vector<std::string> tokens, rcpt, orig, transport, dest, bounce, is_bounce, prepend, env_from, has_env_from;
   // A row planned twice is written once. Done here rather than with ON CONFLICT
@@ -320,7 +321,7 @@ std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std:
   for (const auto& plan : plans)
     if (written.count(plan.lease.msg_id))
       for (const auto& f : plan.fanouts) fanouts.push_back({plan.lease.msg_id, f});
-  for (const auto& [msg_id, n] : insert_list_fanouts(tx, fanouts)) written[msg_id] += n;
+  for (const auto& [msg_id, n] : insert_list_fanouts(tx, fanouts, members)) written[msg_id] += n;
   std::vector<RoutedMessage> routed;
   for (const auto& plan : plans) {
     auto it = written.find(plan.lease.msg_id);

@@ -125,8 +125,10 @@ struct RoutedMessage {
 // pair with all planned rows, then all list fan-outs. Only messages whose lease
 // is still ours move and get rows; the others are left out of the result (the
 // caller must not act on them) and untouched. Throws on database errors: the
-// caller rolls back, and nothing of the batch was written.
-std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std::vector<RoutingPlan>& plans);
+// caller rolls back, and nothing of the batch was written. members: as for
+// insert_list_fanouts (nullptr: tx's database is also the directory).
+std::vector<RoutedMessage> finish_routing(pqxx::transaction_base& tx, const std::vector<RoutingPlan>& plans,
+                                          const std::vector<BulkMember>* members = nullptr);
 
 // --- deliverer --------------------------------------------------------------
 

@@ -45,7 +45,8 @@ TEST_CASE("one bad message in a batch does not hold the others, and leaves no pa
   queue.lease_time = 60s;
   common::pg::LeaseKeeper keeper(
       {.conninfo = db.conninfo(), .lease_time = queue.lease_time, .stall_limit = queue.lease_time});
-  CHECK(router::route_batch(*conn, config, queue, "router-test", keeper) == 10);
+  auto link = one_server_link(*conn);
+  CHECK(router::route_batch(*conn, link, config, queue, "router-test", keeper) == 10);
   for (auto id : good) {
     CHECK(count(db, "SELECT state FROM messages WHERE id = " + id_s(id)) == 3);
     CHECK(count(db, "SELECT routing_failures FROM messages WHERE id = " + id_s(id)) == 0);

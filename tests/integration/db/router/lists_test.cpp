@@ -144,7 +144,8 @@ TEST_CASE("a batch of posts to big lists is routed in transactions of bounded fa
   common::QueueConfig queue;
   common::pg::LeaseKeeper keeper(
       {.conninfo = db.conninfo(), .lease_time = queue.lease_time, .stall_limit = queue.lease_time});
-  CHECK(router::route_batch(*conn, config, queue, "router-test", keeper) == 5);
+  auto link = one_server_link(*conn);
+  CHECK(router::route_batch(*conn, link, config, queue, "router-test", keeper) == 5);
   for (auto id : posts) {
     CHECK(count(db, "SELECT state FROM messages WHERE id = " + id_s(id)) == 3);
     CHECK(count(db, "SELECT count(*) FROM deliveries WHERE message_id = " + id_s(id) + " AND status = 'pending'") ==

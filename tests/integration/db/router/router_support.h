@@ -9,6 +9,7 @@
 
 #include "pg/body.h"
 #include "pg/directory.h"
+#include "pg/directory_link.h"
 #include "pg/transitions.h"
 #include "router/config.h"
 #include "router/route.h"
@@ -27,13 +28,21 @@ inline std::int64_t receive(pqxx::connection& conn, const std::string& from, con
   return id;
 }
 
+// The one-server layout: the directory is the shard's own database.
+inline common::pg::DirectoryLink one_server_link(pqxx::connection& conn) {
+  const common::DatabaseConfig database{
+      .conninfo = conn.options(), .shards = {{.name = "default", .id = 0, .weight = 1, .conninfo = conn.options()}}};
+  return common::pg::DirectoryLink(database, database.shards.front());
+}
+
 // Routes until nothing is left in state 1; returns the messages claimed.
 inline int route_all(pqxx::connection& conn, const router::RouterConfig& config = {},
                      const common::QueueConfig& queue = {}) {
   int total = 0;
   common::pg::LeaseKeeper keeper(
       {.conninfo = conn.options(), .lease_time = queue.lease_time, .stall_limit = queue.lease_time});
-  for (int n; (n = router::route_batch(conn, config, queue, "router-test", keeper)) > 0;) total += n;
+  auto link = one_server_link(conn);
+  for (int n; (n = router::route_batch(conn, link, config, queue, "router-test", keeper)) > 0;) total += n;
   return total;
 }
 
