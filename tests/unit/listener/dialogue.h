@@ -106,8 +106,8 @@ class Dialogue {
   // refill = false leaves it empty until a session has to ask for ids.
   QueueIdReserve ids{4};
   bool refill = true;
-  std::atomic<bool> queue_full{false};                         // what QueueWatch would set
-  BacklogWatch backlogs{nullptr, 0, std::chrono::seconds(1)};  // no thread: tests call observe()
+  std::atomic<bool> queue_full{false};                    // what QueueWatch would set
+  BacklogWatch backlogs{{}, 0, std::chrono::seconds(1)};  // no thread: tests call observe()
   Session& session() { return *session_; }
 
  private:
