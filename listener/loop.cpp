@@ -476,12 +476,9 @@ bool Loop::answer_without_store(Connection& c, const StoreOp& op) {
 // counted as a failed AUTH: the client did nothing wrong and may try again.
 void Loop::submit(Connection& c, StoreOp op) {
   if (!std::holds_alternative<VerifyUser>(op)) {
-    if (stores_.submit(endpoints_, c.id, std::move(op))) return;
-    // A queue id wanted and no shard can take mail.
-    StoreResult none;
-    none.error = "no queue shard can take mail";
-    none.no_shard = true;
-    return post_answer(c, std::move(none));
+    // Refused at once when the op's shard cannot take it.
+    if (auto refused = stores_.submit(endpoints_, c.id, std::move(op))) post_answer(c, std::move(*refused));
+    return;
   }
   if (auth_pool_.try_submit(auth_endpoint_, c.id, std::move(op))) return;
   log::info("client={} AUTH deferred: {} password checks already waiting", c.client_ip,

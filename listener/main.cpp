@@ -30,17 +30,21 @@ int main(int argc, char** argv) {
         // are answered without waiting for the router's NOTIFY, which goes to
         // the message's shard, and bursts of them share one.
         std::vector<std::shared_ptr<common::pg::WakeupSender>> wakers;
-        for (const auto& shard : database.shards)
+        std::vector<std::shared_ptr<common::pg::ShardEpoch>> epochs;
+        for (const auto& shard : database.shards) {
           wakers.push_back(std::make_shared<common::pg::WakeupSender>(shard.conninfo));
+          epochs.push_back(std::make_shared<common::pg::ShardEpoch>());
+        }
         listener::StoreMakers makers{
             .shard =
-                [&database, wakers](std::size_t i, listener::StoreMakers::Lost lost) {
+                [&database, wakers, epochs](std::size_t i, listener::StoreMakers::Lost lost) {
                   common::pg::ShardLost report;
                   if (lost)
                     report = [lost](const std::string& why, bool wrong) {
                       lost({.why = why, .wrong_database = wrong});
                     };
-                  return common::pg::make_shard_store(database, database.shards.at(i), wakers.at(i), report);
+                  return common::pg::make_shard_store(database, database.shards.at(i), wakers.at(i), report,
+                                                      epochs.at(i));
                 },
             .directory = [&database,
                           waker = wakers.front()] { return common::pg::make_pg_store(database.conninfo, waker); },

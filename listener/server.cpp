@@ -83,9 +83,12 @@ Server::Server(ListenerConfig config, const common::DatabaseConfig& database, St
   std::optional<std::size_t> directory_shard;
   for (std::size_t i = 0; i < shards.size(); ++i) {
     if (!directory_shard && database.is_directory(shards[i])) directory_shard = i;
+    // The work queued for a shard that leaves the rotation is failed at once
+    // (stores_ exists before any probe starts).
     if (group)
       probes_.push_back(std::make_unique<ShardProbe>(
-          *placement_, i, [check = makers.check, i] { return check(i); }, ShardProbe::kPause));
+          *placement_, i, [check = makers.check, i] { return check(i); }, ShardProbe::kPause,
+          [this, i] { stores_->fail_queued(i); }));
   }
   auto shard_factory = [&](std::size_t i) -> StoreWorkerPool::StoreFactory {
     StoreMakers::Lost lost;
@@ -101,17 +104,20 @@ Server::Server(ListenerConfig config, const common::DatabaseConfig& database, St
   }
   auth_pool_ = std::make_unique<StoreWorkerPool>(directory_factory, c.auth_check_threads, auth_ids_,
                                                  static_cast<std::size_t>(c.auth_check_queue));
+  // Per shard one pool of store_connections for all loops: their whole
+  // messages share the shard's group commits (store_worker.cpp). Before the
+  // watches: their stores may report their shard lost at once.
+  stores_ =
+      std::make_unique<ShardStores>(*placement_, per_shard, directory_shard, directory_factory, c.store_connections);
   queue_watch_ = std::make_unique<QueueWatch>(
       std::move(watched), c.queue_max_size, c.queue_size_check_interval,
       [placement = placement_.get()](std::size_t shard, bool full) { placement->set_full(shard, full); });
-  backlog_watch_ = std::make_unique<BacklogWatch>(per_shard, c.backlog_quotas.threshold(), c.backlog_check_interval);
-  // Per shard one pool of store_connections for all loops: their whole
-  // messages share the shard's group commits (store_worker.cpp).
-  stores_ = std::make_unique<ShardStores>(*placement_, std::move(per_shard), directory_shard, directory_factory,
-                                          c.store_connections);
+  backlog_watch_ =
+      std::make_unique<BacklogWatch>(std::move(per_shard), c.backlog_quotas.threshold(), c.backlog_check_interval);
   for (int i = 0; i < c.loops; ++i)
     loops_.push_back(std::make_unique<Loop>(settings_, limits_, *stores_, *auth_pool_, placement_->all_full_flag(),
                                             *backlog_watch_, i));
+  for (auto& probe : probes_) probe->start();
   signal_base_.reset(event_base_new());
   if (!signal_base_) throw std::runtime_error("event_base_new failed");
 }
@@ -125,6 +131,10 @@ Server::~Server() {
   // any loop (and its event base) goes.
   if (stores_) stores_->stop();
   if (auth_pool_) auth_pool_->stop();
+  // Nothing reports a shard lost (and so touches stores_) after this.
+  if (queue_watch_) queue_watch_->stop();
+  if (backlog_watch_) backlog_watch_->stop();
+  for (auto& probe : probes_) probe->stop();
 }
 
 void Server::bind() {

@@ -10,8 +10,11 @@
 
 namespace wsmtp::listener {
 
-ShardProbe::ShardProbe(Placement& placement, std::size_t index, Check check, std::chrono::milliseconds pause)
-    : placement_(placement), index_(index), check_(std::move(check)), pause_(pause) {
+ShardProbe::ShardProbe(Placement& placement, std::size_t index, Check check, std::chrono::milliseconds pause,
+                       OnLeave on_leave)
+    : placement_(placement), index_(index), check_(std::move(check)), pause_(pause), on_leave_(std::move(on_leave)) {}
+
+void ShardProbe::start() {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -32,18 +35,20 @@ int ShardProbe::checks() const {
 }
 
 void ShardProbe::lost(const ShardFault& fault) {
+  bool left = false;
   {
     std::lock_guard lock(mutex_);
-    leave(fault);
+    left = leave(fault);
   }
   wake_.notify_all();
+  if (left && on_leave_) on_leave_();
 }
 
-void ShardProbe::leave(const ShardFault& fault) {
+bool ShardProbe::leave(const ShardFault& fault) {
   const auto& name = placement_.shard(index_).name;
   placement_.set_reachable(index_, false);
   const bool was_out = std::exchange(out_, true);
-  if (was_out && fault.why == last_why_) return;
+  if (was_out && fault.why == last_why_) return false;
   last_why_ = fault.why;
   if (fault.wrong_database)
     log::error("shard {} is out of rotation, it is not the configured database: {}", name, fault.why);
@@ -51,6 +56,7 @@ void ShardProbe::leave(const ShardFault& fault) {
     log::warn("shard {} leaves the rotation: {}", name, fault.why);
   else
     log::warn("shard {} still out of rotation: {}", name, fault.why);
+  return !was_out;
 }
 
 void ShardProbe::check_once() {
@@ -60,12 +66,19 @@ void ShardProbe::check_once() {
   } catch (const std::exception& e) {
     fault.why = e.what();
   }
-  std::lock_guard lock(mutex_);
-  ++checks_;
-  if (!fault.why.empty()) return leave(fault);
-  placement_.set_reachable(index_, true);
-  if (std::exchange(out_, false)) log::warn("shard {} rejoins the rotation", placement_.shard(index_).name);
-  last_why_.clear();
+  bool left = false;
+  {
+    std::lock_guard lock(mutex_);
+    ++checks_;
+    if (!fault.why.empty()) {
+      left = leave(fault);
+    } else {
+      placement_.set_reachable(index_, true);
+      if (std::exchange(out_, false)) log::warn("shard {} rejoins the rotation", placement_.shard(index_).name);
+      last_why_.clear();
+    }
+  }
+  if (left && on_leave_) on_leave_();
 }
 
 void ShardProbe::run() {

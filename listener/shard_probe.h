@@ -3,7 +3,9 @@
 // out of the rotation at once through lost(); this probe's thread then checks
 // the shard (connect, SELECT 1, its identity) at most once per pause and puts
 // it back when it answers. It also checks once at start, so a misconfigured
-// shard never gets a message. One thread per shard: a shard whose checks hang
+// shard is out of rotation within milliseconds. On leaving, the work queued
+// for the shard is failed at once (on_leave), so those clients get 451 now,
+// not after every earlier operation on the shard has timed out. One thread per shard: a shard whose checks hang
 // delays no other shard's return. It knows no SQL (the check is handed in).
 #pragma once
 
@@ -29,12 +31,18 @@ class ShardProbe {
   // Checks the shard; returns a ShardFault with an empty why when it answers
   // and is the configured shard. Never throws (a throw is counted as a fault).
   using Check = std::function<ShardFault()>;
+  // Runs once each time the shard leaves the rotation, on the thread that
+  // found it failing, with no lock of the probe held.
+  using OnLeave = std::function<void()>;
 
-  // Starts the thread, which checks the shard at once. placement must outlive it.
-  ShardProbe(Placement& placement, std::size_t index, Check check, std::chrono::milliseconds pause);
+  // placement must outlive the probe. Nothing runs before start().
+  ShardProbe(Placement& placement, std::size_t index, Check check, std::chrono::milliseconds pause, OnLeave on_leave);
   ~ShardProbe();  // stop()
   ShardProbe(const ShardProbe&) = delete;
   ShardProbe& operator=(const ShardProbe&) = delete;
+
+  // Starts the thread, which checks the shard at once.
+  void start();
 
   // A store found its shard failing: out of the rotation now, checked again
   // within a pause. Thread-safe, never blocks on the database.
@@ -52,13 +60,14 @@ class ShardProbe {
 
  private:
   void run();
-  void leave(const ShardFault& fault);  // with mutex_ held
+  bool leave(const ShardFault& fault);  // with mutex_ held; true: it was in rotation
   void check_once();
 
   Placement& placement_;
   const std::size_t index_;
   Check check_;
   const std::chrono::milliseconds pause_;
+  OnLeave on_leave_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool out_ = false;       // guarded by mutex_: waiting for a good check

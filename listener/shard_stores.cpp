@@ -52,13 +52,18 @@ std::size_t ShardStores::pool_of_message(std::int64_t msg_id) const {
   return *index;
 }
 
-bool ShardStores::submit(const Endpoints& endpoints, std::uint64_t session_id, StoreOp op) {
+std::optional<StoreResult> ShardStores::submit(const Endpoints& endpoints, std::uint64_t session_id, StoreOp op) {
   std::size_t index = 0;
   if (std::holds_alternative<CheckRecipient>(op) || std::holds_alternative<VerifyUser>(op)) {
     index = directory_index_;
   } else if (std::holds_alternative<TakeQueueId>(op) || std::holds_alternative<RefillQueueIds>(op)) {
     auto shard = placement_.pick();
-    if (!shard) return false;
+    if (!shard) {
+      StoreResult none;
+      none.error = "no queue shard can take mail";
+      none.no_shard = true;
+      return none;
+    }
     index = *shard;
   } else {
     std::int64_t msg_id = std::visit(
@@ -73,9 +78,17 @@ bool ShardStores::submit(const Endpoints& endpoints, std::uint64_t session_id, S
         },
         op);
     index = pool_of_message(msg_id);
+    // Its shard failed since the message was placed: 451 now rather than an
+    // attempt that can only fail (or queue behind one that is waiting for
+    // the shard). The abort still goes: it removes a state-0 row if it can.
+    if (!placement_.reachable(index) && !std::holds_alternative<AbortMessage>(op)) {
+      StoreResult down;
+      down.error = "shard " + placement_.shard(index).name + " is out of rotation";
+      return down;
+    }
   }
   pool(index).submit(endpoints.per_pool.at(index), session_id, std::move(op));
-  return true;
+  return std::nullopt;
 }
 
 void ShardStores::refill_due(const Endpoints& endpoints, std::chrono::steady_clock::time_point now) {
@@ -89,6 +102,10 @@ void ShardStores::refill_due(const Endpoints& endpoints, std::chrono::steady_clo
 
 void ShardStores::cancel_queued(const Endpoints& endpoints) {
   for (std::size_t i = 0; i < endpoints.per_pool.size(); ++i) pool(i).cancel_queued(endpoints.per_pool[i]);
+}
+
+void ShardStores::fail_queued(std::size_t shard) {
+  shards_.at(shard).pool->fail_queued("shard " + placement_.shard(shard).name + " left the rotation");
 }
 
 void ShardStores::stop() {

@@ -52,13 +52,17 @@ class ShardStores final : public QueueIdSource {
 
   // Queues op on the pool that runs it: a recipient check on the directory's,
   // TakeQueueId on a shard chosen now, every op naming a message on the pool
-  // of the message's shard. False (op dropped) only for TakeQueueId when no
-  // shard can take mail: the caller answers at once. Thread: the loop's.
-  bool submit(const Endpoints& endpoints, std::uint64_t session_id, StoreOp op);
+  // of the message's shard; nullopt. Else (op dropped) the failure the caller
+  // answers at once: TakeQueueId when no shard can take mail (no_shard), an op
+  // of a message whose shard is out of rotation (its message gets 451; an
+  // abort is still queued). Thread: the loop's.
+  std::optional<StoreResult> submit(const Endpoints& endpoints, std::uint64_t session_id, StoreOp op);
   // Starts the refill of every shard in rotation whose reserve runs low.
   void refill_due(const Endpoints& endpoints, std::chrono::steady_clock::time_point now);
   // StoreWorkerPool::cancel_queued on every pool.
   void cancel_queued(const Endpoints& endpoints);
+  // Fails every op waiting for shard's pool (it left the rotation). Thread-safe.
+  void fail_queued(std::size_t shard);
   // Stops every pool (StoreWorkerPool::stop); idempotent.
   void stop();
 

@@ -27,6 +27,7 @@ struct ShardLink {
   DatabaseConfig database;
   ShardConfig shard;
   ShardLost lost;
+  std::shared_ptr<ShardEpoch> epoch;  // never null
 };
 
 class PgStore final : public Store {
@@ -174,8 +175,10 @@ class PgStore final : public Store {
   // (a conninfo that now reaches another shard's database, a standby of
   // another shard promoted): mail is never stored in the wrong database.
   void ensure_connected() {
-    if (conn_ && conn_->is_open()) return;
+    const auto epoch = shard_ ? shard_->epoch->errors.load() : 0;
+    if (conn_ && conn_->is_open() && conn_epoch_ == epoch) return;
     conn_.reset();
+    conn_epoch_ = epoch;
     try {
       auto conn = connect(conninfo_);
       if (shard_) require_shard_identity(*conn, shard_->database, shard_->shard);
@@ -200,7 +203,9 @@ class PgStore final : public Store {
   }
 
   void report_lost(const std::string& why) {
-    if (shard_ && shard_->lost) shard_->lost(why, false);
+    if (!shard_) return;
+    ++shard_->epoch->errors;
+    if (shard_->lost) shard_->lost(why, false);
   }
 
   static void without_flush_wait(pqxx::transaction_base& tx) { tx.exec0("SET LOCAL synchronous_commit = off"); }
@@ -239,6 +244,7 @@ class PgStore final : public Store {
   std::shared_ptr<WakeupSender> waker_;
   std::optional<ShardLink> shard_;  // none for the directory's stores
   std::unique_ptr<pqxx::connection> conn_;
+  std::uint64_t conn_epoch_ = 0;  // the shard's epoch when conn_ was made
 };
 
 }  // namespace
@@ -249,9 +255,12 @@ std::unique_ptr<Store> make_pg_store(const std::string& conninfo, std::shared_pt
 }
 
 std::unique_ptr<Store> make_shard_store(const DatabaseConfig& database, const ShardConfig& shard,
-                                        std::shared_ptr<WakeupSender> waker, ShardLost lost) {
+                                        std::shared_ptr<WakeupSender> waker, ShardLost lost,
+                                        std::shared_ptr<ShardEpoch> epoch) {
   if (!waker) throw std::invalid_argument("make_shard_store needs a WakeupSender");
-  return std::make_unique<PgStore>(shard.conninfo, std::move(waker), ShardLink{database, shard, std::move(lost)});
+  if (!epoch) epoch = std::make_shared<ShardEpoch>();
+  return std::make_unique<PgStore>(shard.conninfo, std::move(waker),
+                                   ShardLink{database, shard, std::move(lost), std::move(epoch)});
 }
 
 std::string check_shard(const DatabaseConfig& database, const ShardConfig& shard, bool& wrong_database) {

@@ -5,6 +5,8 @@
 // wrong database to its `lost` hook, which takes the shard out of rotation.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -26,10 +28,20 @@ using ShardLost = std::function<void(const std::string& why, bool wrong_database
 // thread; one is shared by all of a shard's stores.
 std::unique_ptr<Store> make_pg_store(const std::string& conninfo, std::shared_ptr<WakeupSender> waker);
 
+// Shared by all the stores of one shard: counts the connection errors any of
+// them saw. A store whose connection is older than the last one connects
+// again before its next statement, so after an outage the shard's stores do
+// not each find their dead connection by failing a client's message.
+struct ShardEpoch {
+  std::atomic<std::uint64_t> errors{0};
+};
+
 // A store on shard (one of database.shards); lost may be empty. The waker
-// must be the shard's (NOTIFY on the message's shard).
+// must be the shard's (NOTIFY on the message's shard); epoch (may be null)
+// the shard's.
 std::unique_ptr<Store> make_shard_store(const DatabaseConfig& database, const ShardConfig& shard,
-                                        std::shared_ptr<WakeupSender> waker, ShardLost lost);
+                                        std::shared_ptr<WakeupSender> waker, ShardLost lost,
+                                        std::shared_ptr<ShardEpoch> epoch);
 
 // The health check of a shard out of rotation: connects, runs SELECT 1 and
 // checks the shard's identity. Returns "" when it answers and is the shard;

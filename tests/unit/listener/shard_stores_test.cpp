@@ -67,7 +67,7 @@ struct Harness {
   // Submits op and runs the loop until its result is back.
   StoreResult run(ShardStores& stores, const ShardStores::Endpoints& endpoints, StoreOp op) {
     auto before = results.size();
-    REQUIRE(stores.submit(endpoints, ++next, std::move(op)));
+    REQUIRE_FALSE(stores.submit(endpoints, ++next, std::move(op)));
     while (results.size() == before) event_base_loop(base.get(), EVLOOP_ONCE | EVLOOP_NO_EXIT_ON_EMPTY);
     return results.back();
   }
@@ -141,13 +141,42 @@ TEST_CASE("queue ids come only from shards in rotation; none in rotation: refuse
   CHECK(h.run(stores, endpoints, CheckRecipient{"bob@example.org", "example.org"}).ok);
   placement.set_reachable(1, false);
   CHECK_FALSE(stores.take());
-  CHECK_FALSE(stores.submit(endpoints, 99, TakeQueueId{}));
+  auto refused = stores.submit(endpoints, 99, TakeQueueId{});
+  REQUIRE(refused);
+  CHECK(refused->no_shard);
+  CHECK_FALSE(refused->ok);
   placement.set_reachable(0, true);
   auto back = h.run(stores, endpoints, TakeQueueId{});
   REQUIRE(back.ok);
   CHECK(common::shard_of(back.msg_id) == 1);
   stores.stop();
   CHECK(calls(made, "q1").front() == "check bob@example.org");
+}
+
+TEST_CASE("a message whose shard left the rotation gets a failure at once; its abort still goes", "[shard_stores]") {
+  Harness h;
+  Made made;
+  Placement placement({{.name = "q1", .id = 1, .weight = 1}, {.name = "q2", .id = 2, .weight = 1}}, true);
+  ShardStores stores(placement,
+                     {factory(made, "q1", common::kShardIdSpan + 1), factory(made, "q2", 2 * common::kShardIdSpan + 1)},
+                     std::nullopt, factory(made, "directory", 0), 1);
+  auto endpoints = stores.attach(h.base.get(), [&](std::uint64_t, StoreResult r) { h.results.push_back(r); });
+  placement.set_reachable(0, false);
+  auto id = h.run(stores, endpoints, TakeQueueId{});  // placed on q2
+  REQUIRE(id.ok);
+  REQUIRE(common::shard_of(id.msg_id) == 2);
+  CHECK(h.run(stores, endpoints, BeginMessage{id.msg_id, whole(id.msg_id).envelope}).ok);
+  placement.set_reachable(0, true);
+  placement.set_reachable(1, false);
+  auto refused = stores.submit(endpoints, 7, AppendBody{id.msg_id, 0, "x\r\n"});
+  REQUIRE(refused);
+  CHECK_FALSE(refused->ok);
+  CHECK_FALSE(refused->no_shard);
+  CHECK_THAT(refused->error, Catch::Contains("shard q2 is out of rotation"));
+  CHECK(h.run(stores, endpoints, AbortMessage{id.msg_id}).ok);
+  stores.stop();
+  CHECK(calls(made, "q2") ==
+        std::vector<std::string>{"begin " + std::to_string(id.msg_id), "abort " + std::to_string(id.msg_id)});
 }
 
 }  // namespace wsmtp::listener

@@ -56,9 +56,9 @@ struct Reports {
 };
 
 std::unique_ptr<common::Store> store_on(const common::DatabaseConfig& config, const common::ShardConfig& shard,
-                                        Reports& reports) {
+                                        Reports& reports, std::shared_ptr<common::pg::ShardEpoch> epoch = nullptr) {
   return common::pg::make_shard_store(config, shard, std::make_shared<common::pg::WakeupSender>(shard.conninfo),
-                                      reports.hook());
+                                      reports.hook(), std::move(epoch));
 }
 
 common::CompleteMessage message(std::int64_t id) {
@@ -130,6 +130,26 @@ TEST_CASE("a lost connection is reported, and the next call connects again") {
   REQUIRE(reports.lost.size() >= 1);
   CHECK_FALSE(reports.lost[0].second);
   CHECK(common::shard_of(store->reserve_message_ids(1).at(0)) == 1);
+}
+
+TEST_CASE("after one store of a shard lost its connection, the others connect again before their next statement") {
+  Group g;
+  Reports reports;
+  auto epoch = std::make_shared<common::pg::ShardEpoch>();
+  auto shard = g.config.shards[0];
+  shard.conninfo += " application_name=stale";
+  auto first = store_on(g.config, shard, reports, epoch);
+  auto second = store_on(g.config, shard, reports, epoch);
+  first->reserve_message_ids(1);
+  second->reserve_message_ids(1);
+  terminate(g.one, "stale");  // both connections cut (a restart, an outage)
+  CHECK_THROWS(first->reserve_message_ids(1));
+  REQUIRE(reports.lost.size() == 1);
+  // The second store's connection is as dead, but it does not fail a message to find out.
+  auto id = second->reserve_message_ids(1).at(0);
+  CHECK_NOTHROW(second->store_messages({message(id)}));
+  CHECK(count(g.one, id) == 1);
+  CHECK(reports.lost.size() == 1);
 }
 
 TEST_CASE("an in-doubt group commit is resolved by asking the message's own shard") {
