@@ -1,9 +1,11 @@
-// [listener] backlog_quota_*: one thread with its own Store reads, every
-// backlog_check_interval, the backlog keys at or above the smallest quota
-// (schema 020's counters, a few rows) into a snapshot that sessions read at
-// MAIL and RCPT without a database round trip. No command ever waits for the
-// sample; the snapshot is at most one interval old (plus one query) while the
-// database answers, and the last good one is kept while it does not.
+// [listener] backlog_quota_*: per queue shard one thread with its own Store
+// reads, every backlog_check_interval, the backlog keys at or above the
+// smallest quota (schema 020's counters, a few rows); the snapshot that
+// sessions read at MAIL and RCPT without a database round trip is their sum
+// over the shards, so a quota holds across the group. No command ever waits
+// for a sample; each shard's part is at most one interval old (plus one
+// query) while the shard answers, and its last good sample is kept while it
+// does not.
 #pragma once
 
 #include <atomic>
@@ -12,6 +14,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "backlog.h"
 #include "store.h"
@@ -24,10 +28,11 @@ class BacklogWatch {
   using StoreFactory = std::function<std::unique_ptr<common::Store>()>;
 
   // threshold: BacklogQuotas::threshold(); 0 samples nothing and keeps the
-  // snapshot empty. A null factory starts no thread (tests feed observe()).
-  // Otherwise the thread makes its Store with factory (again after any
-  // failure). Does not throw for a database that is down.
-  BacklogWatch(StoreFactory factory, std::uint64_t threshold, std::chrono::milliseconds interval);
+  // snapshot empty. One factory per shard; a null one starts no thread for
+  // its shard (tests feed observe()). Otherwise each shard's thread makes its
+  // Store with its factory (again after any failure). Does not throw for a
+  // database that is down.
+  BacklogWatch(std::vector<StoreFactory> shards, std::uint64_t threshold, std::chrono::milliseconds interval);
   ~BacklogWatch();  // stop()
   BacklogWatch(const BacklogWatch&) = delete;
   BacklogWatch& operator=(const BacklogWatch&) = delete;
@@ -37,21 +42,31 @@ class BacklogWatch {
   // A reload's new quotas: takes effect from the next sample.
   void set_threshold(std::uint64_t threshold) { threshold_.store(threshold, std::memory_order_relaxed); }
 
-  // One sample's result replaces the snapshot. Called by the thread; public so
-  // sessions can be tested against chosen totals.
+  // One sample's result replaces the snapshot. Public so sessions can be
+  // tested against chosen totals.
   void observe(BacklogTotals totals);
+  // Shard's sample (its parts) replaces its last; the snapshot becomes the
+  // sum of the shards' last samples, keys at or above threshold only. Called
+  // by the threads; public for tests.
+  void observe_shard(std::size_t shard, BacklogTotals parts, std::uint64_t threshold);
+  // The part a shard reports a key from (backlog_watch.cpp): threshold / shards, rounded up.
+  std::uint64_t part_threshold(std::uint64_t threshold) const;
+  // The keys the other shards reported last, which shard reports whatever their part.
+  std::vector<std::string> candidates(std::size_t shard);
 
   // Ends the thread; idempotent.
   void stop();
 
  private:
-  void sample(const StoreSampler::StoreRef& store);
+  void sample(std::size_t shard, const StoreSampler::StoreRef& store);
 
   std::atomic<std::uint64_t> threshold_;
-  std::size_t over_ = 0;  // the thread's only: keys in the last snapshot, for the log
+  std::mutex shards_mutex_;               // taken before snapshot_mutex_, by the threads only
+  std::vector<BacklogTotals> per_shard_;  // guarded by shards_mutex_
+  std::size_t over_ = 0;                  // guarded by shards_mutex_: keys in the last snapshot, for the log
   mutable std::mutex snapshot_mutex_;
-  std::shared_ptr<const BacklogTotals> snapshot_;  // guarded by snapshot_mutex_
-  std::unique_ptr<StoreSampler> sampler_;          // last: started once everything above exists
+  std::shared_ptr<const BacklogTotals> snapshot_;        // guarded by snapshot_mutex_
+  std::vector<std::unique_ptr<StoreSampler>> samplers_;  // last: started once everything above exists
 };
 
 }  // namespace wsmtp::listener

@@ -54,15 +54,14 @@ std::optional<IpAddress> peer_address(const sockaddr* addr) {
 
 }  // namespace
 
-Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, StoreWorkerPool& auth_pool,
-           QueueIdReserve& queue_ids, const std::atomic<bool>& queue_full, const BacklogWatch& backlogs, int index)
+Loop::Loop(LoopSettings settings, ClientLimits& limits, ShardStores& stores, StoreWorkerPool& auth_pool,
+           const std::atomic<bool>& queue_full, const BacklogWatch& backlogs, int index)
     : index_(index),
       settings_(std::move(settings)),
       limits_(limits),
       identity_(common::worker_identity()),
-      pool_(pool),
+      stores_(stores),
       auth_pool_(auth_pool),
-      queue_ids_(queue_ids),
       queue_full_(queue_full),
       backlogs_(backlogs),
       recipient_cache_(settings_.config->recipient_cache_time) {
@@ -73,7 +72,7 @@ Loop::Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, S
   cached_answers_event_.reset(event_new(base_.get(), -1, 0, &Loop::cached_answers_cb, this));
   if (!cached_answers_event_) throw std::runtime_error("event_new failed for the recipient cache event");
   auto on_done = [this](std::uint64_t id, StoreResult result) { on_store_done(id, std::move(result)); };
-  endpoint_ = pool_.attach(base_.get(), on_done);
+  endpoints_ = stores_.attach(base_.get(), on_done);
   auth_endpoint_ = auth_pool_.attach(base_.get(), on_done);
 }
 
@@ -227,7 +226,8 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
 
   auto id = next_id_++;
   SessionContext context{*client, identity_};
-  context.queue_ids = &queue_ids_;
+  context.queue_ids = &stores_;
+  context.placement = &stores_.placement();
   context.queue_full = &queue_full_;
   context.backlogs = &backlogs_;
   const auto& config = *settings_.config;
@@ -349,8 +349,7 @@ void Loop::after_activity(Connection& c) {
     c.op_in_flight = true;
   }
   // Sessions took queue ids; the next block is reserved before they run out.
-  // Session 0: nobody waits for the answer.
-  if (queue_ids_.refill_due(std::chrono::steady_clock::now())) pool_.submit(endpoint_, 0, RefillQueueIds{});
+  stores_.refill_due(endpoints_, std::chrono::steady_clock::now());
   if (c.bev && c.session.wants_tls() && !c.tarpitted && !c.session.closing()) start_tls(c);
   if (c.bev) {
     if (c.session.closing() && !c.tarpitted) {
@@ -476,7 +475,11 @@ bool Loop::answer_without_store(Connection& c, const StoreOp& op) {
 // a temporary failure (the session's 454 4.7.0 for a failed op), which is not
 // counted as a failed AUTH: the client did nothing wrong and may try again.
 void Loop::submit(Connection& c, StoreOp op) {
-  if (!std::holds_alternative<VerifyUser>(op)) return pool_.submit(endpoint_, c.id, std::move(op));
+  if (!std::holds_alternative<VerifyUser>(op)) {
+    // Refused at once when the op's shard cannot take it.
+    if (auto refused = stores_.submit(endpoints_, c.id, std::move(op))) post_answer(c, std::move(*refused));
+    return;
+  }
   if (auth_pool_.try_submit(auth_endpoint_, c.id, std::move(op))) return;
   log::info("client={} AUTH deferred: {} password checks already waiting", c.client_ip,
             settings_.config->auth_check_queue);
@@ -599,7 +602,7 @@ void Loop::grace_over() {
     return;
   }
   log::warn("loop {}: shutdown grace period over with {} connection(s) left", index_, connections_.size());
-  pool_.cancel_queued(endpoint_);
+  stores_.cancel_queued(endpoints_);
   auth_pool_.cancel_queued(auth_endpoint_);
   std::vector<std::uint64_t> ids;
   for (const auto& [id, c] : connections_)

@@ -20,10 +20,10 @@
 #include "config.h"
 #include "deadlines.h"
 #include "handles.h"
-#include "queue_ids.h"
 #include "recipient_cache.h"
 #include "backlog_watch.h"
 #include "session.h"
+#include "shard_stores.h"
 #include "store_worker.h"
 #include "unique_fd.h"
 
@@ -39,12 +39,12 @@ struct LoopSettings {
 
 class Loop {
  public:
-  // Attaches to pool and auth_pool (VerifyUser ops only, bounded), shared with the
-  // other loops like limits, queue_ids, queue_full (QueueWatch's flag) and
-  // backlogs; all must outlive the loop, and both pools must be stopped before
-  // the loop is destroyed.
-  Loop(LoopSettings settings, ClientLimits& limits, StoreWorkerPool& pool, StoreWorkerPool& auth_pool,
-       QueueIdReserve& queue_ids, const std::atomic<bool>& queue_full, const BacklogWatch& backlogs, int index);
+  // Attaches to stores (every shard's pool and the directory's) and auth_pool
+  // (VerifyUser ops only, bounded), shared with the other loops like limits,
+  // queue_full (set while every shard is full) and backlogs; all must outlive
+  // the loop, and every pool must be stopped before the loop is destroyed.
+  Loop(LoopSettings settings, ClientLimits& limits, ShardStores& stores, StoreWorkerPool& auth_pool,
+       const std::atomic<bool>& queue_full, const BacklogWatch& backlogs, int index);
   ~Loop();
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -130,13 +130,12 @@ class Loop {
   ClientLimits& limits_;
   std::string identity_;
   common::EventBasePtr base_;
-  StoreWorkerPool& pool_;
+  ShardStores& stores_;
   StoreWorkerPool& auth_pool_;
-  QueueIdReserve& queue_ids_;
   const std::atomic<bool>& queue_full_;
   const BacklogWatch& backlogs_;
-  int endpoint_ = -1;       // ours in pool_
-  int auth_endpoint_ = -1;  // ours in auth_pool_
+  ShardStores::Endpoints endpoints_;  // ours in stores_
+  int auth_endpoint_ = -1;            // ours in auth_pool_
   std::vector<common::ListenerPtr> listeners_;
   common::EventPtr control_, resume_accept_, grace_timer_;
   RecipientCache recipient_cache_;

@@ -19,7 +19,17 @@
 
 namespace wsmtp::listener {
 
-class QueueIdReserve {
+// Where a session takes its message's queue id without waiting (the reserve
+// of one shard, or the group's choice of shard: shard_stores.h).
+class QueueIdSource {
+ public:
+  virtual ~QueueIdSource() = default;
+  // Thread-safe, never blocks on the database. nullopt: none at hand; the
+  // session asks a store worker (TakeQueueId) and waits for the answer.
+  virtual std::optional<std::int64_t> take() = 0;
+};
+
+class QueueIdReserve final : public QueueIdSource {
  public:
   // Ids are reserved `block` at a time (1..1000); a refill is due when fewer
   // than half a block are left, so one arrives before the reserve is empty.
@@ -27,7 +37,7 @@ class QueueIdReserve {
 
   // Thread-safe, never blocks on the database. nullopt: empty; the caller asks
   // a store worker (take_or_reserve) and waits for the answer.
-  std::optional<std::int64_t> take();
+  std::optional<std::int64_t> take() override;
   // Thread-safe. True once when the reserve runs low and no refill is under
   // way: the caller then has refill() run by a store worker. After a failed
   // refill, not again before kRetryPause has passed (a database that is down

@@ -1,7 +1,9 @@
-// [listener] queue_max_size (Postfix's queue_minfree): one thread with its own
-// Store samples the queue database's size every queue_size_check_interval and
-// keeps a flag that sessions read at MAIL (452 4.3.1 while it is set). No
-// command ever waits for the sample. It knows no SMTP; the session decides.
+// [listener] queue_max_size (Postfix's queue_minfree): per queue shard one
+// thread with its own Store samples the shard's database size every
+// queue_size_check_interval and keeps a flag per shard; a change is handed to
+// on_change (the Placement: a full shard leaves the rotation, and MAIL gets
+// 452 4.3.1 only once every shard is full). No command ever waits for a
+// sample. It knows no SMTP; the session decides.
 #pragma once
 
 #include <atomic>
@@ -9,6 +11,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "store.h"
 #include "store_sampler.h"
@@ -18,30 +22,37 @@ namespace wsmtp::listener {
 class QueueWatch {
  public:
   using StoreFactory = std::function<std::unique_ptr<common::Store>()>;
+  using OnChange = std::function<void(std::size_t shard, bool full)>;
+  struct Shard {
+    std::string name;  // for the log lines; "" for the one database of the one-server layout
+    StoreFactory factory;
+  };
 
-  // max_size 0: off, no thread and no connection; full() stays false.
-  // Otherwise starts the sampling thread, which makes its Store with factory
-  // (again after any failure). Does not throw for a database that is down.
-  QueueWatch(StoreFactory factory, std::uint64_t max_size, std::chrono::milliseconds interval);
+  // max_size 0: off, no thread and no connection; nothing is ever full.
+  // Otherwise starts one sampling thread per shard, which makes its Store with
+  // the shard's factory (again after any failure). on_change (may be empty)
+  // runs on the sampling thread at each change. Does not throw for a
+  // database that is down (its last sample stays in force).
+  QueueWatch(std::vector<Shard> shards, std::uint64_t max_size, std::chrono::milliseconds interval, OnChange on_change);
   ~QueueWatch();  // stop()
   QueueWatch(const QueueWatch&) = delete;
   QueueWatch& operator=(const QueueWatch&) = delete;
 
-  // What sessions read; lives as long as the QueueWatch.
-  const std::atomic<bool>& full_flag() const { return full_; }
-  bool full() const { return full_.load(std::memory_order_relaxed); }
+  bool full(std::size_t shard) const { return full_[shard].load(std::memory_order_relaxed); }
 
-  // One sample of `size` bytes: sets or clears the flag, logging each change
-  // once at warn. Called by the thread; public so the rule can be tested.
-  void observe(std::uint64_t size);
+  // One sample of `size` bytes for shard: sets or clears its flag, logging
+  // each change once at warn. Called by the threads; public so the rule can be tested.
+  void observe(std::size_t shard, std::uint64_t size);
 
-  // Ends the thread; idempotent.
+  // Ends the threads; idempotent.
   void stop();
 
  private:
   const std::uint64_t max_size_;
-  std::atomic<bool> full_{false};
-  std::unique_ptr<StoreSampler> sampler_;  // last: started once everything above exists
+  const std::vector<std::string> names_;
+  OnChange on_change_;
+  std::unique_ptr<std::atomic<bool>[]> full_;            // one per shard
+  std::vector<std::unique_ptr<StoreSampler>> samplers_;  // last: started once everything above exists
 };
 
 }  // namespace wsmtp::listener

@@ -60,6 +60,7 @@ Reply message_too_big(std::uint64_t limit) {
 }
 Reply bare_newline_rejected() { return r(554, 5, 5, 2, "Error: bare <LF> received in message data"); }
 Reply try_again_later() { return r(451, 4, 3, 0, "Error: queue file write error, try again later"); }
+Reply no_queue_available() { return r(451, 4, 3, 0, "Error: no queue database is available, try again later"); }
 Reply queue_full() { return r(452, 4, 3, 1, "Insufficient system storage"); }
 Reply backlog_over_quota(std::string_view subject) {
   return r(451, 4, 7, 1,

@@ -45,6 +45,8 @@ Reply too_many_recipients(std::size_t limit);
 Reply message_too_big(std::uint64_t limit);
 Reply bare_newline_rejected();
 Reply try_again_later();
+// No queue shard can take a message now (all unreachable or drained), at DATA/BDAT.
+Reply no_queue_available();
 // The queue database reached [listener] queue_max_size (RFC 3463 4.3.1), at MAIL.
 Reply queue_full();
 // Backpressure (RFC 3463 4.7.1, delivery not authorized for now): too much of

@@ -65,7 +65,7 @@ common::UniqueFd listening_socket(const ListenAddress& listen) {
 
 }  // namespace
 
-Server::Server(ListenerConfig config, StoreWorkerPool::StoreFactory factory, Reload reload)
+Server::Server(ListenerConfig config, const common::DatabaseConfig& database, StoreMakers makers, Reload reload)
     : reload_(std::move(reload)) {
   // Must precede every event_base_new so bases get locks and a notification
   // channel: store workers and the signal thread activate events across threads.
@@ -73,16 +73,51 @@ Server::Server(ListenerConfig config, StoreWorkerPool::StoreFactory factory, Rel
   settings_.tls = tls_context(config);
   settings_.config = std::make_shared<const ListenerConfig>(std::move(config));
   const auto& c = *settings_.config;
-  // One pool of store_connections for all loops: their whole messages share
-  // the group commits (store_worker.cpp).
-  auth_pool_ = std::make_unique<StoreWorkerPool>(factory, c.auth_check_threads, queue_ids_,
+  const auto& shards = database.shards;
+  std::vector<Placement::Shard> placed;
+  for (const auto& s : shards) placed.push_back({.name = s.name, .id = s.id, .weight = s.weight});
+  // A lone shard has no health state: with nowhere else to put mail, every
+  // message tries it, as with the one database of before.
+  const bool group = shards.size() > 1;
+  placement_ = std::make_unique<Placement>(std::move(placed), group);
+  std::optional<std::size_t> directory_shard;
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    if (!directory_shard && database.is_directory(shards[i])) directory_shard = i;
+    // The work queued for a shard that leaves the rotation is failed at once
+    // (stores_ exists before any probe starts).
+    if (group)
+      probes_.push_back(std::make_unique<ShardProbe>(
+          *placement_, i, [check = makers.check, i] { return check(i); }, ShardProbe::kPause,
+          [this, i] { stores_->fail_queued(i); }));
+  }
+  auto shard_factory = [&](std::size_t i) -> StoreWorkerPool::StoreFactory {
+    StoreMakers::Lost lost;
+    if (group) lost = [probe = probes_[i].get()](const ShardFault& fault) { probe->lost(fault); };
+    return [make = makers.shard, i, lost] { return make(i, lost); };
+  };
+  auto directory_factory = directory_shard ? shard_factory(*directory_shard) : makers.directory;
+  std::vector<StoreWorkerPool::StoreFactory> per_shard;
+  std::vector<QueueWatch::Shard> watched;
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    per_shard.push_back(shard_factory(i));
+    watched.push_back({.name = group ? shards[i].name : "", .factory = shard_factory(i)});
+  }
+  auth_pool_ = std::make_unique<StoreWorkerPool>(directory_factory, c.auth_check_threads, auth_ids_,
                                                  static_cast<std::size_t>(c.auth_check_queue));
-  queue_watch_ = std::make_unique<QueueWatch>(factory, c.queue_max_size, c.queue_size_check_interval);
-  backlog_watch_ = std::make_unique<BacklogWatch>(factory, c.backlog_quotas.threshold(), c.backlog_check_interval);
-  pool_ = std::make_unique<StoreWorkerPool>(std::move(factory), c.store_connections, queue_ids_);
+  // Per shard one pool of store_connections for all loops: their whole
+  // messages share the shard's group commits (store_worker.cpp). Before the
+  // watches: their stores may report their shard lost at once.
+  stores_ =
+      std::make_unique<ShardStores>(*placement_, per_shard, directory_shard, directory_factory, c.store_connections);
+  queue_watch_ = std::make_unique<QueueWatch>(
+      std::move(watched), c.queue_max_size, c.queue_size_check_interval,
+      [placement = placement_.get()](std::size_t shard, bool full) { placement->set_full(shard, full); });
+  backlog_watch_ =
+      std::make_unique<BacklogWatch>(std::move(per_shard), c.backlog_quotas.threshold(), c.backlog_check_interval);
   for (int i = 0; i < c.loops; ++i)
-    loops_.push_back(std::make_unique<Loop>(settings_, limits_, *pool_, *auth_pool_, queue_ids_,
-                                            queue_watch_->full_flag(), *backlog_watch_, i));
+    loops_.push_back(std::make_unique<Loop>(settings_, limits_, *stores_, *auth_pool_, placement_->all_full_flag(),
+                                            *backlog_watch_, i));
+  for (auto& probe : probes_) probe->start();
   signal_base_.reset(event_base_new());
   if (!signal_base_) throw std::runtime_error("event_base_new failed");
 }
@@ -94,8 +129,12 @@ Server::~Server() {
     if (t.joinable()) t.join();
   // The queued aborts of closing sessions run, then the workers end, before
   // any loop (and its event base) goes.
-  if (pool_) pool_->stop();
+  if (stores_) stores_->stop();
   if (auth_pool_) auth_pool_->stop();
+  // Nothing reports a shard lost (and so touches stores_) after this.
+  if (queue_watch_) queue_watch_->stop();
+  if (backlog_watch_) backlog_watch_->stop();
+  for (auto& probe : probes_) probe->stop();
 }
 
 void Server::bind() {

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "printable.h"
 #include "queue_id.h"
+#include "placement.h"
 #include "replies.h"
 
 namespace wsmtp::listener {
@@ -335,9 +336,12 @@ void Session::result_while_closing(Pending was, const StoreResult& result) {
 }
 
 void Session::accepted() {
-  log::info("msg={} accepted from=<{}> rcpts={} size={} client={}{}{}", common::qid(queue_id_),
+  std::string shard;
+  if (context_.placement && context_.placement->size() > 1)
+    shard = " shard=" + context_.placement->name_of_message(queue_id_);
+  log::info("msg={} accepted from=<{}> rcpts={} size={} client={}{}{}{}", common::qid(queue_id_),
             common::printable(envelope_from_), recipients_.size(), stored_size_, client_ip_, tls_active() ? " tls" : "",
-            authenticated() ? " auth=" + common::printable(auth_user_) : std::string());
+            authenticated() ? " auth=" + common::printable(auth_user_) : std::string(), shard);
   reply(replies::queued(queue_id_));
   msg_id_ = 0;
 }

@@ -27,7 +27,8 @@
 
 namespace wsmtp::listener {
 
-class QueueIdReserve;
+class QueueIdSource;
+class Placement;
 class BacklogWatch;
 
 struct SessionContext {
@@ -37,9 +38,12 @@ struct SessionContext {
   std::function<std::chrono::system_clock::time_point()> clock = [] { return std::chrono::system_clock::now(); };
   // Where sessions take their messages' queue ids without waiting (shared by
   // every loop; outlives the session). Null: each is asked of the store (TakeQueueId).
-  QueueIdReserve* queue_ids = nullptr;
-  // Set while the queue database is at [listener] queue_max_size (QueueWatch,
-  // shared by every loop; outlives the session). Null: never full.
+  QueueIdSource* queue_ids = nullptr;
+  // The queue group, to name a message's shard in its log line when there are
+  // several (outlives the session). Null: not named.
+  const Placement* placement = nullptr;
+  // Set while every queue shard is at [listener] queue_max_size (QueueWatch
+  // and Placement, shared by every loop; outlives the session). Null: never full.
   const std::atomic<bool>* queue_full = nullptr;
   // The backlog totals sessions check at MAIL and RCPT (shared by every loop;
   // outlives the session). Null: no backpressure.

@@ -103,12 +103,13 @@ bool Session::have_queue_id(Pending pending) {
 
 void Session::queue_id_result(Pending was, const StoreResult& result) {
   if (result.ok) queue_id_ = result.msg_id;
-  if (was == Pending::queue_id_data) return result.ok ? begin_data() : reply(replies::try_again_later());
+  const auto refusal = result.no_shard ? replies::no_queue_available() : replies::try_again_later();
+  if (was == Pending::queue_id_data) return result.ok ? begin_data() : reply(refusal);
   // BDAT: the chunk is read either way; without an id it is discarded and refused.
   if (result.ok)
     start_body();
   else
-    bdat_refusal_ = replies::try_again_later();
+    bdat_refusal_ = refusal;
   begin_bdat_chunk();
 }
 

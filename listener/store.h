@@ -45,9 +45,11 @@ class Store {
   virtual std::uint64_t queue_size() = 0;
 
   // Every backlog key (NewMessage::backlog_keys) whose undelivered mail is at
-  // least `threshold` messages, with its total, for [listener] backlog_quota_*;
-  // asked every backlog_check_interval, never per command.
-  virtual std::vector<std::pair<std::string, std::uint64_t>> backlogs_at_least(std::uint64_t threshold) = 0;
+  // least `threshold` messages, and every key of `also` that has any, with its
+  // total, for [listener] backlog_quota_*; asked every backlog_check_interval,
+  // never per command.
+  virtual std::vector<std::pair<std::string, std::uint64_t>> backlogs_at_least(
+      std::uint64_t threshold, const std::vector<std::string>& also) = 0;
 
   // SMTP AUTH (RFC 4954): true only for an enabled user whose password matches.
   // Slow on purpose (argon2id); never called on an event loop.

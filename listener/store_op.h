@@ -58,6 +58,7 @@ struct StoreResult {
   std::int64_t msg_id = 0;                                                     // TakeQueueId
   bool verified = false;                                                       // VerifyUser
   bool auth_blocked = false;  // VerifyUser not run: the address failed too often (ClientLimits)
+  bool no_shard = false;      // TakeQueueId not run: no queue shard can take mail
   std::string error;          // when !ok, for the log
 };
 

@@ -78,19 +78,23 @@ void StoreWorkerPool::stop() {
   for (auto& endpoint : endpoints_) endpoint->done_event.reset();  // before their bases go
 }
 
-void StoreWorkerPool::cancel_queued(int endpoint) {
+void StoreWorkerPool::cancel_queued(int endpoint) { fail_waiting(endpoint, "cancelled: shutting down"); }
+
+void StoreWorkerPool::fail_queued(const std::string& why) { fail_waiting(-1, why); }
+
+void StoreWorkerPool::fail_waiting(int endpoint, const std::string& why) {
   std::deque<Job> cancelled;
   {
     std::lock_guard lock(mutex_);
     std::deque<Job> kept;
     for (auto& job : jobs_)
-      (job.endpoint == endpoint && !std::holds_alternative<AbortMessage>(job.op) ? cancelled : kept)
+      ((endpoint < 0 || job.endpoint == endpoint) && !std::holds_alternative<AbortMessage>(job.op) ? cancelled : kept)
           .push_back(std::move(job));
     jobs_.swap(kept);
   }
   for (auto& job : cancelled) {
     StoreResult result;
-    result.error = "cancelled: shutting down";
+    result.error = why;
     post(job.endpoint, job.session_id, std::move(result));
   }
 }

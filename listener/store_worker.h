@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -58,6 +59,10 @@ class StoreWorkerPool {
   // (which only ever remove state-0 rows): used when the loop's shutdown grace
   // period is over, so no message is committed after its client was given up.
   void cancel_queued(int endpoint);
+  // The same for every endpoint's jobs, failed with `why`: used when the
+  // pool's database stops answering, so the sessions waiting for it get 451
+  // at once instead of after the operation ahead of them has given up.
+  void fail_queued(const std::string& why);
 
   // At most this many StoreWhole ops share one transaction (group commit).
   static constexpr std::size_t kMaxBatch = 64;
@@ -79,6 +84,9 @@ class StoreWorkerPool {
     std::deque<Done> done;  // guarded by the pool's mutex_
   };
 
+  // Takes out the jobs not started (of one endpoint, or all: -1) except
+  // aborts and fails each with why.
+  void fail_waiting(int endpoint, const std::string& why);
   void worker_main();
   // Takes the next job and, if it is a StoreWhole, every other queued StoreWhole
   // of any loop (up to kMaxBatch) with it, as the one group commit running.

@@ -12,6 +12,7 @@
 #include "pg/body.h"
 #include "pg/connection.h"
 #include "pg/directory.h"
+#include "pg/shards.h"
 #include "pg/sql_util.h"
 #include "pg/transitions.h"
 #include "pg/waiter.h"
@@ -21,10 +22,18 @@
 namespace wsmtp::common::pg {
 namespace {
 
+// The shard a store works on, and whom it tells when the shard fails.
+struct ShardLink {
+  DatabaseConfig database;
+  ShardConfig shard;
+  ShardLost lost;
+  std::shared_ptr<ShardEpoch> epoch;  // never null
+};
+
 class PgStore final : public Store {
  public:
-  PgStore(std::string conninfo, std::shared_ptr<WakeupSender> waker)
-      : conninfo_(std::move(conninfo)), waker_(std::move(waker)) {}
+  PgStore(std::string conninfo, std::shared_ptr<WakeupSender> waker, std::optional<ShardLink> shard)
+      : conninfo_(std::move(conninfo)), waker_(std::move(waker)), shard_(std::move(shard)) {}
 
   RecipientVerdict check_recipient(const std::string& address, const std::string& domain) override {
     return without_tx([&](pqxx::nontransaction& tx) { return pg::check_recipient(tx, address, domain); });
@@ -38,12 +47,20 @@ class PgStore final : public Store {
 
   // A sequential scan of a table about as big as the set of keys with mail
   // waiting (the reaper folds it, schema 020); at most once a second.
-  std::vector<std::pair<std::string, std::uint64_t>> backlogs_at_least(std::uint64_t threshold) override {
+  // With other shards' keys (`also`), those keys are counted whatever their
+  // total here (backlog_watch.cpp).
+  std::vector<std::pair<std::string, std::uint64_t>> backlogs_at_least(std::uint64_t threshold,
+                                                                       const std::vector<std::string>& also) override {
     return without_tx([&](pqxx::nontransaction& tx) {
       std::vector<std::pair<std::string, std::uint64_t>> out;
-      for (const auto& row : tx.exec_params("SELECT key, sum(n) FROM backlog_counts GROUP BY key HAVING sum(n) >= $1",
-                                            static_cast<std::int64_t>(threshold)))
-        out.emplace_back(row[0].as<std::string>(), row[1].as<std::uint64_t>());
+      auto rows = also.empty()
+                      ? tx.exec_params("SELECT key, sum(n) FROM backlog_counts GROUP BY key HAVING sum(n) >= $1",
+                                       static_cast<std::int64_t>(threshold))
+                      : tx.exec_params(
+                            "SELECT key, sum(n) FROM backlog_counts GROUP BY key "
+                            "HAVING sum(n) >= $1 OR (key = ANY($2::text[]) AND sum(n) > 0)",
+                            static_cast<std::int64_t>(threshold), text_array(also));
+      for (const auto& row : rows) out.emplace_back(row[0].as<std::string>(), row[1].as<std::uint64_t>());
       return out;
     });
   }
@@ -97,13 +114,17 @@ class PgStore final : public Store {
     std::vector<std::int64_t> ids;
     ids.reserve(messages.size());
     for (const auto& m : messages) ids.push_back(m.msg_id);
+    // Connecting first: a connection that cannot be made sent nothing, and
+    // is answered 451 at once.
+    ensure_connected();
     try {
       without_tx([&](pqxx::nontransaction& tx) {
         store_received_batch(tx, ids, messages);
         return 0;
       });
-    } catch (const pqxx::broken_connection& e) {
-      if (!resolve_in_doubt(ids, e)) throw;
+    } catch (const std::exception& e) {
+      // failed() dropped the connection: it broke with the statement sent.
+      if (conn_ || !resolve_in_doubt(ids, e)) throw;
     }
     wake_router();
   }
@@ -126,6 +147,7 @@ class PgStore final : public Store {
   bool resolve_in_doubt(const std::vector<std::int64_t>& ids, const std::exception& cause) {
     log::error("msg={} commit in doubt ({}); asking the database", qid(ids.front()), cause.what());
     conn_.reset();
+    report_lost(cause.what());
     for (int attempt = 0; attempt < 30; ++attempt) {
       try {
         ensure_connected();
@@ -149,10 +171,41 @@ class PgStore final : public Store {
   // it (db/wakeup.h). Failing to send it loses nothing: routers poll.
   void wake_router() { waker_->request(kRouteChannel); }
 
+  // A new connection to a shard is checked to be that shard before any use
+  // (a conninfo that now reaches another shard's database, a standby of
+  // another shard promoted): mail is never stored in the wrong database.
   void ensure_connected() {
-    if (conn_ && conn_->is_open()) return;
-    conn_ = connect(conninfo_);
-    defer_wakeups(*conn_);
+    const auto epoch = shard_ ? shard_->epoch->errors.load() : 0;
+    if (conn_ && conn_->is_open() && conn_epoch_ == epoch) return;
+    conn_.reset();
+    conn_epoch_ = epoch;
+    try {
+      auto conn = connect(conninfo_);
+      if (shard_) require_shard_identity(*conn, shard_->database, shard_->shard);
+      defer_wakeups(*conn);
+      conn_ = std::move(conn);
+    } catch (const WrongShard& e) {
+      if (shard_ && shard_->lost) shard_->lost(e.what(), true);
+      throw;
+    } catch (const std::exception& e) {
+      report_lost(e.what());
+      throw;
+    }
+  }
+
+  // Only connection errors count: a statement refused for its data says
+  // nothing about the shard's health.
+  void failed(const std::exception& e) {
+    if (is_connection_error(e) || (conn_ && !conn_->is_open())) {
+      conn_.reset();
+      report_lost(e.what());
+    }
+  }
+
+  void report_lost(const std::string& why) {
+    if (!shard_) return;
+    ++shard_->epoch->errors;
+    if (shard_->lost) shard_->lost(why, false);
   }
 
   static void without_flush_wait(pqxx::transaction_base& tx) { tx.exec0("SET LOCAL synchronous_commit = off"); }
@@ -164,14 +217,15 @@ class PgStore final : public Store {
     try {
       pqxx::nontransaction tx(*conn_);
       return fn(tx);
-    } catch (const pqxx::broken_connection&) {
-      conn_.reset();
+    } catch (const std::exception& e) {
+      failed(e);
       throw;
     }
   }
 
   // Runs fn in a transaction and commits. A broken connection is dropped so the
-  // next call reconnects; the exception still reaches the caller (-> 451).
+  // next call reconnects (and the shard reported); the exception still reaches
+  // the caller (-> 451).
   template <class Fn>
   auto with_tx(Fn&& fn) -> decltype(fn(std::declval<pqxx::work&>())) {
     ensure_connected();
@@ -180,22 +234,50 @@ class PgStore final : public Store {
       auto result = fn(tx);
       tx.commit();
       return result;
-    } catch (const pqxx::broken_connection&) {
-      conn_.reset();
+    } catch (const std::exception& e) {
+      failed(e);
       throw;
     }
   }
 
   std::string conninfo_;
   std::shared_ptr<WakeupSender> waker_;
+  std::optional<ShardLink> shard_;  // none for the directory's stores
   std::unique_ptr<pqxx::connection> conn_;
+  std::uint64_t conn_epoch_ = 0;  // the shard's epoch when conn_ was made
 };
 
 }  // namespace
 
 std::unique_ptr<Store> make_pg_store(const std::string& conninfo, std::shared_ptr<WakeupSender> waker) {
   if (!waker) throw std::invalid_argument("make_pg_store needs a WakeupSender");
-  return std::make_unique<PgStore>(conninfo, std::move(waker));
+  return std::make_unique<PgStore>(conninfo, std::move(waker), std::nullopt);
+}
+
+std::unique_ptr<Store> make_shard_store(const DatabaseConfig& database, const ShardConfig& shard,
+                                        std::shared_ptr<WakeupSender> waker, ShardLost lost,
+                                        std::shared_ptr<ShardEpoch> epoch) {
+  if (!waker) throw std::invalid_argument("make_shard_store needs a WakeupSender");
+  if (!epoch) epoch = std::make_shared<ShardEpoch>();
+  return std::make_unique<PgStore>(shard.conninfo, std::move(waker),
+                                   ShardLink{database, shard, std::move(lost), std::move(epoch)});
+}
+
+std::string check_shard(const DatabaseConfig& database, const ShardConfig& shard, bool& wrong_database) {
+  wrong_database = false;
+  try {
+    auto conn = connect(shard.conninfo);
+    pqxx::nontransaction tx(*conn);
+    tx.exec1("SELECT 1");
+    tx.commit();
+    require_shard_identity(*conn, database, shard);
+    return {};
+  } catch (const WrongShard& e) {
+    wrong_database = true;
+    return e.what();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
 }
 
 }  // namespace wsmtp::common::pg

@@ -9,7 +9,10 @@
 #include <chrono>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "backlog_watch.h"
 #include "client_limits.h"
@@ -80,14 +83,13 @@ TEST_CASE("a refusal names the domain, the client or the user", "[backlog]") {
 
 TEST_CASE("the watch keeps only the keys at or above the smallest quota", "[backlog]") {
   std::atomic<int> made{0};
-  BacklogWatch watch(
-      [&]() -> std::unique_ptr<common::Store> {
-        ++made;
-        auto store = std::make_unique<test::FakeStore>();
-        store->backlogs = {{"d:big.example", 7}, {"d:small.example", 2}};
-        return store;
-      },
-      5, std::chrono::milliseconds(1));
+  BacklogWatch watch({[&]() -> std::unique_ptr<common::Store> {
+                       ++made;
+                       auto store = std::make_unique<test::FakeStore>();
+                       store->backlogs = {{"d:big.example", 7}, {"d:small.example", 2}};
+                       return store;
+                     }},
+                     5, std::chrono::milliseconds(1));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (watch.snapshot()->empty() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -100,12 +102,11 @@ TEST_CASE("the watch keeps only the keys at or above the smallest quota", "[back
 
 TEST_CASE("a failed sample keeps the last snapshot; threshold 0 empties it", "[backlog]") {
   std::atomic<int> attempts{0};
-  BacklogWatch watch(
-      [&]() -> std::unique_ptr<common::Store> {
-        ++attempts;
-        throw std::runtime_error("database down");
-      },
-      5, std::chrono::milliseconds(1));
+  BacklogWatch watch({[&]() -> std::unique_ptr<common::Store> {
+                       ++attempts;
+                       throw std::runtime_error("database down");
+                     }},
+                     5, std::chrono::milliseconds(1));
   watch.observe({{"d:big.example", 9}});
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (attempts < 3 && std::chrono::steady_clock::now() < deadline)
@@ -118,6 +119,49 @@ TEST_CASE("a failed sample keeps the last snapshot; threshold 0 empties it", "[b
   while (!watch.snapshot()->empty() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   CHECK(watch.snapshot()->empty());
+}
+
+TEST_CASE("over several shards a key's total is the sum of its parts, also of parts below the threshold", "[backlog]") {
+  auto shard = [](std::vector<std::pair<std::string, std::uint64_t>> backlogs) {
+    return [backlogs]() -> std::unique_ptr<common::Store> {
+      auto store = std::make_unique<test::FakeStore>();
+      store->backlogs = backlogs;
+      return store;
+    };
+  };
+  // Quota 10 over two shards: each reports from 5 up, and the keys the other reported.
+  BacklogWatch watch({shard({{"d:even.example", 5}, {"d:skew.example", 7}, {"d:small.example", 4}}),
+                      shard({{"d:even.example", 5}, {"d:skew.example", 3}, {"d:small.example", 4}})},
+                     10, std::chrono::milliseconds(1));
+  CHECK(watch.part_threshold(10) == 5);
+  CHECK(watch.part_threshold(11) == 6);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto done = [&] {
+    auto s = watch.snapshot();
+    return s->count("d:skew.example") && s->at("d:skew.example") == 10;
+  };
+  while (!done() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  watch.stop();
+  auto totals = watch.snapshot();
+  CHECK(totals->at("d:even.example") == 10);
+  // 3 on the second shard is below its part threshold; counted once the first reported the key.
+  CHECK(totals->at("d:skew.example") == 10);
+  // 8 in all: under the quota, and no shard's part reaches 5.
+  CHECK(totals->count("d:small.example") == 0);
+}
+
+TEST_CASE("a shard that cannot be sampled keeps its last part in the sum", "[backlog]") {
+  BacklogWatch watch(std::vector<BacklogWatch::StoreFactory>(2), 10, std::chrono::milliseconds(1));
+  watch.observe_shard(0, {{"d:a.example", 6}}, 10);
+  watch.observe_shard(1, {{"d:a.example", 6}}, 10);
+  CHECK(watch.snapshot()->at("d:a.example") == 12);
+  CHECK(watch.candidates(1) == std::vector<std::string>{"d:a.example"});
+  // Shard 0 failing sends nothing: its 6 stay; shard 1's new sample replaces its own.
+  watch.observe_shard(1, {{"d:a.example", 3}}, 10);
+  CHECK(watch.snapshot()->count("d:a.example") == 0);
+  watch.observe_shard(1, {{"d:a.example", 4}}, 10);
+  CHECK(watch.snapshot()->at("d:a.example") == 10);
 }
 
 }  // namespace wsmtp::listener

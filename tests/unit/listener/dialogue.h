@@ -106,8 +106,10 @@ class Dialogue {
   // refill = false leaves it empty until a session has to ask for ids.
   QueueIdReserve ids{4};
   bool refill = true;
-  std::atomic<bool> queue_full{false};                         // what QueueWatch would set
-  BacklogWatch backlogs{nullptr, 0, std::chrono::seconds(1)};  // no thread: tests call observe()
+  // Every TakeQueueId is answered "no queue shard can take mail" (ShardStores::submit).
+  bool no_shard = false;
+  std::atomic<bool> queue_full{false};                    // what QueueWatch would set
+  BacklogWatch backlogs{{}, 0, std::chrono::seconds(1)};  // no thread: tests call observe()
   Session& session() { return *session_; }
 
  private:
@@ -116,6 +118,12 @@ class Dialogue {
     while (session_->waiting()) {
       auto op = session_->take_store_op();
       REQUIRE(op);
+      if (no_shard && std::holds_alternative<TakeQueueId>(*op)) {
+        StoreResult none;  // what the loop answers when no queue shard can take mail
+        none.no_shard = true;
+        session_->on_store_result(none);
+        continue;
+      }
       session_->on_store_result(run_store_op(store, *op, &ids));
     }
     if (refill && ids.refill_due({})) REQUIRE(run_store_op(store, RefillQueueIds{}, &ids).ok);

@@ -48,11 +48,12 @@ class FakeStore : public common::Store {
   std::uint64_t database_size = 0;
   std::uint64_t queue_size() override { return database_size; }
   std::vector<std::pair<std::string, std::uint64_t>> backlogs;  // every key's total
-  std::vector<std::pair<std::string, std::uint64_t>> backlogs_at_least(std::uint64_t threshold) override {
+  std::vector<std::pair<std::string, std::uint64_t>> backlogs_at_least(std::uint64_t threshold,
+                                                                       const std::vector<std::string>& also) override {
     if (fail_backlogs) throw std::runtime_error("database down");
     std::vector<std::pair<std::string, std::uint64_t>> out;
     for (const auto& b : backlogs)
-      if (b.second >= threshold) out.push_back(b);
+      if (b.second >= threshold || std::find(also.begin(), also.end(), b.first) != also.end()) out.push_back(b);
     return out;
   }
   bool fail_backlogs = false;
@@ -124,6 +125,10 @@ class FakeStore : public common::Store {
 
  private:
   std::int64_t next_id_ = 42;
+
+ public:
+  // Where its ids start (a shard's range: N·10^14 + 1).
+  void first_id(std::int64_t id) { next_id_ = id; }
 };
 
 }  // namespace wsmtp::listener::test

@@ -690,6 +690,23 @@ TEST_CASE("an empty reserve parks DATA until ids are reserved; without one, 451"
   CHECK(d.ids.size() == 3);
 }
 
+TEST_CASE("with no queue shard to take mail, DATA and BDAT get 451 4.3.0 saying so", "[session][queue_id]") {
+  Dialogue d;
+  d.refill = false;
+  d.hello();
+  d.no_shard = true;
+  auto out = d.send(std::string(kTransaction) + "DATA\r\n");
+  CHECK(codes(out) == std::vector<std::string>{"250 2.1.0", "250 2.1.5", "451 4.3.0"});
+  CHECK_THAT(out, Catch::Contains("no queue database is available"));
+  out = d.send("BDAT 4 LAST\r\nabcd");
+  CHECK(codes(out) == std::vector<std::string>{"451 4.3.0"});
+  CHECK_THAT(out, Catch::Contains("no queue database is available"));
+  // A shard back: the same transaction goes on.
+  d.no_shard = false;
+  CHECK(codes(d.send("DATA\r\n")) == std::vector<std::string>{"354"});
+  CHECK(d.send("\r\nbody\r\n.\r\n") == "250 2.0.0 Ok: queued as 42\r\n");
+}
+
 TEST_CASE("a first BDAT waits for its queue id before its chunk is read", "[session][queue_id][chunking]") {
   Dialogue d;
   d.refill = false;

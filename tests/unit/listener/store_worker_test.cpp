@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "fake_store.h"
@@ -87,6 +88,45 @@ TEST_CASE("try_submit refuses beyond max_queued waiting jobs, and accepts again 
   }
   CHECK(done == std::vector<std::uint64_t>{1, 2, 3, 5});
   CHECK(verified == std::vector<bool>{true, false, false, true});
+}
+
+TEST_CASE("fail_queued fails every waiting job of every loop at once, except aborts", "[store_worker]") {
+  REQUIRE(evthread_use_pthreads() == 0);
+  common::EventBasePtr base(event_base_new());
+  REQUIRE(base);
+  Gate gate;
+  QueueIdReserve ids;
+  std::vector<std::uint64_t> done;
+  std::vector<std::string> errors;
+  {
+    StoreWorkerPool pool([&] { return std::make_unique<GatedStore>(gate); }, 1, ids);
+    auto on_done = [&](std::uint64_t id, StoreResult result) {
+      done.push_back(id);
+      errors.push_back(result.error);
+    };
+    int first = pool.attach(base.get(), on_done);
+    int second = pool.attach(base.get(), on_done);
+    pool.submit(first, 1, VerifyUser{"carol", "s3cret"});
+    {
+      std::unique_lock lock(gate.mutex);
+      gate.changed.wait(lock, [&] { return gate.entered == 1; });  // 1 runs, held at the gate
+    }
+    pool.submit(first, 2, CheckRecipient{"bob@example.org", "example.org"});
+    pool.submit(second, 3, AbortMessage{42});
+    pool.submit(second, 4, CheckRecipient{"bob@example.org", "example.org"});
+    pool.fail_queued("shard q2 left the rotation");
+    wait_for(base.get(), done, 2);
+    CHECK(done == std::vector<std::uint64_t>{2, 4});
+    CHECK(errors == std::vector<std::string>{"shard q2 left the rotation", "shard q2 left the rotation"});
+    {
+      std::lock_guard lock(gate.mutex);
+      gate.open = true;
+    }
+    gate.changed.notify_all();
+    wait_for(base.get(), done, 4);  // the running check, then the abort
+    pool.stop();
+  }
+  CHECK(done == std::vector<std::uint64_t>{2, 4, 1, 3});
 }
 
 }  // namespace wsmtp::listener
