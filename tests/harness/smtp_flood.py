@@ -6,7 +6,7 @@ Every client-side outcome is recorded, with the queue id of each 250:
   refused   - a 4xx/5xx reply: must never be delivered
   in doubt  - the connection died after the final dot, before a reply
 Each message's Subject is a unique token, so what arrived can be matched to
-what was sent (delivered_tokens)."""
+what was sent (delivered_copies)."""
 import re
 import smtplib
 import socket
@@ -88,13 +88,14 @@ class Flood:
                 pass
 
 
-def delivered_tokens(p, users):
-    """token -> number of copies in the users' Maildirs."""
+def delivered_copies(p, users):
+    """(token, user) -> number of copies of the token in the user's Maildir."""
     found = {}
     for u in users:
         for f in p.maildir_files(u):
             with open(f, "rb") as fh:
                 m = re.search(rb"Subject: (flood-\d+-\d+)", fh.read())
             if m:
-                found[m.group(1).decode()] = found.get(m.group(1).decode(), 0) + 1
+                key = (m.group(1).decode(), u)
+                found[key] = found.get(key, 0) + 1
     return found

@@ -16,7 +16,7 @@ the Maildirs.
 import time
 
 from pipeline import Pipeline, wait_until
-from smtp_flood import Flood, delivered_tokens
+from smtp_flood import Flood, delivered_copies
 
 SPAN = 10 ** 14  # ids per shard: common/queue_id.h
 USERS = ("alice", "bob")
@@ -37,19 +37,24 @@ def count(p, shard, sql):
     return int(p.shard_sql(shard, sql))
 
 
+def delivered_tokens(p):
+    return {token for token, _ in delivered_copies(p, USERS)}
+
+
 def wait_delivered(p, flood, timeout):
     expected = set(flood.accepted)
-    wait_until(lambda: expected <= set(delivered_tokens(p, USERS)), timeout, interval=0.5,
+    wait_until(lambda: expected <= delivered_tokens(p), timeout, interval=0.5,
                what=f"{len(expected)} accepted messages in the Maildirs")
 
 
 def check_exactly_once(p, flood):
-    found = delivered_tokens(p, USERS)
-    lost = sorted(set(flood.accepted) - set(found))
+    copies = delivered_copies(p, USERS)
+    found = {token for token, _ in copies}
+    lost = sorted(set(flood.accepted) - found)
     assert not lost, f"answered 250 but never delivered: {lost[:10]}"
-    twice = sorted(t for t, n in found.items() if n > 1)
-    assert not twice, f"delivered more than once: {twice[:10]}"
-    unanswered = sorted(set(found) - set(flood.accepted))
+    twice = sorted(key for key, n in copies.items() if n > 1)
+    assert not twice, f"delivered more than once to a mailbox: {twice[:10]}"
+    unanswered = sorted(found - set(flood.accepted))
     assert not unanswered, (f"delivered but not answered 250: {unanswered[:10]} "
                             f"(refused {len(flood.refused)}, in doubt {len(flood.in_doubt)})")
 
