@@ -84,6 +84,7 @@ def test_a_message_lives_in_one_shard_from_receipt_to_done():
         # A DSN made from a message is created in the message's shard.
         p.kill("wdeliver")
         with p.smtp() as s:
+            s.ehlo("client.example")
             s.mail(f"alice@{p.domain}")
             s.rcpt(f"bob@{p.domain}")
             code, reply = s.data("Subject: to be bounced\r\n\r\nx\r\n")
