@@ -15,7 +15,9 @@ again (the same RFC 1047 window, towards the relay): such repeats are counted
 and reported, not hidden. At the end the queue must drain to DONE without
 operator action, and every
 daemon that was not killed must still be running (nobody exits for an outage).
-Bounded: CHAOS_SECONDS of chaos, then at most DRAIN_SECONDS to drain.
+Bounded: CHAOS_SECONDS of chaos, then at most DRAIN_SECONDS to drain. The
+whole module runs twice: on one database, and on a directory with two queue
+shards (issue 17).
 """
 import os
 import random
@@ -119,9 +121,11 @@ def relayed(sink):
     return found
 
 
-@pytest.fixture(scope="module")
-def env():
-    with Pipeline(lease_time="3s") as p:
+@pytest.fixture(scope="module", params=[0, 2], ids=["one-database", "two-shards"])
+def env(request):
+    # Once on the one-server layout, once on a directory and two queue shards
+    # (on the same server, so a PostgreSQL restart takes all three).
+    with Pipeline(lease_time="3s", shards=request.param) as p:
         p.add_domain()
         for u in USERS:
             p.add_mailbox(u)
@@ -187,11 +191,14 @@ def run(env):
     try:
         wait_until(drained, DRAIN_SECONDS, interval=1, what="the queue to drain after the chaos")
     except AssertionError:
-        print("undrained messages:\n" + sql(p, "SELECT id, state, held, delivering_at, next_attempt_at, lease_owner, lease_expires, "
-                                              "last_error FROM messages WHERE state BETWEEN 1 AND 4 LIMIT 20"))
-        print("their deliveries:\n" + sql(p, "SELECT d.* FROM deliveries d JOIN messages m ON m.id = d.message_id "
-                                            "WHERE m.state BETWEEN 1 AND 4 LIMIT 20"))
-        print("destination backoff:\n" + sql(p, "SELECT * FROM destination_backoff"))
+        for db in p.shards.values() or ["wsmtp"]:
+            print(f"{db}: undrained messages:\n" + p.pg.psql(
+                "SELECT id, state, held, delivering_at, next_attempt_at, lease_owner, lease_expires, last_error "
+                "FROM messages WHERE state BETWEEN 1 AND 4 LIMIT 20", db))
+            print(f"{db}: their deliveries:\n" + p.pg.psql(
+                "SELECT d.* FROM deliveries d JOIN messages m ON m.id = d.message_id "
+                "WHERE m.state BETWEEN 1 AND 4 LIMIT 20", db))
+            print(f"{db}: destination backoff:\n" + p.pg.psql("SELECT * FROM destination_backoff", db))
         print("advisory locks:\n" + sql(p, "SELECT pid, classid, objid FROM pg_locks WHERE locktype = 'advisory'"))
         raise
     time.sleep(2)
