@@ -8,6 +8,7 @@
 #include "deliver.h"
 #include "identity.h"
 #include "log.h"
+#include "pg/directory_link.h"
 #include "pg/waiter.h"
 #include "pg/worker_pool.h"
 #include "transport_registry.h"
@@ -39,7 +40,8 @@ int main(int argc, char** argv) {
           // Shared only because std::function must be copyable: the step is its one owner.
           auto deliverer = std::make_shared<deliver::Deliverer>(
               deliver_config, config.queue, owner, keeper,
-              deliver::standard_transports(deliver_config, host, [&keeper] { keeper.progress(); }));
+              deliver::standard_transports(deliver_config, host, [&keeper] { keeper.progress(); }),
+              common::pg::DirectoryLink(config.database, config.database.shards.front()));
           return [deliverer](pqxx::connection& conn) { return deliverer->run_batch(conn); };
         });
     return std::optional<int>();  // stopped: the daemon's signal says whether to reload
