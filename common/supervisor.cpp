@@ -18,34 +18,27 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Worker {
+  std::size_t group = 0;
   Clock::time_point started;
   bool retiring = false;
 };
 
+// What the supervisor keeps per group: its restart backoff and how long it has
+// had more workers than its backlog asks for.
+struct GroupState {
+  std::chrono::milliseconds backoff;
+  Clock::time_point next_spawn{};
+  std::optional<Clock::time_point> surplus_since;
+};
+
 class Supervisor {
  public:
-  Supervisor(const SupervisorOptions& o, const std::atomic<bool>& stop, const std::function<int()>& worker)
-      : o_(o), stop_(stop), worker_(worker), backoff_(o.restart_backoff_min) {}
+  Supervisor(const SupervisorOptions& o, const std::atomic<bool>& stop, const std::vector<WorkerGroup>& groups)
+      : o_(o), stop_(stop), groups_(groups), state_(groups.size(), GroupState{o.restart_backoff_min, {}, {}}) {}
 
-  void tick(std::optional<std::int64_t> backlog) {
+  void tick() {
     reap();
-    const int active = active_count();
-    const int want = backlog ? desired_workers(o_, *backlog) : std::clamp(active, o_.min_workers, o_.max_workers);
-    const auto now = Clock::now();
-    if (active < want) {
-      surplus_since_.reset();
-      // After a crash, one new worker per backoff period; otherwise all at
-      // once.
-      for (int i = active; i < want && now >= next_spawn_; ++i) spawn();
-    } else if (active > want) {
-      if (!surplus_since_) surplus_since_ = now;
-      if (now - *surplus_since_ >= o_.idle_time) {
-        retire_one();
-        surplus_since_ = now;  // the next one must be unneeded for a whole idle_time again
-      }
-    } else {
-      surplus_since_.reset();
-    }
+    for (std::size_t g = 0; g < groups_.size(); ++g) tick_group(g, groups_[g].backlog());
   }
 
   void shutdown() {
@@ -65,31 +58,55 @@ class Supervisor {
   }
 
  private:
-  int active_count() const {
-    return static_cast<int>(
-        std::count_if(workers_.begin(), workers_.end(), [](auto& w) { return !w.second.retiring; }));
+  void tick_group(std::size_t g, std::optional<std::int64_t> backlog) {
+    auto& st = state_[g];
+    const int active = active_count(g);
+    const int want = backlog ? desired_workers(o_, *backlog) : std::clamp(active, o_.min_workers, o_.max_workers);
+    const auto now = Clock::now();
+    if (active < want) {
+      st.surplus_since.reset();
+      // After a crash, one new worker per backoff period; otherwise all at
+      // once.
+      for (int i = active; i < want && now >= st.next_spawn; ++i) spawn(g);
+    } else if (active > want) {
+      if (!st.surplus_since) st.surplus_since = now;
+      if (now - *st.surplus_since >= o_.idle_time) {
+        retire_one(g);
+        st.surplus_since = now;  // the next one must be unneeded for a whole idle_time again
+      }
+    } else {
+      st.surplus_since.reset();
+    }
   }
 
-  void spawn() {
+  int active_count(std::size_t g) const {
+    return static_cast<int>(std::count_if(workers_.begin(), workers_.end(),
+                                          [g](auto& w) { return w.second.group == g && !w.second.retiring; }));
+  }
+
+  // " for shard q1" in the log lines of a named group.
+  std::string of(std::size_t g) const { return groups_[g].name.empty() ? "" : " for " + groups_[g].name; }
+
+  void spawn(std::size_t g) {
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
       log::error("fork failed: {}; retrying later", std::strerror(errno));
-      next_spawn_ = Clock::now() + backoff_;
+      state_[g].next_spawn = Clock::now() + state_[g].backoff;
       return;
     }
-    if (pid == 0) run_child(parent);
-    workers_[pid] = {Clock::now(), false};
-    log::info("worker {} started ({} running)", pid, workers_.size());
+    if (pid == 0) run_child(parent, g);
+    workers_[pid] = {g, Clock::now(), false};
+    log::info("worker {} started{} ({} running)", pid, of(g), active_count(g));
   }
 
-  [[noreturn]] void run_child(pid_t parent) {
+  [[noreturn]] void run_child(pid_t parent, std::size_t g) {
     // The worker must not outlive the supervisor (kill -9 of the supervisor).
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(0);
     int rc = 1;
     try {
-      rc = worker_();
+      rc = groups_[g].worker();
     } catch (const std::exception& e) {
       log::error("worker failed: {}", e.what());
     }
@@ -97,16 +114,17 @@ class Supervisor {
     ::_exit(rc);
   }
 
-  void retire_one() {
+  void retire_one(std::size_t g) {
     // The newest worker retires: the oldest have proven stable.
     auto newest = workers_.end();
     for (auto it = workers_.begin(); it != workers_.end(); ++it)
-      if (!it->second.retiring && (newest == workers_.end() || it->second.started > newest->second.started))
+      if (it->second.group == g && !it->second.retiring &&
+          (newest == workers_.end() || it->second.started > newest->second.started))
         newest = it;
     if (newest == workers_.end()) return;
     newest->second.retiring = true;
     ::kill(newest->first, SIGTERM);
-    log::info("worker {} retiring (backlog low)", newest->first);
+    log::info("worker {}{} retiring (backlog low)", newest->first, of(g));
   }
 
   void reap() {
@@ -122,27 +140,28 @@ class Supervisor {
         log::info("worker {} stopped", pid);
         continue;
       }
-      on_crash(pid, status, Clock::now() - w.started);
+      on_crash(pid, w.group, status, Clock::now() - w.started);
     }
   }
 
-  void on_crash(pid_t pid, int status, Clock::duration lived) {
-    if (lived >= o_.stable_after) backoff_ = o_.restart_backoff_min;
-    next_spawn_ = Clock::now() + backoff_;
+  void on_crash(pid_t pid, std::size_t g, int status, Clock::duration lived) {
+    auto& st = state_[g];
+    if (lived >= o_.stable_after) st.backoff = o_.restart_backoff_min;
+    st.next_spawn = Clock::now() + st.backoff;
     if (WIFSIGNALED(status))
-      log::error("worker {} killed by signal {}; restarting in {} ms", pid, WTERMSIG(status), backoff_.count());
+      log::error("worker {}{} killed by signal {}; restarting in {} ms", pid, of(g), WTERMSIG(status),
+                 st.backoff.count());
     else
-      log::error("worker {} exited with status {}; restarting in {} ms", pid, WEXITSTATUS(status), backoff_.count());
-    backoff_ = std::min(backoff_ * 2, o_.restart_backoff_max);
+      log::error("worker {}{} exited with status {}; restarting in {} ms", pid, of(g), WEXITSTATUS(status),
+                 st.backoff.count());
+    st.backoff = std::min(st.backoff * 2, o_.restart_backoff_max);
   }
 
   const SupervisorOptions& o_;
   const std::atomic<bool>& stop_;
-  const std::function<int()>& worker_;
+  const std::vector<WorkerGroup>& groups_;
+  std::vector<GroupState> state_;
   std::map<pid_t, Worker> workers_;
-  std::chrono::milliseconds backoff_;
-  Clock::time_point next_spawn_{};
-  std::optional<Clock::time_point> surplus_since_;
 };
 
 }  // namespace
@@ -155,11 +174,16 @@ int desired_workers(const SupervisorOptions& o, std::int64_t backlog) {
 
 int run_supervisor(const SupervisorOptions& options, const std::atomic<bool>& stop, const std::function<int()>& worker,
                    const std::function<std::optional<std::int64_t>()>& backlog) {
-  Supervisor s(options, stop, worker);
-  log::info("supervisor running: workers {}..{}, one per {} waiting", options.min_workers, options.max_workers,
-            options.backlog_per_worker);
+  return run_supervisor(options, stop, std::vector<WorkerGroup>{{"", worker, backlog}});
+}
+
+int run_supervisor(const SupervisorOptions& options, const std::atomic<bool>& stop,
+                   const std::vector<WorkerGroup>& groups) {
+  Supervisor s(options, stop, groups);
+  log::info("supervisor running: workers {}..{}{}, one per {} waiting", options.min_workers, options.max_workers,
+            groups.size() > 1 ? fmt::format(" in each of {} groups", groups.size()) : "", options.backlog_per_worker);
   while (!stop) {
-    s.tick(backlog());
+    s.tick();
     const auto until = Clock::now() + options.check_interval;
     while (!stop && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -168,14 +192,14 @@ int run_supervisor(const SupervisorOptions& options, const std::atomic<bool>& st
 }
 
 void supervise(const WorkerScaling& scaling, std::chrono::seconds lease_time, const std::atomic<bool>& stop,
-               const std::function<int()>& worker, const std::function<std::optional<std::int64_t>()>& backlog) {
+               const std::vector<WorkerGroup>& groups) {
   SupervisorOptions options;
   options.min_workers = scaling.min_workers;
   options.max_workers = scaling.max_workers;
   options.backlog_per_worker = scaling.backlog_per_worker;
   options.idle_time = scaling.idle_time;
   options.stop_grace = lease_time;
-  run_supervisor(options, stop, worker, backlog);
+  run_supervisor(options, stop, groups);
 }
 
 }  // namespace wsmtp::common

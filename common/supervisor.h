@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/worker_scaling.h"
 
@@ -33,6 +34,16 @@ struct SupervisorOptions {
 // How many workers the backlog asks for, within [min_workers, max_workers].
 int desired_workers(const SupervisorOptions& options, std::int64_t backlog);
 
+// One pool of workers under the supervisor, sized by its own backlog within
+// the options' bounds (wroute and wdeliver: one group per queue shard, so the
+// workers go where the backlog is and a dead shard's group does not take the
+// others' workers).
+struct WorkerGroup {
+  std::string name;  // in the supervisor's log lines ("shard q1"); may be empty
+  std::function<int()> worker;
+  std::function<std::optional<std::int64_t>()> backlog;
+};
+
 // Runs until stop becomes true (install_stop_signals() must have been called,
 // so workers inherit the handlers), then stops the workers and returns 0.
 // worker runs in each child process; its result is the child's exit status and
@@ -42,12 +53,16 @@ int desired_workers(const SupervisorOptions& options, std::int64_t backlog);
 // down) keeps the current number of workers.
 int run_supervisor(const SupervisorOptions& options, const std::atomic<bool>& stop, const std::function<int()>& worker,
                    const std::function<std::optional<std::int64_t>()>& backlog);
+// The same for several groups at once, each sized, restarted and backed off on
+// its own; every group's backlog is asked every check_interval.
+int run_supervisor(const SupervisorOptions& options, const std::atomic<bool>& stop,
+                   const std::vector<WorkerGroup>& groups);
 
 // The supervisor of wroute and wdeliver: workers sized by scaling until stop
 // (a SIGHUP's reload is the caller's, common/daemon.h). Workers still running
 // lease_time after the stop are killed: their lease renewal dies with them, so
 // their leases expire and others take the work over.
 void supervise(const WorkerScaling& scaling, std::chrono::seconds lease_time, const std::atomic<bool>& stop,
-               const std::function<int()>& worker, const std::function<std::optional<std::int64_t>()>& backlog);
+               const std::vector<WorkerGroup>& groups);
 
 }  // namespace wsmtp::common

@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
          .backlog =
              [&](pqxx::transaction_base& tx) { return common::pg::delivery_backlog(tx, deliver_config.transports); }},
         config.database, config.queue, stop,
-        [&](const std::string& owner, common::pg::LeaseKeeper& keeper) -> common::pg::WorkerStep {
+        [&](const std::string& owner, common::pg::LeaseKeeper& keeper,
+            const common::ShardConfig& /*shard*/) -> common::pg::WorkerStep {
           // Shared only because std::function must be copyable: the step is its one owner.
           auto deliverer = std::make_shared<deliver::Deliverer>(
               deliver_config, config.queue, owner, keeper,

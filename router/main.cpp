@@ -35,19 +35,20 @@ int main(int argc, char** argv) {
     // auto-replies the router queues.
     // Routing waits on nothing but the database, so a router silent for a
     // whole lease time is wedged: its leases then run out.
-    common::pg::run_worker_pool(
-        {.program = "wroute",
-         .channel = common::pg::kRouteChannel,
-         .batch_size = router_config.batch_size,
-         .scaling = router_config.scaling,
-         .stall_limit = config.queue.lease_time,
-         .backlog = [](pqxx::transaction_base& tx) { return common::pg::routing_backlog(tx); }},
-        config.database, config.queue, stop,
-        [&](const std::string& owner, common::pg::LeaseKeeper& keeper) -> common::pg::WorkerStep {
-          return [&, owner, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
-            return router::route_batch(conn, router_config, config.queue, owner, keeper, reclaim.due());
-          };
-        });
+    common::pg::run_worker_pool({.program = "wroute",
+                                 .channel = common::pg::kRouteChannel,
+                                 .batch_size = router_config.batch_size,
+                                 .scaling = router_config.scaling,
+                                 .stall_limit = config.queue.lease_time,
+                                 .backlog = [](pqxx::transaction_base& tx) { return common::pg::routing_backlog(tx); }},
+                                config.database, config.queue, stop,
+                                [&](const std::string& owner, common::pg::LeaseKeeper& keeper,
+                                    const common::ShardConfig& /*shard*/) -> common::pg::WorkerStep {
+                                  return [&, owner, reclaim = common::pg::Cadence(1s)](pqxx::connection& conn) mutable {
+                                    return router::route_batch(conn, router_config, config.queue, owner, keeper,
+                                                               reclaim.due());
+                                  };
+                                });
     return std::optional<int>();  // stopped: the daemon's signal says whether to reload
   });
 }

@@ -9,9 +9,10 @@
 namespace wsmtp::common::pg {
 
 BacklogProbe::BacklogProbe(std::string conninfo, Query query)
-    : conninfo_(std::move(conninfo)), query_(std::move(query)) {}
+    : conninfo_(with_connect_timeout(conninfo, 3)), query_(std::move(query)) {}
 
 std::optional<std::int64_t> BacklogProbe::operator()() {
+  if (!conn_ && std::chrono::steady_clock::now() < retry_at_) return std::nullopt;
   try {
     if (!conn_ || !conn_->is_open()) conn_ = connect(conninfo_);
     pqxx::read_transaction tx(*conn_);
@@ -19,6 +20,7 @@ std::optional<std::int64_t> BacklogProbe::operator()() {
   } catch (const std::exception& e) {
     if (conn_) log::warn("backlog query failed: {}", e.what());
     conn_.reset();
+    retry_at_ = std::chrono::steady_clock::now() + kRetryAfter;
     return std::nullopt;
   }
 }

@@ -14,6 +14,11 @@ std::unique_ptr<pqxx::connection> connect(const std::string& conninfo) {
   return c;
 }
 
+std::string with_connect_timeout(const std::string& conninfo, int seconds) {
+  if (conninfo.find("connect_timeout") != std::string::npos || conninfo.rfind("postgres", 0) == 0) return conninfo;
+  return conninfo + (conninfo.empty() ? "" : " ") + "connect_timeout=" + std::to_string(seconds);
+}
+
 std::unique_ptr<pqxx::connection> connect_with_backoff(const std::string& conninfo, const std::atomic<bool>& stop) {
   using namespace std::chrono_literals;
   auto delay = 100ms;

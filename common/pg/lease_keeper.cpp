@@ -50,15 +50,6 @@ const char* status_words(LeaseStatus s) {
   return "released by an operator: work on it goes on";
 }
 
-// A worker stopping waits for this thread: an unreachable database host must
-// not hold it for the minutes a TCP connect can take, so the renewal
-// connection gives up after 10 s unless the admin set a timeout (key=value
-// form only; a URI is used as given).
-std::string renewal_conninfo(const std::string& conninfo) {
-  if (conninfo.find("connect_timeout") != std::string::npos || conninfo.rfind("postgres", 0) == 0) return conninfo;
-  return conninfo + (conninfo.empty() ? "" : " ") + "connect_timeout=10";
-}
-
 }  // namespace
 
 LeaseKeeper::LeaseKeeper(LeaseKeeperOptions options)
@@ -133,7 +124,9 @@ void LeaseKeeper::round() {
       if (e.status == LeaseStatus::ours || e.status == LeaseStatus::held) by_state[e.leased].push_back({id, e.token});
   }
   if (by_state.empty() || stalled()) return;
-  if (!conn_) conn_ = connect(renewal_conninfo(options_.conninfo));
+  // A worker stopping waits for this thread: an unreachable database host
+  // must not hold it for the minutes a TCP connect can take.
+  if (!conn_) conn_ = connect(with_connect_timeout(options_.conninfo, 10));
   for (const auto& [leased, leases] : by_state) {
     auto checks = renew_leases(*conn_, leased, leases, options_.lease_time);
     std::lock_guard lock(mutex_);

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "pg/connection.h"
 #include "pg/migrate.h"
+#include "pg/shards.h"
 #include "pg/waiter.h"
 
 namespace wsmtp::common::pg {
@@ -36,6 +37,7 @@ void run_worker_loop(const WorkerLoopOptions& options, const std::atomic<bool>& 
     if (!conn) return;
     try {
       require_current_schema(*conn);
+      if (options.on_connect) options.on_connect(*conn);
       WorkWaiter waiter(*conn, options.channel);
       log::info("connected to database, waiting for work on {}", options.channel);
       while (!stop) {
@@ -51,6 +53,8 @@ void run_worker_loop(const WorkerLoopOptions& options, const std::atomic<bool>& 
       }
       return;
     } catch (const SchemaTooNew& e) {
+      log::fatal("{}", e.what());
+    } catch (const WrongShard& e) {
       log::fatal("{}", e.what());
     } catch (const std::exception& e) {
       if (is_connection_error(e) || !conn->is_open()) {

@@ -24,6 +24,10 @@ struct WorkerLoopOptions {
   // After a NOTIFY, wait this long for more work before claiming ([queue]
   // gather_time_ms): bigger batches in a burst for that much latency.
   std::chrono::milliseconds gather_time{0};
+  // Called on every new connection after the schema check, before any work:
+  // an exception from it stops the loop (a wrong database is a configuration
+  // error, not an outage to wait out).
+  std::function<void(pqxx::connection&)> on_connect;
 };
 
 // True at most once per period (the first call included): for work a worker

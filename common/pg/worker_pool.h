@@ -1,8 +1,9 @@
 // What wroute and wdeliver serve: a supervisor process that sizes a pool of
-// forked workers by the backlog, each worker claiming batches in
-// run_worker_loop with its leases renewed by a LeaseKeeper of its own. The
-// program supplies the channel, the backlog query and the step that handles
-// one batch; this file knows nothing of routing or delivery.
+// forked workers per queue shard by that shard's backlog, each worker
+// claiming batches from its shard in run_worker_loop with its leases renewed
+// by a LeaseKeeper of its own on the same shard. The program supplies the
+// channel, the backlog query and the step that handles one batch; this file
+// knows nothing of routing or delivery.
 #pragma once
 
 #include <atomic>
@@ -29,14 +30,20 @@ struct WorkerPool {
   BacklogProbe::Query backlog;  // waiting units, asked in the supervisor
 };
 
-// Handles one claimed batch on conn and returns how many units it claimed.
+// Handles one claimed batch on conn (a connection to the worker's shard) and
+// returns how many units it claimed.
 using WorkerStep = std::function<int(pqxx::connection&)>;
-// Called once in each worker process with its lease owner ("host:pid") and
-// keeper, both living until the worker stops; returns the worker's step.
-using MakeWorkerStep = std::function<WorkerStep(const std::string& owner, LeaseKeeper& keeper)>;
+// Called once in each worker process with its lease owner ("host:pid"), its
+// keeper and its shard, all living until the worker stops; returns the
+// worker's step.
+using MakeWorkerStep =
+    std::function<WorkerStep(const std::string& owner, LeaseKeeper& keeper, const ShardConfig& shard)>;
 
-// Runs the pool until stop is set, then stops the workers (SIGTERM; SIGKILL
-// after the queue's lease_time) and returns.
+// Runs one group of workers per shard of database (scaling's bounds apply to
+// each shard) until stop is set, then stops the workers (SIGTERM; SIGKILL
+// after the queue's lease_time) and returns. A worker refuses a database that
+// is not its shard (require_shard_identity): it exits, and the supervisor's
+// restart backoff keeps retrying it slowly while the error is logged.
 void run_worker_pool(const WorkerPool& pool, const DatabaseConfig& database, const QueueConfig& queue,
                      const std::atomic<bool>& stop, const MakeWorkerStep& make_step);
 

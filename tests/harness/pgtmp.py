@@ -12,6 +12,7 @@ runs COMMAND with WSMTP_TEST_PG set to an admin connection string (database
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +35,10 @@ def free_port():
 
 
 class PgServer:
-    def __init__(self, base_dir=None):
+    """standby_of: another PgServer; this one is then its streaming standby,
+    cloned with pg_basebackup (-R: standby.signal and primary_conninfo)."""
+
+    def __init__(self, base_dir=None, standby_of=None):
         self.bindir = _pg_bindir()
         self.tmp = tempfile.mkdtemp(prefix="wsmtp-pg-", dir=base_dir)
         self.datadir = os.path.join(self.tmp, "data")
@@ -44,8 +48,12 @@ class PgServer:
         os.chmod(self.tmp, 0o755)
         if self.as_root:
             shutil.chown(self.tmp, "nobody", "nogroup")
-        self._run("initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust",
-                  "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")
+        if standby_of is None:
+            self._run("initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust",
+                      "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")
+        else:
+            self._run("pg_basebackup", "-D", self.datadir, "-h", "127.0.0.1", "-p", str(standby_of.port),
+                      "-U", "postgres", "-R", "-X", "stream", "--no-sync")
         with open(os.path.join(self.datadir, "postgresql.conf"), "a") as conf:
             conf.write(
                 "listen_addresses = '127.0.0.1'\n"
@@ -60,6 +68,42 @@ class PgServer:
                 "shared_buffers = 128MB\n"
             )
         self.start()
+
+    def add_synchronous_standby(self):
+        """A streaming standby of this server that every commit waits for
+        (synchronous_standby_names = '*', synchronous_commit = on): a commit
+        acknowledged here is on the standby's disk too. Returns the standby."""
+        standby = PgServer(standby_of=self)
+        self.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        self.psql("SELECT pg_reload_conf()")
+        deadline = time.time() + 30
+        while self.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") != "1":
+            if time.time() > deadline:
+                raise RuntimeError("the standby did not become synchronous")
+            time.sleep(0.1)
+        return standby
+
+    def promote(self):
+        self._run("pg_ctl", "-D", self.datadir, "-w", "-t", "60", "promote")
+
+    def kill_postmaster(self):
+        """SIGKILL to the postmaster alone, as a crash would (its backends
+        notice and exit on their own)."""
+        with open(os.path.join(self.datadir, "postmaster.pid")) as f:
+            pid = int(f.readline())
+        os.kill(pid, signal.SIGKILL)
+
+    def start_after_crash(self, timeout=60):
+        """Starts a server whose postmaster was killed, once its orphaned
+        backends have gone (until then the data directory is in use)."""
+        deadline = time.time() + timeout
+        while True:
+            r = self._run("pg_ctl", "-D", self.datadir, "-l", self.logfile, "-w", "-t", "60", "start", check=False)
+            if r.returncode == 0:
+                return
+            if time.time() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start after the crash: {r.stdout}")
+            time.sleep(0.5)
 
     def _run(self, tool, *args, check=True):
         cmd = [os.path.join(self.bindir, tool), *args]

@@ -46,7 +46,7 @@ class Pipeline:
     open_pipelines = []
 
     def __init__(self, domain="example.test", lease_time="5s", queue_extra="", listener_extra="", ipv6=False,
-                 db_socket=False, router_extra="", shards=0):
+                 db_socket=False, router_extra="", shards=0, shard_servers=False, sync_standby=()):
         self.bindir = bin_dir()
         self.root = tempfile.mkdtemp(prefix="wsmtp-e2e-")
         self.pg = PgServer()
@@ -55,16 +55,29 @@ class Pipeline:
         # Unix socket, as on a single host (the benchmarks).
         self.conninfo = self.pg.conninfo("wsmtp", via_socket=db_socket)
         # With shards, the database "wsmtp" is only the directory and the queue
-        # is the databases wsmtp_q1..N (shards q1..qN, ids 1..N) on the same
-        # server: self.shards maps each shard's name to its database.
-        self.shards = {}
+        # is the databases wsmtp_q1..N (shards q1..qN, ids 1..N): self.shards
+        # maps each shard's name to its database, self.shard_pg to its server.
+        # They share the directory's server unless shard_servers (a server per
+        # shard, to crash one alone); a shard named in sync_standby gets its
+        # own server and a synchronous streaming standby (self.standbys), and
+        # its conninfo lists both, target_session_attrs=read-write, so a
+        # promoted standby is found as in production.
+        self.shards, self.shard_pg, self.standbys, self.shard_conninfo = {}, {}, {}, {}
         shard_sections = ""
         for i in range(1, shards + 1):
             name = f"q{i}"
             self.shards[name] = f"wsmtp_{name}"
-            self.pg.create_database(self.shards[name])
-            shard_sections += (f"[shard {name}]\nid = {i}\nweight = 1\n"
-                               f"conninfo = {self.pg.conninfo(self.shards[name], via_socket=db_socket)}\n\n")
+            server = PgServer() if shard_servers or name in sync_standby else self.pg
+            self.shard_pg[name] = server
+            server.create_database(self.shards[name])
+            if name in sync_standby:
+                standby = self.standbys[name] = server.add_synchronous_standby()
+                self.shard_conninfo[name] = (f"host=127.0.0.1,127.0.0.1 port={server.port},{standby.port} "
+                                             f"user=postgres dbname={self.shards[name]} "
+                                             "target_session_attrs=read-write connect_timeout=5")
+            else:
+                self.shard_conninfo[name] = server.conninfo(self.shards[name], via_socket=db_socket)
+            shard_sections += f"[shard {name}]\nid = {i}\nweight = 1\nconninfo = {self.shard_conninfo[name]}\n\n"
         self.port = free_port()
         self.domain = domain
         self.mail_root = os.path.join(self.root, "mail")
@@ -164,6 +177,9 @@ class Pipeline:
             Pipeline.open_pipelines.remove(self)
         for name in list(self.procs):
             self.kill(name, signal.SIGTERM)
+        for server in set(self.shard_pg.values()) | set(self.standbys.values()):
+            if server is not self.pg:
+                server.destroy()
         self.pg.destroy()
         if os.environ.get("WSMTP_KEEP_TMP"):
             print(f"kept {self.root}")
@@ -192,6 +208,12 @@ class Pipeline:
         self.ctl("alias", "add", f"{alias}@{self.domain}", *targets)
 
     # --- observation ---------------------------------------------------
+    def shard_sql(self, name, statement):
+        """statement on shard name's current primary (psql, unaligned rows)."""
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.shard_conninfo[name],
+                            "-c", statement], check=True, stdout=subprocess.PIPE, text=True)
+        return r.stdout.strip()
+
     def maildir_files(self, user):
         out = []
         for sub in ("new", "cur"):
