@@ -185,8 +185,13 @@ void finish_batch(pqxx::connection& conn, const DeliverConfig& config, const com
 }  // namespace
 
 Deliverer::Deliverer(const DeliverConfig& config, const common::QueueConfig& queue, std::string owner,
-                     common::pg::LeaseKeeper& keeper, TransportRegistry transports)
-    : config_(config), queue_(queue), owner_(std::move(owner)), keeper_(keeper), transports_(std::move(transports)) {
+                     common::pg::LeaseKeeper& keeper, TransportRegistry transports, common::pg::DirectoryLink directory)
+    : config_(config),
+      queue_(queue),
+      owner_(std::move(owner)),
+      keeper_(keeper),
+      transports_(std::move(transports)),
+      directory_(std::move(directory)) {
   for (const auto& t : config_.transports) {
     limits_.transports.push_back(t);
     limits_.limits.push_back(concurrency_limit(config_, t));
@@ -229,7 +234,7 @@ int Deliverer::run_batch(pqxx::connection& conn) {
   auto job_may_start = [&may_start](const DeliveryJob& job) { return may_start(*job.claim); };
   std::vector<common::pg::DestinationVerdict> verdicts;
   auto run_group = [&](std::size_t index, const std::string& key, const std::vector<DeliveryJob>& jobs) {
-    auto done = transports_.at(index).deliver(conn, key, jobs, job_may_start);
+    auto done = transports_.at(index).deliver(conn, directory_, key, jobs, job_may_start);
     for (auto& v : destination_verdicts(done, task_of)) verdicts.push_back(std::move(v));
     for (auto& r : done) results[msg_of.at(r.delivery_id)].push_back(std::move(r));
   };

@@ -85,8 +85,9 @@ std::vector<DeliveryResult> LmtpSessions::transact(pqxx::connection& conn, commo
   return out;
 }
 
-std::vector<DeliveryResult> LmtpSessions::deliver(pqxx::connection& conn, const std::string& server,
-                                                  const std::vector<DeliveryJob>& jobs, const MayStart& may_start) {
+std::vector<DeliveryResult> LmtpSessions::deliver(pqxx::connection& conn, common::pg::DirectoryLink&,
+                                                  const std::string& server, const std::vector<DeliveryJob>& jobs,
+                                                  const MayStart& may_start) {
   used_this_pass_.clear();
   std::vector<DeliveryResult> results;
   // Once the server failed to connect or answer in time, the pass's other

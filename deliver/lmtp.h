@@ -40,8 +40,8 @@ class LmtpSessions : public Transport {
 
   // Delivers the jobs for `server` that may_start admits; one result per task
   // of those, in job order. Throws only for database connection failures.
-  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& server,
-                                                  const std::vector<DeliveryJob>& jobs,
+  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, common::pg::DirectoryLink& directory,
+                                                  const std::string& server, const std::vector<DeliveryJob>& jobs,
                                                   const MayStart& may_start) override;
 
  private:

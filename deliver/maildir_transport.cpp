@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "db/mailbox_full.h"
+#include "directory_ask.h"
 #include "local_delivery.h"
 #include "log.h"
 #include "queue_id.h"
@@ -94,14 +95,15 @@ DeliveryResult stage_copy(pqxx::connection& conn, MaildirBatch& batch, PassQuota
 // The copies are already in new/: a failure to record the marks must not
 // defer them (a retry would deliver them twice). The marks are advisory, and
 // the next pass writes them again.
-void record_fullness(pqxx::connection& conn, const std::vector<DeliveryResult>& results,
-                     const std::vector<std::string>& full,
+void record_fullness(pqxx::connection& conn, common::pg::DirectoryLink& directory,
+                     const std::vector<DeliveryResult>& results, const std::vector<std::string>& full,
                      const std::vector<std::pair<std::size_t, std::string>>& limited) {
   std::vector<std::string> fitted;
   for (const auto& [index, recipient] : limited)
     if (results.at(index).status == DeliveryStatus::delivered) fitted.push_back(recipient);
   try {
-    common::pg::record_mailbox_fullness(conn, full, fitted);
+    ask_directory(directory, conn,
+                  [&](pqxx::connection& dir) { common::pg::record_mailbox_fullness(dir, full, fitted); });
   } catch (const std::exception& e) {
     log::warn("full mailboxes not recorded ({} full, {} fitted): {}", full.size(), fitted.size(), e.what());
   }
@@ -122,14 +124,25 @@ MaildirTransport::MaildirTransport(const DeliverConfig& config, std::string host
   }
 }
 
-std::vector<DeliveryResult> MaildirTransport::deliver(pqxx::connection& conn, const std::string&,
-                                                      const std::vector<DeliveryJob>& jobs, const MayStart& may_start) {
+std::vector<DeliveryResult> MaildirTransport::deliver(pqxx::connection& conn, common::pg::DirectoryLink& directory,
+                                                      const std::string&, const std::vector<DeliveryJob>& jobs,
+                                                      const MayStart& may_start) {
   MaildirBatch batch(owner_, &known_maildirs_);
   PassQuotas quotas(usage_cache_);
   std::vector<std::string> recipients;
   for (const auto& job : jobs)
     for (const auto* task : job.tasks) recipients.push_back(task->recipient);
-  quotas.load(conn, recipients);
+  try {
+    ask_directory(directory, conn, [&](pqxx::connection& dir) { quotas.load(dir, recipients); });
+  } catch (const DirectoryUnavailable& e) {
+    // Without the limits no copy can be checked: none is written, all wait.
+    log::warn("mailbox quotas not read ({}); {} Maildir deliveries deferred", e.what(), recipients.size());
+    const std::string detail = std::string("4.3.0 mailbox quotas not read: ") + e.what();
+    return run_local_jobs(config_, jobs, may_start, [&](const DeliveryClaim&, const DeliveryTask& task) {
+      return DeliveryResult{task.delivery_id, DeliveryStatus::deferred, detail,
+                            retry_delay(config_, task.attempts + 1)};
+    });
+  }
   // (index of its result, message) per staged copy, in stage order: what
   // batch.sync() reports on.
   std::vector<std::pair<std::size_t, std::int64_t>> staged;
@@ -155,7 +168,7 @@ std::vector<DeliveryResult> MaildirTransport::deliver(pqxx::connection& conn, co
     log::warn("msg={} Maildir copy not durable: {}; deferred", common::qid(staged[i].second), error);
     r = {r.delivery_id, DeliveryStatus::deferred, error, retry_delay(config_, 1)};
   }
-  record_fullness(conn, results, full, limited);
+  record_fullness(conn, directory, results, full, limited);
   return results;
 }
 

@@ -24,8 +24,8 @@ class MaildirTransport : public Transport {
   std::string destination_key(const common::pg::DeliveryTask&) const override { return {}; }
   bool shares_transactions() const override { return false; }
   // Throws pqxx errors when the quotas cannot be read (the batch is retried).
-  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& key,
-                                                  const std::vector<DeliveryJob>& jobs,
+  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, common::pg::DirectoryLink& directory,
+                                                  const std::string& key, const std::vector<DeliveryJob>& jobs,
                                                   const MayStart& may_start) override;
 
  private:

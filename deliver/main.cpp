@@ -8,6 +8,7 @@
 #include "deliver.h"
 #include "identity.h"
 #include "log.h"
+#include "pg/directory_link.h"
 #include "pg/waiter.h"
 #include "pg/worker_pool.h"
 #include "transport_registry.h"
@@ -36,11 +37,12 @@ int main(int argc, char** argv) {
              [&](pqxx::transaction_base& tx) { return common::pg::delivery_backlog(tx, deliver_config.transports); }},
         config.database, config.queue, stop,
         [&](const std::string& owner, common::pg::LeaseKeeper& keeper,
-            const common::ShardConfig& /*shard*/) -> common::pg::WorkerStep {
+            const common::ShardConfig& shard) -> common::pg::WorkerStep {
           // Shared only because std::function must be copyable: the step is its one owner.
           auto deliverer = std::make_shared<deliver::Deliverer>(
               deliver_config, config.queue, owner, keeper,
-              deliver::standard_transports(deliver_config, host, [&keeper] { keeper.progress(); }));
+              deliver::standard_transports(deliver_config, host, [&keeper] { keeper.progress(); }),
+              common::pg::DirectoryLink(config.database, shard));
           return [deliverer](pqxx::connection& conn) { return deliverer->run_batch(conn); };
         });
     return std::optional<int>();  // stopped: the daemon's signal says whether to reload

@@ -42,8 +42,9 @@ DeliveryResult deliver_mbox(pqxx::connection& conn, const DeliverConfig& config,
 
 }  // namespace
 
-std::vector<DeliveryResult> MboxTransport::deliver(pqxx::connection& conn, const std::string&,
-                                                   const std::vector<DeliveryJob>& jobs, const MayStart& may_start) {
+std::vector<DeliveryResult> MboxTransport::deliver(pqxx::connection& conn, common::pg::DirectoryLink&,
+                                                   const std::string&, const std::vector<DeliveryJob>& jobs,
+                                                   const MayStart& may_start) {
   return run_local_jobs(config_, jobs, may_start,
                         [&](const common::pg::DeliveryClaim& claim, const common::pg::DeliveryTask& task) {
                           return deliver_mbox(conn, config_, claim, task);

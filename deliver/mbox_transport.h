@@ -18,8 +18,8 @@ class MboxTransport : public Transport {
 
   std::string destination_key(const common::pg::DeliveryTask&) const override { return {}; }
   bool shares_transactions() const override { return false; }
-  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& key,
-                                                  const std::vector<DeliveryJob>& jobs,
+  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, common::pg::DirectoryLink& directory,
+                                                  const std::string& key, const std::vector<DeliveryJob>& jobs,
                                                   const MayStart& may_start) override;
 
  private:

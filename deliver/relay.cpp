@@ -1,10 +1,12 @@
 #include "relay.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "directory_ask.h"
 #include "eightbit.h"
 #include "log.h"
 #include "queue_id.h"
@@ -28,6 +30,29 @@ std::string relay_name(const common::pg::RelayHost& r) { return fmt::format("{}:
 // names, and anything else has always meant the default, convert.
 EightBitPolicy pool_eightbit_policy(const common::pg::RelayPool& pool) {
   return eightbit_policy_named(pool.eightbit_policy).value_or(EightBitPolicy::convert);
+}
+
+// The mark in the directory is for the other deliverers: this pass already
+// excludes the relay. A directory of its own that cannot take it costs them
+// one failed connection each, so it is logged and the pass goes on.
+void mark_down(pqxx::connection& conn, common::pg::DirectoryLink& directory, const std::string& pool,
+               const common::pg::RelayHost& relay, std::chrono::seconds down_time, const std::string& reason) {
+  try {
+    ask_directory(directory, conn,
+                  [&](pqxx::connection& dir) { common::pg::mark_relay_down(dir, pool, relay, down_time, reason); });
+  } catch (const DirectoryUnavailable& e) {
+    log::warn("relay {} of pool {} failed ({}) but was not marked down: {}", relay_name(relay), pool, reason, e.what());
+  }
+}
+
+// Every task of the jobs deferred with one detail (the pool is unknown or
+// could not be read): an operator or the directory's return fixes it.
+std::vector<DeliveryResult> defer_all(const std::vector<DeliveryJob>& jobs, const std::string& detail,
+                                      const DeliverConfig& config) {
+  std::vector<DeliveryResult> results;
+  for (const auto& job : jobs)
+    for (auto& r : all_tasks(job, DeliveryStatus::deferred, detail, config)) results.push_back(std::move(r));
+  return results;
 }
 
 }  // namespace
@@ -75,8 +100,8 @@ RelaySessions::~RelaySessions() {
 // A session to a live relay of the pool: the kept one if it still answers,
 // otherwise a new connection to a relay chosen by weight; refusing relays are
 // marked down for everyone and the next is tried. nullptr if none is reachable.
-RelaySessions::Session* RelaySessions::connect(pqxx::connection& conn, const common::pg::RelayPool& pool,
-                                               std::vector<bool>& failed) {
+RelaySessions::Session* RelaySessions::connect(pqxx::connection& conn, common::pg::DirectoryLink& directory,
+                                               const common::pg::RelayPool& pool, std::vector<bool>& failed) {
   auto& session = sessions_[pool.name];
   // A kept connection serves only while its relay is still in the pool and up:
   // an operator who removes a relay (or TLS settings that changed it) must
@@ -120,7 +145,7 @@ RelaySessions::Session* RelaySessions::connect(pqxx::connection& conn, const com
     }
     last_problem_ = problem;
     failed[static_cast<std::size_t>(i)] = true;
-    common::pg::mark_relay_down(conn, pool.name, relay, pool.down_time, problem);
+    mark_down(conn, directory, pool.name, relay, pool.down_time, problem);
   }
   session.client.reset();
   return nullptr;
@@ -180,24 +205,30 @@ std::string RelaySessions::unreachable_detail(const common::pg::RelayPool& pool)
   return fmt::format("4.4.1 no relay of pool {} is reachable; last error: {}", pool.name, why);
 }
 
-std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const std::string& pool_name,
-                                                   const std::vector<DeliveryJob>& jobs, const MayStart& may_start) {
+std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, common::pg::DirectoryLink& directory,
+                                                   const std::string& pool_name, const std::vector<DeliveryJob>& jobs,
+                                                   const MayStart& may_start) {
   std::vector<DeliveryResult> results;
   ++pass_;
-  auto pool = common::pg::load_relay_pool(conn, pool_name);
+  std::optional<common::pg::RelayPool> pool;
+  try {
+    pool = ask_directory(directory, conn,
+                         [&](pqxx::connection& dir) { return common::pg::load_relay_pool(dir, pool_name); });
+  } catch (const DirectoryUnavailable& e) {
+    // Not the pool's fault: no destination backoff, only the tasks' own retry.
+    log::warn("relay pool {} not read ({}); {} messages deferred", pool_name, e.what(), jobs.size());
+    return defer_all(jobs, "4.3.0 relay pool " + pool_name + " not read: " + e.what(), config_);
+  }
   if (!pool) {
     // A routing/config mismatch an operator can fix: keep the mail.
     log::error("no relay pool named '{}'; {} messages deferred", pool_name, jobs.size());
-    for (const auto& job : jobs)
-      for (auto& r : all_tasks(job, DeliveryStatus::deferred, "4.3.5 no relay pool named " + pool_name, config_))
-        results.push_back(std::move(r));
-    return results;
+    return defer_all(jobs, "4.3.5 no relay pool named " + pool_name, config_);
   }
   std::vector<bool> failed(pool->relays.size(), false);
   last_problem_.clear();
   for (const auto& job : jobs) {
     if (may_start && !may_start(job)) continue;
-    Session* session = connect(conn, *pool, failed);
+    Session* session = connect(conn, directory, *pool, failed);
     if (!session) {
       for (auto& r : all_tasks(job, DeliveryStatus::deferred, unreachable_detail(*pool), config_)) {
         r.destination_failed = true;
@@ -214,7 +245,7 @@ std::vector<DeliveryResult> RelaySessions::deliver(pqxx::connection& conn, const
       // have kept it anyway, and the error says so.
       log::warn("msg={} relay {} failed mid-transaction: {}", common::qid(job.claim->lease.msg_id),
                 relay_name(session->relay), e.what());
-      common::pg::mark_relay_down(conn, pool_name, session->relay, pool->down_time, e.what());
+      mark_down(conn, directory, pool_name, session->relay, pool->down_time, e.what());
       for (std::size_t i = 0; i < pool->relays.size(); ++i)
         if (pool->relays[i].host == session->relay.host && pool->relays[i].port == session->relay.port)
           failed[i] = true;

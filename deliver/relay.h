@@ -4,6 +4,7 @@
 // chosen by weight among those not marked down, and a relay that refuses the
 // connection or answers 4xx/5xx to the greeting is marked down and the next one
 // tried. Remote replies map to per-delivery results (partial success is normal).
+// Pools, relays and the down marks are the directory's (directory_ask.h).
 #pragma once
 
 #include <functional>
@@ -39,8 +40,8 @@ class RelaySessions : public Transport {
   // Delivers the jobs bound for `pool` that may_start admits; returns one
   // result per task of those, in job order. Throws only for database
   // connection failures.
-  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& pool,
-                                                  const std::vector<DeliveryJob>& jobs,
+  std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, common::pg::DirectoryLink& directory,
+                                                  const std::string& pool, const std::vector<DeliveryJob>& jobs,
                                                   const MayStart& may_start) override;
 
  private:
@@ -50,7 +51,8 @@ class RelaySessions : public Transport {
     int messages = 0;
     long pass = 0;  // the deliver() call that last used it
   };
-  Session* connect(pqxx::connection& conn, const common::pg::RelayPool& pool, std::vector<bool>& failed);
+  Session* connect(pqxx::connection& conn, common::pg::DirectoryLink& directory, const common::pg::RelayPool& pool,
+                   std::vector<bool>& failed);
   std::vector<common::pg::DeliveryResult> transact(pqxx::connection& conn, const common::pg::RelayPool& pool,
                                                    Session& session, const DeliveryJob& job);
 

@@ -12,6 +12,7 @@
 #include <pqxx/pqxx>
 
 #include "pg/claim_types.h"
+#include "pg/directory_link.h"
 #include "pg/transitions.h"
 
 namespace wsmtp::deliver {
@@ -46,11 +47,14 @@ class Transport {
 
   // Delivers the jobs for `key` that may_start admits, in order; returns one
   // result per task of those (delivered, deferred with reason and retry
-  // delay, or bounced with reason). A failure of one delivery is its
-  // result; throws only for database connection loss and what the caller
-  // cannot recover from (the batch then rolls back and is retried).
-  virtual std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, const std::string& key,
-                                                          const std::vector<DeliveryJob>& jobs,
+  // delay, or bounced with reason). conn is the claim's queue shard; the
+  // directory (relay pools, quotas) is asked through `directory`
+  // (directory_ask.h), and its being unreachable defers the deliveries that
+  // needed it. A failure of one delivery is its result; throws only for the
+  // shard's connection loss and what the caller cannot recover from (the
+  // batch then rolls back and is retried).
+  virtual std::vector<common::pg::DeliveryResult> deliver(pqxx::connection& conn, common::pg::DirectoryLink& directory,
+                                                          const std::string& key, const std::vector<DeliveryJob>& jobs,
                                                           const MayStart& may_start) = 0;
 };
 

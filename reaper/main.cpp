@@ -1,15 +1,14 @@
 // wreaper: housekeeping for the queue. Returns expired leases, holds crash loops,
-// deletes aborted receipts and expired finished messages, every `interval`.
-#include <chrono>
-#include <memory>
+// deletes aborted receipts and expired finished messages, every `interval`, on
+// every queue shard: one thread and one connection per shard, so a shard that is
+// down stops only its own passes.
 #include <thread>
+#include <vector>
 
 #include "daemon.h"
 #include "log.h"
-#include "pg/connection.h"
-#include "pg/migrate.h"
-#include "reap/reap_pass.h"
 #include "reap/reaper_config.h"
+#include "shard_passes.h"
 
 using namespace wsmtp;
 
@@ -19,30 +18,23 @@ int main(int argc, char** argv) {
       .name = "wreaper",
       .description = "wreaper: the WSMTP queue reaper",
       .read_own = common::reap::read_reaper_config,
-      .add_flags = [&once](CLI::App& app) { app.add_flag("--once", once, "run one pass and exit"); }};
+      .add_flags = [&once](CLI::App& app) { app.add_flag("--once", once, "run one pass on every shard and exit"); }};
   using Config = common::DaemonConfig<common::reap::ReaperConfig>;
   return common::run_daemon(daemon, argc, argv, [&once](const Config& config, const std::atomic<bool>& stop) {
-    std::unique_ptr<pqxx::connection> conn;
-    while (!stop) {
-      try {
-        if (!conn || !conn->is_open()) {
-          conn = common::pg::connect_with_backoff(config.database.conninfo, stop);
-          if (!conn) break;
-          common::pg::require_current_schema(*conn);
-        }
-        common::reap::reap_once(*conn, config.own, config.queue);
-        if (once) return std::optional<int>(0);
-      } catch (const common::pg::SchemaTooNew& e) {
-        log::fatal("{}", e.what());
-      } catch (const std::exception& e) {
-        log::warn("reaper pass failed: {}", e.what());
-        if (once) return std::optional<int>(1);
-        conn.reset();
-      }
-      for (auto waited = std::chrono::milliseconds(0); waited < config.own.interval && !stop;
-           waited += std::chrono::milliseconds(200))
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (once) {
+      // Every shard is reaped even if one fails; the exit status says whether all were.
+      int status = 0;
+      for (const auto& pass : common::reap::reap_shards_once(config.database, config.own, config.queue))
+        if (!pass.summary) status = 1;
+      return std::optional<int>(status);
     }
+    {
+      std::vector<std::jthread> shards;
+      for (const auto& shard : config.database.shards)
+        shards.emplace_back([&config, &shard, &stop] {
+          common::reap::reap_shard_until_stopped(config.database, shard, config.own, config.queue, stop);
+        });
+    }                             // joined once stop is set
     return std::optional<int>();  // stopped: the daemon's signal says whether to reload
   });
 }

@@ -23,7 +23,8 @@ int drain(Step step, int batch_size) {
 }
 }  // namespace
 
-PassSummary reap_once(pqxx::connection& conn, const ReaperConfig& config, const QueueConfig& queue) {
+PassSummary reap_once(pqxx::connection& conn, const ReaperConfig& config, const QueueConfig& queue,
+                      const std::string& shard) {
   PassSummary s;
   const int n = config.batch_size;
   for (auto [state, reset] :
@@ -43,10 +44,10 @@ PassSummary reap_once(pqxx::connection& conn, const ReaperConfig& config, const 
   // Last: the deletions above may have brought keys to zero.
   s.backlog_folded = drain([&] { return pg::fold_backlog_counts(conn, n); }, n);
   log::info(
-      "reaper pass: leases returned routing={} delivering={} held={} expired bounced={} aborted deleted={} "
+      "reaper pass{}{}: leases returned routing={} delivering={} held={} expired bounced={} aborted deleted={} "
       "done deleted={} backlog rows folded={}",
-      s.routing_reset, s.delivering_reset, s.held, s.expired_bounced, s.aborted_deleted, s.done_deleted,
-      s.backlog_folded);
+      shard.empty() ? "" : " on shard ", shard, s.routing_reset, s.delivering_reset, s.held, s.expired_bounced,
+      s.aborted_deleted, s.done_deleted, s.backlog_folded);
   return s;
 }
 

@@ -5,6 +5,8 @@
 // so several reapers at once split the work, and a reaper killed mid-pass leaves only whole batches done.
 #pragma once
 
+#include <string>
+
 #include <pqxx/pqxx>
 
 #include "config/common_config.h"
@@ -22,7 +24,11 @@ struct PassSummary {
   int backlog_folded = 0;  // backlog_counts rows merged
 };
 
+// One pass on conn's database, a queue shard (every step is the shard's own;
+// shard_passes.h runs it on each shard of a group). shard names it in the log
+// line ("" in the one-server layout's callers that have no name at hand).
 // Throws pqxx exceptions; whatever batches committed before stay done.
-PassSummary reap_once(pqxx::connection& conn, const ReaperConfig& config, const QueueConfig& queue);
+PassSummary reap_once(pqxx::connection& conn, const ReaperConfig& config, const QueueConfig& queue,
+                      const std::string& shard = "");
 
 }  // namespace wsmtp::common::reap

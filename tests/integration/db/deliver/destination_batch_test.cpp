@@ -17,6 +17,7 @@
 #include "pg/body.h"
 #include "pg/lease_keeper.h"
 #include "pg/transitions.h"
+#include "directory_links.h"
 #include "test_database.h"
 #include "transport.h"
 #include "transport_registry.h"
@@ -60,7 +61,7 @@ class Fake : public deliver::Transport {
   std::string destination_key(const DeliveryTask& task) const override { return task.destination; }
   bool shares_transactions() const override { return true; }
   bool remote() const override { return remote_; }
-  std::vector<DeliveryResult> deliver(pqxx::connection&, const std::string& key,
+  std::vector<DeliveryResult> deliver(pqxx::connection&, common::pg::DirectoryLink&, const std::string& key,
                                       const std::vector<deliver::DeliveryJob>& jobs,
                                       const deliver::MayStart&) override {
     calls_.push_back(key);
@@ -105,7 +106,8 @@ struct Rig {
     deliver::TransportRegistry transports;
     transports.add("maildir", std::make_unique<Fake>(false, calls, db, watched, watched_state));
     transports.add("relay", std::make_unique<Fake>(true, calls, db, watched, watched_state));
-    deliverer = std::make_unique<deliver::Deliverer>(config, queue, "worker-1", keeper, std::move(transports));
+    deliverer = std::make_unique<deliver::Deliverer>(config, queue, "worker-1", keeper, std::move(transports),
+                                                     test::one_server_link(database.conninfo()));
   }
 };
 

@@ -15,6 +15,7 @@
 #include "pg/body.h"
 #include "pg/lease_keeper.h"
 #include "pg/transitions.h"
+#include "directory_links.h"
 #include "test_database.h"
 #include "transport.h"
 #include "transport_registry.h"
@@ -70,7 +71,7 @@ class FakeTransport : public deliver::Transport {
       : name_(std::move(name)), shares_(shares), calls_(calls) {}
   std::string destination_key(const DeliveryTask& task) const override { return task.destination; }
   bool shares_transactions() const override { return shares_; }
-  std::vector<DeliveryResult> deliver(pqxx::connection&, const std::string& key,
+  std::vector<DeliveryResult> deliver(pqxx::connection&, common::pg::DirectoryLink&, const std::string& key,
                                       const std::vector<deliver::DeliveryJob>& jobs,
                                       const deliver::MayStart& may_start) override {
     Call call{name_, key, {}};
@@ -130,7 +131,8 @@ TEST_CASE("the batch loop groups, dispatches and finishes each delivery with its
   deliver::TransportRegistry transports;
   transports.add("maildir", std::make_unique<FakeTransport>("maildir", false, calls));
   transports.add("relay", std::make_unique<FakeTransport>("relay", true, calls));
-  deliver::Deliverer deliverer(config, queue, "worker-1", keeper, std::move(transports));
+  deliver::Deliverer deliverer(config, queue, "worker-1", keeper, std::move(transports),
+                               test::one_server_link(db.conninfo()));
 
   REQUIRE(deliverer.run_batch(*conn) == 3);
 

@@ -13,6 +13,7 @@
 #include "pg/body.h"
 #include "pg/lease_keeper.h"
 #include "pg/transitions.h"
+#include "directory_links.h"
 #include "test_database.h"
 #include "transport_registry.h"
 
@@ -82,7 +83,8 @@ TEST_CASE("a symlinked Maildir part defers the delivery with a reason naming it,
   common::QueueConfig queue;
   common::pg::LeaseKeeper keeper({.conninfo = db.conninfo(), .lease_time = 60s, .stall_limit = 60s});
   deliver::Deliverer deliverer(config, queue, "worker-1", keeper,
-                               deliver::standard_transports(config, "mx.example.test", [] {}));
+                               deliver::standard_transports(config, "mx.example.test", [] {}),
+                               test::one_server_link(db.conninfo()));
   REQUIRE(deliverer.run_batch(*conn) == 1);
 
   auto row =
