@@ -65,7 +65,10 @@ class Relay:
 def env():
     with Pipeline(lease_time="20s", listener_extra="trusted_networks = 127.0.0.1/32\n") as p:
         ca, cert, key = make_test_ca(p.root)
+        # Short destination backoff too: steps 2 and 3 fail the pool as a whole,
+        # and step 4 must not wait out a 60 s backoff (issue 16's defaults).
         set_section(p, "deliver", transports="maildir, relay", retry_base="1s", retry_max="2s",
+                    destination_backoff_base="1s", destination_backoff_max="2s",
                     relay_connect_timeout="3s", relay_command_timeout="10s", relay_ca_file=ca)
         pf = tls_postfix(p.root, "far.example", ["r"], cert, key)
         sink = SmtpSink(p.root, "plain")
