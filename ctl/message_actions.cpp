@@ -59,12 +59,9 @@ int across_shards(Context& ctx, const FilterArgs& args, const char* action_name,
   ShardSweep sweep(ctx);
   int left = filter.limit;  // --limit bounds the whole command, shard after shard
   for (const auto& shard : database.shards) {
-    auto shard_filter = filter;
-    if (!args.ids.empty()) {
-      auto it = named.find(shard.id);
-      if (it == named.end()) continue;  // no named id here; never "every message"
-      shard_filter.ids = it->second;
-    }
+    auto selected = filter_for_shard(filter, named, shard.id);
+    if (!selected) continue;
+    auto shard_filter = *selected;
     if (left <= 0) {
       for (auto id : shard_filter.ids) report.messages.push_back({id, false, "not selected: --limit reached"});
       continue;

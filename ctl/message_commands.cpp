@@ -121,12 +121,9 @@ int list(Context& ctx, const FilterArgs& args) {
   std::vector<Found> found;
   ShardSweep sweep(ctx);
   for (const auto& shard : database.shards) {
-    auto shard_filter = filter;
-    if (!args.ids.empty()) {
-      auto it = named.find(shard.id);
-      if (it == named.end()) continue;  // no named id here; never "every message"
-      shard_filter.ids = it->second;
-    }
+    auto selected = filter_for_shard(filter, named, shard.id);
+    if (!selected) continue;
+    const auto& shard_filter = *selected;
     sweep.visit(shard, [&](const common::ShardConfig&, pqxx::connection& conn) {
       pqxx::read_transaction tx(conn);
       for (auto& m : common::pg::load_messages(tx, common::pg::select_messages(tx, shard_filter)))

@@ -101,4 +101,15 @@ std::map<int, std::vector<std::int64_t>> ids_by_shard(const std::vector<std::int
   return out;
 }
 
+std::optional<common::pg::MessageFilter> filter_for_shard(const common::pg::MessageFilter& filter,
+                                                          const std::map<int, std::vector<std::int64_t>>& named,
+                                                          int shard_id) {
+  if (named.empty()) return filter;
+  auto it = named.find(shard_id);
+  if (it == named.end()) return std::nullopt;
+  auto mine = filter;
+  mine.ids = it->second;
+  return mine;
+}
+
 }  // namespace wsmtp::ctl

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include <pqxx/pqxx>
 
 #include "config/common_config.h"
+#include "db/message_filter.h"
 #include "json_output.h"
 
 namespace wsmtp::ctl {
@@ -67,5 +69,12 @@ class ShardSweep {
 
 // Named message ids grouped by the shard id their queue id names (queue_id.h).
 std::map<int, std::vector<std::int64_t>> ids_by_shard(const std::vector<std::int64_t>& ids);
+
+// filter as it applies to the shard shard_id: with named ids (named, from
+// ids_by_shard), only those on that shard, and nullopt when none is (never
+// "every message"); without, filter itself.
+std::optional<common::pg::MessageFilter> filter_for_shard(const common::pg::MessageFilter& filter,
+                                                          const std::map<int, std::vector<std::int64_t>>& named,
+                                                          int shard_id);
 
 }  // namespace wsmtp::ctl

@@ -6,7 +6,8 @@ Each layout is a directory server plus one PostgreSQL server per shard, all on
 this machine with durable commits (fsync on), the listener alone (nothing else
 competes). Rounds alternate between the layouts and Postfix: this machine is
 shared and noisy. Per round and layout it reports accepted messages per second
-(Postfix's smtp-source, 20 sessions x 4 KiB, messages back to back) and, per
+(Postfix's smtp-source, 20 sessions x 4 KiB, messages back to back; two
+shards also at 40 sessions, the same load per shard as one shard at 20) and, per
 shard and per message accepted there, the database's CPU (user + system time
 of the shard server's processes, from /proc) and its statements
 (pg_stat_statements calls): round trips and CPU per message that do not grow
@@ -79,9 +80,9 @@ class Layout:
             out[name] = (server_cpu_seconds(server), calls, stored)
         return out
 
-    def run(self, count):
+    def run(self, count, sessions=20):
         before = self.sample()
-        rate = smtp_source(self.p.port, 20, 4096, count)
+        rate = smtp_source(self.p.port, sessions, 4096, count)
         after = self.sample()
         per_shard = {}
         for name in after:
@@ -98,21 +99,26 @@ class Layout:
 def main():
     layouts = [Layout(1), Layout(2)]
     postfix = Postfix()
-    rates = {l.name: [] for l in layouts}
+    # "2 shards, 40": the same load per shard as one shard's 20 sessions, so
+    # each shard's group commits are as full as the lone shard's: its cost
+    # per message then shows what the group itself adds.
+    runs = [(layouts[0], 20, "1 shard"), (layouts[1], 20, "2 shards"), (layouts[1], 40, "2 shards, 40")]
+    rates = {name: [] for _, _, name in runs}
     rates["postfix"] = []
-    costs = {l.name: [] for l in layouts}
+    costs = {name: [] for _, _, name in runs}
     try:
         for _ in range(ROUNDS):
-            for layout in layouts:
-                rate, per_shard = layout.run(MESSAGES)
-                rates[layout.name].append(rate)
-                costs[layout.name].append(per_shard)
+            for layout, sessions, name in runs:
+                rate, per_shard = layout.run(MESSAGES * sessions // 20, sessions)
+                rates[name].append(rate)
+                costs[name].append(per_shard)
             rates["postfix"].append(smtp_source(postfix.port, 20, 4096, MESSAGES))
-        print(f"20 sessions x 4 KiB, {MESSAGES} messages per run, median of {ROUNDS} alternating rounds")
-        print(f"{'layout':<10} {'msg/s':>8} {'vs postfix':>11}   per shard: messages, db CPU ms/msg, statements/msg")
+        print(f"20 sessions (40 where named) x 4 KiB, {MESSAGES} messages per 20 sessions, "
+              f"median of {ROUNDS} alternating rounds; Postfix at 20 sessions")
+        print(f"{'layout':<14} {'msg/s':>8} {'vs postfix':>11}   per shard: messages, db CPU ms/msg, statements/msg")
         for name, values in rates.items():
             ratio = statistics.median([w / f for w, f in zip(values, rates["postfix"])])
-            line = f"{name:<10} {statistics.median(values):>8.0f} {ratio:>10.2f}x"
+            line = f"{name:<14} {statistics.median(values):>8.0f} {ratio:>10.2f}x"
             if name in costs:
                 shards = sorted({s for r in costs[name] for s in r})
                 for s in shards:

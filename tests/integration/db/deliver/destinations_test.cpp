@@ -3,8 +3,8 @@
 // per destination across sessions, gone with the session; the delivery claim
 // skips destinations whose every slot is held or that are backed off, and
 // claims the rest; verdicts count failures, back off with doubling delays up
-// to the cap (a failure reported during a backoff does not count), and a success clears them. Also the claim's cost with the
-// filter at a depth of 10,000 messages.
+// to the cap (a failure reported during a backoff does not count), and a success clears them. Also the claim's cost
+// with the filter at a depth of 10,000 messages.
 #include <catch2/catch.hpp>
 
 #include <chrono>
