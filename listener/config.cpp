@@ -4,12 +4,14 @@
 #include "config.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "address.h"
+#include "milter/milter_config.h"
 #include "tls.h"
 #include "identity.h"
 
@@ -113,6 +115,28 @@ void read_tls_keys(common::SectionReader& s, ListenerConfig& c) {
   }
 }
 
+// The milter_* keys are every milter's defaults; a milter's own settings in
+// braces override them (Postfix 3's syntax).
+void read_milter_keys(common::SectionReader& s, ListenerConfig& c) {
+  milter::MilterSpec defaults;
+  auto action = s.get_word("milter_default_action", 0, {"tempfail", "accept", "reject", "quarantine"});
+  defaults.default_action = milter::parse_default_action(
+      std::array<std::string_view, 4>{"tempfail", "accept", "reject", "quarantine"}[action]);
+  using std::chrono::seconds;
+  auto timeout = [&](const char* key, std::chrono::milliseconds fallback) {
+    return std::chrono::milliseconds(
+        s.get_duration(key, std::chrono::duration_cast<seconds>(fallback), seconds(1), seconds(3600)));
+  };
+  defaults.connect_timeout = timeout("milter_connect_timeout", defaults.connect_timeout);
+  defaults.command_timeout = timeout("milter_command_timeout", defaults.command_timeout);
+  defaults.content_timeout = timeout("milter_content_timeout", defaults.content_timeout);
+  try {
+    c.milters = std::make_shared<const milter::MilterSpecs>(milter::parse_milters(s.get_string("milters", ""), defaults));
+  } catch (const milter::MilterConfigError& e) {
+    s.fail("milters", e.what());
+  }
+}
+
 }  // namespace
 
 ListenerConfig read_listener_config(const common::ConfigFile& file) {
@@ -175,6 +199,7 @@ ListenerConfig read_listener_config(const common::ConfigFile& file) {
 
   read_protection_keys(s, c);
   read_tls_keys(s, c);
+  read_milter_keys(s, c);
   s.finish();
   return c;
 }

@@ -5,12 +5,14 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "backlog.h"
 #include "cidr.h"
 #include "config/config_file.h"
+#include "milter/milter_spec.h"
 
 namespace wsmtp::listener {
 
@@ -72,6 +74,9 @@ struct ListenerConfig {
   int loops = 0;              // event loops (threads); 0 in the file: one per core
   std::string tls_cert_file;  // PEM chain; with tls_key_file enables STARTTLS
   std::string tls_key_file;
+  // Milters, applied in order (milter/chain.h); empty: none. Shared with the
+  // sessions' chains, so a reload never pulls the list from under one.
+  std::shared_ptr<const milter::MilterSpecs> milters = std::make_shared<const milter::MilterSpecs>();
 
   bool tls_enabled() const { return !tls_cert_file.empty(); }
 

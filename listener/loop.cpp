@@ -239,6 +239,12 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
                                            Deadlines(deadline_limits, Deadlines::Clock::now()));
   auto& c = *conn;
   c.limit_key = std::move(key);
+  if (!config.milters->empty()) {
+    milter::Chain::Callbacks callbacks{
+        .verdict = [this, id](milter::Verdict verdict) { on_milter_verdict(id, std::move(verdict)); },
+        .drained = [this, id] { on_milter_drained(id); }};
+    c.milters = std::make_unique<milter::Chain>(base_.get(), config.milters, "client=" + ip, std::move(callbacks));
+  }
   connections_.emplace(id, std::move(conn));
   log::debug("client={} connected (connection {})", ip, id);
 
@@ -277,8 +283,13 @@ void Loop::process_input(Connection& c) {
       c.paused_for_output = true;
       break;
     }
+    if (c.milters && c.milters->backlog() > milter::Chain::kBackpressure) {
+      c.paused_for_milters = true;
+      break;
+    }
     if (!feed_once(c)) break;
     emit(c);
+    pass_milter_events(c);
   }
   after_activity(c);
 }
@@ -344,6 +355,7 @@ void Loop::emit(Connection& c) {
 void Loop::after_activity(Connection& c) {
   check_deadlines(c);
   emit(c);
+  pass_milter_events(c);
   if (auto op = c.session.take_store_op()) {
     if (!answer_without_store(c, *op)) submit(c, std::move(*op));
     c.op_in_flight = true;
@@ -355,7 +367,8 @@ void Loop::after_activity(Connection& c) {
     if (c.session.closing() && !c.tarpitted) {
       bufferevent_disable(c.bev.get(), EV_READ);
       close_when_sent(c);
-    } else if (c.session.waiting() || c.paused_for_output || c.tarpitted || c.session.closing()) {
+    } else if (c.session.waiting() || c.paused_for_output || c.paused_for_milters || c.tarpitted ||
+               c.session.closing()) {
       // Parked: no reading (backpressure), and so no read timeout either.
       bufferevent_disable(c.bev.get(), EV_READ);
     } else {
@@ -518,6 +531,36 @@ void Loop::on_store_done(std::uint64_t id, StoreResult result) {
     after_activity(c);
   } catch (const std::exception& e) {
     fail_connection(c, "store result", e);
+  }
+}
+
+void Loop::pass_milter_events(Connection& c) {
+  auto events = c.session.take_milter_events();
+  if (!c.milters) return;
+  for (auto& event : events) c.milters->submit(std::move(event));
+}
+
+void Loop::on_milter_verdict(std::uint64_t id, milter::Verdict verdict) {
+  auto it = connections_.find(id);
+  if (it == connections_.end()) return;
+  auto& c = *it->second;
+  try {
+    c.session.on_milter_verdict(verdict);
+    if (c.bev && !c.session.closing()) return process_input(c);
+    after_activity(c);
+  } catch (const std::exception& e) {
+    fail_connection(c, "milter verdict", e);
+  }
+}
+
+// The milters took what they were given: read the client on.
+void Loop::on_milter_drained(std::uint64_t id) {
+  auto it = connections_.find(id);
+  if (it == connections_.end() || !std::exchange(it->second->paused_for_milters, false)) return;
+  try {
+    process_input(*it->second);
+  } catch (const std::exception& e) {
+    fail_connection(*it->second, "milter drained", e);
   }
 }
 

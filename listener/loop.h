@@ -20,6 +20,7 @@
 #include "config.h"
 #include "deadlines.h"
 #include "handles.h"
+#include "milter/chain.h"
 #include "recipient_cache.h"
 #include "backlog_watch.h"
 #include "session.h"
@@ -87,6 +88,10 @@ class Loop {
     bool paused_for_output = false;  // the client is not reading our replies
     std::string checking_recipient;  // lookup key of a CheckRecipient at the store
     bool verifying_user = false;     // a VerifyUser is at the store
+    // The session's milters ([listener] milters), null without. Declared last:
+    // destroyed first, so no milter callback outlives the session.
+    std::unique_ptr<milter::Chain> milters;
+    bool paused_for_milters = false;  // the milters have not taken what they were given
   };
 
   static void accept_cb(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* self) noexcept;
@@ -114,6 +119,9 @@ class Loop {
   void start_tls(Connection& c);
   void on_tls_event(Connection& c, short events);
   void on_store_done(std::uint64_t id, StoreResult result);
+  void pass_milter_events(Connection& c);
+  void on_milter_verdict(std::uint64_t id, milter::Verdict verdict);
+  void on_milter_drained(std::uint64_t id);
   bool answer_without_store(Connection& c, const StoreOp& op);
   void submit(Connection& c, StoreOp op);
   void post_answer(Connection& c, StoreResult result);

@@ -28,7 +28,7 @@ Deadlines::Clock::time_point Loop::update_deadlines(Connection& c) {
   auto now = Deadlines::Clock::now();
   bool reading_data = c.session.in_data();
   c.deadlines.update(now, c.session.message_in_progress() || reading_data, reading_data,
-                     c.session.waiting() || c.tarpitted);
+                     c.session.waiting() || c.tarpitted || c.paused_for_milters);
   return now;
 }
 

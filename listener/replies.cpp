@@ -60,6 +60,15 @@ Reply message_too_big(std::uint64_t limit) {
 }
 Reply bare_newline_rejected() { return r(554, 5, 5, 2, "Error: bare <LF> received in message data"); }
 Reply try_again_later() { return r(451, 4, 3, 0, "Error: queue file write error, try again later"); }
+Reply milter_command_rejected() { return r(550, 5, 7, 1, "Command rejected"); }
+Reply milter_content_rejected() { return r(550, 5, 7, 1, "Message content rejected"); }
+Reply milter_tempfail() { return r(451, 4, 7, 1, "Service unavailable - try again later"); }
+Reply milter_shutdown(std::string_view hostname) {
+  return r(421, 4, 7, 0, fmt::format("{} Service unavailable - closing connection", hostname));
+}
+Reply milter_header_too_big(std::size_t limit) {
+  return r(552, 5, 3, 4, fmt::format("Error: message header section exceeds {} bytes", limit));
+}
 Reply no_queue_available() { return r(451, 4, 3, 0, "Error: no queue database is available, try again later"); }
 Reply queue_full() { return r(452, 4, 3, 1, "Insufficient system storage"); }
 Reply backlog_over_quota(std::string_view subject) {

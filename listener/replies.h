@@ -45,6 +45,12 @@ Reply too_many_recipients(std::size_t limit);
 Reply message_too_big(std::uint64_t limit);
 Reply bare_newline_rejected();
 Reply try_again_later();
+// Milters (Postfix's texts, so clients and admins see what they know).
+Reply milter_command_rejected();
+Reply milter_content_rejected();
+Reply milter_tempfail();
+Reply milter_shutdown(std::string_view hostname);
+Reply milter_header_too_big(std::size_t limit);
 // No queue shard can take a message now (all unreachable or drained), at DATA/BDAT.
 Reply no_queue_available();
 // The queue database reached [listener] queue_max_size (RFC 3463 4.3.1), at MAIL.

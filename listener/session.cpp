@@ -44,6 +44,14 @@ Session::Session(std::shared_ptr<const ListenerConfig> config, SessionContext co
   client_key_ = limit_key(context_.client, config_.ipv6_limit_prefix);
   filter_.reset(config_.max_line_length);
   reply(replies::greeting(config_.hostname));
+  // The greeting goes out at once; the first command waits for the milters' verdict on the connection.
+  if (has_milters()) {
+    auto connect = milter::make_event(milter::Stage::connect, connect_macros());
+    connect.client_name = "[" + client_ip_ + "]";
+    connect.family = context_.client.family == IpAddress::Family::v6 ? '6' : '4';
+    connect.address = client_ip_;
+    milter_await(std::move(connect), MilterWait::connect);
+  }
 }
 
 void Session::on_line(std::string_view bytes, bool complete) {
@@ -131,7 +139,16 @@ void Session::cmd_helo(std::string_view arg, bool extended) {
   helo_ = std::string(arg);
   esmtp_ = extended;
   phase_ = Phase::ready;
-  if (!extended) return reply(replies::helo_ok(config_.hostname, helo_));
+  if (has_milters()) {
+    auto helo = milter::make_event(milter::Stage::helo, helo_macros());
+    helo.text = helo_;
+    return milter_await(std::move(helo), MilterWait::helo);
+  }
+  helo_reply();
+}
+
+void Session::helo_reply() {
+  if (!esmtp_) return reply(replies::helo_ok(config_.hostname, helo_));
   // Only what is implemented is advertised (RFC 5321 §4.1.1.1); AUTH only under
   // TLS (RFC 4954 §4: no plaintext passwords on the wire).
   std::vector<std::string> extensions{"PIPELINING", fmt::format("SIZE {}", config_.max_message_size), "8BITMIME"};
@@ -167,6 +184,15 @@ void Session::cmd_mail(std::string_view arg) {
     envelope_from_.clear();
     backlog_keys_.clear();
     return;
+  }
+  if (milter_refusal_) {
+    envelope_from_.clear();
+    backlog_keys_.clear();
+    return reply(*milter_refusal_);
+  }
+  if (has_milters()) {
+    milter_pending_smtputf8_ = smtputf8;
+    return milter_mail(path.params);
   }
   has_mail_ = true;
   smtputf8_ = smtputf8;
@@ -284,6 +310,7 @@ void Session::on_store_result(const StoreResult& result) {
       return append_result(was, result);
     case Pending::abort:
     case Pending::none:
+    case Pending::milter:
       return;
   }
 }
@@ -319,6 +346,7 @@ void Session::recipient_result(const StoreResult& result) {
       log_rejected_recipient("relay denied");
       return error(replies::relay_denied());
   }
+  if (has_milters()) return milter_rcpt();
   recipients_.push_back(std::move(pending_recipient_));
   reply(replies::recipient_ok());
 }
@@ -398,6 +426,11 @@ void Session::on_disconnect() {
   disconnected_ = true;
   close_ = true;
   phase_ = Phase::closed;
+  // A milter's verdict is not waited for by a session that is gone (the chain goes with the connection).
+  if (pending_ == Pending::milter) {
+    pending_ = Pending::none;
+    milter_wait_ = MilterWait::none;
+  }
   abort_message_if_any();
 }
 
@@ -424,6 +457,13 @@ void Session::abort_message_if_any() {
 }
 
 void Session::reset_transaction() {
+  milter_abort_if_in_message();
+  milter_discard_ = false;
+  milter_headers_sent_ = false;
+  header_end_ = milter_sent_ = 0;
+  std::string().swap(milter_header_);
+  edits_ = {};
+  finishing_ = false;
   has_mail_ = false;
   queue_id_ = 0;  // never reused: a retried message gets a new one
   smtputf8_ = false;

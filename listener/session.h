@@ -22,6 +22,7 @@
 #include "cidr.h"
 #include "config.h"
 #include "deadlines.h"
+#include "milter/event.h"
 #include "smtp/reply.h"
 #include "store_op.h"
 
@@ -97,6 +98,12 @@ class Session {
   // The next store request, if any. While it is outstanding waiting() is true and
   // the server must feed no input (pipelined commands stay buffered, in order).
   std::optional<StoreOp> take_store_op();
+  // Events for the connection's milter chain (milter/chain.h), in order;
+  // empties the list. Only with [listener] milters.
+  std::vector<milter::Event> take_milter_events() { return std::exchange(milter_out_, {}); }
+  // The verdict on the awaited event last taken; resumes the session.
+  void on_milter_verdict(const milter::Verdict& verdict);
+  bool has_milters() const { return !config_.milters->empty(); }
   // How long to hold back the replies just taken before sending them and reading
   // on (tarpit after errors); zero most of the time. Resets on reading.
   std::chrono::seconds take_tarpit() { return std::exchange(tarpit_, std::chrono::seconds(0)); }
@@ -129,15 +136,18 @@ class Session {
     commit,
     store_whole,
     verify,
-    abort
+    abort,
+    milter  // an awaited milter event (milter_wait_ says which)
   };
-  enum class DataOutcome { ok, too_big, line_too_long, loop, store_failed };
+  enum class DataOutcome { ok, too_big, line_too_long, loop, store_failed, header_too_big };
+  enum class MilterWait { none, connect, helo, mail, rcpt, data, bdat, end_of_message };
   enum class AuthStep { none, plain, login_user, login_password };
 
   // session.cpp: commands and results
   void command_line(std::string_view line);
   bool other_command(const std::string& verb, std::string_view arg);
   void cmd_helo(std::string_view arg, bool extended);
+  void helo_reply();
   void cmd_mail(std::string_view arg);
   void cmd_rcpt(std::string_view arg);
   bool parse_mail_params(std::string_view params, bool& smtputf8);
@@ -158,6 +168,7 @@ class Session {
   void cmd_data(std::string_view arg);
   void cmd_bdat(std::string_view arg);
   bool have_queue_id(Pending pending);
+  void body_may_start(bool bdat);
   void queue_id_result(Pending was, const StoreResult& result);
   void begin_data();
   void begin_bdat_chunk();
@@ -175,6 +186,26 @@ class Session {
   std::string received_header() const;
   std::string missing_headers() const;
   std::string with_protocol() const;
+
+  // session_milter.cpp: the milters' side of each stage
+  void milter_emit(milter::Event event);
+  void milter_await(milter::Event event, MilterWait wait);
+  milter::Macros connect_macros() const;
+  milter::Macros helo_macros() const;
+  milter::Macros mail_macros() const;
+  milter::Macros queue_id_macros() const;
+  void milter_mail(std::string_view params);
+  void milter_rcpt();
+  void milter_data(bool bdat);
+  void milter_scan_headers();
+  void milter_send_body(bool all);
+  void milter_end_of_message();
+  void milter_message_verdict(const milter::Verdict& verdict);
+  void milter_apply_and_store(const milter::Verdict& verdict);
+  void milter_discard(std::string_view why);
+  void milter_split_header();
+  void milter_abort_if_in_message();
+  common::smtp::Reply milter_reply(const milter::Verdict& verdict, bool content) const;
 
   void issue(StoreOp op, Pending pending);
   void abort_message_if_any();
@@ -217,6 +248,7 @@ class Session {
   std::string tls_cipher_;  // non-empty once TLS is up
   std::string auth_user_;   // non-empty once authenticated
   AuthStep auth_step_ = AuthStep::none;
+  std::string auth_mechanism_;  // "PLAIN" or "LOGIN", for the {auth_type} milter macro
   std::string auth_login_user_;
   int auth_failures_ = 0;
 
@@ -252,6 +284,23 @@ class Session {
   bool bdat_last_ = false;
   bool bdat_done_pending_ = false;                   // the chunk ended while its append was outstanding
   std::optional<common::smtp::Reply> bdat_refusal_;  // consume the chunk, then say this
+
+  // Milters (session_milter.cpp).
+  MilterWait milter_wait_ = MilterWait::none;
+  std::vector<milter::Event> milter_out_;
+  // Set by a refusal at connect (or a milter's default action then): every
+  // later MAIL, RCPT, DATA and BDAT of the session gets it.
+  std::optional<common::smtp::Reply> milter_refusal_;
+  std::string milter_mail_params_;  // MAIL's ESMTP parameters, for the milters' MAIL
+  bool milter_pending_smtputf8_ = false;
+  bool milter_in_message_ = false;  // the milters saw MAIL and not yet end of message or abort
+  bool milter_discard_ = false;     // a milter said discard before end of message
+  bool milter_headers_sent_ = false;
+  std::size_t header_end_ = 0;     // the header section is chunk_[0, header_end_) once sent
+  std::size_t milter_sent_ = 0;    // chunk_ bytes before this offset went to the milters
+  std::string milter_header_;      // a streamed message's header section, stored with the commit
+  common::ReceiptEdits edits_;     // the milters' changes to a streamed message, for its commit
+  bool finishing_ = false;         // storing the checked message: after its row, its last chunk
 };
 
 }  // namespace wsmtp::listener

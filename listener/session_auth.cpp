@@ -63,6 +63,7 @@ void Session::cmd_auth(std::string_view arg) {
   auto space = arg.find(' ');
   auto mechanism = common::to_upper_ascii(arg.substr(0, space));
   std::string_view initial = space == std::string_view::npos ? std::string_view() : arg.substr(space + 1);
+  auth_mechanism_ = mechanism;
   if (mechanism == "PLAIN") {
     if (!initial.empty()) return auth_plain(initial == "=" ? std::string_view() : initial);
     auth_step_ = AuthStep::plain;

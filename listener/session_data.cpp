@@ -33,7 +33,20 @@ void Session::cmd_data(std::string_view arg) {
   if (!arg.empty()) return error(replies::syntax_error("DATA"));
   if (body_started_) return error(replies::bad_sequence("DATA after BDAT"));
   if (recipients_.empty()) return error(recipient_rejected_ ? replies::no_valid_recipients() : replies::need_rcpt());
-  if (have_queue_id(Pending::queue_id_data)) begin_data();
+  if (have_queue_id(Pending::queue_id_data)) body_may_start(false);
+}
+
+// The queue id is known: the milters may refuse the message before its body.
+void Session::body_may_start(bool bdat) {
+  if (milter_refusal_) {
+    if (!bdat) return reply(*milter_refusal_);
+    bdat_refusal_ = *milter_refusal_;
+    return begin_bdat_chunk();
+  }
+  if (has_milters()) return milter_data(bdat);
+  if (!bdat) return begin_data();
+  start_body();
+  begin_bdat_chunk();
 }
 
 void Session::begin_data() {
@@ -75,7 +88,7 @@ void Session::cmd_bdat(std::string_view arg) {
     // Parked before the chunk's octets are read: they start the body, which
     // starts with the Received: header naming the queue id.
     if (!have_queue_id(Pending::queue_id_bdat)) return;
-    start_body();
+    return body_may_start(true);
   }
   begin_bdat_chunk();
 }
@@ -104,12 +117,10 @@ bool Session::have_queue_id(Pending pending) {
 void Session::queue_id_result(Pending was, const StoreResult& result) {
   if (result.ok) queue_id_ = result.msg_id;
   const auto refusal = result.no_shard ? replies::no_queue_available() : replies::try_again_later();
-  if (was == Pending::queue_id_data) return result.ok ? begin_data() : reply(refusal);
+  if (was == Pending::queue_id_data) return result.ok ? body_may_start(false) : reply(refusal);
   // BDAT: the chunk is read either way; without an id it is discarded and refused.
-  if (result.ok)
-    start_body();
-  else
-    bdat_refusal_ = refusal;
+  if (result.ok) return body_may_start(true);
+  bdat_refusal_ = refusal;
   begin_bdat_chunk();
 }
 
@@ -285,9 +296,23 @@ bool Session::over_size() {
 // session until it is written: the server stops reading meanwhile (backpressure).
 void Session::flush_chunk(bool last) {
   if (outcome_ != DataOutcome::ok || waiting()) return;
+  if (has_milters() && !finishing_) {
+    // The milters see the header section once it is complete, and the body as it grows.
+    if (!milter_headers_sent_ && (last || !filter_.in_headers())) milter_scan_headers();
+    if (!milter_headers_sent_ && chunk_.size() >= kBodyChunkSize) {
+      // Header changes need the whole section in hand until the verdict.
+      log::info("msg={} rejected from=<{}> client={}: header section larger than {} bytes", common::qid(queue_id_),
+                common::printable(envelope_from_), client_ip_, kBodyChunkSize);
+      outcome_ = DataOutcome::header_too_big;
+      std::string().swap(chunk_);
+      return abort_message_if_any();
+    }
+    if (milter_headers_sent_) milter_send_body(last || chunk_.size() >= kBodyChunkSize);
+    if (last) return milter_end_of_message();
+  }
   if (!last && chunk_.size() < kBodyChunkSize) return;
   if (msg_id_ == 0) {
-    if (last) {
+    if (last && !edits_.held_reason) {
       return issue(StoreWhole{common::CompleteMessage{new_message(), std::exchange(chunk_, {}), queue_id_}},
                    Pending::store_whole);
     }
@@ -295,8 +320,11 @@ void Session::flush_chunk(bool last) {
     return issue(BeginMessage{queue_id_, new_message()}, Pending::begin);
   }
   if (last && chunk_.empty()) {
-    return issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_), fair_client()}, Pending::commit);
+    return issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_), fair_client(), edits_},
+                 Pending::commit);
   }
+  if (has_milters() && seq_ == 0 && !finishing_) milter_split_header();
+  milter_sent_ = 0;
   AppendBody op{msg_id_, seq_++, std::exchange(chunk_, {})};
   if (!last) chunk_.reserve(kBodyChunkSize + kDataPiece + 2);
   issue(std::move(op), last ? Pending::append_last : Pending::append);
@@ -317,9 +345,9 @@ void Session::append_result(Pending was, const StoreResult& result) {
   } else if (was == Pending::begin) {
     msg_id_ = queue_id_;
     // Writes the chunk that was waiting for the id, and parks again.
-    flush_chunk(false);
+    flush_chunk(finishing_);
   } else if (was == Pending::append_last) {
-    issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_), fair_client()}, Pending::commit);
+    issue(CommitMessage{msg_id_, static_cast<std::int64_t>(stored_size_), fair_client(), edits_}, Pending::commit);
   } else if (was == Pending::commit || was == Pending::store_whole) {
     // DESIGN: 250 only once the transaction that set state 1 has committed.
     accepted();
@@ -366,6 +394,8 @@ void Session::finish_message() {
       return fail_message(replies::mail_loop(filter_.received_headers()));
     case DataOutcome::store_failed:
       return fail_message(replies::try_again_later());
+    case DataOutcome::header_too_big:
+      return fail_message(replies::milter_header_too_big(kBodyChunkSize));
     case DataOutcome::ok:
       return flush_chunk(true);
   }

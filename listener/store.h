@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -13,6 +14,26 @@
 #include "new_message.h"
 
 namespace wsmtp::common {
+
+// What the milters changed in a streamed message (state 0), applied in the
+// transaction that commits it (schema 024, edit_receipt), so the message is
+// never in state 1 without them.
+struct ReceiptEdits {
+  // The header section, stored as body chunk 0 (the listener streams a
+  // milter-checked message's body from chunk 1 and keeps its header section
+  // until the verdict).
+  std::optional<std::string> header;
+  std::optional<std::string> envelope_from;
+  std::optional<std::vector<std::string>> recipients;  // the whole new list
+  std::optional<std::string> held_reason;              // quarantined: stored held
+  // A replaced body: chunks drop_first..drop_last (the original's) are
+  // deleted; none when drop_last < drop_first.
+  int drop_first = 0;
+  int drop_last = -1;
+  bool changes_envelope() const {
+    return envelope_from || recipients || held_reason || drop_last >= drop_first;
+  }
+};
 
 class Store {
  public:
@@ -28,8 +49,10 @@ class Store {
   virtual void append_body(std::int64_t msg_id, int seq, std::string_view data) = 0;
   // Moves the message 0 -> 1 and commits; throws if that did not happen.
   // fair_client: the client whose fair-order clock it advances, "" for none
-  // (NewMessage::fair_client of its begin_message).
-  virtual void commit_message(std::int64_t msg_id, std::int64_t size, const std::string& fair_client) = 0;
+  // (NewMessage::fair_client of its begin_message). edits: the milters'
+  // changes, applied in the same transaction.
+  virtual void commit_message(std::int64_t msg_id, std::int64_t size, const std::string& fair_client,
+                              const ReceiptEdits& edits) = 0;
   // Deletes a message still in state 0 (best effort; the reaper catches the rest).
   virtual void abort_message(std::int64_t msg_id) = 0;
 

@@ -33,7 +33,7 @@ StoreResult run_store_op(common::Store& store, const StoreOp& op, QueueIdReserve
                    },
                    [&](const BeginMessage& o) { store.begin_message(o.msg_id, o.message); },
                    [&](const AppendBody& o) { store.append_body(o.msg_id, o.seq, o.bytes); },
-                   [&](const CommitMessage& o) { store.commit_message(o.msg_id, o.size, o.fair_client); },
+                   [&](const CommitMessage& o) { store.commit_message(o.msg_id, o.size, o.fair_client, o.edits); },
                    [&](const AbortMessage& o) { store.abort_message(o.msg_id); },
                    [&](const StoreWhole& o) { store.store_messages({o.message}); },
                    [&](const VerifyUser& o) { result.verified = store.verify_user(o.username, o.password); },

@@ -35,6 +35,7 @@ struct CommitMessage {
   std::int64_t msg_id = 0;
   std::int64_t size = 0;
   std::string fair_client;  // NewMessage::fair_client of its BeginMessage
+  common::ReceiptEdits edits{};
 };
 struct AbortMessage {
   std::int64_t msg_id = 0;

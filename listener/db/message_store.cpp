@@ -90,11 +90,15 @@ class PgStore final : public Store {
     });
   }
 
-  void commit_message(std::int64_t msg_id, std::int64_t size, const std::string& fair_client) override {
+  void commit_message(std::int64_t msg_id, std::int64_t size, const std::string& fair_client,
+                      const ReceiptEdits& edits) override {
     bool ok = false;
     try {
       auto stamp = without_tx([&](pqxx::nontransaction& tx) { return stamp_receiving(tx, msg_id, fair_client); });
-      ok = with_tx([&](pqxx::work& tx) { return commit_received(tx, msg_id, size, stamp); });
+      ok = with_tx([&](pqxx::work& tx) {
+        apply_edits(tx, msg_id, edits);
+        return commit_received(tx, msg_id, size, stamp);
+      });
     } catch (const pqxx::in_doubt_error& e) {
       if (resolve_in_doubt({msg_id}, e)) return;
       throw;
@@ -140,6 +144,15 @@ class PgStore final : public Store {
   }
 
  private:
+  static void apply_edits(pqxx::work& tx, std::int64_t msg_id, const ReceiptEdits& edits) {
+    if (edits.header) append_body_chunk(tx, msg_id, 0, *edits.header);
+    if (!edits.changes_envelope()) return;
+    std::optional<std::string> rcpts;
+    if (edits.recipients) rcpts = text_array(*edits.recipients);
+    tx.exec_params0("SELECT edit_receipt($1, $2, $3::text[], $4, $5, $6)", msg_id, edits.envelope_from, rcpts,
+                    edits.held_reason, edits.drop_first, edits.drop_last);
+  }
+
   // The connection died between COMMIT and its answer: the 0->1 move may or may
   // not have happened. 451 for a committed message would make the client send it
   // again (a duplicate); 250 for an uncommitted one would lose it. So ask the

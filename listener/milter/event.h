@@ -51,6 +51,13 @@ struct Event {
   std::string bytes;
 };
 
+inline Event make_event(Stage stage, Macros macros = {}) {
+  Event event;
+  event.stage = stage;
+  event.macros = std::move(macros);
+  return event;
+}
+
 struct Verdict {
   enum class Kind {
     proceed,   // go on (every milter continued or accepted)

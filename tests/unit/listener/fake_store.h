@@ -18,8 +18,10 @@ class FakeStore : public common::Store {
  public:
   struct Message {
     common::NewMessage envelope;
-    std::string body;
+    std::string body;  // the chunks in order (kept so by append_body and commit_message)
+    std::map<int, std::string> chunks;
     int next_seq = 0;
+    std::string held_reason;  // commit_message's edits
     bool committed = false;
     bool aborted = false;
     std::int64_t size = 0;
@@ -76,16 +78,28 @@ class FakeStore : public common::Store {
     calls.push_back("append " + std::to_string(msg_id) + " " + std::to_string(seq));
     if (fail_append) throw std::runtime_error("disk full");
     auto& m = messages.at(msg_id);
-    if (seq != m.next_seq++ || m.committed || m.aborted) throw std::logic_error("append out of order");
+    // A milter-checked message starts at chunk 1 (chunk 0, its header section, comes with the commit).
+    if (seq < m.next_seq || (seq != m.next_seq && !(m.next_seq == 0 && seq == 1)) || m.committed || m.aborted)
+      throw std::logic_error("append out of order");
+    m.next_seq = seq + 1;
+    m.chunks[seq] = std::string(data);
     m.body.append(data);
     max_chunk = std::max(max_chunk, data.size());
   }
-  void commit_message(std::int64_t msg_id, std::int64_t size, const std::string& fair_client) override {
+  void commit_message(std::int64_t msg_id, std::int64_t size, const std::string& fair_client,
+                      const common::ReceiptEdits& edits) override {
     calls.push_back("commit " + std::to_string(msg_id));
     commit_fair_clients.push_back(fair_client);
     if (fail_commit) throw std::runtime_error("serialization failure");
     auto& m = messages.at(msg_id);
     if (m.aborted) throw std::logic_error("commit after abort");
+    if (edits.header) m.chunks[0] = *edits.header;
+    for (int seq = edits.drop_first; seq <= edits.drop_last; ++seq) m.chunks.erase(seq);
+    if (edits.envelope_from) m.envelope.envelope_from = *edits.envelope_from;
+    if (edits.recipients) m.envelope.recipients = *edits.recipients;
+    if (edits.held_reason) m.held_reason = *edits.held_reason;
+    m.body.clear();
+    for (const auto& [seq, data] : m.chunks) m.body += data;
     m.committed = true;
     m.size = size;
   }

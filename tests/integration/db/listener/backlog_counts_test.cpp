@@ -62,7 +62,7 @@ std::int64_t stream(common::Store& store, const std::string& from, std::vector<s
               from, "192.0.2.7", "client.example", "mx1", {"bob@example.org"}, std::move(keys), fair_client});
   store.append_body(id, 0, "Subject: big\r\n\r\nbig\r\n");
   if (commit)
-    store.commit_message(id, 20, fair_client);
+    store.commit_message(id, 20, fair_client, {});
   else
     store.abort_message(id);
   return id;
@@ -91,7 +91,7 @@ TEST_CASE("receipts count once committed; routing and deferral keep them; delive
       id0, common::NewMessage{"d@spam.example", "192.0.2.7", "h", "mx1", {"bob@example.org"}, keys, "192.0.2.7"});
   CHECK(totals(db)["d:spam.example"] == 2);
   store->append_body(id0, 0, "Subject: big\r\n\r\nbig\r\n");
-  store->commit_message(id0, 20, "192.0.2.7");
+  store->commit_message(id0, 20, "192.0.2.7", {});
   CHECK(totals(db)["d:spam.example"] == 3);
   stream(*store, "e@spam.example", keys, "192.0.2.7", /*commit=*/false);
   CHECK(totals(db) == Totals{{"c:192.0.2.7", 4}, {"d:spam.example", 3}, {"d:ok.example", 1}});

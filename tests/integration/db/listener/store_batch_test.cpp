@@ -207,7 +207,7 @@ TEST_CASE("a streamed message is created in state 0 under the queue id the sessi
   CHECK(row[0][1].as<std::string>() == "s@example.org");
   CHECK(db.query(fmt::format("SELECT count(*) FROM recipients WHERE message_id = {}", id))[0][0].as<int>() == 2);
   store->append_body(id, 0, "Subject: s\r\n\r\nstreamed\r\n");
-  store->commit_message(id, 27, "192.0.2.7");
+  store->commit_message(id, 27, "192.0.2.7", {});
   CHECK(db.query(fmt::format("SELECT state FROM messages WHERE id = {}", id))[0][0].as<int>() == 1);
   CHECK(body_of(db, id) == "Subject: s\r\n\r\nstreamed\r\n");
   // The same id twice is refused, never a second message under one queue id.
