@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -111,13 +112,27 @@ class Dialogue {
   std::atomic<bool> queue_full{false};                    // what QueueWatch would set
   BacklogWatch backlogs{{}, 0, std::chrono::seconds(1)};  // no thread: tests call observe()
   Session& session() { return *session_; }
+  // With [listener] milters: every event the session gave its chain, and the
+  // verdict for each awaited one (proceed unless a test says otherwise).
+  std::vector<milter::Event> milter_events;
+  std::function<milter::Verdict(const milter::Event&)> milter = [](const milter::Event&) { return milter::Verdict{}; };
 
  private:
-  // Like a loop: a session's op, then a refill if the reserve runs low.
+  // Like a loop: a session's op, then a refill if the reserve runs low. A
+  // session waiting with no store op waits for its milters: `milter` answers.
   void run_ops() {
+    take_milter_events();
     while (session_->waiting()) {
       auto op = session_->take_store_op();
-      REQUIRE(op);
+      if (!op) {
+        REQUIRE(milter);
+        REQUIRE(!milter_events.empty());
+        REQUIRE(milter_events.back().awaited);
+        auto verdict = milter(milter_events.back());
+        session_->on_milter_verdict(verdict);
+        take_milter_events();
+        continue;
+      }
       if (no_shard && std::holds_alternative<TakeQueueId>(*op)) {
         StoreResult none;  // what the loop answers when no queue shard can take mail
         none.no_shard = true;
@@ -127,6 +142,9 @@ class Dialogue {
       session_->on_store_result(run_store_op(store, *op, &ids));
     }
     if (refill && ids.refill_due({})) REQUIRE(run_store_op(store, RefillQueueIds{}, &ids).ok);
+  }
+  void take_milter_events() {
+    for (auto& e : session_->take_milter_events()) milter_events.push_back(std::move(e));
   }
   std::string take() {
     auto out = session_->take_output();
