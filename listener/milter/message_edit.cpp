@@ -67,9 +67,11 @@ void HeaderSection::apply(const Reply& change) {
       return;
     }
     case Reply::Kind::change_header: {
+      // 1-based; Sendmail and Postfix take 0 as the first occurrence too.
+      const std::uint32_t wanted = std::max<std::uint32_t>(change.index, 1);
       std::uint32_t seen = 0;
       for (auto it = fields_.begin(); it != fields_.end(); ++it) {
-        if (!common::iequals(it->name, change.name) || ++seen != change.index) continue;
+        if (!common::iequals(it->name, change.name) || ++seen != wanted) continue;
         if (change.value.empty())
           fields_.erase(it);
         else

@@ -125,6 +125,7 @@ class Dialogue {
     while (session_->waiting()) {
       auto op = session_->take_store_op();
       if (!op) {
+        take_milter_events();
         REQUIRE(milter);
         REQUIRE(!milter_events.empty());
         REQUIRE(milter_events.back().awaited);

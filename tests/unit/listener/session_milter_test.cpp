@@ -185,6 +185,7 @@ TEST_CASE("end-of-message changes are in the stored message and envelope", "[ses
   CHECK(m.committed);
   CHECK(m.envelope.envelope_from == "bounces@example.net");
   CHECK(m.envelope.recipients == std::vector<std::string>{"bob@example.org"});
+  CAPTURE(m.body);
   CHECK(m.body.rfind("X-First: 1\r\nReceived: from", 0) == 0);
   CHECK(m.body.find("Subject: [checked] hello\r\nFrom: <a@example.net>\r\nX-Spam: no\r\n\r\nline one\r\n") !=
         std::string::npos);
@@ -220,6 +221,7 @@ TEST_CASE("a streamed message: body chunks of at most 64 KiB to the milters, hea
   q.reason = "big";
   changes.changes.push_back(add);
   changes.changes.push_back(q);
+  changes.milter = "inet:127.0.0.1:11332";
   d.milter = answer_at(Stage::end_of_message, changes);
   d.hello();
   std::string line(998, 'x');
