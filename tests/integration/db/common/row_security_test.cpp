@@ -316,3 +316,50 @@ TEST_CASE("a listener reads of the directory only whether an address exists") {
   CHECK(check_recipient(tx, "nobody@example.net", "example.net") == common::RecipientVerdict::unknown_local);
   CHECK(verify_auth_user(tx, "alice", "secret"));
 }
+
+// Schema 024: the milters' changes go through edit_receipt, which a listener
+// may run only on its own receipts in state 0. Its attack surface is the same
+// as 018's: no recipient, sender or hold for another host's receipt, or for
+// any message already committed.
+TEST_CASE("a listener applies milter changes only to its own receipts in state 0") {
+  test::TestDatabase db;
+  auto mx1 = connect_as(db, "wsmtp_listener");
+  auto mx2 = connect_as(db, "wsmtp_listener", "t_wsmtp_listener_mx2");
+  auto mine = receiving_as(*mx1);
+  auto theirs = receiving_as(*mx2);
+  auto waiting = message_in_state(db, 1);
+  const auto spy_edit = [&](std::int64_t id) {
+    return fmt::format("SELECT edit_receipt({}, '{}', ARRAY['{}'], 'held', 0, 0)", id, kSpy, kSpy);
+  };
+  CHECK_THROWS_AS(exec_as(*mx1, spy_edit(theirs)), pqxx::sql_error);
+  CHECK_THROWS_AS(exec_as(*mx1, spy_edit(waiting)), pqxx::sql_error);
+  CHECK(spy_recipients(db) == 0);
+  CHECK(db.query(fmt::format("SELECT count(*) FROM body_chunks WHERE message_id IN ({}, {})", theirs, waiting))[0][0]
+            .as<int>() == 2);
+  // Its own receipt: sender, recipients, hold and a replaced body, then the commit.
+  exec_as(*mx1, fmt::format("INSERT INTO body_chunks VALUES ({}, 1, 'new body'::bytea)", mine));
+  exec_as(*mx1, fmt::format("SELECT edit_receipt({}, 'bounces@example.org', ARRAY['a@example.net', 'b@example.net'], "
+                            "'milter m: spam', 0, 0)",
+                            mine));
+  CHECK_THROWS_AS(exec_as(*mx1, fmt::format("SELECT edit_receipt({}, NULL, ARRAY[]::text[], NULL, 0, -1)", mine)),
+                  pqxx::sql_error);
+  {
+    pqxx::work tx(*mx1);
+    CHECK(commit_received(tx, mine, 8));
+    tx.commit();
+  }
+  auto row = db.query(fmt::format("SELECT envelope_from, held, held_reason, state FROM messages WHERE id = {}", mine));
+  CHECK(row[0][0].as<std::string>() == "bounces@example.org");
+  CHECK(row[0][1].as<bool>());
+  CHECK(row[0][2].as<std::string>() == "milter m: spam");
+  CHECK(row[0][3].as<int>() == 1);
+  CHECK(db.query(fmt::format("SELECT string_agg(address, ',' ORDER BY seq) FROM recipients WHERE message_id = {}",
+                             mine))[0][0]
+            .as<std::string>() == "a@example.net,b@example.net");
+  CHECK(db.query(fmt::format("SELECT string_agg(convert_from(data, 'UTF8'), '' ORDER BY seq) FROM body_chunks "
+                             "WHERE message_id = {}",
+                             mine))[0][0]
+            .as<std::string>() == "new body");
+  // Once committed, no more changes.
+  CHECK_THROWS_AS(exec_as(*mx1, spy_edit(mine)), pqxx::sql_error);
+}
