@@ -1,5 +1,5 @@
 -- The current WSMTP schema: every table, index, trigger, function and
--- row-level policy after migration 023, as `wsmtpctl db migrate` leaves a
+-- row-level policy after migration 024, as `wsmtpctl db migrate` leaves a
 -- fresh database (pg_dump --schema-only of PostgreSQL 15, normalised).
 --
 -- GENERATED: do not edit. A reference to read, not a script to run: databases
@@ -225,6 +225,49 @@ CREATE FUNCTION public.destination_slot_key(transport text, destination text) RE
 --
 
 COMMENT ON FUNCTION public.destination_slot_key(transport text, destination text) IS 'A destination''s key as saturated_destinations reports it (021).';
+
+--
+-- Name: edit_receipt(bigint, text, text[], text, integer, integer); Type: FUNCTION
+--
+
+CREATE FUNCTION public.edit_receipt(p_id bigint, p_sender text, p_rcpts text[], p_held_reason text, p_drop_first integer, p_drop_last integer) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'public', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM 1 FROM messages WHERE id = p_id AND state = 0 AND receipt_owner = session_user FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'edit_receipt: message % is not a receipt of this login in state 0', p_id;
+    END IF;
+    IF p_sender IS NOT NULL THEN
+        UPDATE messages SET envelope_from = p_sender WHERE id = p_id;
+    END IF;
+    IF p_rcpts IS NOT NULL THEN
+        IF cardinality(p_rcpts) = 0 THEN
+            RAISE EXCEPTION 'edit_receipt: message % would have no recipients', p_id;
+        END IF;
+        DELETE FROM recipients WHERE message_id = p_id;
+        INSERT INTO recipients (message_id, seq, address)
+        SELECT p_id, r.ord - 1, r.address FROM unnest(p_rcpts) WITH ORDINALITY AS r(address, ord);
+    END IF;
+    IF p_held_reason IS NOT NULL THEN
+        UPDATE messages SET held = true, held_reason = p_held_reason WHERE id = p_id;
+    END IF;
+    IF p_drop_last >= p_drop_first THEN
+        DELETE FROM body_chunks WHERE message_id = p_id AND seq BETWEEN p_drop_first AND p_drop_last;
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION edit_receipt(p_id bigint, p_sender text, p_rcpts text[], p_held_reason text, p_drop_first integer, p_drop_last integer); Type: COMMENT
+--
+
+COMMENT ON FUNCTION public.edit_receipt(p_id bigint, p_sender text, p_rcpts text[], p_held_reason text, p_drop_first integer, p_drop_last integer) IS 'The milters'' changes to the caller''s own receipt in state 0, in its commit transaction:
+a new envelope sender (NULL: unchanged), the whole new recipient list (NULL: unchanged;
+never empty), held with a reason (quarantine; NULL: not held), and body chunks
+p_drop_first..p_drop_last deleted (a replaced body; none when p_drop_last < p_drop_first).
+SECURITY DEFINER because the listener may not write envelopes or recipients itself (018).';
 
 --
 -- Name: messages_route_fairness(); Type: FUNCTION
@@ -2072,6 +2115,9 @@ REVOKE EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[],text[
 GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[],text[]) TO wsmtp_admin;
 GRANT EXECUTE ON FUNCTION begin_receipt(bigint,text,text,text,text,text[],text[]) TO wsmtp_listener;
 REVOKE EXECUTE ON FUNCTION claim_shard_identity(text,integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION edit_receipt(bigint,text,text[],text,integer,integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION edit_receipt(bigint,text,text[],text,integer,integer) TO wsmtp_admin;
+GRANT EXECUTE ON FUNCTION edit_receipt(bigint,text,text[],text,integer,integer) TO wsmtp_listener;
 REVOKE EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION receive_batch(bigint[],bigint[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) TO wsmtp_admin;
 REVOKE EXECUTE ON FUNCTION receive_messages(bigint[],text[],text[],text[],text[],text[],bigint[],bigint[],integer[],text[],bigint[],text[],bytea[]) FROM PUBLIC;
