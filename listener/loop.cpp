@@ -226,6 +226,8 @@ void Loop::accept(evutil_socket_t fd, const sockaddr* addr) {
 
   auto id = next_id_++;
   SessionContext context{*client, identity_};
+  context.client_port = ntohs(addr->sa_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(addr)->sin6_port
+                                                          : reinterpret_cast<const sockaddr_in*>(addr)->sin_port);
   context.queue_ids = &stores_;
   context.placement = &stores_.placement();
   context.queue_full = &queue_full_;

@@ -50,6 +50,7 @@ Session::Session(std::shared_ptr<const ListenerConfig> config, SessionContext co
     connect.client_name = "[" + client_ip_ + "]";
     connect.family = context_.client.family == IpAddress::Family::v6 ? '6' : '4';
     connect.address = client_ip_;
+    connect.port = context_.client_port;
     milter_await(std::move(connect), MilterWait::connect);
   }
 }

@@ -49,6 +49,7 @@ struct SessionContext {
   // The backlog totals sessions check at MAIL and RCPT (shared by every loop;
   // outlives the session). Null: no backpressure.
   const BacklogWatch* backlogs = nullptr;
+  std::uint16_t client_port = 0;  // the peer's port, for the milters (0: unknown)
 };
 
 class Session {

@@ -63,6 +63,7 @@ milter::Macros Session::connect_macros() const {
           {"{daemon_name}", "wsmtp"},
           {"{client_addr}", client_ip_},
           {"{client_name}", "unknown"},
+          {"{client_port}", std::to_string(context_.client_port)},
           {"v", "WSMTP"}};
 }
 
