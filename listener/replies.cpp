@@ -93,6 +93,8 @@ Reply no_valid_recipients() { return r(554, 5, 5, 1, "Error: no valid recipients
 // 221 rather than 5xx: we are closing the channel (RFC 5321 §3.8) and a browser
 // shows nothing anyway.
 Reply non_smtp_command() { return r(221, 2, 7, 0, "Error: this is an SMTP server, closing connection"); }
+Reply milter_command_rejected() { return r(550, 5, 7, 1, "Command rejected"); }
+Reply milter_unavailable() { return r(451, 4, 7, 1, "Service unavailable - try again later"); }
 
 Reply starttls_ready() { return r(220, 2, 0, 0, "Ready to start TLS"); }
 Reply tls_not_available() { return r(454, 4, 7, 0, "TLS not available"); }

@@ -68,6 +68,10 @@ Reply too_many_connections(std::string_view hostname);
 Reply no_valid_recipients();
 // A line such as "GET / HTTP/1.1": the peer is not an SMTP client; we hang up.
 Reply non_smtp_command();
+// A milter (issue 18) that refused without its own reply text, or that failed
+// with default action reject / tempfail (Postfix's wording, RFC 3463 X.7.1).
+Reply milter_command_rejected();
+Reply milter_unavailable();
 
 // --- STARTTLS (RFC 3207), AUTH (RFC 4954), CHUNKING (RFC 3030), SMTPUTF8 (RFC 6531)
 Reply starttls_ready();
