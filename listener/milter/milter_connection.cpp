@@ -66,10 +66,16 @@ MilterConnection::MilterConnection(event_base* base, const MilterSpec& spec, Han
 }
 
 MilterConnection::~MilterConnection() {
-  // Only between packets: a QUIT inside a half-written packet would be garbage.
-  if (bev_ && negotiated_ && unsent() == 0) {
+  if (bev_ && negotiated_) {
+    // What is still queued, then SMFIC_QUIT, in one non-blocking send: the
+    // queue always ends at a packet boundary, and a milter that does not take
+    // it all sees a cut packet and then EOF, which libmilter also handles.
+    evbuffer* output = bufferevent_get_output(bev_.get());
     const std::string quit = encode_bare(Command::quit);
-    (void)::send(bufferevent_getfd(bev_.get()), quit.data(), quit.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    evbuffer_add(output, quit.data(), quit.size());
+    const std::size_t length = evbuffer_get_length(output);
+    const unsigned char* bytes = evbuffer_pullup(output, static_cast<ev_ssize_t>(length));
+    if (bytes) (void)::send(bufferevent_getfd(bev_.get()), bytes, length, MSG_DONTWAIT | MSG_NOSIGNAL);
   }
   close();
 }

@@ -34,8 +34,9 @@ class MilterConnection {
 
   // spec outlives this object. Nothing happens until open().
   MilterConnection(event_base* base, const MilterSpec& spec, Handlers handlers);
-  // Best effort SMFIC_QUIT (only when no other packet is half-written, and
-  // never waiting), then the socket closes. No handler runs after this.
+  // Best effort: the packets still queued and SMFIC_QUIT in one non-blocking
+  // send, then the socket closes (libevent closes the fd at its next loop
+  // iteration). No handler runs after this.
   ~MilterConnection();
   MilterConnection(const MilterConnection&) = delete;
   MilterConnection& operator=(const MilterConnection&) = delete;
