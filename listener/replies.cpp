@@ -60,6 +60,15 @@ Reply message_too_big(std::uint64_t limit) {
 }
 Reply bare_newline_rejected() { return r(554, 5, 5, 2, "Error: bare <LF> received in message data"); }
 Reply try_again_later() { return r(451, 4, 3, 0, "Error: queue file write error, try again later"); }
+Reply milter_command_rejected() { return r(550, 5, 7, 1, "Command rejected"); }
+Reply milter_content_rejected() { return r(550, 5, 7, 1, "Message content rejected"); }
+Reply milter_tempfail() { return r(451, 4, 7, 1, "Service unavailable - try again later"); }
+Reply milter_shutdown(std::string_view hostname) {
+  return r(421, 4, 7, 0, fmt::format("{} Service unavailable - closing connection", hostname));
+}
+Reply milter_header_too_big(std::size_t limit) {
+  return r(552, 5, 3, 4, fmt::format("Error: message header section exceeds {} bytes", limit));
+}
 Reply no_queue_available() { return r(451, 4, 3, 0, "Error: no queue database is available, try again later"); }
 Reply queue_full() { return r(452, 4, 3, 1, "Insufficient system storage"); }
 Reply backlog_over_quota(std::string_view subject) {
@@ -93,8 +102,6 @@ Reply no_valid_recipients() { return r(554, 5, 5, 1, "Error: no valid recipients
 // 221 rather than 5xx: we are closing the channel (RFC 5321 §3.8) and a browser
 // shows nothing anyway.
 Reply non_smtp_command() { return r(221, 2, 7, 0, "Error: this is an SMTP server, closing connection"); }
-Reply milter_command_rejected() { return r(550, 5, 7, 1, "Command rejected"); }
-Reply milter_unavailable() { return r(451, 4, 7, 1, "Service unavailable - try again later"); }
 
 Reply starttls_ready() { return r(220, 2, 0, 0, "Ready to start TLS"); }
 Reply tls_not_available() { return r(454, 4, 7, 0, "TLS not available"); }

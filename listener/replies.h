@@ -45,6 +45,12 @@ Reply too_many_recipients(std::size_t limit);
 Reply message_too_big(std::uint64_t limit);
 Reply bare_newline_rejected();
 Reply try_again_later();
+// Milters (Postfix's texts, so clients and admins see what they know).
+Reply milter_command_rejected();
+Reply milter_content_rejected();
+Reply milter_tempfail();
+Reply milter_shutdown(std::string_view hostname);
+Reply milter_header_too_big(std::size_t limit);
 // No queue shard can take a message now (all unreachable or drained), at DATA/BDAT.
 Reply no_queue_available();
 // The queue database reached [listener] queue_max_size (RFC 3463 4.3.1), at MAIL.
@@ -68,10 +74,6 @@ Reply too_many_connections(std::string_view hostname);
 Reply no_valid_recipients();
 // A line such as "GET / HTTP/1.1": the peer is not an SMTP client; we hang up.
 Reply non_smtp_command();
-// A milter (issue 18) that refused without its own reply text, or that failed
-// with default action reject / tempfail (Postfix's wording, RFC 3463 X.7.1).
-Reply milter_command_rejected();
-Reply milter_unavailable();
 
 // --- STARTTLS (RFC 3207), AUTH (RFC 4954), CHUNKING (RFC 3030), SMTPUTF8 (RFC 6531)
 Reply starttls_ready();

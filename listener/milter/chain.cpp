@@ -280,7 +280,7 @@ void Chain::Impl::apply_default(std::size_t i, Entry& e) {
   if (!e.event.awaited) return pass(i, e);
   switch (m.spec->default_action) {
     case DefaultAction::tempfail:
-      return decide(i, e, default_verdict(Verdict::Kind::tempfail, common::smtp::replies::milter_unavailable()));
+      return decide(i, e, default_verdict(Verdict::Kind::tempfail, common::smtp::replies::milter_tempfail()));
     case DefaultAction::reject:
       return decide(i, e, default_verdict(Verdict::Kind::reject, common::smtp::replies::milter_command_rejected()));
     case DefaultAction::quarantine:
