@@ -746,4 +746,31 @@ TEST_CASE("milter chain: a stalled milter holds only its own chain", "[milter_ch
   CHECK(healthy.error() == "");
 }
 
+TEST_CASE("milter chain: a milter that stops reading fails after the timeout", "[milter_chain]") {
+  // Unanswered body chunks (SMFIP_NR_BODY) are written without waiting; over a
+  // unix socket (a small kernel buffer) the writes then stall.
+  FakeMilter fake(FakeMilter::Kind::unix_socket);
+  fake.serve([](FakeSession& s) {
+    s.negotiate(0, step::no_reply_body);
+    for (char c : {'C', 'M'}) {
+      if (s.command().command != c) throw std::runtime_error("unexpected command");
+      s.send('c');
+    }
+    std::this_thread::sleep_for(1500ms);  // reads nothing more
+  });
+  MilterSpec spec = fake.spec("deaf");
+  spec.content_timeout = 300ms;
+  Harness h({spec});
+  CHECK(h.ask(connect_event()).kind == Verdict::Kind::proceed);
+  CHECK(h.ask(mail_event()).kind == Verdict::Kind::proceed);
+  for (int i = 0; i < 32; ++i) h.chain->submit(body_event(std::string(64 * 1024, 'b')));
+  const auto start = std::chrono::steady_clock::now();
+  Verdict v = h.ask(eom_event());
+  CHECK(v.kind == Verdict::Kind::tempfail);
+  CHECK(std::chrono::steady_clock::now() - start < 1500ms);
+  CHECK(h.chain->backlog() == 0);  // the failed milter let go of the queue
+  h.finish();
+  fake.join();
+}
+
 }  // namespace wsmtp::listener::milter
