@@ -95,7 +95,15 @@ constexpr std::uint32_t all_we_offer = 0x1fffff;
 }  // namespace step
 
 // Where a macro list applies (SMFIM_*), the index into Negotiation::macro_lists.
-enum class MacroStage : int { connect = 0, helo = 1, mail = 2, rcpt = 3, data = 4, end_of_message = 5, end_of_headers = 6 };
+enum class MacroStage : int {
+  connect = 0,
+  helo = 1,
+  mail = 2,
+  rcpt = 3,
+  data = 4,
+  end_of_message = 5,
+  end_of_headers = 6
+};
 constexpr int kMacroStages = 7;
 
 using Macros = std::vector<std::pair<std::string, std::string>>;  // name ("j", "{client_addr}"), value
@@ -158,7 +166,7 @@ struct Reply {
   Kind kind = Kind::continue_;
   // reply_code: the parsed SMTP reply, always 4xx or 5xx (a 2xx or garbage is a ProtocolError).
   common::smtp::Reply smtp;
-  // headers: name and value (value with "\n" line folds as the milter sent it);
+  // headers: name and value (value with "\n" line folds as the milter sent them, a CRLF fold as "\n");
   // insert_header: index = position (0 = first); change_header: index = which
   // occurrence of the name (1-based), an empty value deletes that header.
   std::string name;
@@ -168,8 +176,8 @@ struct Reply {
   // add_rcpt_with_args, change_from: the ESMTP arguments after it ("" if none).
   std::string address;
   std::string args;
-  std::string body;    // replace_body: one chunk of the new body
-  std::string reason;  // quarantine
+  std::string body;         // replace_body: one chunk of the new body
+  std::string reason;       // quarantine
   Negotiation negotiation;  // negotiate
 };
 
