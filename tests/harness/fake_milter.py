@@ -312,8 +312,9 @@ class FakeMilter:
             self.sessions = []
             self.errors = []
 
-    def session_with(self, helo=None, sender=None, timeout=10):
-        """The first session whose HELO (or a message's MAIL address) matches, waiting for it."""
+    def session_with(self, helo=None, sender=None, port=None, timeout=10):
+        """The first session whose HELO, a message's MAIL address or the client
+        port of its SMFIC_CONNECT matches, waiting for it."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             with self._lock:
@@ -322,9 +323,11 @@ class FakeMilter:
                         return s
                     if sender is not None and any(m.sender == f"<{sender}>" for m in s.messages):
                         return s
+                    if port is not None and s.connect and s.connect.get("port") == port:
+                        return s
             time.sleep(0.02)
-        raise AssertionError(f"the milter saw no session with helo={helo!r} sender={sender!r}; "
-                             f"saw helos {[s.helo for s in self.sessions]}")
+        raise AssertionError(f"the milter saw no session with helo={helo!r} sender={sender!r} port={port!r}; "
+                             f"it saw {[(s.connect, s.helo, s.commands[:12]) for s in self.sessions]}")
 
     def wait_for(self, predicate, timeout=10, what="condition"):
         deadline = time.time() + timeout
