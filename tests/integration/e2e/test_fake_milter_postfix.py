@@ -3,8 +3,10 @@ a throwaway Postfix on loopback with smtpd_milters pointing at it. Proves the
 fake speaks protocol 6 as Postfix expects, so the milter tests of wsmtp test
 wsmtp, not the fake: the negotiation with SETSYMLIST, macros per stage, the
 stages in order with the body as sent, a reply code at RCPT that the client
-sees, SMFIP_SKIP, no-reply steps, and end-of-message changes (headers,
-recipients, body) that reach the delivered mail.
+sees, SMFIP_SKIP, no-reply steps, progress, quarantine, end-of-message
+changes (headers, sender, recipients, body) that reach the delivered mail,
+and the fake's failures (garbage, a connection closed mid-body, a stall) as
+failures that Postfix answers with its default action.
 """
 import email
 import json
@@ -15,8 +17,9 @@ import tempfile
 
 import pytest
 from deliver_postfix import Postfix
-from fake_milter import (ADDRCPT, ADDHDRS, CHGBODY, CHGFROM, CHGHDRS, HDR_LEADSPC, NR_HDR, SETSYMLIST, SKIP, AddHeader,
-                         AddRcpt, ChangeHeader, ChgFrom, Continue, FakeMilter, InsertHeader, Quarantine, ReplBody, ReplyCode, Script, Skip, Tempfail)
+from fake_milter import (ADDHDRS, ADDRCPT, CHGBODY, CHGFROM, CHGHDRS, HDR_LEADSPC, NR_HDR, SETSYMLIST, SKIP,
+                         AddHeader, AddRcpt, ChangeHeader, ChgFrom, Close, Continue, FakeMilter, Garbage,
+                         InsertHeader, Quarantine, ReplBody, ReplyCode, Script, Skip, Stall, Tempfail)
 from pipeline import wait_until
 
 DOMAIN = "example.test"
@@ -28,7 +31,7 @@ def env():
     with FakeMilter() as fake:
         postfix = Postfix(root, DOMAIN, ["alice", "bob"],
                           extra=f"smtpd_milters = {fake.spec}\nmilter_default_action = tempfail\n"
-                                "milter_command_timeout = 10s\nmilter_content_timeout = 10s\n")
+                                "milter_command_timeout = 10s\nmilter_content_timeout = 2s\n")
         try:
             yield postfix, fake
         finally:
@@ -87,7 +90,8 @@ def test_end_of_message_changes_reach_the_mailbox(env):
     postfix, fake = env
     fake.set_script(Script(
         actions=ADDHDRS | CHGHDRS | CHGBODY | ADDRCPT | CHGFROM | SETSYMLIST,
-        eom_mods=[AddHeader("X-Fake-Milter", "added"), ChgFrom("<changed@client.example>"), InsertHeader(0, "X-First", "inserted"),
+        eom_mods=[AddHeader("X-Fake-Milter", "added"), ChgFrom("<changed@client.example>"),
+                  InsertHeader(0, "X-First", "inserted"),
                   ChangeHeader(1, "Subject", "changed by the fake"), AddRcpt(f"<bob@{DOMAIN}>"),
                   ReplBody("the new body\r\n" + "z" * 70000 + "\r\nend\r\n")]))
     with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as c:
@@ -130,3 +134,22 @@ def test_progress_quarantine_and_tempfail(env):
     queue = subprocess.run(["postqueue", "-c", postfix.etc, "-j"], check=True, stdout=subprocess.PIPE, text=True)
     held = [json.loads(line) for line in queue.stdout.splitlines()]
     assert [q["queue_name"] for q in held] == ["hold"], held
+
+
+@pytest.mark.parametrize("failure", ["garbage", "close_mid_body", "stall"])
+def test_the_fakes_failures_are_failures_to_postfix(env, failure):
+    postfix, fake = env
+    body = ("f" * 998 + "\r\n") * 200  # several body chunks
+    fake.set_script(Script(replies={
+        "garbage": {"rcpt": Garbage()},
+        "close_mid_body": {"body": lambda s, chunk: Close() if len(s.message.chunks) >= 2 else Continue()},
+        "stall": {"eom": Stall()},
+    }[failure]))
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as c:
+        c.ehlo(f"{failure}.client.example")
+        with pytest.raises(smtplib.SMTPException) as refused:
+            c.sendmail("s@client.example", [f"alice@{DOMAIN}"], f"Subject: {failure}\r\n\r\n{body}")
+    # milter_default_action = tempfail
+    err = refused.value
+    code = err.recipients[f"alice@{DOMAIN}"][0] if isinstance(err, smtplib.SMTPRecipientsRefused) else err.smtp_code
+    assert code == 451, f"{failure}: {err!r}"

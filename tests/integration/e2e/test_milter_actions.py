@@ -289,7 +289,8 @@ def test_every_change_shows_in_the_delivered_message_and_in_show(one):
         names = [k for k, _ in msg.items()]
         assert msg["X-Added"] == "added by the milter", f"{where}: {msg.items()}"
         assert msg["X-Inserted-First"] == "at index 0", f"{where}: {names}"
-        assert names.index("X-Inserted-First") < names.index("Received"), f"{where}: index 0 is before Received: {names}"
+        assert names.index("X-Inserted-First") < names.index("Received"), \
+            f"{where}: index 0 is before our Received: {names}"
         assert msg["Subject"] == "changed subject" and msg.get_all("X-Dup") == ["one", "second changed"], \
             f"{where}: {msg.items()}"
         assert "X-Remove-Me" not in msg, f"{where}: a header changed to empty is deleted: {names}"
