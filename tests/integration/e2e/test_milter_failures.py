@@ -46,9 +46,11 @@ FAILURES = {
 def dialogue(mp, sender, where):
     """One session up to end of data; returns [(command, code, last line)] and
     the open connection. The commands after a failure are still sent."""
+    start = time.time()
     c = RawSmtp(mp.p.port)
     code, _ = c.reply()
-    assert code == 220, "the greeting comes at once, whatever the milter does"
+    assert code == 220 and time.time() - start < 0.9, \
+        f"the greeting comes at once, whatever the milter does ({time.time() - start:.2f}s)"
     seen = []
     for cmd in ("EHLO failing.client.example", f"MAIL FROM:<{sender}>", f"RCPT TO:<{ALICE}>", "DATA"):
         code, lines = c.cmd(cmd)
