@@ -380,6 +380,8 @@ class FakeMilter:
             _Conversation(io, script, session).run()
         except _Closed as e:
             session.end = str(e) or "eof"
+        except ConnectionError as e:  # the MTA reset the connection: as much an end as a close
+            session.end = f"reset: {e!r}"
         except Exception as e:  # a broken MTA or a bug here: recorded, shown by the test's assert
             session.end = f"error: {e!r}"
             with self._lock:

@@ -41,15 +41,20 @@ class MilterPipeline:
         self.dead = f"inet:127.0.0.1:{free_port()}"
         cert, key = make_cert(tmp)
         self.milters = ""
-        self.p = Pipeline(listener_extra=f"{LISTENER_EXTRA}tls_cert_file = {cert}\ntls_key_file = {key}\n"
-                                         "milters =\n")
-        self.p.add_domain()
-        for user in MAILBOXES:
-            self.p.add_mailbox(user)
-        add_auth_user(self.p, AUTH_USER, AUTH_PASSWORD)
-        self.p.start("wsmtp")
-        self.p.start("wroute")
-        self.p.start("wdeliver")
+        self.p = None
+        try:
+            self.p = Pipeline(listener_extra=f"{LISTENER_EXTRA}tls_cert_file = {cert}\ntls_key_file = {key}\n"
+                                             "milters =\n")
+            self.p.add_domain()
+            for user in MAILBOXES:
+                self.p.add_mailbox(user)
+            add_auth_user(self.p, AUTH_USER, AUTH_PASSWORD)
+            self.p.start("wsmtp")
+            self.p.start("wroute")
+            self.p.start("wdeliver")
+        except BaseException:
+            self.close()
+            raise
 
     def use(self, milters):
         """wsmtp with `milters = <milters>` (restarted only if that changes), every
@@ -70,7 +75,8 @@ class MilterPipeline:
         return self
 
     def close(self):
-        self.p.close()
+        if self.p is not None:
+            self.p.close()
         for fake in self.fakes.values():
             fake.stop()
 

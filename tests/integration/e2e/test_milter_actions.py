@@ -249,6 +249,19 @@ def test_accept_at_connect_skips_the_milter_for_the_session(one):
     mp.delivered("alice", "Subject: accepted at connect 1")
 
 
+def test_a_transaction_ended_by_rset_is_aborted_for_the_milter(one):
+    mp, f1 = one
+    with mp.smtp("rset.client.example") as s:
+        assert s.mail("rset@client.example")[0] == 250 and s.rcpt(ALICE)[0] == 250
+        assert s.rset()[0] == 250
+        r = transaction(s, "after-rset@client.example", [ALICE], message("after rset"))
+    assert r["end"][0] == 250, r
+    session = f1.session_with(helo="rset.client.example").wait_ended()
+    assert [(m.sender, m.end) for m in session.messages] == [("<rset@client.example>", "abort"),
+                                                             ("<after-rset@client.example>", "eom")], \
+        session.commands
+
+
 @pytest.mark.parametrize("action", [Shutdown(), ConnFail()], ids=["shutdown", "connfail"])
 def test_shutdown_and_conn_fail_answer_421_and_close(one, action):
     mp, f1 = one
