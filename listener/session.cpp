@@ -186,10 +186,10 @@ void Session::cmd_mail(std::string_view arg) {
     backlog_keys_.clear();
     return;
   }
-  if (milter_refusal_) {
+  if (milter_refusal_ || milter_helo_refusal_) {
     envelope_from_.clear();
     backlog_keys_.clear();
-    return reply(*milter_refusal_);
+    return reply(milter_refusal_ ? *milter_refusal_ : *milter_helo_refusal_);
   }
   if (has_milters()) {
     milter_pending_smtputf8_ = smtputf8;

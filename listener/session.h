@@ -292,6 +292,8 @@ class Session {
   // Set by a refusal at connect (or a milter's default action then): every
   // later MAIL, RCPT, DATA and BDAT of the session gets it.
   std::optional<common::smtp::Reply> milter_refusal_;
+  // A refusal of the last HELO/EHLO: MAIL gets it too, until a HELO is accepted.
+  std::optional<common::smtp::Reply> milter_helo_refusal_;
   std::string milter_mail_params_;  // MAIL's ESMTP parameters, for the milters' MAIL
   bool milter_pending_smtputf8_ = false;
   bool milter_in_message_ = false;  // the milters saw MAIL and not yet end of message or abort

@@ -184,7 +184,12 @@ void Session::on_milter_verdict(const Verdict& verdict) {
       if (refused) milter_refusal_ = milter_reply(verdict, false);
       return;
     case MilterWait::helo:
-      return refused ? reply(milter_reply(verdict, false)) : helo_reply();
+      if (refused) {
+        milter_helo_refusal_ = milter_reply(verdict, false);
+        return reply(*milter_helo_refusal_);
+      }
+      milter_helo_refusal_.reset();
+      return helo_reply();
     case MilterWait::mail:
       if (refused) {
         envelope_from_.clear();

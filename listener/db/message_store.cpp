@@ -149,7 +149,7 @@ class PgStore final : public Store {
     if (!edits.changes_envelope()) return;
     std::optional<std::string> rcpts;
     if (edits.recipients) rcpts = text_array(*edits.recipients);
-    tx.exec_params0("SELECT edit_receipt($1, $2, $3::text[], $4, $5, $6)", msg_id, edits.envelope_from, rcpts,
+    tx.exec_params("SELECT edit_receipt($1, $2, $3::text[], $4, $5, $6)", msg_id, edits.envelope_from, rcpts,
                     edits.held_reason, edits.drop_first, edits.drop_last);
   }
 
