@@ -205,12 +205,16 @@ void Chain::Impl::pump() {
     again = true;
     return;
   }
-  pumping = true;
+  // Reset on a throw too (an encoder refusing an event), or the chain would stop.
+  struct Pumping {
+    bool& flag;
+    explicit Pumping(bool& f) : flag(f) { flag = true; }
+    ~Pumping() { flag = false; }
+  } pumping_now(pumping);
   do {
     again = false;
     for (std::size_t i = 0; i < milters.size(); ++i) advance(i);
   } while (again);
-  pumping = false;
   settle();
 }
 
