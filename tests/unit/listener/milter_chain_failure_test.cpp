@@ -294,6 +294,7 @@ TEST_CASE("milter chain: a milter that stops reading fails after the timeout", "
   CHECK(v.kind == Verdict::Kind::tempfail);
   CHECK(std::chrono::steady_clock::now() - start < 2500ms);  // the timeout, not the milter going away
   CHECK(h.chain->backlog() == 0);                            // the failed milter let go of the queue
+  done = true;
   h.finish();
   fake.join();
 }
