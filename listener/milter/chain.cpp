@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -145,6 +146,7 @@ struct Chain::Impl {
   std::vector<Milter> milters;
   std::deque<Entry> entries;
   std::uint64_t next_seq = 0;
+  std::uint64_t emit_from = 0;  // settle(): the first entry that may still owe a verdict
   std::size_t backlog = 0;
   bool above = false;
   bool drained_due = false;
@@ -205,12 +207,16 @@ void Chain::Impl::pump() {
     again = true;
     return;
   }
-  pumping = true;
+  // Reset on a throw too (an encoder refusing an event), or the chain would stop.
+  struct Pumping {
+    bool& flag;
+    explicit Pumping(bool& f) : flag(f) { flag = true; }
+    ~Pumping() { flag = false; }
+  } pumping_now(pumping);
   do {
     again = false;
     for (std::size_t i = 0; i < milters.size(); ++i) advance(i);
   } while (again);
-  pumping = false;
   settle();
 }
 
@@ -399,14 +405,17 @@ void Chain::Impl::on_failed(std::size_t i, const std::string& why) {
 
 void Chain::Impl::settle() {
   bool due = false;
-  for (auto& e : entries) {
-    if (!e.event.awaited) continue;
-    if (!e.verdict) break;  // verdicts go out in submission order
-    if (!e.emitted) {
-      ready.push_back(*e.verdict);
-      e.emitted = true;
+  // Verdicts go out in submission order. Everything before emit_from is
+  // answered or not awaited, so a long run of headers is not scanned again.
+  if (!entries.empty()) emit_from = std::max(emit_from, entries.front().seq);
+  for (Entry* e = find(emit_from); e; e = find(emit_from)) {
+    if (e->event.awaited) {
+      if (!e->verdict) break;
+      ready.push_back(*e->verdict);
+      e->emitted = true;
       due = true;
     }
+    ++emit_from;
   }
   while (!entries.empty()) {
     const Entry& front = entries.front();

@@ -99,9 +99,11 @@ std::string reply_name(char command) {
 // Reads one reply's payload field by field; every shortfall names the field.
 class Fields {
  public:
-  Fields(char command, std::string_view payload) : name_(reply_name(command)), rest_(payload) {}
+  Fields(char command, std::string_view payload) : command_(command), rest_(payload) {}
 
-  [[noreturn]] void fail(std::string_view what) const { throw ProtocolError(fmt::format("{}: {}", name_, what)); }
+  [[noreturn]] void fail(std::string_view what) const {
+    throw ProtocolError(fmt::format("{}: {}", reply_name(command_), what));
+  }
 
   std::uint32_t u32(std::string_view field) {
     if (rest_.size() < 4) fail(fmt::format("{} cut short ({} of 4 bytes)", field, rest_.size()));
@@ -123,7 +125,7 @@ class Fields {
   std::string_view take_rest() { return std::exchange(rest_, std::string_view()); }
 
  private:
-  std::string name_;
+  char command_;
   std::string_view rest_;
 };
 

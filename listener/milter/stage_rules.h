@@ -34,7 +34,8 @@ Macros wanted_macros(const Macros& macros, const std::optional<std::string>& wan
 // command, as this milter negotiated it: a header value loses its one leading
 // space unless the milter asked for header_leading_space, and its CRLF folds
 // become "\n" (libmilter's convention). A body event must be at most
-// kMaxBodyChunk bytes (Chain splits bigger ones).
+// kMaxBodyChunk bytes (Chain splits bigger ones). Throws std::invalid_argument
+// from the encoders (a bigger body, MAIL or RCPT without an address).
 std::string stage_packets(const Event& event, const Negotiation& negotiation);
 // An end-of-message modification the milter negotiated (SMFIF_*); false for
 // every kind that is not a modification.
