@@ -160,7 +160,29 @@ int list(Context& ctx, const FilterArgs& args) {
   return sweep.exit_status(kExitOk);
 }
 
-void print_show_json(pqxx::transaction_base& tx, const MessageDetail& m, const common::ShardConfig& shard) {
+// `show --body`: the start of the body after the header section, so an
+// operator sees what a milter put there (a replaced body) without a tool.
+constexpr std::size_t kShownBody = 64 * 1024;
+
+std::string body_start(pqxx::transaction_base& tx, std::int64_t id) {
+  return common::pg::load_body_start(tx, id, kShownBody);
+}
+
+void print_body(pqxx::transaction_base& tx, const MessageDetail& m) {
+  auto body = body_start(tx, m.id);
+  std::cout << "body:\n";
+  for (std::string_view rest = body; !rest.empty();) {
+    auto end = rest.find('\n');
+    auto text = rest.substr(0, end);
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    std::cout << common::printable(text) << "\n";
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+  }
+  if (body.size() == kShownBody) std::cout << fmt::format("(only the first {} bytes are shown)\n", kShownBody);
+}
+
+void print_show_json(pqxx::transaction_base& tx, const MessageDetail& m, const common::ShardConfig& shard,
+                     bool with_body) {
   auto out = message_json(m);
   Json deliveries = Json::array();
   for (const auto& d : common::pg::load_deliveries(tx, m.id)) {
@@ -183,11 +205,12 @@ void print_show_json(pqxx::transaction_base& tx, const MessageDetail& m, const c
   // 8-bit headers without a charset are common: "headers" is always valid
   // JSON (bad bytes as U+FFFD); "headers_base64" then has the exact bytes.
   put_bytes(out, "headers", common::pg::load_headers(tx, m.id));
+  if (with_body) put_bytes(out, "body", body_start(tx, m.id));
   out["shard"] = shard.name;
   print_json(out);
 }
 
-int show(Context& ctx, std::int64_t id) {
+int show(Context& ctx, std::int64_t id, bool with_body) {
   // The queue id names the shard: no search.
   const auto& shard = shard_of_message(ctx, id);
   bool exists = false;
@@ -197,9 +220,10 @@ int show(Context& ctx, std::int64_t id) {
     auto messages = common::pg::load_messages(tx, {id});
     if (messages.empty()) return;
     exists = true;
-    if (ctx.json) return print_show_json(tx, messages[0], shard);
+    if (ctx.json) return print_show_json(tx, messages[0], shard, with_body);
     if (!ctx.database().single()) std::cout << fmt::format("{:<16} {} (id {})\n", "shard", shard.name, shard.id);
     print_detail(tx, messages[0]);
+    if (with_body) print_body(tx, messages[0]);
   });
   if (!sweep.problems().empty()) return sweep.exit_status(kExitFailed);
   if (!exists)
@@ -221,7 +245,9 @@ void add_message_commands(CLI::App& app, Context& ctx) {
   sh->add_option("id", *id, "queue id (as in the logs, the Received: header and the 250 reply)")
       ->required()
       ->transform(queue_id_arg());
-  sh->callback([&ctx, id] { ctx.action = [&ctx, id] { return show(ctx, *id); }; });
+  auto with_body = std::make_shared<bool>(false);
+  sh->add_flag("--body", *with_body, "also the start of the body (the first 64 KiB after the header section)");
+  sh->callback([&ctx, id, with_body] { ctx.action = [&ctx, id, with_body] { return show(ctx, *id, *with_body); }; });
 
   auto reason = std::make_shared<std::string>("held by operator");
   auto* hold = app.add_subcommand("hold", "stop processing messages until released");

@@ -88,6 +88,25 @@ std::string load_headers(pqxx::transaction_base& tx, std::int64_t msg_id, std::s
   return out;
 }
 
+std::string load_body_start(pqxx::transaction_base& tx, std::int64_t msg_id, std::size_t max_bytes) {
+  std::string seen, body;
+  bool in_body = false;
+  read_body(tx, msg_id, [&](std::string_view chunk) {
+    if (body.size() >= max_bytes) return;
+    if (in_body) {
+      body.append(chunk.substr(0, max_bytes - body.size()));
+      return;
+    }
+    seen += chunk;
+    if (auto end = seen.find("\r\n\r\n"); end != std::string::npos) {
+      in_body = true;
+      body = seen.substr(end + 4, max_bytes);
+      std::string().swap(seen);
+    }
+  });
+  return body;
+}
+
 Backlog backlog(pqxx::transaction_base& tx, int top) {
   Backlog b;
   b.deferred_messages =

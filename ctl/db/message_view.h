@@ -39,6 +39,9 @@ std::vector<DeliveryDetail> load_deliveries(pqxx::transaction_base& tx, std::int
 // The header section of the stored message (up to the first empty line), read
 // chunk by chunk and cut at max_bytes.
 std::string load_headers(pqxx::transaction_base& tx, std::int64_t msg_id, std::size_t max_bytes = 64 * 1024);
+// The first max_bytes of the body after the header section ("" when the
+// message is all header): what `wsmtpctl show --body` prints.
+std::string load_body_start(pqxx::transaction_base& tx, std::int64_t msg_id, std::size_t max_bytes);
 
 struct Backlog {
   std::int64_t deferred_messages = 0;                             // state 3 with a pending delivery that failed before

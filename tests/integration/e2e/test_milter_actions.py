@@ -11,6 +11,7 @@ end-of-message verdict, a stalled milter that holds only its session, a
 (one over a Unix socket). Refused and discarded mail never reaches state 1.
 Failures of milters (timeouts, garbage, unreachable) are test_milter_failures.py.
 """
+import json
 import socket
 import threading
 import time
@@ -318,8 +319,11 @@ def test_replaced_body_is_delivered(one):
     mp, f1 = one
     new_body = "the milter's body\r\n" + ("r" * 900 + "\r\n") * 200 + "the end\r\n"  # three SMFIR_REPLBODY packets
     f1.set_script(Script(eom_mods=[ReplBody(new_body)]))
-    send_ok(mp, "replbody.client.example", "replbody@client.example", [ALICE],
-            message("replace body", "the client's body\r\n"))
+    qid = send_ok(mp, "replbody.client.example", "replbody@client.example", [ALICE],
+                  message("replace body", "the client's body\r\n"))
+    shown = mp.p.ctl("show", "--body", qid).stdout
+    assert "body:\nthe milter's body\n" in shown and "the client's body" not in shown, shown[-400:]
+    assert json.loads(mp.p.ctl("--json", "show", "--body", qid).stdout)["body"].startswith("the milter's body\r\nrrr")
     msg = mp.delivered("alice", "Subject: replace body")
     assert msg.get_payload() == new_body.replace("\r\n", "\n") or msg.get_payload() == new_body, \
         f"delivered body: {msg.get_payload()[:200]!r}"
