@@ -140,7 +140,8 @@ void Session::cmd_helo(std::string_view arg, bool extended) {
   helo_ = std::string(arg);
   esmtp_ = extended;
   phase_ = Phase::ready;
-  if (has_milters()) {
+  // A session the milters refused at connect keeps HELO working (as Postfix): MAIL gets the refusal.
+  if (has_milters() && !milter_refusal_) {
     auto helo = milter::make_event(milter::Stage::helo, helo_macros());
     helo.text = helo_;
     return milter_await(std::move(helo), MilterWait::helo);
@@ -465,6 +466,11 @@ void Session::reset_transaction() {
   std::string().swap(milter_header_);
   edits_ = {};
   finishing_ = false;
+  milter_turn_ = 0;
+  milter_stream_all_ = false;
+  milter_edited_header_.reset();
+  milter_new_body_.reset();
+  milter_sender_changed_ = milter_rcpts_changed_ = false;
   has_mail_ = false;
   queue_id_ = 0;  // never reused: a retried message gets a new one
   smtputf8_ = false;

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "deadlines.h"
 #include "milter/event.h"
+#include "milter/message_edit.h"
 #include "smtp/reply.h"
 #include "store_op.h"
 
@@ -202,7 +203,15 @@ class Session {
   void milter_send_body(bool all);
   void milter_end_of_message();
   void milter_message_verdict(const milter::Verdict& verdict);
-  void milter_apply_and_store(const milter::Verdict& verdict);
+  void milter_apply(const milter::Verdict& verdict);
+  void milter_store();
+  bool milter_sequential() const;
+  int milter_content_target() const;
+  void milter_send_content(int target, std::string_view header, std::string_view body);
+  void milter_replay(int target);
+  void milter_catch_up();
+  std::string_view milter_original_header() const;
+  std::string milter_current_header() const;
   void milter_discard(std::string_view why);
   void milter_split_header();
   void milter_abort_if_in_message();
@@ -304,6 +313,14 @@ class Session {
   std::string milter_header_;      // a streamed message's header section, stored with the commit
   common::ReceiptEdits edits_;     // the milters' changes to a streamed message, for its commit
   bool finishing_ = false;         // storing the checked message: after its row, its last chunk
+  // Several milters (milter_sequential): whose end of message is being asked,
+  // and the changes so far, which the next one sees.
+  int milter_turn_ = 0;
+  bool milter_stream_all_ = false;  // the message outgrew memory: content goes to every milter at once
+  std::optional<milter::HeaderSection> milter_edited_header_;
+  std::optional<std::string> milter_new_body_;
+  bool milter_sender_changed_ = false;
+  bool milter_rcpts_changed_ = false;
 };
 
 }  // namespace wsmtp::listener

@@ -317,6 +317,7 @@ void Session::flush_chunk(bool last) {
                    Pending::store_whole);
     }
     // A big message: its row exists from now on; the chunk waits for the row.
+    if (has_milters() && !finishing_) milter_catch_up();
     return issue(BeginMessage{queue_id_, new_message()}, Pending::begin);
   }
   if (last && chunk_.empty()) {

@@ -114,15 +114,7 @@ void Session::milter_scan_headers() {
   header_end_ = blank == std::string::npos ? chunk_.size() : blank + 4;
   milter_headers_sent_ = true;
   milter_sent_ = header_end_;
-  auto section = milter::HeaderSection::parse(std::string_view(chunk_).substr(0, header_end_));
-  for (const auto& field : section.fields()) {
-    if (field.name.empty()) continue;  // not a field (no colon): nothing a milter could name
-    auto header = milter::make_event(Stage::header);
-    header.text = field.name;
-    header.value = std::string(field.value());
-    milter_emit(std::move(header));
-  }
-  milter_emit(milter::make_event(Stage::end_of_headers, queue_id_macros()));
+  milter_send_content(milter_content_target(), std::string_view(chunk_).substr(0, header_end_), {});
 }
 
 // Full pieces only, unless `all` (the chunk is about to be stored, or the
@@ -131,7 +123,7 @@ void Session::milter_send_body(bool all) {
   while (chunk_.size() > milter_sent_) {
     auto size = std::min(chunk_.size() - milter_sent_, milter::kMaxBodyChunk);
     if (size < milter::kMaxBodyChunk && !all) return;
-    auto body = milter::make_event(Stage::body);
+    auto body = milter::make_event(Stage::body, {}, milter_content_target());
     body.bytes = chunk_.substr(milter_sent_, size);
     milter_sent_ += size;
     milter_emit(std::move(body));
@@ -148,7 +140,8 @@ void Session::milter_split_header() {
 }
 
 void Session::milter_end_of_message() {
-  milter_await(milter::make_event(Stage::end_of_message, queue_id_macros()),
+  milter_turn_ = 0;
+  milter_await(milter::make_event(Stage::end_of_message, queue_id_macros(), milter_content_target()),
                MilterWait::end_of_message);
 }
 
@@ -230,16 +223,23 @@ void Session::on_milter_verdict(const Verdict& verdict) {
 }
 
 void Session::milter_message_verdict(const Verdict& verdict) {
-  milter_in_message_ = false;  // end of message finished it for every milter
   if (verdict.kind == Verdict::Kind::reject || verdict.kind == Verdict::Kind::tempfail) {
+    milter_in_message_ = false;  // the chain ends the message for every milter
     auto r = milter_reply(verdict, true);
     log::info("msg={} rejected from=<{}> client={} by milter {}: {} {}", common::qid(queue_id_),
               common::printable(envelope_from_), client_ip_, verdict.milter, r.code, common::printable(r.text));
     return fail_message(r);
   }
-  if (verdict.kind == Verdict::Kind::discard) return milter_discard("milter " + verdict.milter);
+  if (verdict.kind == Verdict::Kind::discard) {
+    milter_in_message_ = false;
+    return milter_discard("milter " + verdict.milter);
+  }
+  milter_apply(verdict);
+  if (milter_sequential() && ++milter_turn_ < static_cast<int>(config_.milters->size()))
+    return milter_replay(milter_turn_);
+  milter_in_message_ = false;  // every milter has finished the message
   if (milter_discard_) return milter_discard("a milter, before the end of the message");
-  milter_apply_and_store(verdict);
+  milter_store();
 }
 
 // 250 with the queue id, as for any accepted message, and nothing is kept: the
@@ -252,14 +252,17 @@ void Session::milter_discard(std::string_view why) {
   reset_transaction();
 }
 
-void Session::milter_apply_and_store(const Verdict& verdict) {
-  const bool streamed = msg_id_ != 0;
-  std::string_view original_header = streamed ? std::string_view(milter_header_)
-                                              : std::string_view(chunk_).substr(0, header_end_);
-  std::optional<milter::HeaderSection> header;
-  std::string sender = envelope_from_;
-  auto recipients = recipients_;
-  std::optional<std::string> new_body;
+std::string_view Session::milter_original_header() const {
+  return msg_id_ != 0 ? std::string_view(milter_header_) : std::string_view(chunk_).substr(0, header_end_);
+}
+
+std::string Session::milter_current_header() const {
+  return milter_edited_header_ ? milter_edited_header_->str() : std::string(milter_original_header());
+}
+
+// One milter's end-of-message changes, on the message as the earlier milters left it.
+void Session::milter_apply(const Verdict& verdict) {
+  bool replaced_here = false;
   for (std::size_t i = 0; i < verdict.changes.size(); ++i) {
     const auto& change = verdict.changes[i];
     const auto& by = i < verdict.changed_by.size() ? verdict.changed_by[i] : verdict.milter;
@@ -268,8 +271,8 @@ void Session::milter_apply_and_store(const Verdict& verdict) {
       case Kind::add_header:
       case Kind::insert_header:
       case Kind::change_header:
-        if (!header) header = milter::HeaderSection::parse(original_header);
-        header->apply(change);
+        if (!milter_edited_header_) milter_edited_header_ = milter::HeaderSection::parse(milter_original_header());
+        milter_edited_header_->apply(change);
         log::info("msg={} milter {}: {} header {}", common::qid(queue_id_), by,
                   change.kind == Kind::add_header      ? "added"
                   : change.kind == Kind::insert_header ? "inserted"
@@ -281,7 +284,8 @@ void Session::milter_apply_and_store(const Verdict& verdict) {
       case Kind::add_rcpt:
       case Kind::add_rcpt_with_args:
       case Kind::delete_rcpt:
-        milter::apply_envelope_change(change, sender, recipients);
+        milter::apply_envelope_change(change, envelope_from_, recipients_);
+        (change.kind == Kind::change_from ? milter_sender_changed_ : milter_rcpts_changed_) = true;
         log::info("msg={} milter {}: {} <{}>", common::qid(queue_id_), by,
                   change.kind == Kind::change_from   ? "sender changed to"
                   : change.kind == Kind::delete_rcpt ? "recipient deleted"
@@ -289,11 +293,11 @@ void Session::milter_apply_and_store(const Verdict& verdict) {
                   common::printable(milter::bare_address(change.address)));
         break;
       case Kind::replace_body:
-        if (!new_body) {
-          new_body.emplace();
+        if (!std::exchange(replaced_here, true)) {
+          milter_new_body_.emplace();
           log::info("msg={} milter {}: body replaced", common::qid(queue_id_), by);
         }
-        new_body->append(change.body);
+        milter_new_body_->append(change.body);
         break;
       case Kind::quarantine:
         edits_.held_reason = fmt::format("milter {}: {}", by, change.reason);
@@ -303,20 +307,64 @@ void Session::milter_apply_and_store(const Verdict& verdict) {
         break;  // verdicts are not changes; the chain passes none here
     }
   }
-  if (recipients.empty()) return milter_discard("milters, which deleted every recipient");
+  if (replaced_here) *milter_new_body_ = milter::normalize_line_ends(*milter_new_body_);
+}
 
-  std::string header_bytes = header ? header->str() : std::string(original_header);
-  if (new_body) *new_body = milter::normalize_line_ends(*new_body);
+// Several milters and a message held in memory: each later milter gets the
+// content after the earlier ones have finished with it, their changes in
+// (Postfix's order). A streamed message went to all of them as it arrived.
+bool Session::milter_sequential() const { return config_.milters->size() > 1 && !milter_stream_all_; }
+
+int Session::milter_content_target() const { return milter_sequential() ? milter_turn_ : -1; }
+
+void Session::milter_send_content(int target, std::string_view header, std::string_view body) {
+  auto section = milter::HeaderSection::parse(header);
+  for (const auto& field : section.fields()) {
+    if (field.name.empty()) continue;  // not a field (no colon): nothing a milter could name
+    auto event = milter::make_event(Stage::header, {}, target);
+    event.text = field.name;
+    event.value = std::string(field.value());
+    milter_emit(std::move(event));
+  }
+  milter_emit(milter::make_event(Stage::end_of_headers, queue_id_macros(), target));
+  while (!body.empty()) {
+    auto event = milter::make_event(Stage::body, {}, target);
+    event.bytes = std::string(body.substr(0, milter::kMaxBodyChunk));
+    body.remove_prefix(event.bytes.size());
+    milter_emit(std::move(event));
+  }
+}
+
+void Session::milter_replay(int target) {
+  auto header = milter_current_header();
+  std::string_view body = milter_new_body_ ? std::string_view(*milter_new_body_)
+                                           : std::string_view(chunk_).substr(header_end_);
+  milter_send_content(target, header, body);
+  milter_await(milter::make_event(Stage::end_of_message, queue_id_macros(), target), MilterWait::end_of_message);
+}
+
+// The message outgrows memory: the later milters get what the first one has
+// had so far, and from now on everything goes to all of them as it arrives.
+void Session::milter_catch_up() {
+  if (!milter_sequential()) return;
+  std::string_view header = std::string_view(chunk_).substr(0, header_end_);
+  std::string_view body = std::string_view(chunk_).substr(header_end_, milter_sent_ - header_end_);
+  for (int target = 1; target < static_cast<int>(config_.milters->size()); ++target)
+    milter_send_content(target, header, body);
+  milter_stream_all_ = true;
+}
+
+void Session::milter_store() {
+  if (recipients_.empty()) return milter_discard("milters, which deleted every recipient");
+  std::string header_bytes = milter_current_header();
   finishing_ = true;
-  if (!streamed) {
+  if (msg_id_ == 0) {
     // Whole in memory: the changed message is stored as any other (StoreWhole,
     // or, held, through a row of its own: flush_chunk).
-    std::string rest = new_body ? std::move(*new_body) : chunk_.substr(header_end_);
+    std::string rest = milter_new_body_ ? std::move(*milter_new_body_) : chunk_.substr(header_end_);
     chunk_ = std::move(header_bytes);
     chunk_ += rest;
     stored_size_ = chunk_.size();
-    envelope_from_ = std::move(sender);
-    recipients_ = std::move(recipients);
     return flush_chunk(true);
   }
   // Streamed: the header section becomes chunk 0 in the commit, with the
@@ -324,17 +372,15 @@ void Session::milter_apply_and_store(const Verdict& verdict) {
   // original's, which the commit deletes.
   stored_size_ += header_bytes.size();
   stored_size_ -= milter_header_.size();
-  if (sender != envelope_from_) edits_.envelope_from = sender;
-  if (recipients != recipients_) edits_.recipients = recipients;
-  if (new_body) {
+  if (milter_sender_changed_) edits_.envelope_from = envelope_from_;
+  if (milter_rcpts_changed_) edits_.recipients = recipients_;
+  if (milter_new_body_) {
     edits_.drop_first = 1;
     edits_.drop_last = seq_ - 1;
-    stored_size_ = header_bytes.size() + new_body->size();
-    chunk_ = std::move(*new_body);
+    stored_size_ = header_bytes.size() + milter_new_body_->size();
+    chunk_ = std::move(*milter_new_body_);
   }
   edits_.header = std::move(header_bytes);
-  envelope_from_ = std::move(sender);
-  recipients_ = std::move(recipients);
   flush_chunk(true);
 }
 

@@ -242,6 +242,7 @@ void Chain::Impl::advance(std::size_t i) {
 void Chain::Impl::dispatch(std::size_t i, Entry& e) {
   Milter& m = milters[i];
   const Stage stage = e.event.stage;
+  if (e.event.milter >= 0 && static_cast<std::size_t>(e.event.milter) != i) return pass(i, e);
   if (stage == Stage::abort) {
     if (m.in_message && m.link == Link::ready) send(m, e.event);
     m.reset_message();

@@ -49,12 +49,19 @@ struct Event {
   std::vector<std::string> args;
   // body: the bytes.
   std::string bytes;
+  // For this milter only (its index in [listener] milters), -1 for all. The
+  // session gives a later milter the message content again, with the earlier
+  // milters' changes, once they have finished (as Postfix does), so a DMARC
+  // milter sees a DKIM milter's Authentication-Results. The others pass it as
+  // if they had continued.
+  int milter = -1;
 };
 
-inline Event make_event(Stage stage, Macros macros = {}) {
+inline Event make_event(Stage stage, Macros macros = {}, int milter = -1) {
   Event event;
   event.stage = stage;
   event.macros = std::move(macros);
+  event.milter = milter;
   return event;
 }
 

@@ -290,3 +290,62 @@ TEST_CASE("BDAT: a refusal at DATA consumes the chunk, then refuses it", "[sessi
 }
 
 }  // namespace wsmtp::listener
+
+namespace wsmtp::listener {
+
+TEST_CASE("with several milters each later one sees the content with the earlier ones' changes",
+          "[session][milter]") {
+  auto config = milter_config();
+  auto specs = *config.milters;
+  specs.push_back(specs.front());
+  specs.back().name = "unix:/run/opendmarc.sock";
+  config.milters = std::make_shared<const milter::MilterSpecs>(specs);
+  Dialogue d(config);
+  d.milter = [](const Event& e) {
+    Verdict v;
+    if (e.stage == Stage::end_of_message && e.milter == 0)
+      v.changes = {change(milter::Reply::Kind::add_header, "Authentication-Results", "mx; dkim=pass")};
+    return v;
+  };
+  d.hello();
+  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage))
+            .back() == "250 2.0.0");
+  // The first milter got the content as it came; the second only after the first's end of message, with its header.
+  std::vector<std::string> second;
+  int first_eom = -1, second_eom = -1;
+  for (std::size_t i = 0; i < d.milter_events.size(); ++i) {
+    const auto& e = d.milter_events[i];
+    if (e.stage == Stage::header || e.stage == Stage::body) CHECK(e.milter >= 0);
+    if (e.stage == Stage::header && e.milter == 1) second.push_back(e.text + ":" + e.value);
+    if (e.stage == Stage::body && e.milter == 1) CHECK(e.bytes == "line one\r\n");
+    if (e.stage == Stage::end_of_message) (e.milter == 0 ? first_eom : second_eom) = static_cast<int>(i);
+  }
+  REQUIRE(second.size() == 4);
+  CHECK(second.back() == "Authentication-Results: mx; dkim=pass");
+  CHECK(first_eom >= 0);
+  CHECK(second_eom > first_eom);
+  CHECK(d.store.messages.at(42).body.find("Authentication-Results: mx; dkim=pass\r\n\r\nline one") !=
+        std::string::npos);
+
+  // A message that outgrows memory goes to both as it arrives: the second gets what it missed, once.
+  d.milter_events.clear();
+  std::string body;
+  for (int i = 0; i < 200; ++i) body += std::string(998, 'x') + "\r\n";
+  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nSubject: big\r\n\r\n" +
+                     body + ".\r\n"))
+            .back() == "250 2.0.0");
+  std::string to_second, to_all;
+  int eoms = 0;
+  for (const auto& e : d.milter_events) {
+    if (e.stage == Stage::body && e.milter == 1) to_second += e.bytes;
+    if (e.stage == Stage::body && e.milter == -1) to_all += e.bytes;
+    if (e.stage == Stage::end_of_message) {
+      ++eoms;
+      CHECK(e.milter == -1);
+    }
+  }
+  CHECK(eoms == 1);
+  CHECK(to_second + to_all == body);
+}
+
+}  // namespace wsmtp::listener
