@@ -82,15 +82,22 @@ class _Daemon:
 
     def stop(self):
         """SIGTERM to the group we started (runuser or ip netns exec and the daemon's workers)."""
+        self.signal_stop()
+        self.wait_stopped()
+
+    def signal_stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+
+    def wait_stopped(self):
+        """libmilter notices SIGTERM within five seconds: several daemons are stopped in parallel."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         # Workers that outlived their master still belong to the group.
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -576,6 +583,8 @@ class StandardPeers:
                 ("opendmarc output", self.dmarc.log)]
 
     def close(self):
+        for peer in self.closers:
+            peer.daemon.signal_stop()
         for peer in reversed(self.closers):
             peer.close()
         self.closers = []
