@@ -533,7 +533,8 @@ class StandardPeers:
     sender (sender.example, a remote domain whose mail arrives signed).
 
     Records: both keys; sender.example SPF and DMARC p=none (its tampered
-    message must arrive to show dkim=fail); dmarc.example DMARC p=reject with
+    message must arrive to show dkim=fail); signer.example DMARC p=reject (its
+    signed mail passes by DKIM); dmarc.example DMARC p=reject with
     no key, so mail with From: dmarc.example and an envelope of another domain
     fails DMARC (SPF is not aligned: OpenDMARC's SPF passes any loopback client)."""
 
@@ -545,6 +546,7 @@ class StandardPeers:
             self.dns = self._own(Dns(tmpdir, [
                 self.signer.record, self.sender.record,
                 ("signer.example", "TXT", "v=spf1 ip4:127.0.0.1 -all"),
+                ("_dmarc.signer.example", "TXT", "v=DMARC1; p=reject"),
                 ("sender.example", "TXT", "v=spf1 ip4:127.0.0.1 -all"),
                 ("_dmarc.sender.example", "TXT", "v=DMARC1; p=none"),
                 ("dmarc.example", "TXT", "v=spf1 ip4:192.0.2.1 -all"),
@@ -569,6 +571,14 @@ class StandardPeers:
         """A message from sender.example signed with its key; tamper changes the body after signing."""
         raw = dkim_sign(ordinary_message(f"bob@{self.sender.domain}", recipient, body), self.sender)
         return raw.replace(body.encode(), (body + " (changed)").encode()) if tamper else raw
+
+    def dmarc_pass_by_dkim_only(self, recipient="alice@example.test"):
+        """(envelope sender, recipients, message): From: signer.example (p=reject), signed with
+        its key, sent with another domain's envelope. SPF passes but is not aligned, so
+        OpenDMARC passes it only if it sees OpenDKIM's dkim=pass (TrustedAuthservIDs)."""
+        sender = f"news@{self.signer.domain}"
+        return ("bounces@other.example", [recipient],
+                dkim_sign(ordinary_message(sender, recipient, "aligned by DKIM alone"), self.signer))
 
     def dmarc_failure(self, recipient="alice@example.test"):
         """(envelope sender, recipients, message) that fails dmarc.example's p=reject."""

@@ -9,7 +9,10 @@ Each Postfix instance has its own smtpd_milters:
   signing      OpenDKIM signing for a trusted client (InternalHosts 127.0.0.1),
                the signature checked by python3-dkim against the key made by opendkim-genkey;
   verifying    OpenDKIM then OpenDMARC, against the namespace's DNS: dkim=pass,
-               dkim=fail when tampered, and a DMARC p=reject failure refused.
+               dkim=fail when tampered, a DMARC p=reject failure refused, and a
+               message aligned by DKIM alone passing DMARC (OpenDMARC sees
+               OpenDKIM's Authentication-Results: Postfix gives each milter the
+               earlier milters' changes).
 """
 import email
 import os
@@ -123,3 +126,14 @@ def test_postfix_opendmarc_refuses_a_p_reject_failure(pf_verifying, peers):
         with pytest.raises(smtplib.SMTPDataError) as refused:
             s.sendmail(*peers.dmarc_failure())
     assert refused.value.smtp_code == 550 and b"DMARC" in refused.value.smtp_error, refused.value
+
+
+def test_postfix_opendmarc_sees_opendkims_result(pf_verifying, peers):
+    # Postfix gives each milter the message with the earlier milters' changes
+    # applied: OpenDMARC reads OpenDKIM's Authentication-Results, and a message
+    # whose only aligned pass is its DKIM signature passes p=reject.
+    with smtplib.SMTP("127.0.0.1", pf_verifying.port, timeout=60) as s:
+        s.sendmail(*peers.dmarc_pass_by_dkim_only())
+    results = milters.auth_results(delivered(pf_verifying, 3))
+    assert any(r.startswith("mx.example.test; dmarc=pass") and f"header.from={peers.signer.domain}" in r
+               for r in results), results

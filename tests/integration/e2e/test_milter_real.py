@@ -13,6 +13,7 @@ pipeline into a Maildir.
   - an inbound message signed by sender.example gets dkim=pass, a tampered one
     dkim=fail (the key from unbound, in the milters' network namespace);
   - a DMARC p=reject failure is refused by OpenDMARC, and never queued;
+  - mail aligned by DKIM alone passes DMARC: OpenDMARC sees OpenDKIM's result;
   - rspamd stopped: 451 4.7.1 (milter_default_action tempfail), in the session
     that was open and in a new one, while EHLO, NOOP, RSET and QUIT still work;
     rspamd started again, a new session's mail is accepted.
@@ -187,6 +188,23 @@ def test_dmarc_p_reject_failure_refused_by_opendmarc(p, peers):
         stage, code, text = transaction(s, sender, recipients, message)
         assert (stage, code) == ("DATA", 550) and "DMARC" in text, (stage, code, text)
     assert queued_rows(p, sender) == 0, "a message OpenDMARC refused reached state 1"
+
+
+def test_opendmarc_sees_opendkims_result(p, peers):
+    # Beyond the issue's list, for the deployment deploy/README.md describes:
+    # OpenDMARC does no DKIM of its own and trusts OpenDKIM's
+    # Authentication-Results. Here SPF passes for another domain (not aligned),
+    # so DMARC passes signer.example's p=reject only if OpenDMARC, after
+    # OpenDKIM in the chain, is given the header OpenDKIM added, as Postfix does
+    # (test_milter_harness.py); otherwise this mail, signed by its own domain, is refused.
+    sender, recipients, message = peers.dmarc_pass_by_dkim_only(rcpt(p))
+    with p.smtp() as s:
+        s.ehlo("client.example")
+        stage, code, text = transaction(s, sender, recipients, message)
+        assert (stage, code) == ("DATA", 250), \
+            ("OpenDMARC did not see OpenDKIM's dkim=pass (later milters get earlier milters' headers?)", stage, code, text)
+    results = milters.auth_results(delivered(p, "aligned by DKIM alone"))
+    assert any("dmarc=pass" in r and f"header.from={peers.signer.domain}" in r for r in results), results
 
 
 def test_rspamd_stopped_means_451_and_the_session_goes_on(p, peers):
