@@ -13,7 +13,7 @@ Each daemon is started in the foreground in its own process group and stopped
 by that group's id; the namespace and /etc/netns/<name> are removed by close().
 Nothing here touches the system's own rspamd, opendkim, opendmarc or unbound
 (their services are never started). The namespace needs root (the suite runs
-as root); probe() says why it cannot be made.
+as root); probe_netns() says why it cannot be made.
 """
 import os
 import shutil
