@@ -5,7 +5,8 @@ namespace. If these pass and the same checks against wsmtp fail
 (test_milter_real.py), the fault is in wsmtp, not in the peers' setup.
 
 Each Postfix instance has its own smtpd_milters:
-  rspamd       GTUBE refused with rspamd's reply, rspamd's headers on the rest;
+  rspamd       GTUBE refused with rspamd's reply, rspamd's headers on the rest,
+               and rspamd stopped: EHLO 250, MAIL 451 4.7.1 (milter_default_action tempfail);
   signing      OpenDKIM signing for a trusted client (InternalHosts 127.0.0.1),
                the signature checked by python3-dkim against the key made by opendkim-genkey;
   verifying    OpenDKIM then OpenDMARC, against the namespace's DNS: dkim=pass,
@@ -60,11 +61,20 @@ def postfix(tmp, name, smtpd_milters):
                    extra=f"smtpd_milters = {smtpd_milters}\nmilter_default_action = tempfail\n")
 
 
-def delivered(pf, count):
-    wait_until(lambda: len(pf.maildir_files()) >= count, 30, what=f"{count} message(s) in Postfix's Maildir")
-    files = pf.maildir_files()
-    with open(files[-1], "rb") as f:
-        return f.read()
+def delivered(pf, marker):
+    """The one copy in Postfix's Maildir that contains marker."""
+    def copies():
+        out = []
+        for path in pf.maildir_files():
+            with open(path, "rb") as f:
+                data = f.read()
+            if marker.encode() in data:
+                out.append(data)
+        return out
+    wait_until(lambda: copies(), 30, what=f"the message with {marker!r} in Postfix's Maildir")
+    found = copies()
+    assert len(found) == 1, f"{len(found)} copies of the message with {marker!r}"
+    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +94,7 @@ def test_postfix_rspamd_refuses_gtube_with_rspamds_reply(pf_rspamd):
 def test_postfix_rspamd_adds_its_headers(pf_rspamd, peers):
     with smtplib.SMTP("127.0.0.1", pf_rspamd.port, timeout=60) as s:
         s.sendmail("bob@client.example", [RCPT], milters.ordinary_message("bob@client.example", RCPT, "ordinary"))
-    msg = email.message_from_bytes(delivered(pf_rspamd, 1))
+    msg = email.message_from_bytes(delivered(pf_rspamd, "ordinary"))
     assert msg["X-Rspamd-Server"] == peers.rspamd.hostname, msg.keys()
     assert msg["X-Spamd-Result"] and msg["X-Spamd-Result"].startswith("default: False"), msg["X-Spamd-Result"]
 
@@ -95,7 +105,7 @@ def test_postfix_opendkim_signs_for_a_trusted_client(tmp, peers):
         with smtplib.SMTP("127.0.0.1", pf.port, timeout=60) as s:
             s.sendmail(f"carol@{peers.signer.domain}", [RCPT],
                        milters.ordinary_message(f"carol@{peers.signer.domain}", RCPT, "to be signed"))
-        raw = delivered(pf, 1)
+        raw = delivered(pf, "to be signed")
     finally:
         pf.stop()
     assert b"DKIM-Signature:" in raw, raw[:800]
@@ -114,10 +124,10 @@ def pf_verifying(tmp, peers):
 def test_postfix_opendkim_verifies_against_the_dns(pf_verifying, peers):
     with smtplib.SMTP("127.0.0.1", pf_verifying.port, timeout=60) as s:
         s.sendmail(f"bob@{peers.sender.domain}", [RCPT], peers.signed_inbound("signed and intact"))
-        results = milters.auth_results(delivered(pf_verifying, 1))
+        results = milters.auth_results(delivered(pf_verifying, "signed and intact"))
         assert any("dkim=pass" in r and f"header.d={peers.sender.domain}" in r for r in results), results
-        s.sendmail(f"bob@{peers.sender.domain}", [RCPT], peers.signed_inbound("signed and intact", tamper=True))
-        results = milters.auth_results(delivered(pf_verifying, 2))
+        s.sendmail(f"bob@{peers.sender.domain}", [RCPT], peers.signed_inbound("signed, then tampered", tamper=True))
+        results = milters.auth_results(delivered(pf_verifying, "signed, then tampered"))
         assert any("dkim=fail" in r for r in results), results
 
 
@@ -134,6 +144,22 @@ def test_postfix_opendmarc_sees_opendkims_result(pf_verifying, peers):
     # whose only aligned pass is its DKIM signature passes p=reject.
     with smtplib.SMTP("127.0.0.1", pf_verifying.port, timeout=60) as s:
         s.sendmail(*peers.dmarc_pass_by_dkim_only())
-    results = milters.auth_results(delivered(pf_verifying, 3))
+    results = milters.auth_results(delivered(pf_verifying, "aligned by DKIM alone"))
     assert any(r.startswith("mx.example.test; dmarc=pass") and f"header.from={peers.signer.domain}" in r
                for r in results), results
+
+
+def test_postfix_rspamd_stopped_means_451_at_mail(pf_rspamd, peers):
+    # Runs last among the rspamd tests: the reference for wsmtp's default
+    # action (test_milter_real.py). milter_default_action = tempfail and the
+    # milter unreachable at connect: EHLO works, MAIL gets 451 4.7.1, the
+    # session goes on.
+    peers.rspamd.stop()
+    try:
+        with smtplib.SMTP("127.0.0.1", pf_rspamd.port, timeout=60) as s:
+            assert s.ehlo("client.example")[0] == 250
+            code, text = s.mail("bob@client.example")
+            assert (code, text[:5]) == (451, b"4.7.1"), (code, text)
+            assert s.noop()[0] == 250 and s.rset()[0] == 250
+    finally:
+        peers.rspamd.start()
