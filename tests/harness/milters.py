@@ -125,7 +125,8 @@ class Rspamd:
 
     USER = "_rspamd"
 
-    def __init__(self, tmpdir, port=None):
+    def __init__(self, tmpdir, port=None, workers=1):
+        """workers: proxy worker processes (rspamd's count): one scans one message at a time."""
         self.dir = os.path.join(tmpdir, "rspamd")
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(tmpdir, 0o755)
@@ -159,7 +160,7 @@ worker "rspamd_proxy" {{
   bind_socket = "127.0.0.1:{self.port}";
   milter = yes;
   timeout = 120s;
-  count = 1;
+  count = {workers};
   upstream "local" {{ default = yes; self_scan = yes; }}
   reject_message = "Spam message rejected";
 }}
