@@ -47,9 +47,10 @@ def smtp_source(port, sessions, size, count, reuse=True):
 
 
 class Postfix:
-    """A private Postfix instance on a loopback port, stopped by its master's PID."""
+    """A private Postfix instance on a loopback port, stopped by its master's PID.
+    extra: more main.cf lines (smtpd_milters for tests/bench/milter.py)."""
 
-    def __init__(self):
+    def __init__(self, extra=""):
         self.dir = tempfile.mkdtemp(prefix="wsmtp-bench-postfix-")
         self.port = free_port()
         os.chmod(self.dir, 0o755)  # postfix daemons run as the postfix user
@@ -75,6 +76,7 @@ maillog_file = {self.dir}/maillog
 smtpd_client_connection_rate_limit = 0
 smtpd_client_connection_count_limit = 0
 default_process_limit = 100
+{extra}
 """)
         master = []
         with open("/etc/postfix/master.cf") as f:

@@ -106,6 +106,18 @@ def debian_pytest():
     return None if r.returncode == 0 else f"/usr/bin/python3 cannot import pytest: {r.stdout.strip()[-200:]}"
 
 
+def debian_python_module(module):
+    # Imported by the harness under /usr/bin/python3, as debian_pytest above.
+    def check():
+        r = run(["/usr/bin/python3", "-c", f"import {module}"])
+        return None if r.returncode == 0 else f"/usr/bin/python3 cannot import {module}: {r.stdout.strip()[-200:]}"
+    return check
+
+
+def programs(*names):
+    return lambda: next((f"{p} not found" for p in names if not program(p, *SBIN)), None)
+
+
 SBIN = ("/usr/sbin", "/sbin")
 DOVECOT_LIB = "/usr/lib/dovecot"
 
@@ -131,6 +143,14 @@ CHECKS = [
     ("libclang-rt-14-dev", "libFuzzer and the sanitizers' runtime for the fuzz targets", libfuzzer),
     ("iproute2", "ip netns for the multi-host deployment test", ip_netns),
     ("python3-pytest", "pytest, which runs the end-to-end tests", debian_pytest),
+    # The real milters (tests/harness/milters.py): private instances, never the system services.
+    ("rspamd", "rspamd in milter mode for the milter tests and benchmark", programs("rspamd")),
+    ("opendkim", "the OpenDKIM milter (signing and verifying)", programs("opendkim")),
+    ("opendkim-tools", "opendkim-genkey, the DKIM keys of the milter tests", programs("opendkim-genkey")),
+    ("opendmarc", "the OpenDMARC milter", programs("opendmarc")),
+    ("unbound", "the DNS server the verifying milters ask", programs("unbound", "unbound-checkconf")),
+    ("python3-dkim", "a DKIM verifier other than OpenDKIM (import dkim)", debian_python_module("dkim")),
+    ("python3-dnspython", "the harness's DNS queries in the milters' namespace", debian_python_module("dns.resolver")),
 ]
 
 

@@ -42,7 +42,7 @@ def test_empty_path_names_each_package_once(tmp_path):
     r = preflight(str(tmp_path))
     named = [l.split()[4] for l in r.stdout.splitlines() if l.startswith("preflight: missing Debian package")]
     assert r.returncode != 0
-    for package in ("swaks", "openssl", "clang", "postgresql-client"):
+    for package in ("swaks", "openssl", "clang", "postgresql-client", "rspamd"):
         assert package in named, (package, r.stdout)
     assert len(named) == len(set(named)), r.stdout
 
