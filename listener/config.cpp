@@ -131,7 +131,8 @@ void read_milter_keys(common::SectionReader& s, ListenerConfig& c) {
   defaults.command_timeout = timeout("milter_command_timeout", defaults.command_timeout);
   defaults.content_timeout = timeout("milter_content_timeout", defaults.content_timeout);
   try {
-    c.milters = std::make_shared<const milter::MilterSpecs>(milter::parse_milters(s.get_string("milters", ""), defaults));
+    c.milters =
+        std::make_shared<const milter::MilterSpecs>(milter::parse_milters(s.get_string("milters", ""), defaults));
   } catch (const milter::MilterConfigError& e) {
     s.fail("milters", e.what());
   }

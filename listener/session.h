@@ -308,11 +308,11 @@ class Session {
   bool milter_in_message_ = false;  // the milters saw MAIL and not yet end of message or abort
   bool milter_discard_ = false;     // a milter said discard before end of message
   bool milter_headers_sent_ = false;
-  std::size_t header_end_ = 0;     // the header section is chunk_[0, header_end_) once sent
-  std::size_t milter_sent_ = 0;    // chunk_ bytes before this offset went to the milters
-  std::string milter_header_;      // a streamed message's header section, stored with the commit
-  common::ReceiptEdits edits_;     // the milters' changes to a streamed message, for its commit
-  bool finishing_ = false;         // storing the checked message: after its row, its last chunk
+  std::size_t header_end_ = 0;   // the header section is chunk_[0, header_end_) once sent
+  std::size_t milter_sent_ = 0;  // chunk_ bytes before this offset went to the milters
+  std::string milter_header_;    // a streamed message's header section, stored with the commit
+  common::ReceiptEdits edits_;   // the milters' changes to a streamed message, for its commit
+  bool finishing_ = false;       // storing the checked message: after its row, its last chunk
   // Several milters (milter_sequential): whose end of message is being asked,
   // and the changes so far, which the next one sees.
   int milter_turn_ = 0;

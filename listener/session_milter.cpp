@@ -103,8 +103,7 @@ void Session::milter_rcpt() {
 }
 
 void Session::milter_data(bool bdat) {
-  milter_await(milter::make_event(Stage::data, queue_id_macros()),
-               bdat ? MilterWait::bdat : MilterWait::data);
+  milter_await(milter::make_event(Stage::data, queue_id_macros()), bdat ? MilterWait::bdat : MilterWait::data);
 }
 
 // The header section ends with the first empty line (CR and LF only come as
@@ -337,8 +336,8 @@ void Session::milter_send_content(int target, std::string_view header, std::stri
 
 void Session::milter_replay(int target) {
   auto header = milter_current_header();
-  std::string_view body = milter_new_body_ ? std::string_view(*milter_new_body_)
-                                           : std::string_view(chunk_).substr(header_end_);
+  std::string_view body =
+      milter_new_body_ ? std::string_view(*milter_new_body_) : std::string_view(chunk_).substr(header_end_);
   milter_send_content(target, header, body);
   milter_await(milter::make_event(Stage::end_of_message, queue_id_macros(), target), MilterWait::end_of_message);
 }

@@ -30,9 +30,7 @@ struct ReceiptEdits {
   // deleted; none when drop_last < drop_first.
   int drop_first = 0;
   int drop_last = -1;
-  bool changes_envelope() const {
-    return envelope_from || recipients || held_reason || drop_last >= drop_first;
-  }
+  bool changes_envelope() const { return envelope_from || recipients || held_reason || drop_last >= drop_first; }
 };
 
 class Store {

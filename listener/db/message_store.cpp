@@ -150,7 +150,7 @@ class PgStore final : public Store {
     std::optional<std::string> rcpts;
     if (edits.recipients) rcpts = text_array(*edits.recipients);
     tx.exec_params("SELECT edit_receipt($1, $2, $3::text[], $4, $5, $6)", msg_id, edits.envelope_from, rcpts,
-                    edits.held_reason, edits.drop_first, edits.drop_last);
+                   edits.held_reason, edits.drop_first, edits.drop_last);
   }
 
   // The connection died between COMMIT and its answer: the 0->1 move may or may

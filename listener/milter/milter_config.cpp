@@ -115,9 +115,9 @@ MilterSpec parse_one(std::string_view item, const MilterSpec& defaults) {
     } else if (key == "content_timeout") {
       spec.content_timeout = parse_timeout(spec.name, key, value);
     } else {
-      throw MilterConfigError(fmt::format(
-          "'{}': unknown setting '{}' (default_action, connect_timeout, command_timeout, content_timeout)", spec.name,
-          key));
+      throw MilterConfigError(
+          fmt::format("'{}': unknown setting '{}' (default_action, connect_timeout, command_timeout, content_timeout)",
+                      spec.name, key));
     }
   }
   return spec;
@@ -130,8 +130,7 @@ DefaultAction parse_default_action(std::string_view word) {
   if (word == "accept") return DefaultAction::accept;
   if (word == "reject") return DefaultAction::reject;
   if (word == "quarantine") return DefaultAction::quarantine;
-  throw MilterConfigError(
-      fmt::format("default action '{}' is not one of tempfail, accept, reject, quarantine", word));
+  throw MilterConfigError(fmt::format("default action '{}' is not one of tempfail, accept, reject, quarantine", word));
 }
 
 MilterSpecs parse_milters(std::string_view text, const MilterSpec& defaults) {

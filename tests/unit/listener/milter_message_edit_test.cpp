@@ -28,10 +28,11 @@ TEST_CASE("add, insert, change and delete headers as libmilter defines them", "[
   auto h = HeaderSection::parse("A: 1\r\nB: 2\r\nA: 3\r\n\r\n");
   h.apply(header_change(Reply::Kind::add_header, "X-Added", "folded\n\tvalue"));
   h.apply(header_change(Reply::Kind::insert_header, "X-Top", "0", 0));
-  h.apply(header_change(Reply::Kind::change_header, "a", "three", 2));  // the second A, any case; named as the milter does
-  h.apply(header_change(Reply::Kind::change_header, "B", "", 1));       // deleted
-  h.apply(header_change(Reply::Kind::change_header, "C", "new", 1));    // not there: added
-  h.apply(header_change(Reply::Kind::change_header, "D", "", 1));       // not there: nothing
+  h.apply(
+      header_change(Reply::Kind::change_header, "a", "three", 2));  // the second A, any case; named as the milter does
+  h.apply(header_change(Reply::Kind::change_header, "B", "", 1));   // deleted
+  h.apply(header_change(Reply::Kind::change_header, "C", "new", 1));  // not there: added
+  h.apply(header_change(Reply::Kind::change_header, "D", "", 1));     // not there: nothing
   h.apply(header_change(Reply::Kind::insert_header, "X-End", "e", 99));
   CHECK(h.str() == "X-Top: 0\r\nA: 1\r\na: three\r\nX-Added: folded\r\n\tvalue\r\nC: new\r\nX-End: e\r\n\r\n");
 }

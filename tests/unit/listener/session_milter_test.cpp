@@ -28,9 +28,7 @@ ListenerConfig milter_config() {
   return c;
 }
 
-std::map<std::string, std::string> macros_of(const Event& e) {
-  return {e.macros.begin(), e.macros.end()};
-}
+std::map<std::string, std::string> macros_of(const Event& e) { return {e.macros.begin(), e.macros.end()}; }
 
 const Event* first(const std::vector<Event>& events, Stage stage) {
   for (const auto& e : events)
@@ -66,8 +64,7 @@ const std::string kSmallMessage = "Subject: hello\r\nFrom: <a@example.net>\r\n\r
 TEST_CASE("milters get every stage with Postfix's macros, the body after the header section", "[session][milter]") {
   Dialogue d(milter_config());
   d.hello();
-  auto out = d.send(
-      "MAIL FROM:<a@example.net> SIZE=100\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage);
+  auto out = d.send("MAIL FROM:<a@example.net> SIZE=100\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage);
   CHECK(codes(out) == std::vector<std::string>{"250 2.1.0", "250 2.1.5", "354", "250 2.0.0"});
   const auto& events = d.milter_events;
   auto* connect = first(events, Stage::connect);
@@ -110,8 +107,7 @@ TEST_CASE("milters get every stage with Postfix's macros, the body after the hea
   CHECK(d.store.messages.at(42).committed);
 }
 
-TEST_CASE("a milter's refusal at MAIL, RCPT and DATA answers that command; the session goes on",
-          "[session][milter]") {
+TEST_CASE("a milter's refusal at MAIL, RCPT and DATA answers that command; the session goes on", "[session][milter]") {
   Dialogue d(milter_config());
   auto reject = verdict(Verdict::Kind::reject);
   reject.reply = common::smtp::Reply{550, {5, 7, 1}, "Go away"};
@@ -129,8 +125,7 @@ TEST_CASE("a milter's refusal at MAIL, RCPT and DATA answers that command; the s
   CHECK(codes(d.send("RSET\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n")) ==
         std::vector<std::string>{"250 2.0.0", "250 2.1.0", "250 2.1.5", "550 5.7.1"});
   d.milter = [](const Event&) { return Verdict{}; };
-  CHECK(codes(d.send("RSET\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" +
-                     kSmallMessage)) ==
+  CHECK(codes(d.send("RSET\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage)) ==
         std::vector<std::string>{"250 2.0.0", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0"});
   CHECK(d.store.messages.size() == 1);
 }
@@ -179,8 +174,8 @@ TEST_CASE("end-of-message changes are in the stored message and envelope", "[ses
   changes.changes.insert(changes.changes.end(), {from, add, del});
   d.milter = answer_at(Stage::end_of_message, changes);
   d.hello();
-  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage))
-            .back() == "250 2.0.0");
+  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage)).back() ==
+        "250 2.0.0");
   const auto& m = d.store.messages.at(42);
   CHECK(m.committed);
   CHECK(m.envelope.envelope_from == "bounces@example.net");
@@ -201,8 +196,8 @@ TEST_CASE("quarantine stores the message held with the milter's reason", "[sessi
   held.changed_by = {"inet:127.0.0.1:11332"};
   d.milter = answer_at(Stage::end_of_message, held);
   d.hello();
-  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage))
-            .back() == "250 2.0.0");
+  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage)).back() ==
+        "250 2.0.0");
   const auto& m = d.store.messages.at(42);
   CHECK(m.committed);
   CHECK(m.held_reason == "milter inet:127.0.0.1:11332: looks like phishing");
@@ -259,8 +254,8 @@ TEST_CASE("a replaced body replaces a streamed message's body", "[session][milte
   d.hello();
   std::string body;
   for (int i = 0; i < 300; ++i) body += std::string(998, 'y') + "\r\n";
-  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nSubject: s\r\n\r\n" +
-                     body + ".\r\n"))
+  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nSubject: s\r\n\r\n" + body +
+                     ".\r\n"))
             .back() == "250 2.0.0");
   const auto& m = d.store.messages.at(42);
   CHECK(m.committed);
@@ -293,8 +288,7 @@ TEST_CASE("BDAT: a refusal at DATA consumes the chunk, then refuses it", "[sessi
 
 namespace wsmtp::listener {
 
-TEST_CASE("with several milters each later one sees the content with the earlier ones' changes",
-          "[session][milter]") {
+TEST_CASE("with several milters each later one sees the content with the earlier ones' changes", "[session][milter]") {
   auto config = milter_config();
   auto specs = *config.milters;
   specs.push_back(specs.front());
@@ -308,8 +302,8 @@ TEST_CASE("with several milters each later one sees the content with the earlier
     return v;
   };
   d.hello();
-  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage))
-            .back() == "250 2.0.0");
+  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n" + kSmallMessage)).back() ==
+        "250 2.0.0");
   // The first milter got the content as it came; the second only after the first's end of message, with its header.
   std::vector<std::string> second;
   int first_eom = -1, second_eom = -1;
@@ -331,8 +325,8 @@ TEST_CASE("with several milters each later one sees the content with the earlier
   d.milter_events.clear();
   std::string body;
   for (int i = 0; i < 200; ++i) body += std::string(998, 'x') + "\r\n";
-  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nSubject: big\r\n\r\n" +
-                     body + ".\r\n"))
+  CHECK(codes(d.send("MAIL FROM:<a@example.net>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\nSubject: big\r\n\r\n" + body +
+                     ".\r\n"))
             .back() == "250 2.0.0");
   std::string to_second, to_all;
   int eoms = 0;
