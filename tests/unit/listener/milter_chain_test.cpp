@@ -324,4 +324,43 @@ TEST_CASE("milter chain: a refusal at a header becomes the end-of-message verdic
   CHECK(commands_without_macros(b.received()) == "OCMRTLLNBAHQ");
 }
 
+// The session gives a later milter the content again once the earlier ones
+// are done (Postfix's order): events for one milter are passed by the others.
+TEST_CASE("milter chain: an event for one milter is passed by the others", "[milter_chain]") {
+  FakeMilter a, b;
+  a.serve(reply_at('R', test::packet('c')));
+  b.serve(reply_at('R', test::packet('c')));
+  Harness h({a.spec("A"), b.spec("B")});
+  CHECK(h.ask(connect_event()).kind == Verdict::Kind::proceed);
+  CHECK(h.ask(mail_event()).kind == Verdict::Kind::proceed);
+  auto only = [](Event e, int milter) {
+    e.milter = milter;
+    return e;
+  };
+  h.chain->submit(only(header_event("Subject", " first"), 0));
+  h.chain->submit(only(make(Stage::end_of_headers, false), 0));
+  h.chain->submit(only(body_event("one\r\n"), 0));
+  CHECK(h.ask(only(eom_event(), 0)).kind == Verdict::Kind::proceed);
+  h.chain->submit(only(header_event("X-Added", " by A"), 1));
+  h.chain->submit(only(make(Stage::end_of_headers, false), 1));
+  h.chain->submit(only(body_event("one\r\n"), 1));
+  CHECK(h.ask(only(eom_event(), 1)).kind == Verdict::Kind::proceed);
+  h.finish();
+  a.join();
+  b.join();
+  CHECK(a.error() == "");
+  CHECK(b.error() == "");
+  CHECK(commands_without_macros(a.received()) == "OCMLNBEQ");
+  CHECK(commands_without_macros(b.received()) == "OCMLNBEQ");
+  auto all = [](const FakeMilter& m) {
+    std::string out;
+    for (const auto& packet : m.received()) out += packet;
+    return out;
+  };
+  CHECK(all(a).find(std::string("Subject\0first", 13)) != std::string::npos);
+  CHECK(all(a).find("X-Added") == std::string::npos);
+  CHECK(all(b).find("X-Added") != std::string::npos);
+  CHECK(all(b).find("Subject") == std::string::npos);
+}
+
 }  // namespace wsmtp::listener::milter
