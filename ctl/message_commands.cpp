@@ -54,6 +54,18 @@ Json message_json(const MessageDetail& m) {
   return j;
 }
 
+// Line by line, so a header section or body keeps its shape and only what is
+// inside a line is escaped (strangers' text: common/printable.h).
+void print_lines(std::string_view text) {
+  for (std::string_view rest = text; !rest.empty();) {
+    auto end = rest.find('\n');
+    auto line = rest.substr(0, end);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::cout << common::printable(line) << "\n";
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+  }
+}
+
 void print_detail(pqxx::transaction_base& tx, const MessageDetail& m) {
   // Senders, helo names, headers and remote replies are strangers' text: a
   // terminal must not obey escape sequences in them (--json escapes its own way).
@@ -89,14 +101,7 @@ void print_detail(pqxx::transaction_base& tx, const MessageDetail& m) {
   auto headers = common::pg::load_headers(tx, m.id);
   if (headers.empty()) return;
   std::cout << "headers:\n";
-  // Line by line, so the header section keeps its shape and only what is inside a line is escaped.
-  for (std::string_view rest = headers; !rest.empty();) {
-    auto end = rest.find('\n');
-    auto text = rest.substr(0, end);
-    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-    std::cout << common::printable(text) << "\n";
-    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
-  }
+  print_lines(headers);
 }
 
 // Where a named message lives: the shard its queue id names. Throws
@@ -171,13 +176,7 @@ std::string body_start(pqxx::transaction_base& tx, std::int64_t id) {
 void print_body(pqxx::transaction_base& tx, const MessageDetail& m) {
   auto body = body_start(tx, m.id);
   std::cout << "body:\n";
-  for (std::string_view rest = body; !rest.empty();) {
-    auto end = rest.find('\n');
-    auto text = rest.substr(0, end);
-    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-    std::cout << common::printable(text) << "\n";
-    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
-  }
+  print_lines(body);
   if (body.size() == kShownBody) std::cout << fmt::format("(only the first {} bytes are shown)\n", kShownBody);
 }
 

@@ -19,6 +19,7 @@
 
 #include "handles.h"
 #include "log.h"
+#include "milter/milter_config.h"
 #include "milter/milter_connection.h"
 #include "milter/stage_rules.h"
 #include "replies.h"
@@ -75,20 +76,6 @@ std::size_t event_size(const Event& e) {
   for (const auto& a : e.args) size += a.size();
   for (const auto& m : e.macros) size += m.first.size() + m.second.size();
   return size;
-}
-
-std::string_view action_name(DefaultAction a) {
-  switch (a) {
-    case DefaultAction::tempfail:
-      return "tempfail";
-    case DefaultAction::accept:
-      return "accept";
-    case DefaultAction::reject:
-      return "reject";
-    case DefaultAction::quarantine:
-      return "quarantine";
-  }
-  return "unknown";
 }
 
 // A verdict reply (continue, accept, skip and modifications are not verdicts).
@@ -395,7 +382,7 @@ void Chain::Impl::on_failed(std::size_t i, const std::string& why) {
     stage = e ? stage_name(e->event.stage) : "idle";
   }
   log::warn("{} milter={} stage={}: {}; default action {}", tag, m.spec->name, stage, why,
-            action_name(m.spec->default_action));
+            default_action_name(m.spec->default_action));
   m.link = Link::failed;
   m.waiting = false;
   m.reset_message();

@@ -133,6 +133,20 @@ DefaultAction parse_default_action(std::string_view word) {
   throw MilterConfigError(fmt::format("default action '{}' is not one of tempfail, accept, reject, quarantine", word));
 }
 
+std::string_view default_action_name(DefaultAction action) {
+  switch (action) {
+    case DefaultAction::tempfail:
+      return "tempfail";
+    case DefaultAction::accept:
+      return "accept";
+    case DefaultAction::reject:
+      return "reject";
+    case DefaultAction::quarantine:
+      return "quarantine";
+  }
+  return "unknown";
+}
+
 MilterSpecs parse_milters(std::string_view text, const MilterSpec& defaults) {
   MilterSpecs specs;
   text = trim(text);

@@ -24,7 +24,8 @@ class MilterConfigError : public std::invalid_argument {
 // listener never waits on DNS.
 MilterSpecs parse_milters(std::string_view text, const MilterSpec& defaults);
 
-// "tempfail", "accept", "reject", "quarantine".
+// "tempfail", "accept", "reject", "quarantine", and back.
 DefaultAction parse_default_action(std::string_view word);
+std::string_view default_action_name(DefaultAction action);
 
 }  // namespace wsmtp::listener::milter
