@@ -26,7 +26,7 @@ MAILBOXES = ("alice", "bob", "carol", "dave")
 AUTH_USER, AUTH_PASSWORD = "sam", "milter tests"
 # No tarpit and no error limit: many refusals per session are the point here.
 LISTENER_EXTRA = ("tarpit_after_errors = 1000\nmax_errors = 1000\nmax_connection_rate = 0\n"
-                  "max_connections_per_client = 500\nmax_message_size = 50M\n")
+                  "max_connections_per_client = 500\nmax_message_size = 110M\n")
 
 
 class MilterPipeline:
